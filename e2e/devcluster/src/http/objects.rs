@@ -1,0 +1,709 @@
+//! The resource verbs: get, list, create, update, patch (merge, JSON, strategic, apply), delete and
+//! deletecollection, plus the subresources that are not plain objects (token, log, binding).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::response::Response;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderValue, Method};
+use serde_json::{json, Value};
+
+use crate::auth::UserInfo;
+use crate::merge;
+use crate::meta;
+use crate::store::{ResKey, Write};
+
+use super::request::{flag, Query, Target};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{ApiError, Subject};
+use super::write::{self, Ctx, FieldValidation, Op};
+use super::{respond, reviews, table, watch, App};
+
+/// The object as served in the URL's version.
+pub fn present(t: &Target, obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.insert("apiVersion".into(), json!(t.rt.api_version(&t.version)));
+        m.insert("kind".into(), json!(t.rt.kind));
+    }
+    o
+}
+
+fn subject<'a>(t: &'a Target, name: &'a str) -> Subject<'a> {
+    Subject { group: &t.rt.group, resource: &t.rt.plural, name }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Dispatches one resource request.
+pub async fn handle(
+    app: &Arc<App>,
+    method: &Method,
+    t: Target,
+    q: Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    user: &UserInfo,
+) -> Result<Response, ApiError> {
+    let _ = user;
+    let accept = header(headers, http::header::ACCEPT);
+    let sub = t.sub.clone();
+    match (method.as_str(), t.name.as_deref(), sub.as_deref()) {
+        ("GET", None, _) if t.legacy_watch || flag(&q, "watch") => watch::serve(app, t, &q, table::wants_table(accept)),
+        ("GET", Some(_), None) if t.legacy_watch => watch::serve(app, t, &q, table::wants_table(accept)),
+        ("GET", None, None) => list(app, &t, &q, accept),
+        ("GET", Some(name), None | Some("status")) => get(app, &t, name, accept),
+        ("GET", Some(name), Some("log")) if t.rt.kind == "Pod" => pod_logs(app, &t, name, &q),
+        ("POST", None, None) if t.rt.plural == "tokenreviews" => reviews::token_review(app, &decode(headers, &body)?),
+        ("POST", None, None) => create(app, &t, &q, headers, &body),
+        ("POST", Some(name), Some("token")) if t.rt.plural == "serviceaccounts" => {
+            reviews::token_request(app, t.namespace.as_deref().unwrap_or_default(), name, &decode(headers, &body)?)
+        }
+        ("POST", Some(name), Some("binding")) if t.rt.kind == "Pod" => bind(app, &t, name, &decode(headers, &body)?),
+        ("PUT", Some(name), None | Some("status")) => update(app, &t, name, &q, headers, &body),
+        ("PATCH", Some(name), None | Some("status")) => patch(app, &t, name, &q, headers, &body),
+        ("DELETE", Some(name), None) => delete(app, &t, name, &q, headers, &body),
+        ("DELETE", None, None) => delete_collection(app, &t, &q, headers, &body),
+        (_, _, Some(s)) if !t.rt.version(&t.version).is_some_and(|v| v.status_subresource) && s == "status" => {
+            Err(ApiError::path_not_found())
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Whole-number floats become integers, as Kubernetes' JSON decoding does (`3.0` is stored as `3`).
+fn normalize_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    *v = json!(f as i64);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(normalize_numbers),
+        Value::Object(o) => o.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
+}
+
+/// Decodes a JSON or YAML request body.
+fn decode(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let mut v = decode_raw(headers, body)?;
+    normalize_numbers(&mut v);
+    Ok(v)
+}
+
+fn decode_raw(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = header(headers, http::header::CONTENT_TYPE).unwrap_or("application/json");
+    if ct.contains("yaml") {
+        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
+        return serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+    }
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+}
+
+fn manager(q: &Query, headers: &HeaderMap) -> Result<String, ApiError> {
+    let m = match q.get("fieldManager") {
+        Some(m) => m.clone(),
+        None => header(headers, http::header::USER_AGENT)
+            .unwrap_or("unknown")
+            .split('/')
+            .next()
+            .unwrap_or("unknown")
+            .to_string(),
+    };
+    if m.chars().count() > 128 {
+        return Err(ApiError::bad_request("fieldManager: Too long: may not be more than 128 bytes"));
+    }
+    Ok(m)
+}
+
+fn ctx<'a>(t: &'a Target, q: &Query, headers: &HeaderMap) -> Result<Ctx<'a>, ApiError> {
+    Ok(Ctx {
+        target: t,
+        manager: manager(q, headers)?,
+        validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
+        warnings: Vec::new(),
+    })
+}
+
+fn dry_run(q: &Query) -> Result<bool, ApiError> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => {
+            Err(ApiError::bad_request(format!("Invalid dryRun value: {other:?}: supported values: \"All\"")))
+        }
+    }
+}
+
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", serde_json::to_string(w).unwrap_or_default())) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
+}
+
+fn get(app: &App, t: &Target, name: &str, accept: Option<&str>) -> Result<Response, ApiError> {
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let obj = app.store.get(&t.rt.key(), ns, name).ok_or_else(|| ApiError::not_found(subject(t, name)))?;
+    let obj = present(t, &obj);
+    if table::wants_table(accept) {
+        let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+        return Ok(respond::ok(&table::table(&t.rt, &t.version, &[&obj], json!({"resourceVersion": rv}), true)));
+    }
+    Ok(respond::ok(&obj))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Continue {
+    rv: u64,
+    start: String,
+}
+
+fn list(app: &App, t: &Target, q: &Query, accept: Option<&str>) -> Result<Response, ApiError> {
+    let labels =
+        LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), &t.rt.field_selectors)
+        .map_err(ApiError::bad_request)?;
+    let limit = match q.get("limit").map(String::as_str) {
+        None | Some("") => 0usize,
+        Some(l) => {
+            l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l:?}")))?.max(0) as usize
+        }
+    };
+    let (items, current_rv) = app.store.list(&t.rt.key(), t.namespace.as_deref());
+    let (list_rv, start) = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(c) => {
+            let token: Continue = URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| ApiError::bad_request("continue key is not valid: invalid continue token"))?;
+            (token.rv, Some(token.start))
+        }
+        None => (current_rv, None),
+    };
+    let key_of = |o: &Value| {
+        format!("{}/{}", meta::meta_str(o, "namespace").unwrap_or(""), meta::meta_str(o, "name").unwrap_or(""))
+    };
+    let mut matched = items
+        .iter()
+        .filter(|o| start.as_ref().is_none_or(|s| key_of(o) > *s))
+        .filter(|o| labels.matches(o) && fields.matches(o));
+    let mut page: Vec<Value> = Vec::new();
+    for o in matched.by_ref() {
+        if limit > 0 && page.len() == limit {
+            break;
+        }
+        page.push(present(t, o));
+    }
+    // Count what is left only when the page is full (one item was consumed by the check above).
+    let remaining =
+        if limit > 0 && page.len() == limit { matched.count() + usize::from(items.len() > page.len()) } else { 0 };
+    let mut list_meta = json!({"resourceVersion": list_rv.to_string()});
+    if limit > 0 && page.len() == limit {
+        let rest_exists = items
+            .iter()
+            .filter(|o| page.last().is_some_and(|l| key_of(o) > key_of(l)))
+            .any(|o| labels.matches(o) && fields.matches(o));
+        if rest_exists {
+            let last = page.last().map(key_of).unwrap_or_default();
+            let token = serde_json::to_vec(&Continue { rv: list_rv, start: last }).unwrap_or_default();
+            list_meta["continue"] = json!(URL_SAFE_NO_PAD.encode(token));
+            if labels.is_empty() && fields.is_empty() {
+                let left = items.iter().filter(|o| page.last().is_some_and(|l| key_of(o) > key_of(l))).count();
+                list_meta["remainingItemCount"] = json!(left);
+            }
+        }
+    }
+    let _ = remaining;
+    if table::wants_table(accept) {
+        let refs: Vec<&Value> = page.iter().collect();
+        return Ok(respond::ok(&table::table(&t.rt, &t.version, &refs, list_meta, true)));
+    }
+    if !t.rt.custom {
+        for item in &mut page {
+            if let Some(m) = item.as_object_mut() {
+                m.remove("apiVersion");
+                m.remove("kind");
+            }
+        }
+    }
+    Ok(respond::ok(&json!({
+        "apiVersion": t.rt.api_version(&t.version),
+        "kind": t.rt.list_kind,
+        "metadata": list_meta,
+        "items": page,
+    })))
+}
+
+/// Checks the namespace of a new object exists and is not terminating.
+fn check_namespace(app: &App, t: &Target, name: &str) -> Result<(), ApiError> {
+    let Some(ns) = t.namespace.as_deref().filter(|_| t.rt.namespaced) else { return Ok(()) };
+    match app.store.get(&ResKey::new("", "namespaces"), "", ns) {
+        None => Err(ApiError::not_found(Subject { group: "", resource: "namespaces", name: ns })),
+        Some(n) if n["metadata"].get("deletionTimestamp").is_some() => Err(ApiError {
+            details: Some(json!({"name": name, "group": t.rt.group, "kind": t.rt.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})),
+            ..ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                if t.rt.group.is_empty() { t.rt.plural.clone() } else { format!("{}.{}", t.rt.plural, t.rt.group) }
+            ))
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+fn after_write(app: &App, t: &Target) {
+    if t.rt.plural == "customresourcedefinitions" && t.rt.group == "apiextensions.k8s.io" {
+        app.refresh_registry();
+    }
+}
+
+fn create(app: &Arc<App>, t: &Target, q: &Query, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
+    let mut obj = decode(headers, body)?;
+    let mut c = ctx(t, q, headers)?;
+    write::check_type(&c, &mut obj)?;
+    let mut name = meta::meta_str(&obj, "name").unwrap_or_default().to_string();
+    if name.is_empty() {
+        let Some(prefix) = meta::meta_str(&obj, "generateName").filter(|g| !g.is_empty()) else {
+            let msg = "name or generateName is required";
+            return Err(ApiError::invalid(
+                &t.rt.group,
+                &t.rt.kind,
+                "",
+                format!("{} \"\" is invalid: metadata.name: Required value: {msg}", write::qualified_kind(&t.rt)),
+                json!([{"reason": "FieldValueRequired", "message": format!("Required value: {msg}"), "field": "metadata.name"}]),
+            ));
+        };
+        name = format!("{prefix}{}", meta::name_suffix());
+        obj["metadata"]["name"] = json!(name);
+    }
+    check_namespace(app, t, &name)?;
+    let new = write::admit(&mut c, None, obj, Op::Create)?;
+    let dry = dry_run(q)?;
+    let ns = t.namespace.as_deref().unwrap_or("");
+    if dry {
+        if app.store.get(&t.rt.key(), ns, &name).is_some() {
+            return Err(ApiError::already_exists(subject(t, &name)));
+        }
+        return Ok(with_warnings(respond::created(&present(t, &new)), &c.warnings));
+    }
+    let written = app.store.write(&t.rt.key(), ns, &name, |cur| match cur {
+        Some(_) => Err(ApiError::already_exists(subject(t, &name))),
+        None => Ok(Write::Put(new)),
+    })?;
+    after_write(app, t);
+    let obj = written.object.ok_or_else(|| ApiError::internal("create stored nothing"))?;
+    Ok(with_warnings(respond::created(&present(t, &obj)), &c.warnings))
+}
+
+/// Applies a computed change to the stored object under the store lock, with optimistic concurrency.
+/// `compute` gets the current object and returns the requested new state.
+fn store_update(
+    app: &App,
+    t: &Target,
+    name: &str,
+    c: &mut Ctx<'_>,
+    op: Op,
+    dry: bool,
+    compute: impl FnOnce(Option<&Value>) -> Result<Value, ApiError>,
+) -> Result<(Value, bool), ApiError> {
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let mut created = false;
+    let mut result: Option<Value> = None;
+    let written = app.store.write(&t.rt.key(), ns, name, |cur| {
+        let requested = compute(cur)?;
+        if let (Some(cur), Some(want)) = (cur, meta::meta_str(&requested, "resourceVersion").filter(|s| !s.is_empty()))
+        {
+            if meta::meta_str(cur, "resourceVersion") != Some(want) {
+                return Err(ApiError::stale(subject(t, name)));
+            }
+        }
+        if cur.is_none() {
+            if op != Op::Apply {
+                return Err(ApiError::not_found(subject(t, name)));
+            }
+            check_namespace(app, t, name)?;
+            created = true;
+        }
+        let requested_name = meta::meta_str(&requested, "name").unwrap_or(name);
+        if requested_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({requested_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let new = write::admit(c, cur, requested, op)?;
+        if let Some(cur) = cur {
+            if !write::meaningfully_changed(cur, &new) {
+                result = Some(cur.clone());
+                return Ok(Write::Keep);
+            }
+            // Clearing the last finalizer of a deleting object completes its deletion.
+            if cur["metadata"].get("deletionTimestamp").is_some() && meta::finalizers(&new).is_empty() {
+                result = Some(new);
+                return Ok(if dry { Write::Keep } else { Write::Delete });
+            }
+        }
+        if dry {
+            result = Some(new);
+            return Ok(Write::Keep);
+        }
+        Ok(Write::Put(new))
+    })?;
+    if written.changed {
+        after_write(app, t);
+    }
+    let obj = match (written.changed, written.object, result) {
+        (true, Some(o), _) => (*o).clone(),
+        (_, _, Some(r)) => r,
+        (_, Some(o), None) => (*o).clone(),
+        (_, None, None) => return Err(ApiError::internal("update stored nothing")),
+    };
+    Ok((obj, created))
+}
+
+fn update(
+    app: &Arc<App>,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let obj = decode(headers, body)?;
+    let mut c = ctx(t, q, headers)?;
+    let dry = dry_run(q)?;
+    let custom = t.rt.custom;
+    let (out, _) = store_update(app, t, name, &mut c, Op::Update, dry, |cur| {
+        if custom && cur.is_some() && meta::meta_str(&obj, "resourceVersion").unwrap_or("").is_empty() {
+            let msg = "must be specified for an update";
+            return Err(ApiError::invalid(
+                &t.rt.group,
+                &t.rt.kind,
+                name,
+                format!(
+                    "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0: {msg}",
+                    write::qualified_kind(&t.rt)
+                ),
+                json!([{"reason": "FieldValueInvalid", "message": format!("Invalid value: 0: {msg}"), "field": "metadata.resourceVersion"}]),
+            ));
+        }
+        Ok(obj)
+    })?;
+    Ok(with_warnings(respond::ok(&present(t, &out)), &c.warnings))
+}
+
+fn patch(
+    app: &Arc<App>,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let ct =
+        header(headers, http::header::CONTENT_TYPE).unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
+    let dry = dry_run(q)?;
+    let mut c = ctx(t, q, headers)?;
+    let is_status = t.sub.as_deref() == Some("status");
+    let hints = write::hints_with_metadata(&t.rt.hints);
+    if ct == "application/apply-patch+yaml" || ct == "application/apply-patch+json" {
+        let Some(field_manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+            return Err(ApiError::bad_request("PATCH, fieldManager: Required value: is required for apply patch"));
+        };
+        let field_manager = field_manager.clone();
+        let force = flag(q, "force");
+        let mut config = decode(headers, body)?;
+        write::check_type(&c, &mut config)?;
+        let api_version = c.api_version();
+        let status_split = t.rt.version(&t.version).is_some_and(|v| v.status_subresource);
+        if let Some(m) = config.as_object_mut() {
+            if is_status {
+                m.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+            } else if status_split {
+                m.remove("status");
+            }
+        }
+        if let Some(schema) = t.rt.version(&t.version).and_then(|v| v.schema.clone()) {
+            let unknown = crate::schema::prune(&mut config, &schema);
+            if !unknown.is_empty() && c.validation == FieldValidation::Strict {
+                let list: Vec<String> = unknown.iter().map(|u| format!(".{u}: field not declared in schema")).collect();
+                return Err(ApiError::bad_request(format!(
+                    "failed to create typed patch object ({}/{}, Kind={}): {}",
+                    t.rt.group,
+                    t.version,
+                    t.rt.kind,
+                    list.join(", ")
+                )));
+            }
+        }
+        let (out, created) = store_update(app, t, name, &mut c, Op::Apply, dry, |cur| {
+            let now = meta::now();
+            let mut applied = merge::apply(merge::ApplyRequest {
+                live: cur,
+                config: &config,
+                manager: &field_manager,
+                force,
+                hints: &hints,
+                api_version: &api_version,
+                now: &now,
+                subresource: is_status.then_some("status"),
+            })
+            .map_err(|conflicts| ApiError {
+                details: Some(json!({
+                    "name": name,
+                    "group": t.rt.group,
+                    "kind": t.rt.plural,
+                    "causes": conflicts.iter().map(|k| json!({"reason": "FieldManagerConflict", "message": k.message, "field": k.field})).collect::<Vec<_>>(),
+                })),
+                ..ApiError::new(409, "Conflict", merge::conflict_message(&conflicts))
+            })?;
+            // Apply never carries a precondition unless the config names one.
+            if meta::meta_str(&config, "resourceVersion").is_none() {
+                if let Some(m) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+            }
+            Ok(applied)
+        })?;
+        let resp = if created { respond::created(&present(t, &out)) } else { respond::ok(&present(t, &out)) };
+        return Ok(with_warnings(resp, &c.warnings));
+    }
+    if flag(q, "force") {
+        return Err(ApiError::bad_request("force: Invalid value: true: may not be specified for non-apply patch"));
+    }
+    let patch_doc: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let kind = match ct.as_str() {
+        "application/merge-patch+json" => 0,
+        "application/json-patch+json" => 1,
+        "application/strategic-merge-patch+json" if !t.rt.custom => 2,
+        "application/strategic-merge-patch+json" => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"),
+            ))
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    let (out, _) = store_update(app, t, name, &mut c, Op::Update, dry, |cur| {
+        let Some(cur) = cur else { return Err(ApiError::not_found(subject(t, name))) };
+        let mut doc = present(t, cur);
+        match kind {
+            0 => json_patch::merge(&mut doc, &patch_doc),
+            1 => {
+                let ops: json_patch::Patch = serde_json::from_value(patch_doc.clone())
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                json_patch::patch(&mut doc, &ops).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("the server rejected our request due to an error in our request: {e}"),
+                    )
+                })?;
+            }
+            _ => {
+                doc = merge::strategic_merge(&doc, &patch_doc, &hints).map_err(ApiError::bad_request)?;
+            }
+        }
+        // A patch that does not name a resourceVersion is unconditional.
+        let requested_rv = meta::meta_str(&doc, "resourceVersion").map(String::from);
+        if requested_rv.as_deref() == meta::meta_str(cur, "resourceVersion") && !patch_names_rv(&patch_doc) {
+            if let Some(m) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+        }
+        Ok(doc)
+    })?;
+    Ok(with_warnings(respond::ok(&present(t, &out)), &c.warnings))
+}
+
+fn patch_names_rv(patch: &Value) -> bool {
+    patch.pointer("/metadata/resourceVersion").is_some()
+        || patch.as_array().is_some_and(|ops| ops.iter().any(|o| o["path"] == "/metadata/resourceVersion"))
+}
+
+#[derive(Default)]
+struct DeleteOptions {
+    propagation: Option<String>,
+    uid: Option<String>,
+    rv: Option<String>,
+    dry: bool,
+}
+
+fn delete_options(q: &Query, headers: &HeaderMap, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+    let mut o =
+        DeleteOptions { propagation: q.get("propagationPolicy").cloned(), dry: dry_run(q)?, ..Default::default() };
+    if !body.is_empty() {
+        let b = decode(headers, body)?;
+        if let Some(p) = b["propagationPolicy"].as_str() {
+            o.propagation = Some(p.into());
+        }
+        o.uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
+        o.rv = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
+        if b["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All")) {
+            o.dry = true;
+        }
+    }
+    if let Some(p) = &o.propagation {
+        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+            return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\"")));
+        }
+    }
+    Ok(o)
+}
+
+/// Deletes one object: immediately, or by marking it when finalizers (or foreground/orphan
+/// propagation) must run first. Returns the response body and whether it is the object.
+fn delete_one(app: &App, t: &Target, name: &str, opts: &DeleteOptions) -> Result<Value, ApiError> {
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let mut marked = false;
+    let written = app.store.write(&t.rt.key(), ns, name, |cur| {
+        let Some(cur) = cur else { return Err(ApiError::not_found(subject(t, name))) };
+        if let Some(uid) = &opts.uid {
+            let actual = meta::meta_str(cur, "uid").unwrap_or("");
+            if actual != uid {
+                return Err(ApiError::conflict(subject(t, name), &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}")));
+            }
+        }
+        if let Some(rv) = &opts.rv {
+            let actual = meta::meta_str(cur, "resourceVersion").unwrap_or("");
+            if actual != rv {
+                return Err(ApiError::conflict(subject(t, name), &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}")));
+            }
+        }
+        let mut finalizers = meta::finalizers(cur);
+        let extra = match opts.propagation.as_deref() {
+            Some("Foreground") => Some("foregroundDeletion"),
+            Some("Orphan") => Some("orphan"),
+            _ => None,
+        };
+        let is_namespace = t.rt.kind == "Namespace" && t.rt.group.is_empty();
+        if finalizers.is_empty() && extra.is_none() && !is_namespace {
+            return Ok(if opts.dry { Write::Keep } else { Write::Delete });
+        }
+        let mut next = cur.clone();
+        if let Some(f) = extra {
+            if !finalizers.iter().any(|x| x == f) {
+                finalizers.push(f.into());
+            }
+            next["metadata"]["finalizers"] = json!(finalizers);
+        }
+        if next["metadata"].get("deletionTimestamp").is_none() {
+            next["metadata"]["deletionTimestamp"] = json!(meta::now());
+            next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        }
+        if is_namespace {
+            next["status"]["phase"] = json!("Terminating");
+        }
+        marked = true;
+        if opts.dry || !write::meaningfully_changed(cur, &next) {
+            return Ok(Write::Keep);
+        }
+        Ok(Write::Put(next))
+    })?;
+    after_write(app, t);
+    let obj = written.object.ok_or_else(|| ApiError::not_found(subject(t, name)))?;
+    if marked || t.rt.kind == "Pod" {
+        return Ok(present(t, &obj));
+    }
+    let mut details = json!({"name": name, "kind": t.rt.plural, "uid": meta::meta_str(&obj, "uid").unwrap_or("")});
+    if !t.rt.group.is_empty() {
+        details["group"] = json!(t.rt.group);
+    }
+    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}))
+}
+
+fn delete(
+    app: &Arc<App>,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let opts = delete_options(q, headers, body)?;
+    let out = delete_one(app, t, name, &opts)?;
+    // A still-present object (finalizers pending) is 202 Accepted only for foreground/orphan in
+    // some kinds; a real server answers 200 for custom resources.
+    Ok(respond::ok(&out))
+}
+
+fn delete_collection(
+    app: &Arc<App>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let opts = delete_options(q, headers, body)?;
+    let labels =
+        LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), &t.rt.field_selectors)
+        .map_err(ApiError::bad_request)?;
+    let (items, _) = app.store.list(&t.rt.key(), t.namespace.as_deref());
+    let mut deleted = Vec::new();
+    for o in items.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+        let mut per = t.clone();
+        per.namespace = meta::meta_str(o, "namespace").map(String::from);
+        let name = meta::meta_str(o, "name").unwrap_or_default().to_string();
+        match delete_one(app, &per, &name, &opts) {
+            Ok(_) => deleted.push(present(t, o)),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(respond::ok(&json!({
+        "apiVersion": t.rt.api_version(&t.version),
+        "kind": t.rt.list_kind,
+        "metadata": {"resourceVersion": app.store.current_rv().to_string()},
+        "items": deleted,
+    })))
+}
+
+fn pod_logs(app: &App, t: &Target, name: &str, q: &Query) -> Result<Response, ApiError> {
+    let ns = t.namespace.as_deref().unwrap_or("");
+    if app.store.get(&t.rt.key(), ns, name).is_none() {
+        return Err(ApiError::not_found(subject(t, name)));
+    }
+    let source = app.logs.read().ok().and_then(|l| l.clone());
+    let Some(source) = source else {
+        return Err(ApiError::bad_request(format!(
+            "container logs for pod \"{name}\" are not available: no kubelet is running"
+        )));
+    };
+    let body = source.logs(ns, name, q)?;
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Ok(resp)
+}
+
+fn bind(app: &App, t: &Target, name: &str, body: &Value) -> Result<Response, ApiError> {
+    let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let ns = t.namespace.as_deref().unwrap_or("");
+    app.store.write(&t.rt.key(), ns, name, |cur| {
+        let Some(cur) = cur else { return Err(ApiError::not_found(subject(t, name))) };
+        if cur.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+            return Err(ApiError::conflict(subject(t, name), "pod is already assigned to a node"));
+        }
+        let mut next = cur.clone();
+        next["spec"]["nodeName"] = json!(node);
+        Ok(Write::Put(next))
+    })?;
+    Ok(respond::created(
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}

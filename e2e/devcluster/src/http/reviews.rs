@@ -1,0 +1,136 @@
+//! TokenReview and TokenRequest: the authentication API that workloads and controllers use.
+
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crate::auth::{Identity, SaClaims, UserInfo};
+use crate::meta;
+use crate::store::ResKey;
+
+use super::respond;
+use super::status::{ApiError, Subject};
+use super::App;
+
+/// Checks a bearer token and, for ServiceAccount tokens, that the account (and bound pod) still exist.
+pub fn authenticate_token(app: &App, token: &str, audiences: Option<&[String]>) -> Result<UserInfo, String> {
+    match app.auth.verify(token, audiences, meta::unix_now()).map_err(|e| e.to_string())? {
+        Identity::Admin => Ok(UserInfo {
+            username: "admin".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            extra: json!({}),
+        }),
+        Identity::ServiceAccount(c) => {
+            let sa = app
+                .store
+                .get(&ResKey::new("", "serviceaccounts"), &c.namespace, &c.name)
+                .ok_or_else(|| format!("serviceaccounts \"{}\" not found", c.name))?;
+            if !c.uid.is_empty() && meta::meta_str(&sa, "uid") != Some(c.uid.as_str()) {
+                return Err(format!("service account UID ({}) does not match claim", c.uid));
+            }
+            let mut extra = json!({});
+            if let Some((pod, pod_uid)) = &c.pod {
+                let live = app.store.get(&ResKey::new("", "pods"), &c.namespace, pod);
+                match live {
+                    Some(p) if meta::meta_str(&p, "uid") == Some(pod_uid.as_str()) => {}
+                    _ => return Err(format!("pods \"{pod}\" not found")),
+                }
+                extra = json!({
+                    "authentication.kubernetes.io/pod-name": [pod],
+                    "authentication.kubernetes.io/pod-uid": [pod_uid],
+                });
+            }
+            Ok(UserInfo {
+                username: format!("system:serviceaccount:{}:{}", c.namespace, c.name),
+                uid: c.uid,
+                groups: vec![
+                    "system:serviceaccounts".into(),
+                    format!("system:serviceaccounts:{}", c.namespace),
+                    "system:authenticated".into(),
+                ],
+                extra,
+            })
+        }
+    }
+}
+
+/// `POST /apis/authentication.k8s.io/v1/tokenreviews`.
+pub fn token_review(app: &App, body: &Value) -> Result<Response, ApiError> {
+    let token = body["spec"]["token"].as_str().unwrap_or_default();
+    let audiences: Option<Vec<String>> =
+        body["spec"]["audiences"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect());
+    let mut out = json!({
+        "kind": "TokenReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": body["spec"],
+    });
+    out["status"] = match authenticate_token(app, token, audiences.as_deref()) {
+        Ok(u) => {
+            let mut user = json!({"username": u.username, "uid": u.uid, "groups": u.groups});
+            if u.extra.as_object().is_some_and(|m| !m.is_empty()) {
+                user["extra"] = u.extra;
+            }
+            let aud = audiences.unwrap_or_else(|| vec![crate::auth::ISSUER.to_string()]);
+            json!({"authenticated": true, "user": user, "audiences": aud})
+        }
+        Err(e) => json!({"user": {}, "error": format!("[invalid bearer token, {e}]")}),
+    };
+    Ok(respond::created(&out))
+}
+
+/// `POST /api/v1/namespaces/{ns}/serviceaccounts/{name}/token` (TokenRequest).
+pub fn token_request(app: &App, ns: &str, name: &str, body: &Value) -> Result<Response, ApiError> {
+    let sa = app
+        .store
+        .get(&ResKey::new("", "serviceaccounts"), ns, name)
+        .ok_or_else(|| ApiError::not_found(Subject { group: "", resource: "serviceaccounts", name }))?;
+    let spec = &body["spec"];
+    let expiration = spec["expirationSeconds"].as_i64().unwrap_or(3600);
+    if expiration < 600 {
+        let msg = "may not specify a duration less than 10 minutes";
+        return Err(ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            name,
+            format!("TokenRequest.authentication.k8s.io \"{name}\" is invalid: spec.expirationSeconds: Invalid value: {expiration}: {msg}"),
+            json!([{"reason": "FieldValueInvalid", "message": format!("Invalid value: {expiration}: {msg}"), "field": "spec.expirationSeconds"}]),
+        ));
+    }
+    let audiences: Vec<String> = spec["audiences"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .filter(|a: &Vec<String>| !a.is_empty())
+        .unwrap_or_else(|| vec![crate::auth::ISSUER.to_string()]);
+    let pod = match spec["boundObjectRef"]["kind"].as_str() {
+        Some("Pod") => {
+            let pod_name = spec["boundObjectRef"]["name"].as_str().unwrap_or_default();
+            let p = app
+                .store
+                .get(&ResKey::new("", "pods"), ns, pod_name)
+                .ok_or_else(|| ApiError::not_found(Subject { group: "", resource: "pods", name: pod_name }))?;
+            Some((pod_name.to_string(), meta::meta_str(&p, "uid").unwrap_or_default().to_string()))
+        }
+        _ => None,
+    };
+    let claims = SaClaims {
+        namespace: ns.into(),
+        name: name.into(),
+        uid: meta::meta_str(&sa, "uid").unwrap_or_default().into(),
+        pod,
+        audiences: audiences.clone(),
+    };
+    let (token, exp) = app.auth.issue(&claims, expiration, meta::unix_now());
+    let exp_ts =
+        jiff::Timestamp::from_second(exp).map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
+    let mut spec_out = spec.clone();
+    spec_out["audiences"] = json!(audiences);
+    spec_out["expirationSeconds"] = json!(expiration);
+    Ok(respond::created(&json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": meta::now()},
+        "spec": spec_out,
+        "status": {"token": token, "expirationTimestamp": exp_ts},
+    })))
+}

@@ -1,0 +1,192 @@
+//! `meta.k8s.io/v1 Table` output for `kubectl get`: CRD printer columns or a per-kind default.
+
+use serde_json::{json, Value};
+
+use crate::resources::{Column, ResourceType};
+
+const NAME_DESC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
+/// Whether the Accept header asks for a Table.
+pub fn wants_table(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+}
+
+/// Kubernetes' human-readable duration (`5s`, `3m20s`, `4h`, `2d3h`...).
+pub fn human_duration(secs: i64) -> String {
+    if secs < -1 {
+        return "<invalid>".into();
+    }
+    let s = secs.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    match () {
+        _ if s < 120 => format!("{s}s"),
+        _ if m < 10 => match s % 60 {
+            0 => format!("{m}m"),
+            r => format!("{m}m{r}s"),
+        },
+        _ if m < 180 => format!("{m}m"),
+        _ if h < 8 => match m % 60 {
+            0 => format!("{h}h"),
+            r => format!("{h}h{r}m"),
+        },
+        _ if h < 48 => format!("{h}h"),
+        _ if h < 24 * 8 => match h % 24 {
+            0 => format!("{d}d"),
+            r => format!("{d}d{r}h"),
+        },
+        _ if h < 24 * 365 * 2 => format!("{d}d"),
+        _ if h < 24 * 365 * 8 => match d % 365 {
+            0 => format!("{}y", d / 365),
+            r => format!("{}y{r}d", d / 365),
+        },
+        _ => format!("{}y", d / 365),
+    }
+}
+
+fn age(ts: &str) -> Value {
+    match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => json!(human_duration(jiff::Timestamp::now().as_second() - t.as_second())),
+        Err(_) => json!("<unknown>"),
+    }
+}
+
+/// Evaluates a simple JSONPath (`.a.b`, `.a[0].b`, `.a['x.y']`) against an object.
+pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    let mut cur = obj;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            cur = cur.get(&r[..end])?;
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let idx = &r[..end];
+            let key = idx.trim_matches(|c| c == '\'' || c == '"');
+            cur = match idx.parse::<usize>() {
+                Ok(i) => cur.get(i)?,
+                Err(_) => cur.get(key)?,
+            };
+            rest = &r[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(cur)
+}
+
+fn defs(rt: &ResourceType, cols: &[Column]) -> Vec<Value> {
+    let mut out =
+        vec![json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESC, "priority": 0})];
+    for c in cols {
+        let description = if rt.custom && c.description.is_empty() {
+            format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
+        } else {
+            c.description.clone()
+        };
+        out.push(json!({"name": c.name, "type": c.type_, "format": c.format, "description": description, "priority": c.priority}));
+    }
+    out
+}
+
+/// Columns for a kind: the CRD's, or the built-in defaults plus Age.
+fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
+    let mut cols = rt.version(version).map(|v| v.columns.clone()).unwrap_or_default();
+    if !rt.custom {
+        if rt.kind == "Pod" {
+            let c = |n: &str, t: &str| Column {
+                name: n.into(),
+                type_: t.into(),
+                format: String::new(),
+                description: String::new(),
+                priority: 0,
+                json_path: String::new(),
+            };
+            cols = vec![c("Ready", "string"), c("Status", "string"), c("Restarts", "string")];
+        }
+        cols.push(Column {
+            name: "Age".into(),
+            type_: "date".into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            json_path: ".metadata.creationTimestamp".into(),
+        });
+    }
+    cols
+}
+
+fn pod_cells(pod: &Value) -> Vec<Value> {
+    let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+    let total = pod.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+    let ready = statuses.iter().filter(|s| s["ready"] == true).count();
+    let restarts: i64 = statuses.iter().filter_map(|s| s["restartCount"].as_i64()).sum();
+    let mut phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").to_string();
+    for s in &statuses {
+        if let Some(r) = s.pointer("/state/waiting/reason").and_then(Value::as_str) {
+            phase = r.to_string();
+        } else if let Some(r) = s.pointer("/state/terminated/reason").and_then(Value::as_str) {
+            phase = r.to_string();
+        }
+    }
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        phase = "Terminating".into();
+    }
+    vec![json!(format!("{ready}/{total}")), json!(phase), json!(restarts.to_string())]
+}
+
+/// One table row for an object.
+fn row(rt: &ResourceType, cols: &[Column], obj: &Value) -> Value {
+    let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
+    let special = if rt.kind == "Pod" && !rt.custom { pod_cells(obj) } else { Vec::new() };
+    cells.extend(special.iter().cloned());
+    for c in cols.iter().skip(special.len()) {
+        let v = json_path(obj, &c.json_path).cloned();
+        cells.push(match (c.type_.as_str(), v) {
+            ("date", Some(Value::String(ts))) => age(&ts),
+            (_, Some(v)) => v,
+            (_, None) => Value::Null,
+        });
+    }
+    let mut meta = obj.get("metadata").cloned().unwrap_or(json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("managedFields");
+    }
+    json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
+}
+
+/// A Table of objects. `with_columns` is false for watch events after the first.
+pub fn table(rt: &ResourceType, version: &str, objs: &[&Value], list_meta: Value, with_columns: bool) -> Value {
+    let cols = columns(rt, version);
+    let rows: Vec<Value> = objs.iter().map(|o| row(rt, &cols, o)).collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": if with_columns { json!(defs(rt, &cols)) } else { Value::Null },
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(119), "119s");
+        assert_eq!(human_duration(200), "3m20s");
+        assert_eq!(human_duration(3600 * 5), "5h");
+        assert_eq!(human_duration(86400 * 3 + 3600), "3d1h");
+    }
+
+    #[test]
+    fn json_paths_walk_objects_and_lists() {
+        let v = json!({"spec": {"items": [{"n": 1}], "a.b": 2}});
+        assert_eq!(json_path(&v, ".spec.items[0].n"), Some(&json!(1)));
+        assert_eq!(json_path(&v, ".spec['a.b']"), Some(&json!(2)));
+        assert_eq!(json_path(&v, ".status.phase"), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! `ephemera-devcluster`: a local Kubernetes API server for tests and the dev stack, held to a real
+//! kube-apiserver by the differential suite in `tests/`. See this crate's README for what it serves
+//! and where it still differs from Kubernetes.
+
+pub mod auth;
+mod cluster;
+mod gc;
+pub mod http;
+pub mod merge;
+pub mod meta;
+pub mod resources;
+pub mod schema;
+pub mod store;
+
+pub use cluster::{Config, DevCluster, StartError};

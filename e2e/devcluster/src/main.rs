@@ -1,0 +1,65 @@
+//! `ephemera-devcluster`: runs the local Kubernetes API server until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use ephemera_devcluster::{Config, DevCluster};
+
+/// A local Kubernetes API server for Ephemera's tests and dev stack (not for production).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to serve on; port 0 picks a free port.
+    #[arg(long, env = "DEVCLUSTER_LISTEN", default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Write a kubeconfig (admin token, current context) here once serving.
+    #[arg(long, env = "DEVCLUSTER_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Persist state here across restarts (default: memory only).
+    #[arg(long, env = "DEVCLUSTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Changes kept for watches to resume from; older versions get 410 Gone.
+    #[arg(long, env = "DEVCLUSTER_WATCH_HISTORY", default_value_t = 10_000)]
+    watch_history: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let cluster = DevCluster::start(Config {
+        listen: args.listen,
+        kubeconfig: args.kubeconfig.clone(),
+        data_dir: args.data_dir,
+        watch_history: args.watch_history,
+    })
+    .await
+    .context("starting the dev cluster")?;
+    match &args.kubeconfig {
+        Some(k) => println!("ready {} kubeconfig={}", cluster.url(), k.display()),
+        None => println!("ready {}", cluster.url()),
+    }
+    shutdown_signal().await;
+    cluster.shutdown();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Shared helpers for the project's scripts: where tools live, and how to get them on a fresh machine.
+# Source it; do not run it.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export REPO
+export TOOLS_DIR="${EPHEMERA_TOOLS:-$REPO/target/tools}"
+mkdir -p "$TOOLS_DIR"
+
+# The real CRD API server used as the reference (see ../shared/DESIGN.md).
+export CRD_APISERVER_DIR="${EPHEMERA_CRD_APISERVER_DIR:-$REPO/../shared/tools/crd-apiserver}"
+
+need_kubectl() {
+  if command -v kubectl >/dev/null 2>&1; then return; fi
+  echo "kubectl not found; installing Debian's kubectl package" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kubectl >&2; else sudo apt-get install -y -qq kubectl >&2; fi
+}
+
+need_crd_apiserver() {
+  if [ ! -x "$CRD_APISERVER_DIR/start.sh" ]; then
+    echo "the reference CRD API server is missing: expected $CRD_APISERVER_DIR/start.sh (set EPHEMERA_CRD_APISERVER_DIR)" >&2
+    exit 1
+  fi
+  # Build once (cached under ~/.cache/ephemera-tools) so tests do not pay for it in their timeouts.
+  "$CRD_APISERVER_DIR/build.sh" >/dev/null
+}

@@ -1,0 +1,1 @@
+//! The Ephemera operator: reconciles Tasks into worker Pods (filled in by the operator issue).
