@@ -8,10 +8,17 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio_rustls::TlsAcceptor;
+
 use crate::auth::Auth;
 use crate::http::{router, App};
 use crate::meta;
 use crate::store::{ResKey, Store, WalError, Write};
+use crate::tls::{Tls, TlsError};
 
 /// How to run a cluster.
 #[derive(Debug, Clone)]
@@ -46,6 +53,9 @@ pub enum StartError {
     /// The data directory is unusable.
     #[error(transparent)]
     Store(#[from] WalError),
+    /// Certificates could not be made or loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -57,37 +67,39 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
 pub struct DevCluster {
     addr: SocketAddr,
     app: Arc<App>,
+    tls: Tls,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl DevCluster {
     /// Starts serving; returns once the listener is bound and the kubeconfig written.
     pub async fn start(config: Config) -> Result<Self, StartError> {
-        let (store, auth) = match &config.data_dir {
+        let (store, (auth, tls)) = match &config.data_dir {
             Some(dir) => (Store::open(dir, config.watch_history)?, load_keys(dir)?),
-            None => (Store::new(config.watch_history), fresh_keys()),
+            None => (Store::new(config.watch_history), fresh_keys()?),
         };
         let app = App::new(store, auth);
         bootstrap(&app);
         let listener = TcpListener::bind(config.listen).await.map_err(io(format!("listen on {}", config.listen)))?;
         let addr = listener.local_addr().map_err(io("local address"))?;
-        let server_app = app.clone();
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router(server_app)).await {
-                tracing::error!(error = %e, "server stopped");
-            }
-        });
+        let acceptor = TlsAcceptor::from(tls.server_config()?);
+        let server = tokio::spawn(serve_tls(listener, acceptor, router(app.clone())));
         let gc = tokio::spawn(crate::gc::run(app.clone()));
-        let cluster = Self { addr, app, tasks: vec![server, gc] };
+        let cluster = Self { addr, app, tls, tasks: vec![server, gc] };
         if let Some(path) = &config.kubeconfig {
             cluster.write_kubeconfig(path)?;
         }
         Ok(cluster)
     }
 
-    /// The API server URL (`http://127.0.0.1:PORT`).
+    /// The API server URL (`https://127.0.0.1:PORT`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// The cluster CA certificate (PEM) that clients must trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.tls.ca_pem
     }
 
     /// The bound address.
@@ -113,8 +125,9 @@ impl DevCluster {
     /// A kubeconfig document for this cluster.
     pub fn kubeconfig_yaml(&self) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: ephemera-dev\n  cluster:\n    server: {url}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: ephemera-dev\n  context:\n    cluster: ephemera-dev\n    user: admin\n    namespace: default\ncurrent-context: ephemera-dev\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: ephemera-dev\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: ephemera-dev\n  context:\n    cluster: ephemera-dev\n    user: admin\n    namespace: default\ncurrent-context: ephemera-dev\n",
             url = self.url(),
+            ca = STANDARD.encode(self.tls.ca_pem.as_bytes()),
             token = self.admin_token()
         )
     }
@@ -162,26 +175,72 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn fresh_keys() -> Auth {
-    Auth::new(hex(&meta::random_bytes::<24>()), meta::random_bytes::<32>().to_vec())
+fn fresh_keys() -> Result<(Auth, Tls), StartError> {
+    Ok((Auth::new(hex(&meta::random_bytes::<24>()), meta::random_bytes::<32>().to_vec()), Tls::generate()?))
 }
 
-/// Keys survive restarts with `--data-dir`, so kubeconfigs and issued tokens stay valid.
-fn load_keys(dir: &Path) -> Result<Auth, StartError> {
+fn parse_keys(v: &serde_json::Value) -> Option<(Auth, Tls)> {
+    let b64 = |f: &str| v[f].as_str().and_then(|s| STANDARD.decode(s).ok());
+    let auth = Auth::new(v["adminToken"].as_str()?.to_string(), b64("signingKey")?);
+    let tls = Tls {
+        ca_pem: v["caPem"].as_str()?.to_string(),
+        ca_der: b64("caDer")?,
+        cert_der: b64("certDer")?,
+        key_der: b64("keyDer")?,
+    };
+    Some((auth, tls))
+}
+
+/// Keys and certificates survive restarts with `--data-dir`, so kubeconfigs and issued tokens stay
+/// valid.
+fn load_keys(dir: &Path) -> Result<(Auth, Tls), StartError> {
     let path = dir.join("keys.json");
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            if let (Some(t), Some(k)) = (v["adminToken"].as_str(), v["signingKey"].as_str()) {
-                let key = (0..k.len() / 2).filter_map(|i| u8::from_str_radix(&k[i * 2..i * 2 + 2], 16).ok()).collect();
-                return Ok(Auth::new(t.to_string(), key));
-            }
-        }
+    if let Some(keys) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| parse_keys(&v))
+    {
+        return Ok(keys);
     }
     let token = hex(&meta::random_bytes::<24>());
     let key = meta::random_bytes::<32>();
-    let doc = json!({"adminToken": token, "signingKey": hex(&key)});
+    let tls = Tls::generate()?;
+    let doc = json!({
+        "adminToken": token,
+        "signingKey": STANDARD.encode(key),
+        "caPem": tls.ca_pem,
+        "caDer": STANDARD.encode(&tls.ca_der),
+        "certDer": STANDARD.encode(&tls.cert_der),
+        "keyDer": STANDARD.encode(&tls.key_der),
+    });
     write_private(&path, doc.to_string().as_bytes())?;
-    Ok(Auth::new(token, key.to_vec()))
+    Ok((Auth::new(token, key.to_vec()), tls))
+}
+
+/// Accepts TLS connections and serves each with HTTP/1.1 (upgrades allowed, for exec-style streams).
+async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Usually EMFILE under load: back off briefly rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let svc = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else { return };
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
 }
 
 /// The objects every cluster starts with: system namespaces and the node.

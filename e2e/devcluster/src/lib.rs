@@ -11,5 +11,6 @@ pub mod meta;
 pub mod resources;
 pub mod schema;
 pub mod store;
+mod tls;
 
 pub use cluster::{Config, DevCluster, StartError};

@@ -408,9 +408,10 @@ async fn tokens_issued_to_service_accounts_pass_token_review() {
     assert_ne!(wrong.status.unwrap().authenticated, Some(true));
 
     // The SA token also authenticates API requests, until the account is deleted.
-    let mut cfg = kube::Config::new(dev.cluster.url().parse().unwrap());
-    cfg.auth_info.token = Some(token.clone().into());
-    let as_sa = kube::Client::try_from(cfg).unwrap();
+    let sa_kubeconfig = dev.dir.path().join("sa-kubeconfig");
+    let admin = std::fs::read_to_string(&dev.kubeconfig).unwrap();
+    std::fs::write(&sa_kubeconfig, admin.replace(dev.cluster.admin_token(), &token)).unwrap();
+    let as_sa = common::client_for(&sa_kubeconfig).await;
     let cms: Api<ConfigMap> = Api::namespaced(as_sa, "default");
     assert!(cms.list(&ListParams::default()).await.is_ok());
     sas.delete("worker", &DeleteParams::default()).await.unwrap();

@@ -3,6 +3,7 @@
 mod discovery;
 mod objects;
 mod openapi;
+mod protobuf;
 mod request;
 pub mod respond;
 mod reviews;

@@ -105,7 +105,10 @@ fn decode_raw(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         return serde_saphyr::from_str::<Value>(text)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
     }
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return super::protobuf::decode(body).map_err(|e| ApiError::unsupported_media_type(&format!("{ct}: {e}")));
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::unsupported_media_type(ct));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
@@ -321,6 +324,11 @@ fn store_update(
     compute: impl FnOnce(Option<&Value>) -> Result<Value, ApiError>,
 ) -> Result<(Value, bool), ApiError> {
     let ns = t.namespace.as_deref().unwrap_or("");
+    // Checked before taking the store lock (the store is not re-entrant). An apply that creates
+    // needs an existing namespace.
+    if op == Op::Apply && app.store.get(&t.rt.key(), ns, name).is_none() {
+        check_namespace(app, t, name)?;
+    }
     let mut created = false;
     let mut result: Option<Value> = None;
     let written = app.store.write(&t.rt.key(), ns, name, |cur| {
@@ -335,7 +343,6 @@ fn store_update(
             if op != Op::Apply {
                 return Err(ApiError::not_found(subject(t, name)));
             }
-            check_namespace(app, t, name)?;
             created = true;
         }
         let requested_name = meta::meta_str(&requested, "name").unwrap_or(name);
