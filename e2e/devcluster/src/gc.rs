@@ -70,6 +70,9 @@ fn delete(app: &App, key: &ResKey, o: &Value) {
         let mut next = cur.clone();
         next["metadata"]["deletionTimestamp"] = json!(meta::now());
         next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if let Some(g) = next["metadata"]["generation"].as_i64() {
+            next["metadata"]["generation"] = json!(g + 1);
+        }
         Ok(Write::Put(next))
     });
 }

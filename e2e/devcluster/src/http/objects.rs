@@ -136,6 +136,7 @@ fn ctx<'a>(t: &'a Target, q: &Query, headers: &HeaderMap) -> Result<Ctx<'a>, Api
         manager: manager(q, headers)?,
         validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
         warnings: Vec::new(),
+        patched: None,
     })
 }
 
@@ -269,8 +270,32 @@ fn check_namespace(app: &App, t: &Target, name: &str) -> Result<(), ApiError> {
 }
 
 fn after_write(app: &App, t: &Target) {
-    if t.rt.plural == "customresourcedefinitions" && t.rt.group == "apiextensions.k8s.io" {
+    if write::is_crd(&t.rt) {
+        establish_crds(app, &t.rt);
         app.refresh_registry();
+    }
+}
+
+/// What the CRD controllers do after a CRD write: accept its names and mark it Established, in a
+/// write of their own (as on a real server, the create response still shows the empty status).
+fn establish_crds(app: &App, rt: &crate::resources::ResourceType) {
+    let (crds, _) = app.store.list(&rt.key(), None);
+    for crd in crds {
+        if crd["metadata"].get("deletionTimestamp").is_some() {
+            continue;
+        }
+        let name = meta::meta_str(&crd, "name").unwrap_or_default().to_string();
+        let _ = app.store.write::<()>(&rt.key(), "", &name, |cur| {
+            let Some(cur) = cur else { return Ok(Write::Keep) };
+            match write::established_status(cur) {
+                Some(status) => {
+                    let mut next = cur.clone();
+                    next["status"] = status;
+                    Ok(Write::Put(next))
+                }
+                None => Ok(Write::Keep),
+            }
+        });
     }
 }
 
@@ -312,6 +337,18 @@ fn create(app: &Arc<App>, t: &Target, q: &Query, headers: &HeaderMap, body: &Byt
     Ok(with_warnings(respond::created(&present(t, &obj)), &c.warnings))
 }
 
+/// The state a request asks for; `patched` carries a patch result's JSON for error messages.
+struct Requested {
+    object: Value,
+    patched: Option<String>,
+}
+
+impl From<Value> for Requested {
+    fn from(object: Value) -> Self {
+        Self { object, patched: None }
+    }
+}
+
 /// Applies a computed change to the stored object under the store lock, with optimistic concurrency.
 /// `compute` gets the current object and returns the requested new state.
 fn store_update(
@@ -321,7 +358,7 @@ fn store_update(
     c: &mut Ctx<'_>,
     op: Op,
     dry: bool,
-    compute: impl FnOnce(Option<&Value>) -> Result<Value, ApiError>,
+    compute: impl FnOnce(Option<&Value>) -> Result<Requested, ApiError>,
 ) -> Result<(Value, bool), ApiError> {
     let ns = t.namespace.as_deref().unwrap_or("");
     // Checked before taking the store lock (the store is not re-entrant). An apply that creates
@@ -332,7 +369,8 @@ fn store_update(
     let mut created = false;
     let mut result: Option<Value> = None;
     let written = app.store.write(&t.rt.key(), ns, name, |cur| {
-        let requested = compute(cur)?;
+        let Requested { object: requested, patched } = compute(cur)?;
+        c.patched = patched;
         if let (Some(cur), Some(want)) = (cur, meta::meta_str(&requested, "resourceVersion").filter(|s| !s.is_empty()))
         {
             if meta::meta_str(cur, "resourceVersion") != Some(want) {
@@ -394,6 +432,12 @@ fn update(
     let dry = dry_run(q)?;
     let custom = t.rt.custom;
     let (out, _) = store_update(app, t, name, &mut c, Op::Update, dry, |cur| {
+        let body_name = meta::meta_str(&obj, "name").unwrap_or(name);
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
         if custom && cur.is_some() && meta::meta_str(&obj, "resourceVersion").unwrap_or("").is_empty() {
             let msg = "must be specified for an update";
             return Err(ApiError::invalid(
@@ -401,13 +445,13 @@ fn update(
                 &t.rt.kind,
                 name,
                 format!(
-                    "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0: {msg}",
-                    write::qualified_kind(&t.rt)
+                    "{}.{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0: {msg}",
+                    t.rt.plural, t.rt.group
                 ),
                 json!([{"reason": "FieldValueInvalid", "message": format!("Invalid value: 0: {msg}"), "field": "metadata.resourceVersion"}]),
             ));
         }
-        Ok(obj)
+        Ok(obj.into())
     })?;
     Ok(with_warnings(respond::ok(&present(t, &out)), &c.warnings))
 }
@@ -428,7 +472,14 @@ fn patch(
     let hints = write::hints_with_metadata(&t.rt.hints);
     if ct == "application/apply-patch+yaml" || ct == "application/apply-patch+json" {
         let Some(field_manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
-            return Err(ApiError::bad_request("PATCH, fieldManager: Required value: is required for apply patch"));
+            let msg = "Required value: is required for apply patch";
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                format!("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: {msg}"),
+                json!([{"reason": "FieldValueRequired", "message": msg, "field": "fieldManager"}]),
+            ));
         };
         let field_manager = field_manager.clone();
         let force = flag(q, "force");
@@ -483,7 +534,7 @@ fn patch(
                     m.remove("resourceVersion");
                 }
             }
-            Ok(applied)
+            Ok(applied.into())
         })?;
         let resp = if created { respond::created(&present(t, &out)) } else { respond::ok(&present(t, &out)) };
         return Ok(with_warnings(resp, &c.warnings));
@@ -526,6 +577,7 @@ fn patch(
                 doc = merge::strategic_merge(&doc, &patch_doc, &hints).map_err(ApiError::bad_request)?;
             }
         }
+        let patched = Some(serde_json::to_string(&doc).unwrap_or_default());
         // A patch that does not name a resourceVersion is unconditional.
         let requested_rv = meta::meta_str(&doc, "resourceVersion").map(String::from);
         if requested_rv.as_deref() == meta::meta_str(cur, "resourceVersion") && !patch_names_rv(&patch_doc) {
@@ -533,7 +585,7 @@ fn patch(
                 m.remove("resourceVersion");
             }
         }
-        Ok(doc)
+        Ok(Requested { object: doc, patched })
     })?;
     Ok(with_warnings(respond::ok(&present(t, &out)), &c.warnings))
 }
@@ -612,6 +664,10 @@ fn delete_one(app: &App, t: &Target, name: &str, opts: &DeleteOptions) -> Result
         if next["metadata"].get("deletionTimestamp").is_none() {
             next["metadata"]["deletionTimestamp"] = json!(meta::now());
             next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            // Starting a deletion is a change of desired state: the generation moves on.
+            if let Some(g) = next["metadata"]["generation"].as_i64() {
+                next["metadata"]["generation"] = json!(g + 1);
+            }
         }
         if is_namespace {
             next["status"]["phase"] = json!("Terminating");

@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 /// How a field is encoded.
 enum Kind {
     Str,
-    Bytes,
     Int,
     Bool,
     Time,
@@ -206,9 +205,6 @@ fn message(b: &[u8], fields: &[Field]) -> Result<Value, String> {
         match (kind, wire) {
             (Kind::Str, 2) => {
                 out.insert(name, json!(utf8(r.bytes()?)?));
-            }
-            (Kind::Bytes, 2) => {
-                out.insert(name, json!(STANDARD.encode(r.bytes()?)));
             }
             (Kind::Int, 0) => {
                 out.insert(name, json!(r.varint()? as i64));

@@ -66,9 +66,9 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
-    /// 404 for an unknown path (no resource matched).
+    /// 404 for an unknown path (no resource matched): plain text, as a real apiserver answers.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(404, "", "404 page not found")
     }
 
     /// 404 for a missing object.
@@ -162,6 +162,9 @@ impl std::error::Error for ApiError {}
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if self.reason.is_empty() {
+            return super::respond::text(code, format!("{}\n", self.message));
+        }
         super::respond::json(code, &self.to_status())
     }
 }

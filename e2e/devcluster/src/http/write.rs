@@ -57,6 +57,9 @@ pub struct Ctx<'a> {
     pub validation: FieldValidation,
     /// Warnings to return in `Warning` headers.
     pub warnings: Vec<String>,
+    /// For merge/JSON/strategic patches: the patched object as JSON, which a real server quotes when
+    /// strict field validation rejects the result.
+    pub patched: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -221,6 +224,20 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
                 let list: Vec<String> =
                     unknown.iter().map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.'))).collect();
                 match ctx.validation {
+                    FieldValidation::Strict if ctx.patched.is_some() => {
+                        let cause = format!(
+                            "Invalid value: {}: strict decoding error: {}",
+                            serde_json::to_string(ctx.patched.as_deref().unwrap_or("")).unwrap_or_default(),
+                            list.join(", ")
+                        );
+                        return Err(ApiError::invalid(
+                            "",
+                            "",
+                            "",
+                            format!(" \"\" is invalid: patch: {cause}"),
+                            json!([{"reason": "FieldValueInvalid", "message": cause, "field": "patch"}]),
+                        ));
+                    }
                     FieldValidation::Strict => {
                         return Err(ApiError::bad_request(format!(
                             "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
@@ -256,10 +273,18 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         new["status"] = json!({"phase": "Active"});
     }
 
-    if rt.kind == "CustomResourceDefinition" && rt.group == "apiextensions.k8s.io" {
+    if is_crd(&rt) {
         validate_crd(&new)?;
-        let status = crd_status(&new, &meta::now());
-        new["status"] = status;
+        if old.is_none() {
+            // The real server stores a CRD with empty names and lets its controllers establish it
+            // in a later write (see `establish_crd`).
+            let storage: Vec<Value> = new["spec"]["versions"]
+                .as_array()
+                .map(|vs| vs.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect())
+                .unwrap_or_default();
+            new["status"] =
+                json!({"acceptedNames": {"kind": "", "plural": ""}, "conditions": null, "storedVersions": storage});
+        }
     }
 
     // Finalizers cannot be added once deletion started.
@@ -272,7 +297,12 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
                     &rt.kind,
                     &name,
                     format!("{} \"{name}\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}", qualified_kind(&rt)),
-                    json!([{"reason": "FieldValueForbidden", "message": format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"), "field": "metadata.finalizers"}]),
+                    {
+                        let cause = json!({"reason": "FieldValueForbidden", "message": format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"), "field": "metadata.finalizers"});
+                        // A real server runs object-meta update validation twice for custom
+                        // resources and reports the cause twice; clients see exactly that.
+                        if rt.custom { json!([cause, cause]) } else { json!([cause]) }
+                    },
                 ));
             }
         }
@@ -298,6 +328,28 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         );
     }
     Ok(new)
+}
+
+/// Whether a resource type is CustomResourceDefinition.
+pub fn is_crd(rt: &ResourceType) -> bool {
+    rt.kind == "CustomResourceDefinition" && rt.group == "apiextensions.k8s.io"
+}
+
+/// The status the CRD controllers converge to, if it differs from the stored one.
+pub fn established_status(crd: &Value) -> Option<Value> {
+    let status = crd_status(crd, &meta::now());
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(cs) = v.get_mut("conditions").and_then(Value::as_array_mut) {
+            for c in cs {
+                if let Some(c) = c.as_object_mut() {
+                    c.remove("lastTransitionTime");
+                }
+            }
+        }
+        v
+    };
+    (strip(&status) != strip(&crd["status"])).then_some(status)
 }
 
 /// `Kind.group` as used in Invalid messages.
