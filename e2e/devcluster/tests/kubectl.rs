@@ -128,6 +128,7 @@ async fn wait_for_jsonpath_and_watch_see_changes() {
     let modified = rx.recv_timeout(Duration::from_secs(10)).expect("modified event");
     assert!(modified.contains("MODIFIED") && modified.contains("Ready"), "{modified}");
     let _ = watch.kill();
+    let _ = watch.wait();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -35,7 +35,7 @@ fn subject<'a>(t: &'a Target, name: &'a str) -> Subject<'a> {
     Subject { group: &t.rt.group, resource: &t.rt.plural, name }
 }
 
-fn header<'a>(h: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
+fn header(h: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -552,7 +552,7 @@ fn patch(
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"),
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
             ))
         }
         other => return Err(ApiError::unsupported_media_type(other)),

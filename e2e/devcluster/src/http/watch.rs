@@ -20,6 +20,9 @@ use super::status::ApiError;
 use super::table;
 use super::App;
 
+/// Events sent before live ones: the current state, or the retained history after a version.
+type Initial = Vec<(&'static str, Arc<Value>)>;
+
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 
 struct Filter {
@@ -115,7 +118,7 @@ pub fn serve(app: &Arc<App>, target: Target, q: &Query, table: bool) -> Result<R
     let mut compactions = app.store.compactions();
     compactions.mark_unchanged();
 
-    let (initial, start_rv, rx, initial_end): (Vec<(&'static str, Arc<Value>)>, u64, broadcast::Receiver<Event>, bool) =
+    let (initial, start_rv, rx, initial_end): (Initial, u64, broadcast::Receiver<Event>, bool) =
         if from.is_empty() || from == "0" {
             let (items, rv, rx) = app.store.list_and_subscribe(&key, filter.target.namespace.as_deref());
             let items = items.into_iter().filter(|o| filter.matches(o)).map(|o| ("ADDED", o)).collect();

@@ -64,7 +64,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
         return None;
     }
     // Discovery lists versions by Kubernetes version priority, not by storage flag.
-    versions.sort_by(|a, b| super::version_priority(&b.1.name).cmp(&super::version_priority(&a.1.name)));
+    versions.sort_by_key(|v| std::cmp::Reverse(super::version_priority(&v.1.name)));
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let hints =
         versions.iter().find(|(s, _)| *s).or(versions.first()).and_then(|(_, v)| v.schema.clone()).unwrap_or(json!({}));

@@ -129,7 +129,7 @@ impl Store {
             let mut inner = store.lock();
             inner.rv = rv.max(1);
             // Everything before a restart is history we no longer have: watchers must re-list.
-            inner.oldest_servable = inner.rv;
+            inner.oldest_servable = inner.rv + 1;
             for (key, ns, name, obj) in objects {
                 inner.objects.entry(key).or_default().insert((ns, name), Arc::new(obj));
             }
@@ -325,7 +325,8 @@ mod tests {
         let b = put(&store, "b");
         let c = put(&store, "c");
         assert!(a < b && b < c);
-        assert!(store.watch_from(a).is_err(), "event after a was dropped from history");
+        assert!(store.watch_from(a - 1).is_err(), "event a was dropped from history");
+        assert_eq!(store.watch_from(a).unwrap().0.len(), 2, "everything after a is retained");
         let (past, _) = store.watch_from(b).unwrap();
         assert_eq!(past.len(), 1);
         assert_eq!(past[0].rv, c);
@@ -345,5 +346,6 @@ mod tests {
         assert_eq!(current, rv);
         assert!(put(&store, "c") > rv);
         assert!(store.watch_from(rv - 1).is_err(), "pre-restart history is gone");
+        assert!(store.watch_from(rv).is_ok(), "watching from the current version works");
     }
 }
