@@ -8,6 +8,12 @@ export TOOLS_DIR="${EPHEMERA_TOOLS:-$REPO/target/tools}"
 mkdir -p "$TOOLS_DIR"
 
 # The real CRD API server used as the reference (see ../shared/DESIGN.md).
+# Looked up beside the checkout first, then in the workplace's shared folder.
+if [ -z "${EPHEMERA_CRD_APISERVER_DIR:-}" ]; then
+  for candidate in "$REPO/../shared/tools/crd-apiserver" /work/shared/tools/crd-apiserver; do
+    if [ -x "$candidate/start.sh" ]; then EPHEMERA_CRD_APISERVER_DIR=$(cd "$candidate" && pwd); break; fi
+  done
+fi
 export CRD_APISERVER_DIR="${EPHEMERA_CRD_APISERVER_DIR:-$REPO/../shared/tools/crd-apiserver}"
 
 need_kubectl() {
