@@ -81,13 +81,21 @@ fn start_reference(dir: &Path) -> Option<Server> {
     let pids = std::fs::read_to_string(dir.join("pids")).ok()?;
     // The apiserver is the second pid (etcd is first); memory is reported for both together.
     let pid = pids.lines().nth(1)?.trim().parse().ok()?;
-    Some(Server { name: "real apiserver+etcd", kubeconfig: dir.join("kubeconfig"), pid, _child: None, stop: Some((tool, dir.to_path_buf())) })
+    Some(Server {
+        name: "real apiserver+etcd",
+        kubeconfig: dir.join("kubeconfig"),
+        pid,
+        _child: None,
+        stop: Some((tool, dir.to_path_buf())),
+    })
 }
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -126,11 +134,17 @@ async fn measure(server: &Server, objects: usize) -> Numbers {
     let c = client(&server.kubeconfig).await;
     let crds: Api<DynamicObject> = Api::all_with(
         c.clone(),
-        &kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"), "customresourcedefinitions"),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
     );
     let crd: DynamicObject = serde_json::from_str(CRD).expect("crd");
     crds.create(&PostParams::default(), &crd).await.expect("install crd");
-    let ar = kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("bench.ephemera.dev", "v1", "Item"), "items");
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("bench.ephemera.dev", "v1", "Item"),
+        "items",
+    );
     let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
     let t = Instant::now();
     loop {
@@ -171,7 +185,13 @@ async fn measure(server: &Server, objects: usize) -> Numbers {
     let updates = updates_n as f64 / t.elapsed().as_secs_f64();
 
     // Fan-out: 100 watchers from the current version, then a burst of status updates.
-    let rv = api.list_metadata(&kube::api::ListParams::default().limit(1)).await.expect("list").metadata.resource_version.unwrap_or_default();
+    let rv = api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .unwrap_or_default();
     let received = Arc::new(AtomicU64::new(0));
     let burst = 1_000usize.min(objects);
     let mut tasks = Vec::new();
