@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::Auth;
 use crate::http::{router, App};
+use crate::kubelet::{ImageMap, KubeletConfig};
 use crate::meta;
 use crate::store::{ResKey, Store, WalError, Write};
 use crate::tls::{Tls, TlsError};
@@ -31,11 +32,48 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Number of changes kept for watches to resume from.
     pub watch_history: usize,
+    /// The process kubelet (None: Pods are stored but never run).
+    pub kubelet: Option<KubeletSettings>,
+}
+
+/// Process kubelet options.
+#[derive(Debug, Clone)]
+pub struct KubeletSettings {
+    /// Node name.
+    pub node_name: String,
+    /// Pod folders; default: `<data-dir>/kubelet`, or a temporary folder removed on shutdown.
+    pub root: Option<PathBuf>,
+    /// Image → program map.
+    pub images: ImageMap,
+    /// First restart back-off.
+    pub backoff_base: std::time::Duration,
+}
+
+impl Default for KubeletSettings {
+    fn default() -> Self {
+        let mut images = ImageMap::default();
+        // The worker binary built beside this one stands for the Ephemera worker image.
+        if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)) {
+            images.add("ephemera-worker", dir.join("ephemera-worker"));
+        }
+        Self {
+            node_name: "devcluster-node".into(),
+            root: None,
+            images,
+            backoff_base: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), kubeconfig: None, data_dir: None, watch_history: 10_000 }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig: None,
+            data_dir: None,
+            watch_history: 10_000,
+            kubelet: Some(KubeletSettings::default()),
+        }
     }
 }
 
@@ -69,6 +107,7 @@ pub struct DevCluster {
     app: Arc<App>,
     tls: Tls,
     tasks: Vec<JoinHandle<()>>,
+    scratch: Option<PathBuf>,
 }
 
 impl DevCluster {
@@ -85,7 +124,29 @@ impl DevCluster {
         let acceptor = TlsAcceptor::from(tls.server_config()?);
         let server = tokio::spawn(serve_tls(listener, acceptor, router(app.clone())));
         let gc = tokio::spawn(crate::gc::run(app.clone()));
-        let cluster = Self { addr, app, tls, tasks: vec![server, gc] };
+        let mut tasks = vec![server, gc];
+        let mut scratch = None;
+        if let Some(k) = &config.kubelet {
+            let root = match (&k.root, &config.data_dir) {
+                (Some(r), _) => r.clone(),
+                (None, Some(d)) => d.join("kubelet"),
+                (None, None) => {
+                    let dir = std::env::temp_dir()
+                        .join(format!("ephemera-devcluster-{}", crate::cluster::hex(&meta::random_bytes::<6>())));
+                    scratch = Some(dir.clone());
+                    dir
+                }
+            };
+            std::fs::create_dir_all(&root).map_err(io(format!("create {}", root.display())))?;
+            let cfg = KubeletConfig {
+                node_name: k.node_name.clone(),
+                root,
+                images: k.images.clone(),
+                backoff_base: k.backoff_base,
+            };
+            tasks.push(crate::kubelet::start(app.clone(), cfg, addr.port(), tls.ca_pem.clone()));
+        }
+        let cluster = Self { addr, app, tls, tasks, scratch };
         if let Some(path) = &config.kubeconfig {
             cluster.write_kubeconfig(path)?;
         }
@@ -147,6 +208,9 @@ impl Drop for DevCluster {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 mod cluster;
 mod gc;
 pub mod http;
+pub mod kubelet;
 pub mod merge;
 pub mod meta;
 pub mod resources;
@@ -13,4 +14,4 @@ pub mod schema;
 pub mod store;
 mod tls;
 
-pub use cluster::{Config, DevCluster, StartError};
+pub use cluster::{Config, DevCluster, KubeletSettings, StartError};

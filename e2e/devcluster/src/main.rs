@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ephemera_devcluster::{Config, DevCluster};
+use ephemera_devcluster::{Config, DevCluster, KubeletSettings};
 
 /// A local Kubernetes API server for Ephemera's tests and dev stack (not for production).
 #[derive(Debug, Parser)]
@@ -23,6 +23,23 @@ struct Args {
     /// Changes kept for watches to resume from; older versions get 410 Gone.
     #[arg(long, env = "DEVCLUSTER_WATCH_HISTORY", default_value_t = 10_000)]
     watch_history: usize,
+    /// Do not run the process kubelet (Pods are stored but never run).
+    #[arg(long, env = "DEVCLUSTER_NO_KUBELET")]
+    no_kubelet: bool,
+    /// Name of the local node.
+    #[arg(long, env = "DEVCLUSTER_NODE_NAME", default_value = "devcluster-node")]
+    node_name: String,
+    /// Folder for Pod volumes, logs and termination messages (default: DATA_DIR/kubelet or a
+    /// temporary folder).
+    #[arg(long, env = "DEVCLUSTER_KUBELET_ROOT")]
+    kubelet_root: Option<PathBuf>,
+    /// Map an image repository to a local program, e.g. `ephemera-worker=target/debug/ephemera-worker`
+    /// (repeatable). busybox, alpine, debian and ubuntu images always run their commands on the host.
+    #[arg(long = "image", value_name = "REPO=PATH")]
+    images: Vec<String>,
+    /// First container restart back-off in seconds (doubles per restart, capped at 300).
+    #[arg(long, env = "DEVCLUSTER_RESTART_BACKOFF_SECONDS", default_value_t = 10)]
+    restart_backoff_seconds: u64,
 }
 
 #[tokio::main]
@@ -32,11 +49,24 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let kubelet = if args.no_kubelet {
+        None
+    } else {
+        let mut k = KubeletSettings::default();
+        for entry in &args.images {
+            k.images.parse_entry(entry).map_err(anyhow::Error::msg)?;
+        }
+        k.node_name = args.node_name.clone();
+        k.root = args.kubelet_root.clone();
+        k.backoff_base = std::time::Duration::from_secs(args.restart_backoff_seconds);
+        Some(k)
+    };
     let cluster = DevCluster::start(Config {
         listen: args.listen,
         kubeconfig: args.kubeconfig.clone(),
         data_dir: args.data_dir,
         watch_history: args.watch_history,
+        kubelet,
     })
     .await
     .context("starting the dev cluster")?;

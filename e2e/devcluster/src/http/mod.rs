@@ -26,7 +26,7 @@ use crate::auth::{Auth, UserInfo};
 use crate::resources::Registry;
 use crate::store::{ResKey, Store};
 
-pub use request::{Query, Target};
+pub use request::{flag as request_flag, Query, Target};
 pub use status::ApiError;
 
 /// Streams a Pod's container logs (provided by the process kubelet when it runs).
@@ -45,6 +45,8 @@ pub struct App {
     pub auth: Auth,
     /// Optional log source for `pods/log`.
     pub logs: RwLock<Option<Arc<dyn PodLogs>>>,
+    /// The node a kubelet runs (Pods bound to it are deleted gracefully).
+    pub kubelet_node: RwLock<Option<String>>,
 }
 
 impl App {
@@ -55,6 +57,7 @@ impl App {
             registry: RwLock::new(Arc::new(Registry::default())),
             auth,
             logs: RwLock::new(None),
+            kubelet_node: RwLock::new(None),
         });
         app.refresh_registry();
         app

@@ -597,6 +597,7 @@ fn patch_names_rv(patch: &Value) -> bool {
 
 #[derive(Default)]
 struct DeleteOptions {
+    grace: Option<i64>,
     propagation: Option<String>,
     uid: Option<String>,
     rv: Option<String>,
@@ -604,10 +605,17 @@ struct DeleteOptions {
 }
 
 fn delete_options(q: &Query, headers: &HeaderMap, body: &Bytes) -> Result<DeleteOptions, ApiError> {
-    let mut o =
-        DeleteOptions { propagation: q.get("propagationPolicy").cloned(), dry: dry_run(q)?, ..Default::default() };
+    let mut o = DeleteOptions {
+        propagation: q.get("propagationPolicy").cloned(),
+        grace: q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()),
+        dry: dry_run(q)?,
+        ..Default::default()
+    };
     if !body.is_empty() {
         let b = decode(headers, body)?;
+        if let Some(g) = b["gracePeriodSeconds"].as_i64() {
+            o.grace = Some(g);
+        }
         if let Some(p) = b["propagationPolicy"].as_str() {
             o.propagation = Some(p.into());
         }
@@ -651,6 +659,21 @@ fn delete_one(app: &App, t: &Target, name: &str, opts: &DeleteOptions) -> Result
             _ => None,
         };
         let is_namespace = t.rt.kind == "Namespace" && t.rt.group.is_empty();
+        if let Some(grace) = pod_grace(app, t, cur, opts.grace) {
+            // A running Pod is deleted gracefully: the kubelet stops it, then removes the object.
+            let mut next = cur.clone();
+            let shorter = next["metadata"]["deletionGracePeriodSeconds"].as_i64().is_none_or(|g| grace < g);
+            if shorter {
+                let at = jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_secs(grace))
+                    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_else(|_| meta::now());
+                next["metadata"]["deletionTimestamp"] = json!(at);
+                next["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            }
+            marked = true;
+            return Ok(if opts.dry || !shorter { Write::Keep } else { Write::Put(next) });
+        }
         if finalizers.is_empty() && extra.is_none() && !is_namespace {
             return Ok(if opts.dry { Write::Keep } else { Write::Delete });
         }
@@ -688,6 +711,22 @@ fn delete_one(app: &App, t: &Target, name: &str, opts: &DeleteOptions) -> Result
         details["group"] = json!(t.rt.group);
     }
     Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}))
+}
+
+/// The grace period for deleting a Pod that a kubelet is running, or None to delete at once.
+fn pod_grace(app: &App, t: &Target, pod: &Value, requested: Option<i64>) -> Option<i64> {
+    if t.rt.kind != "Pod" || !t.rt.group.is_empty() {
+        return None;
+    }
+    let node = app.kubelet_node.read().ok()?.clone()?;
+    if pod["spec"]["nodeName"].as_str() != Some(node.as_str()) {
+        return None;
+    }
+    if matches!(pod["status"]["phase"].as_str(), Some("Succeeded") | Some("Failed")) {
+        return None;
+    }
+    let grace = requested.or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
+    (grace > 0).then_some(grace)
 }
 
 fn delete(

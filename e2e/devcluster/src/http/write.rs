@@ -268,6 +268,14 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         validate_builtin(&rt, &name, &new)?;
     }
 
+    if rt.kind == "Secret" && rt.group.is_empty() {
+        secret_string_data(&mut new);
+    }
+
+    if rt.kind == "Pod" && rt.group.is_empty() && old.is_none() {
+        crate::resources::pod_defaults(&mut new);
+    }
+
     if rt.kind == "Namespace" && rt.group.is_empty() && old.is_none() {
         new["spec"]["finalizers"] = json!(["kubernetes"]);
         new["status"] = json!({"phase": "Active"});
@@ -328,6 +336,24 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         );
     }
     Ok(new)
+}
+
+/// `stringData` is write-only: merged into `data` (base64), as the real Secret strategy does.
+fn secret_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    if let Some(m) = secret.as_object_mut() {
+        if let Some(Value::Object(sd)) = m.remove("stringData") {
+            let data = m.entry("data").or_insert_with(|| json!({}));
+            if !data.is_object() {
+                *data = json!({});
+            }
+            for (k, v) in sd {
+                let text = v.as_str().unwrap_or_default();
+                data[k.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+            }
+        }
+        m.entry("type").or_insert_with(|| json!("Opaque"));
+    }
 }
 
 /// Whether a resource type is CustomResourceDefinition.

@@ -3,6 +3,7 @@
 
 mod builtin;
 mod crd;
+mod defaults;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::store::ResKey;
 
 pub use builtin::builtins;
 pub use crd::{crd_status, from_crd};
+pub use defaults::pod_defaults;
 
 /// A printer column (`additionalPrinterColumns`).
 #[derive(Debug, Clone)]

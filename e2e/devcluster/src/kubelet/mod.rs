@@ -1,0 +1,266 @@
+//! The process kubelet: schedules Pods onto the one local node and runs each Pod's containers as
+//! local processes, reporting status the way a real kubelet does. See `pod.rs` for a Pod's life,
+//! `runtime.rs` for how a container runs, and this crate's README for what is and is not enforced.
+
+mod env;
+pub mod images;
+pub mod logs;
+mod pod;
+pub mod runtime;
+mod status;
+mod volumes;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+
+use crate::http::App;
+use crate::meta;
+use crate::store::{EventType, ResKey, Write};
+
+pub use images::ImageMap;
+pub use runtime::Isolation;
+
+/// Kubelet settings.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// Name of the one node.
+    pub node_name: String,
+    /// Where Pod folders (volumes, logs, termination messages) live.
+    pub root: PathBuf,
+    /// Image → program map.
+    pub images: ImageMap,
+    /// First restart back-off (doubles per restart, capped at five minutes). Kubernetes uses 10s.
+    pub backoff_base: Duration,
+}
+
+/// State shared by the kubelet loop and its Pod workers.
+pub struct Shared {
+    root: PathBuf,
+    images: ImageMap,
+    isolation: Isolation,
+    api_port: u16,
+    ca_pem: String,
+    backoff_base: Duration,
+    workers: Mutex<HashMap<String, watch::Sender<Option<Arc<Value>>>>>,
+}
+
+impl Shared {
+    fn forget(&self, uid: &str) {
+        if let Ok(mut w) = self.workers.lock() {
+            w.remove(uid);
+        }
+    }
+}
+
+fn pods() -> ResKey {
+    ResKey::new("", "pods")
+}
+
+/// Starts the kubelet; returns when the node is registered. Runs until the returned task is aborted.
+pub fn start(app: Arc<App>, cfg: KubeletConfig, api_port: u16, ca_pem: String) -> tokio::task::JoinHandle<()> {
+    let isolation = Isolation::detect();
+    tracing::info!(?isolation, node = %cfg.node_name, root = %cfg.root.display(), "process kubelet starting");
+    let shared = Arc::new(Shared {
+        root: cfg.root.clone(),
+        images: cfg.images.clone(),
+        isolation,
+        api_port,
+        ca_pem,
+        backoff_base: cfg.backoff_base,
+        workers: Mutex::new(HashMap::new()),
+    });
+    if let Ok(mut l) = app.logs.write() {
+        *l = Some(Arc::new(logs::LogServer { root: cfg.root.clone(), app: Arc::downgrade(&app) }));
+    }
+    if let Ok(mut n) = app.kubelet_node.write() {
+        *n = Some(cfg.node_name.clone());
+    }
+    register_node(&app, &cfg.node_name, isolation);
+    recover(&app, &cfg.node_name);
+    tokio::spawn(run(app, shared, cfg.node_name))
+}
+
+fn register_node(app: &App, node: &str, isolation: Isolation) {
+    let now = meta::now();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let node_obj = json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node,
+            "uid": meta::uid(),
+            "creationTimestamp": now,
+            "labels": {
+                "kubernetes.io/hostname": node,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH },
+                "node-role.kubernetes.io/control-plane": "",
+            },
+            "annotations": {"devcluster.ephemera.dev/isolation": format!("{isolation:?}")},
+        },
+        "spec": {},
+        "status": {
+            "capacity": {"cpu": cpus.to_string(), "pods": "110"},
+            "allocatable": {"cpu": cpus.to_string(), "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": node}],
+            "nodeInfo": {"kubeletVersion": "v1.36.0-ephemera-devcluster", "operatingSystem": "linux", "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "devcluster://process"},
+        },
+    });
+    let _ = app.store.write::<()>(&ResKey::new("", "nodes"), "", node, |cur| {
+        let mut obj = node_obj.clone();
+        if let Some(cur) = cur {
+            // Keep identity across restarts; refresh status.
+            obj["metadata"]["uid"] = cur["metadata"]["uid"].clone();
+            obj["metadata"]["creationTimestamp"] = cur["metadata"]["creationTimestamp"].clone();
+        }
+        Ok(Write::Put(obj))
+    });
+}
+
+/// After a restart no container from before is running. Pods that had started are ended the way a
+/// node reboot ends them: `Never` Pods fail with `ContainerStatusUnknown`; others start again.
+fn recover(app: &App, node: &str) {
+    let (items, _) = app.store.list(&pods(), None);
+    for pod in items {
+        if pod["spec"]["nodeName"].as_str() != Some(node) {
+            continue;
+        }
+        let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
+        let (ns, name) = (
+            meta::meta_str(&pod, "namespace").unwrap_or_default().to_string(),
+            meta::meta_str(&pod, "name").unwrap_or_default().to_string(),
+        );
+        if pod["metadata"].get("deletionTimestamp").is_some() && meta::finalizers(&pod).is_empty() {
+            let _ = app.store.write::<()>(&pods(), &ns, &name, |_| Ok(Write::Delete));
+            continue;
+        }
+        let started = pod["status"].get("startTime").is_some();
+        if !started
+            || matches!(phase, "Succeeded" | "Failed")
+            || pod["spec"]["restartPolicy"].as_str().unwrap_or("Always") != "Never"
+        {
+            continue;
+        }
+        let now = meta::now();
+        let _ = app.store.write::<()>(&pods(), &ns, &name, |cur| {
+            let Some(cur) = cur else { return Ok(Write::Keep) };
+            let mut next = cur.clone();
+            for field in ["containerStatuses", "initContainerStatuses"] {
+                if let Some(list) = next["status"][field].as_array_mut() {
+                    for c in list {
+                        if c["state"].get("terminated").is_none() {
+                            c["state"] = json!({"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown", "message": "The container could not be located when the pod was terminated", "startedAt": null, "finishedAt": now}});
+                            c["ready"] = json!(false);
+                            c["started"] = json!(false);
+                        }
+                    }
+                }
+            }
+            next["status"]["phase"] = json!("Failed");
+            if let Some(conds) = next["status"]["conditions"].as_array_mut() {
+                for c in conds {
+                    if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                        c["status"] = json!("False");
+                        c["reason"] = json!("PodCompleted");
+                    }
+                }
+            }
+            Ok(Write::Put(next))
+        });
+    }
+}
+
+async fn run(app: Arc<App>, k: Arc<Shared>, node: String) {
+    loop {
+        let (items, _, mut rx) = app.store.list_and_subscribe(&pods(), None);
+        for pod in items {
+            handle(&app, &k, &node, pod, false);
+        }
+        loop {
+            match rx.recv().await {
+                Ok(ev) if ev.key == pods() => handle(&app, &k, &node, ev.object.clone(), ev.kind == EventType::Deleted),
+                Ok(_) => {}
+                // Fell behind: start over from a fresh list.
+                Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+fn handle(app: &Arc<App>, k: &Arc<Shared>, node: &str, pod: Arc<Value>, deleted: bool) {
+    let uid = meta::meta_str(&pod, "uid").unwrap_or_default().to_string();
+    let bound = pod["spec"]["nodeName"].as_str().unwrap_or("");
+    if deleted {
+        if let Ok(w) = k.workers.lock() {
+            if let Some(tx) = w.get(&uid) {
+                let _ = tx.send(None);
+            }
+        }
+        return;
+    }
+    if bound.is_empty() {
+        let scheduler = pod["spec"]["schedulerName"].as_str().unwrap_or("default-scheduler");
+        if scheduler == "default-scheduler" && pod["metadata"].get("deletionTimestamp").is_none() {
+            schedule(app, &pod, node);
+        }
+        return;
+    }
+    if bound != node {
+        return;
+    }
+    let Ok(mut workers) = k.workers.lock() else { return };
+    if let Some(tx) = workers.get(&uid) {
+        let _ = tx.send(Some(pod));
+        return;
+    }
+    let terminal = matches!(pod["status"]["phase"].as_str(), Some("Succeeded") | Some("Failed"));
+    if terminal {
+        // Finished Pods have nothing running: a deletion completes at once.
+        if pod["metadata"].get("deletionTimestamp").is_some() && meta::finalizers(&pod).is_empty() {
+            let (ns, name) = (
+                meta::meta_str(&pod, "namespace").unwrap_or_default().to_string(),
+                meta::meta_str(&pod, "name").unwrap_or_default().to_string(),
+            );
+            let _ = app.store.write::<()>(&pods(), &ns, &name, |cur| match cur {
+                Some(c) if meta::meta_str(c, "uid") == Some(uid.as_str()) => Ok(Write::Delete),
+                _ => Ok(Write::Keep),
+            });
+        }
+        return;
+    }
+    let (tx, rx) = watch::channel(Some(pod.clone()));
+    workers.insert(uid, tx);
+    let worker = pod::Worker::new(app.clone(), k.clone(), pod, rx);
+    tokio::spawn(worker.run());
+}
+
+/// Binds an unscheduled Pod to the node (the scheduler's job) and records `PodScheduled`.
+fn schedule(app: &App, pod: &Value, node: &str) {
+    let (ns, name) = (
+        meta::meta_str(pod, "namespace").unwrap_or_default().to_string(),
+        meta::meta_str(pod, "name").unwrap_or_default().to_string(),
+    );
+    let uid = meta::meta_str(pod, "uid").map(String::from);
+    let now = meta::now();
+    let _ = app.store.write::<()>(&pods(), &ns, &name, |cur| {
+        let Some(cur) = cur else { return Ok(Write::Keep) };
+        if meta::meta_str(cur, "uid").map(String::from) != uid
+            || cur["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())
+        {
+            return Ok(Write::Keep);
+        }
+        let mut next = cur.clone();
+        next["spec"]["nodeName"] = json!(node);
+        next["status"]["phase"] = json!("Pending");
+        next["status"]["conditions"] =
+            json!([{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}]);
+        Ok(Write::Put(next))
+    });
+}

@@ -1,0 +1,624 @@
+//! One Pod's life on the node: images, volumes, init containers in order, main containers with their
+//! restart policy and back-off, `activeDeadlineSeconds`, graceful deletion (SIGTERM, grace period,
+//! SIGKILL), termination messages, and the status a real kubelet reports at every step.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::images::Image;
+use super::runtime::{self, Handle};
+use super::status::{condition, merge_conditions, Container, State};
+use super::{logs, volumes, Shared};
+use crate::http::App;
+use crate::meta;
+use crate::store::{ResKey, Write};
+
+/// Latest view of the Pod (None once it is gone from the API).
+pub type PodRx = watch::Receiver<Option<Arc<Value>>>;
+
+const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+const RETRY: Duration = Duration::from_secs(2);
+
+struct Run {
+    handle: Handle,
+    started_at: String,
+    term_file: Option<PathBuf>,
+    log: PathBuf,
+    fallback_to_logs: bool,
+}
+
+enum Outcome {
+    /// The Pod is being deleted or is gone.
+    Deleting,
+    /// activeDeadlineSeconds passed.
+    Deadline,
+}
+
+/// Runs a Pod until it is finished and, if deleted, removed.
+pub struct Worker {
+    app: Arc<App>,
+    k: Arc<Shared>,
+    rx: PodRx,
+    pod: Arc<Value>,
+    uid: String,
+    dir: PathBuf,
+    inits: Vec<Container>,
+    mains: Vec<Container>,
+    phase: &'static str,
+    reason: Option<(String, String)>,
+    start: Instant,
+    start_time: String,
+    volumes: Vec<(String, PathBuf)>,
+    volumes_ready: bool,
+    exit_tx: mpsc::UnboundedSender<Exit>,
+    exit_rx: Option<mpsc::UnboundedReceiver<Exit>>,
+}
+
+/// (init container?, index, exit code).
+type Exit = (bool, usize, i32);
+
+fn names_images(pod: &Value, field: &str, reason: &str) -> Vec<Container> {
+    pod["spec"][field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            Container::new(c["name"].as_str().unwrap_or_default(), c["image"].as_str().unwrap_or_default(), reason)
+        })
+        .collect()
+}
+
+fn restart_policy(pod: &Value) -> String {
+    pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string()
+}
+
+impl Worker {
+    /// A worker for a Pod bound to this node.
+    pub fn new(app: Arc<App>, k: Arc<Shared>, pod: Arc<Value>, rx: PodRx) -> Self {
+        let uid = meta::meta_str(&pod, "uid").unwrap_or_default().to_string();
+        let has_inits = pod["spec"]["initContainers"].as_array().is_some_and(|a| !a.is_empty());
+        let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        Self {
+            exit_tx,
+            exit_rx: Some(exit_rx),
+            dir: k.root.join("pods").join(&uid),
+            inits: names_images(&pod, "initContainers", "PodInitializing"),
+            mains: names_images(&pod, "containers", if has_inits { "PodInitializing" } else { "ContainerCreating" }),
+            app,
+            k,
+            rx,
+            pod,
+            uid,
+            phase: "Pending",
+            reason: None,
+            start: Instant::now(),
+            start_time: meta::now(),
+            volumes: Vec::new(),
+            volumes_ready: false,
+        }
+    }
+
+    fn key() -> ResKey {
+        ResKey::new("", "pods")
+    }
+
+    fn ns_name(&self) -> (String, String) {
+        (
+            meta::meta_str(&self.pod, "namespace").unwrap_or_default().into(),
+            meta::meta_str(&self.pod, "name").unwrap_or_default().into(),
+        )
+    }
+
+    /// Writes the whole kubelet-owned status.
+    fn publish(&self) {
+        let now = meta::now();
+        let all_running = !self.mains.is_empty() && self.mains.iter().all(Container::running);
+        let initialized = self.inits.iter().all(|c| matches!(&c.state, State::Terminated { exit_code: 0, .. }));
+        let ready_reason = (!all_running).then_some("ContainersNotReady");
+        let mut status = json!({
+            "phase": self.phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time,
+            "qosClass": "BestEffort",
+            "containerStatuses": self.mains.iter().map(Container::to_json).collect::<Vec<_>>(),
+        });
+        if !self.inits.is_empty() {
+            status["initContainerStatuses"] = json!(self.inits.iter().map(Container::to_json).collect::<Vec<_>>());
+        }
+        if let Some((reason, message)) = &self.reason {
+            status["reason"] = json!(reason);
+            status["message"] = json!(message);
+        }
+        let terminal = matches!(self.phase, "Succeeded" | "Failed");
+        let conditions = vec![
+            condition("PodReadyToStartContainers", self.volumes_ready && !terminal, None, &now),
+            condition("Initialized", initialized, (!initialized).then_some("ContainersNotInitialized"), &now),
+            condition("Ready", all_running, if terminal { Some("PodCompleted") } else { ready_reason }, &now),
+            condition("ContainersReady", all_running, if terminal { Some("PodCompleted") } else { ready_reason }, &now),
+            condition("PodScheduled", true, None, &now),
+        ];
+        let (ns, name) = self.ns_name();
+        let uid = self.uid.clone();
+        let _ = self.app.store.write::<()>(&Self::key(), &ns, &name, |cur| {
+            let Some(cur) = cur else { return Ok(Write::Keep) };
+            if meta::meta_str(cur, "uid") != Some(uid.as_str()) {
+                return Ok(Write::Keep);
+            }
+            let mut next = cur.clone();
+            let mut s = status.clone();
+            s["conditions"] = json!(merge_conditions(&cur["status"]["conditions"], conditions.clone()));
+            if cur.get("status") == Some(&s) {
+                return Ok(Write::Keep);
+            }
+            next["status"] = s;
+            Ok(Write::Put(next))
+        });
+    }
+
+    fn deleting(&self) -> bool {
+        match &*self.rx.borrow() {
+            None => true,
+            Some(p) => p["metadata"].get("deletionTimestamp").is_some(),
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        let secs = match &*self.rx.borrow() {
+            Some(p) => p["metadata"]["deletionGracePeriodSeconds"]
+                .as_u64()
+                .or_else(|| p["spec"]["terminationGracePeriodSeconds"].as_u64())
+                .unwrap_or(30),
+            None => self.pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30),
+        };
+        Duration::from_secs(secs)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.pod["spec"]["activeDeadlineSeconds"].as_u64().map(|s| self.start + Duration::from_secs(s))
+    }
+
+    /// Sleeps, unless the Pod is deleted or its deadline passes first.
+    async fn pause(&mut self, d: Duration) -> Result<(), Outcome> {
+        let until = Instant::now() + d;
+        loop {
+            if self.deleting() {
+                return Err(Outcome::Deleting);
+            }
+            let deadline = self.deadline().unwrap_or(until + Duration::from_secs(3600));
+            if Instant::now() >= deadline {
+                return Err(Outcome::Deadline);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.min(deadline)) => {
+                    if Instant::now() >= until { return Ok(()) }
+                }
+                r = self.rx.changed() => { if r.is_err() { return Err(Outcome::Deleting) } }
+            }
+        }
+    }
+
+    fn container_spec(&self, init: bool, i: usize) -> Value {
+        let field = if init { "initContainers" } else { "containers" };
+        self.pod["spec"][field][i].clone()
+    }
+
+    fn status_mut(&mut self, init: bool, i: usize) -> &mut Container {
+        if init {
+            &mut self.inits[i]
+        } else {
+            &mut self.mains[i]
+        }
+    }
+
+    /// Builds what to run for a container, or the waiting reason that stops it.
+    fn prepare(&self, c: &Value, run: u32) -> Result<(runtime::Spec, Option<PathBuf>), (String, String)> {
+        let image = c["image"].as_str().unwrap_or_default();
+        let resolved = self.k.images.resolve(image).ok_or_else(|| {
+            (
+                "ErrImagePull".to_string(),
+                format!("failed to pull image {image:?}: the dev cluster's image map has no entry for it"),
+            )
+        })?;
+        let cfg_err = |m: String| ("CreateContainerConfigError".to_string(), m);
+        let mut env = vec![
+            ("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
+            ("HOSTNAME".to_string(), self.ns_name().1),
+            ("KUBERNETES_SERVICE_HOST".to_string(), "127.0.0.1".to_string()),
+            ("KUBERNETES_SERVICE_PORT".to_string(), self.k.api_port.to_string()),
+            ("KUBERNETES_PORT".to_string(), format!("tcp://127.0.0.1:{}", self.k.api_port)),
+        ];
+        for (k, v) in super::env::container_env(&self.app.store, &self.pod, c).map_err(cfg_err)? {
+            env.retain(|(x, _)| *x != k);
+            env.push((k, v));
+        }
+        let sc = |f: &str| c["securityContext"][f].as_i64().or_else(|| self.pod["spec"]["securityContext"][f].as_i64());
+        let uid = sc("runAsUser").map(|u| u as u32);
+        let gid = sc("runAsGroup").map(|g| g as u32);
+        let non_root = c["securityContext"]["runAsNonRoot"]
+            .as_bool()
+            .or_else(|| self.pod["spec"]["securityContext"]["runAsNonRoot"].as_bool());
+        if non_root == Some(true) && uid.unwrap_or(0) == 0 {
+            let (ns, name) = self.ns_name();
+            return Err(cfg_err(format!(
+                "container has runAsNonRoot and image will run as root (pod: \"{name}_{ns}({})\", container: {})",
+                self.uid,
+                c["name"].as_str().unwrap_or_default()
+            )));
+        }
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            env.push(("HOME".into(), if uid.unwrap_or(0) == 0 { "/root".into() } else { "/".into() }));
+        }
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().map(|x| super::env::expand(x.as_str().unwrap_or_default(), &env)).collect())
+                .unwrap_or_default()
+        };
+        let (command, args) = (strings(&c["command"]), strings(&c["args"]));
+        let argv = match resolved {
+            Image::Binary(path) => {
+                let bin = path.to_string_lossy().to_string();
+                let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+                match command.split_first() {
+                    // `command: [/ephemera-worker, ...]` names the image's binary: run the mapped one.
+                    Some((first, rest)) if first.rsplit('/').next() == Some(file.as_str()) => {
+                        [vec![bin], rest.to_vec(), args].concat()
+                    }
+                    Some(_) => [command, args].concat(),
+                    None => [vec![bin], args].concat(),
+                }
+            }
+            Image::Host { default_cmd } => match (command.is_empty(), args.is_empty()) {
+                (false, _) => [command, args].concat(),
+                (true, false) => args,
+                (true, true) => default_cmd,
+            },
+        };
+        let mut mounts = volumes::mounts_for(c, &self.volumes).map_err(|m| ("CreateContainerError".to_string(), m))?;
+        let name = c["name"].as_str().unwrap_or_default();
+        let mut term_file = None;
+        if self.k.isolation != runtime::Isolation::None {
+            let path = c["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log").to_string();
+            let file = self.dir.join("termination").join(format!("{name}-{run}"));
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+            }
+            std::fs::write(&file, b"").map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+            // Writable by whatever user the container runs as.
+            let _ = std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            mounts.push(volumes::Mount { source: file.clone(), target: path, read_only: false });
+            term_file = Some(file);
+        }
+        let log = logs::log_path(&self.k.root, &self.uid, name, run);
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+        }
+        let workdir = c["workingDir"].as_str().filter(|w| !w.is_empty()).map(String::from);
+        Ok((runtime::Spec { argv, env, workdir, mounts, uid, gid, log }, term_file))
+    }
+
+    /// Starts a container once its configuration resolves; waits (and reports why) until then.
+    async fn start(&mut self, init: bool, i: usize) -> Result<Run, Outcome> {
+        let c = self.container_spec(init, i);
+        let mut pull_failures = 0u32;
+        loop {
+            let run = self.status_mut(init, i).restarts;
+            match self.prepare(&c, run) {
+                Ok((spec, term_file)) => match runtime::spawn(&spec, self.k.isolation) {
+                    Ok((handle, exit)) => {
+                        let started_at = meta::now();
+                        let id = format!("devcluster://{}-{}-{run}", self.uid, c["name"].as_str().unwrap_or_default());
+                        let st = self.status_mut(init, i);
+                        st.state = State::Running { started_at: started_at.clone() };
+                        st.container_id = id;
+                        let log = spec.log.clone();
+                        self.exits_register(init, i, exit);
+                        return Ok(Run {
+                            handle,
+                            started_at,
+                            term_file,
+                            log,
+                            fallback_to_logs: c["terminationMessagePolicy"].as_str() == Some("FallbackToLogsOnError"),
+                        });
+                    }
+                    Err(msg) => self.status_mut(init, i).state = State::waiting("RunContainerError", msg),
+                },
+                Err((reason, message)) => {
+                    let reason = if reason == "ErrImagePull" && pull_failures > 0 {
+                        "ImagePullBackOff".to_string()
+                    } else {
+                        reason
+                    };
+                    if reason.contains("ImagePull") {
+                        pull_failures += 1;
+                    }
+                    let message = if reason == "ImagePullBackOff" {
+                        format!("Back-off pulling image {:?}", c["image"].as_str().unwrap_or_default())
+                    } else {
+                        message
+                    };
+                    self.status_mut(init, i).state = State::waiting(&reason, message);
+                }
+            }
+            self.publish();
+            let wait = if pull_failures > 0 { Duration::from_secs(u64::from(pull_failures.min(6)) * 2) } else { RETRY };
+            self.pause(wait).await?;
+        }
+    }
+
+    fn exits_register(&mut self, init: bool, i: usize, exit: tokio::task::JoinHandle<i32>) {
+        let tx = self.exit_tx.clone();
+        tokio::spawn(async move {
+            let code = exit.await.unwrap_or(255);
+            let _ = tx.send((init, i, code));
+        });
+    }
+
+    /// Records a finished run: terminated state, termination message, log completion.
+    fn finish(&mut self, init: bool, i: usize, run: Run, code: i32) {
+        logs::mark_done(&run.log);
+        let mut message = run
+            .term_file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .map(|b| String::from_utf8_lossy(&b[..b.len().min(TERMINATION_MESSAGE_LIMIT)]).into_owned())
+            .unwrap_or_default();
+        if message.is_empty() && code != 0 && run.fallback_to_logs {
+            let text = std::fs::read(&run.log).unwrap_or_default();
+            let lines: Vec<String> = text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| String::from_utf8_lossy(l.splitn(4, |b| *b == b' ').nth(3).unwrap_or_default()).into_owned())
+                .collect();
+            let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+            let start = tail.len().saturating_sub(2048);
+            let start = (start..=tail.len()).find(|s| tail.is_char_boundary(*s)).unwrap_or(tail.len());
+            message = tail[start..].to_string();
+        }
+        let st = self.status_mut(init, i);
+        st.state = State::Terminated {
+            exit_code: code,
+            reason: if code == 0 { "Completed".into() } else { "Error".into() },
+            message,
+            started_at: run.started_at,
+            finished_at: meta::now(),
+            container_id: st.container_id.clone(),
+        };
+    }
+
+    /// Drives the Pod to its end; removes it from the API if it was deleted.
+    pub async fn run(mut self) {
+        let Some(mut exits) = self.exit_rx.take() else { return };
+        self.publish();
+        let outcome = self.run_pod(&mut exits).await;
+        match outcome {
+            Some(Outcome::Deadline) => {
+                self.phase = "Failed";
+                self.reason = Some((
+                    "DeadlineExceeded".into(),
+                    "Pod was active on the node longer than the specified deadline".into(),
+                ));
+            }
+            Some(Outcome::Deleting) => {}
+            None => {}
+        }
+        self.publish();
+        if matches!(outcome, Some(Outcome::Deleting)) || self.deleting() {
+            self.wait_for_deletion().await;
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join("volumes"));
+        self.k.forget(&self.uid);
+    }
+
+    /// Removes the API object once the containers are gone (as the kubelet's final delete does).
+    async fn wait_for_deletion(&mut self) {
+        let (ns, name) = self.ns_name();
+        let uid = self.uid.clone();
+        let _ = self.app.store.write::<()>(&Self::key(), &ns, &name, |cur| match cur {
+            Some(c) if meta::meta_str(c, "uid") == Some(uid.as_str()) && meta::finalizers(c).is_empty() => {
+                Ok(Write::Delete)
+            }
+            _ => Ok(Write::Keep),
+        });
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    async fn run_pod(&mut self, exits: &mut mpsc::UnboundedReceiver<Exit>) -> Option<Outcome> {
+        let policy = restart_policy(&self.pod);
+        // Volumes: retried until their sources exist (FailedMount on a real node).
+        loop {
+            let ctx = volumes::Ctx { store: &self.app.store, auth: &self.app.auth, ca_pem: &self.k.ca_pem };
+            match volumes::prepare(&ctx, &self.pod, &self.dir) {
+                Ok(v) => {
+                    self.volumes = v;
+                    self.volumes_ready = true;
+                    break;
+                }
+                Err(msg) => {
+                    tracing::debug!(pod = %self.uid, error = %msg, "volume setup waiting");
+                    for c in self.mains.iter_mut().chain(self.inits.iter_mut()) {
+                        c.state = State::waiting(
+                            if c.state == State::waiting("PodInitializing", "") {
+                                "PodInitializing"
+                            } else {
+                                "ContainerCreating"
+                            },
+                            "",
+                        );
+                    }
+                    self.publish();
+                    if let Err(o) = self.pause(RETRY).await {
+                        return Some(o);
+                    }
+                }
+            }
+        }
+
+        // Init containers, one at a time, each to success.
+        for i in 0..self.inits.len() {
+            loop {
+                let run = match self.start(true, i).await {
+                    Ok(r) => r,
+                    Err(o) => return Some(o),
+                };
+                self.publish();
+                let handle = run.handle.clone();
+                let code = match self.await_exit(exits, &[(true, i, handle)]).await {
+                    Ok((_, _, code)) => code,
+                    Err(o) => return self.stop_all(exits, vec![(true, i, run)], o).await,
+                };
+                self.finish(true, i, run, code);
+                if code == 0 {
+                    break;
+                }
+                if policy == "Never" {
+                    self.phase = "Failed";
+                    return None;
+                }
+                let backoff = self.backoff(true, i);
+                if let Err(o) = self.pause(backoff).await {
+                    return Some(o);
+                }
+            }
+        }
+        for c in &mut self.mains {
+            c.state = State::waiting("ContainerCreating", "");
+        }
+
+        // Main containers, restarted per policy.
+        let n = self.mains.len();
+        let mut runs: Vec<Option<Run>> = (0..n).map(|_| None).collect();
+        let mut due: Vec<Option<Instant>> = vec![Some(Instant::now()); n];
+        loop {
+            for i in 0..n {
+                if due[i].is_some_and(|t| t <= Instant::now()) {
+                    due[i] = None;
+                    match self.start(false, i).await {
+                        Ok(r) => runs[i] = Some(r),
+                        Err(o) => return self.stop_all(exits, Self::take_runs(&mut runs), o).await,
+                    }
+                }
+            }
+            let any_running = runs.iter().any(Option::is_some);
+            self.phase = if any_running || self.mains.iter().any(|c| c.restarts > 0) { "Running" } else { "Pending" };
+            if !any_running && due.iter().all(Option::is_none) {
+                let ok = self.mains.iter().all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
+                self.phase = if ok { "Succeeded" } else { "Failed" };
+                return None;
+            }
+            self.publish();
+            let next_due = due.iter().flatten().min().copied();
+            let handles: Vec<(bool, usize, Handle)> =
+                runs.iter().enumerate().filter_map(|(i, r)| r.as_ref().map(|r| (false, i, r.handle.clone()))).collect();
+            let waited = tokio::select! {
+                r = self.await_exit(exits, &handles) => r,
+                _ = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => continue,
+            };
+            let (_, i, code) = match waited {
+                Ok(e) => e,
+                Err(o) => return self.stop_all(exits, Self::take_runs(&mut runs), o).await,
+            };
+            if let Some(run) = runs[i].take() {
+                self.finish(false, i, run, code);
+            }
+            let restart = policy == "Always" || (policy == "OnFailure" && code != 0);
+            if restart {
+                let backoff = self.backoff(false, i);
+                due[i] = Some(Instant::now() + backoff);
+            }
+        }
+    }
+
+    /// Back-off before restart `n`: base × 2^(n-1), at most five minutes; marks CrashLoopBackOff.
+    fn backoff(&mut self, init: bool, i: usize) -> Duration {
+        let base = self.k.backoff_base;
+        let pod_name = meta::meta_str(&self.pod, "name").unwrap_or_default().to_string();
+        let st = self.status_mut(init, i);
+        let last = st.state.clone();
+        st.last = Some(last);
+        st.restarts += 1;
+        let exp = st.restarts.saturating_sub(1).min(10);
+        let d = (base * 2u32.pow(exp)).min(Duration::from_secs(300));
+        st.state = State::waiting(
+            "CrashLoopBackOff",
+            format!("back-off {}s restarting failed container={} pod={pod_name}", d.as_secs(), st.name),
+        );
+        self.publish();
+        d
+    }
+
+    /// Waits for one of `handles` to exit, unless deletion or the deadline comes first.
+    async fn await_exit(
+        &mut self,
+        exits: &mut mpsc::UnboundedReceiver<Exit>,
+        handles: &[(bool, usize, Handle)],
+    ) -> Result<Exit, Outcome> {
+        loop {
+            if self.deleting() {
+                return Err(Outcome::Deleting);
+            }
+            let deadline = self.deadline();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Outcome::Deadline);
+            }
+            tokio::select! {
+                e = exits.recv() => match e {
+                    Some(e) if handles.iter().any(|(init, i, _)| *init == e.0 && *i == e.1) => return Ok(e),
+                    Some(_) => {}
+                    None => return Err(Outcome::Deleting),
+                },
+                r = self.rx.changed() => if r.is_err() { return Err(Outcome::Deleting) },
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {}
+            }
+        }
+    }
+
+    fn take_runs(runs: &mut [Option<Run>]) -> Vec<(bool, usize, Run)> {
+        runs.iter_mut().enumerate().filter_map(|(i, r)| r.take().map(|r| (false, i, r))).collect()
+    }
+
+    /// Stops the given running containers: SIGTERM, the grace period, then SIGKILL.
+    async fn stop_all(
+        &mut self,
+        exits: &mut mpsc::UnboundedReceiver<Exit>,
+        mut runs: Vec<(bool, usize, Run)>,
+        why: Outcome,
+    ) -> Option<Outcome> {
+        let grace = self.grace();
+        for (_, _, r) in &runs {
+            r.handle.terminate();
+        }
+        let kill_at = Instant::now() + grace;
+        let mut killed = false;
+        while !runs.is_empty() {
+            tokio::select! {
+                e = exits.recv() => match e {
+                    Some((init, i, code)) => {
+                        if let Some(pos) = runs.iter().position(|(a, b, _)| *a == init && *b == i) {
+                            let (_, _, run) = runs.remove(pos);
+                            self.finish(init, i, run, code);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(kill_at), if !killed => {
+                    killed = true;
+                    for (_, _, r) in &runs {
+                        r.handle.kill();
+                    }
+                }
+            }
+        }
+        if matches!(why, Outcome::Deadline) {
+            self.phase = "Failed";
+        }
+        Some(why)
+    }
+}

@@ -1,0 +1,273 @@
+//! Running one container as a local process. As root on Linux each container gets private mount and
+//! PID namespaces (`unshare`): its volumes are bind-mounted at their `mountPath` without touching the
+//! host's view, it is PID 1 of its own namespace (so, as in a container, signals without a handler are
+//! ignored and its whole tree dies with it), and it dies if the dev cluster dies. Without root, user
+//! namespaces give the same (minus `runAsUser`); without either, containers that mount volumes fail.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use super::volumes::Mount;
+
+/// How containers are isolated on this host.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Isolation {
+    /// Root: mount + PID namespaces; `runAsUser`/`runAsGroup` honoured.
+    Namespaces,
+    /// Not root, unprivileged user namespaces available: same, mapped to root inside.
+    UserNamespaces,
+    /// Neither: plain processes in their own process group; mounts are refused.
+    None,
+}
+
+impl Isolation {
+    /// Probes what this host allows.
+    pub fn detect() -> Self {
+        let has_unshare = Path::new("/usr/bin/unshare").exists() || Path::new("/bin/unshare").exists();
+        if !has_unshare {
+            return Isolation::None;
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return Isolation::Namespaces;
+        }
+        let ok = std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "--pid", "--fork", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            Isolation::UserNamespaces
+        } else {
+            Isolation::None
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Full environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory (inside the container's view).
+    pub workdir: Option<String>,
+    /// Bind mounts.
+    pub mounts: Vec<Mount>,
+    /// `runAsUser` / `runAsGroup`.
+    pub uid: Option<u32>,
+    /// Primary group.
+    pub gid: Option<u32>,
+    /// Log file (CRI format lines are appended).
+    pub log: PathBuf,
+}
+
+/// Signals a started container; its exit code arrives through the `JoinHandle` from [`spawn`].
+#[derive(Debug, Clone)]
+pub struct Handle {
+    outer_pid: Option<u32>,
+    isolation: Isolation,
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The shell run as PID 1 of the new namespaces: make mount points, bind the volumes, drop to the
+/// requested user, then exec the container command (so it becomes PID 1 itself).
+fn init_script(spec: &Spec, isolation: Isolation) -> String {
+    let mut s = String::from("set -e\n");
+    for m in &spec.mounts {
+        let (src, dst) = (quote(&m.source.to_string_lossy()), quote(&m.target));
+        if m.source.is_dir() {
+            s.push_str(&format!("mkdir -p {dst}\n"));
+        } else {
+            s.push_str(&format!("mkdir -p \"$(dirname {dst})\"; [ -e {dst} ] || : > {dst}\n"));
+        }
+        s.push_str(&format!("mount --bind {src} {dst}\n"));
+        if m.read_only {
+            s.push_str(&format!("mount -o remount,bind,ro {dst}\n"));
+        }
+    }
+    if let Some(dir) = &spec.workdir {
+        s.push_str(&format!("mkdir -p {0} && cd {0}\n", quote(dir)));
+    }
+    match (spec.uid, isolation) {
+        (Some(uid), Isolation::Namespaces) => {
+            let gid = spec.gid.unwrap_or(uid);
+            s.push_str(&format!("exec setpriv --reuid={uid} --regid={gid} --clear-groups -- \"$@\"\n"));
+        }
+        _ => s.push_str("exec \"$@\"\n"),
+    }
+    s
+}
+
+/// Copies one output stream into the log file, one CRI-format line per line of output.
+async fn pump(stream: impl AsyncRead + Unpin, name: &'static str, log: PathBuf) {
+    let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await else { return };
+    let mut lines = BufReader::new(stream).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        let ts = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%9fZ").to_string();
+        let mut rec = format!("{ts} {name} F ").into_bytes();
+        rec.extend_from_slice(&line);
+        rec.push(b'\n');
+        if file.write_all(&rec).await.is_err() {
+            return;
+        }
+    }
+    let _ = file.flush().await;
+}
+
+/// Starts a container process; the join handle yields its exit code (128 + signal when killed, as
+/// container runtimes report).
+pub fn spawn(spec: &Spec, isolation: Isolation) -> Result<(Handle, tokio::task::JoinHandle<i32>), String> {
+    if spec.argv.is_empty() {
+        return Err("no command specified".into());
+    }
+    if isolation == Isolation::None && !spec.mounts.is_empty() {
+        return Err("this host cannot isolate mounts (needs root or unprivileged user namespaces)".into());
+    }
+    let mut cmd = match isolation {
+        Isolation::None => {
+            let mut c = Command::new(&spec.argv[0]);
+            c.args(&spec.argv[1..]);
+            if let Some(dir) = &spec.workdir {
+                c.current_dir(dir);
+            }
+            c.process_group(0);
+            c
+        }
+        _ => {
+            let mut c = Command::new("unshare");
+            if isolation == Isolation::UserNamespaces {
+                c.args(["--user", "--map-root-user"]);
+            }
+            c.args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "--",
+                "/bin/sh",
+                "-c",
+            ]);
+            c.arg(init_script(spec, isolation)).arg("container-init").args(&spec.argv);
+            c
+        }
+    };
+    cmd.env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe; the closure touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The container dies with the dev cluster instead of outliving it.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("starting {:?}: {e}", spec.argv[0]))?;
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        pumps.push(tokio::spawn(pump(out, "stdout", spec.log.clone())));
+    }
+    if let Some(err) = child.stderr.take() {
+        pumps.push(tokio::spawn(pump(err, "stderr", spec.log.clone())));
+    }
+    let handle = Handle { outer_pid: child.id(), isolation };
+    let exit = tokio::spawn(async move {
+        let status = child.wait().await;
+        for p in pumps {
+            let _ = p.await;
+        }
+        match status {
+            Ok(s) => s.code().or_else(|| s.signal().map(|sig| 128 + sig)).unwrap_or(255),
+            Err(_) => 255,
+        }
+    });
+    Ok((handle, exit))
+}
+
+/// The container's own PID 1 (the child of `unshare`), or the process itself without namespaces.
+fn container_pid(outer: u32, isolation: Isolation) -> Option<i32> {
+    if isolation == Isolation::None {
+        return i32::try_from(outer).ok();
+    }
+    let children = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+impl Handle {
+    /// Sends SIGTERM to the container (PID 1: ignored unless it handles it, as in a real container).
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends SIGKILL to the container; its namespace (and every process in it) goes with it.
+    pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    fn signal(&self, sig: i32) {
+        let Some(outer) = self.outer_pid else { return };
+        if let Some(pid) = container_pid(outer, self.isolation) {
+            // SAFETY: kill/killpg only send a signal.
+            unsafe {
+                if self.isolation == Isolation::None {
+                    libc::killpg(pid, sig);
+                } else {
+                    libc::kill(pid, sig);
+                }
+            }
+        } else if sig == libc::SIGKILL {
+            // The namespace's PID 1 is not visible yet (still starting): kill the wrapper; the
+            // kernel then kills its child through the parent-death signal.
+            // SAFETY: only sends a signal.
+            unsafe {
+                libc::kill(outer as i32, sig);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_script_mounts_then_execs_as_the_user() {
+        let spec = Spec {
+            argv: vec!["sh".into()],
+            env: vec![],
+            workdir: Some("/work dir".into()),
+            mounts: vec![Mount {
+                source: PathBuf::from("/nonexistent-file"),
+                target: "/etc/it's".into(),
+                read_only: true,
+            }],
+            uid: Some(1000),
+            gid: None,
+            log: PathBuf::from("/dev/null"),
+        };
+        let s = init_script(&spec, Isolation::Namespaces);
+        assert!(s.contains("mount --bind '/nonexistent-file' '/etc/it'\\''s'"), "{s}");
+        assert!(s.contains("remount,bind,ro"));
+        assert!(s.contains("cd '/work dir'"));
+        assert!(s.ends_with("exec setpriv --reuid=1000 --regid=1000 --clear-groups -- \"$@\"\n"));
+    }
+}

@@ -1,0 +1,73 @@
+//! Defaults the real apiserver fills into built-in kinds on create (the subset Pods need, so status
+//! readers and the kubelet see what they would see on a real cluster).
+
+use serde_json::{json, Value};
+
+fn default(obj: &mut Value, field: &str, v: Value) {
+    if let Some(m) = obj.as_object_mut() {
+        m.entry(field.to_string()).or_insert(v);
+    }
+}
+
+fn container_defaults(c: &mut Value) {
+    default(c, "terminationMessagePath", json!("/dev/termination-log"));
+    default(c, "terminationMessagePolicy", json!("File"));
+    let image = c["image"].as_str().unwrap_or_default();
+    let tag = image
+        .split('@')
+        .next()
+        .unwrap_or(image)
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split_once(':')
+        .map(|(_, t)| t.to_string());
+    let latest = image.contains('@').then_some(false).unwrap_or_else(|| tag.as_deref().is_none_or(|t| t == "latest"));
+    default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+    default(c, "resources", json!({}));
+    for p in c["ports"].as_array_mut().into_iter().flatten() {
+        default(p, "protocol", json!("TCP"));
+    }
+}
+
+/// Fills Pod spec defaults: restart policy, grace period, DNS and scheduler, service account,
+/// per-container termination message and pull policy; the initial `Pending` status.
+pub fn pod_defaults(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").filter(|s| s.is_object()) else { return };
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "securityContext", json!({}));
+    default(spec, "enableServiceLinks", json!(true));
+    default(spec, "priority", json!(0));
+    let sa = spec["serviceAccountName"].as_str().or(spec["serviceAccount"].as_str()).unwrap_or("default").to_string();
+    spec["serviceAccountName"] = json!(sa);
+    spec["serviceAccount"] = json!(sa);
+    for field in ["containers", "initContainers"] {
+        for c in spec[field].as_array_mut().into_iter().flatten() {
+            container_defaults(c);
+        }
+    }
+    let status = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    if pod.get("status").is_none_or(|s| s.as_object().is_none_or(|m| m.is_empty())) {
+        pod["status"] = status;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_get_upstream_defaults() {
+        let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox:1.36"}]}});
+        pod_defaults(&mut pod);
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
+        assert_eq!(pod["spec"]["serviceAccountName"], "default");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(pod["spec"]["containers"][1]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(pod["spec"]["containers"][0]["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(pod["status"]["phase"], "Pending");
+    }
+}
