@@ -19,6 +19,14 @@ pub fn log_path(root: &Path, uid: &str, container: &str, run: u32) -> PathBuf {
     root.join("pods").join(uid).join("logs").join(container).join(format!("{run}.log"))
 }
 
+/// The last `lines` lines (at most `bytes` bytes) of a run's output, as `kubectl logs` would show them.
+pub fn tail_text(log: &Path, lines: usize, bytes: usize) -> String {
+    let all = parse(&std::fs::read(log).unwrap_or_default());
+    let out = render(&all[all.len().saturating_sub(lines)..], false);
+    let out = &out[out.len().saturating_sub(bytes)..];
+    String::from_utf8_lossy(out).into_owned()
+}
+
 /// Marks a run finished (followers stop once they have read everything).
 pub fn mark_done(log: &Path) {
     let _ = std::fs::write(log.with_extension("done"), b"");
@@ -34,6 +42,8 @@ pub struct LogServer {
 
 struct Line {
     ts: String,
+    /// `F`ull line (rendered with a newline) or `P`artial final fragment.
+    full: bool,
     text: Vec<u8>,
 }
 
@@ -45,8 +55,8 @@ fn parse(content: &[u8]) -> Vec<Line> {
             let mut parts = l.splitn(4, |b| *b == b' ');
             let ts = String::from_utf8_lossy(parts.next()?).into_owned();
             let _stream = parts.next()?;
-            let _tag = parts.next()?;
-            Some(Line { ts, text: parts.next().unwrap_or_default().to_vec() })
+            let full = parts.next()? != b"P";
+            Some(Line { ts, full, text: parts.next().unwrap_or_default().to_vec() })
         })
         .collect()
 }
@@ -59,7 +69,9 @@ fn render(lines: &[Line], timestamps: bool) -> Vec<u8> {
             out.push(b' ');
         }
         out.extend_from_slice(&l.text);
-        out.push(b'\n');
+        if l.full {
+            out.push(b'\n');
+        }
     }
     out
 }

@@ -371,16 +371,8 @@ impl Worker {
             .map(|b| String::from_utf8_lossy(&b[..b.len().min(TERMINATION_MESSAGE_LIMIT)]).into_owned())
             .unwrap_or_default();
         if message.is_empty() && code != 0 && run.fallback_to_logs {
-            let text = std::fs::read(&run.log).unwrap_or_default();
-            let lines: Vec<String> = text
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(|l| String::from_utf8_lossy(l.splitn(4, |b| *b == b' ').nth(3).unwrap_or_default()).into_owned())
-                .collect();
-            let tail = lines[lines.len().saturating_sub(80)..].join("\n");
-            let start = tail.len().saturating_sub(2048);
-            let start = (start..=tail.len()).find(|s| tail.is_char_boundary(*s)).unwrap_or(tail.len());
-            message = tail[start..].to_string();
+            // The kubelet's rule: the last 80 lines or 2048 bytes, whichever is smaller.
+            message = logs::tail_text(&run.log, 80, 2048);
         }
         let st = self.status_mut(init, i);
         st.state = State::Terminated {

@@ -109,20 +109,39 @@ fn init_script(spec: &Spec, isolation: Isolation) -> String {
     s
 }
 
-/// Copies one output stream into the log file, one CRI-format line per line of output.
-async fn pump(stream: impl AsyncRead + Unpin, name: &'static str, log: PathBuf) {
-    let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await else { return };
-    let mut lines = BufReader::new(stream).split(b'\n');
-    while let Ok(Some(line)) = lines.next_segment().await {
+/// What util-linux `unshare` prints (and then exits 1) when the container died of a signal.
+const UNSHARE_SIGNAL_NOTE: &[u8] = b"unshare: sigprocmask unblock failed";
+
+/// Copies one output stream into the log file as CRI-format records: `F` for a full line, `P` for
+/// a final fragment without a newline. Returns whether `unshare` reported a death by signal.
+async fn pump(stream: impl AsyncRead + Unpin, name: &'static str, log: PathBuf) -> bool {
+    let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await else { return false };
+    let mut reader = BufReader::new(stream);
+    let mut signaled = false;
+    loop {
+        let mut buf = Vec::new();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if buf.starts_with(UNSHARE_SIGNAL_NOTE) {
+            signaled = true;
+            continue;
+        }
+        let full = buf.last() == Some(&b'\n');
+        if full {
+            buf.pop();
+        }
         let ts = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%9fZ").to_string();
-        let mut rec = format!("{ts} {name} F ").into_bytes();
-        rec.extend_from_slice(&line);
+        let mut rec = format!("{ts} {name} {} ", if full { "F" } else { "P" }).into_bytes();
+        rec.extend_from_slice(&buf);
         rec.push(b'\n');
         if file.write_all(&rec).await.is_err() {
-            return;
+            break;
         }
     }
     let _ = file.flush().await;
+    signaled
 }
 
 /// Starts a container process; the join handle yields its exit code (128 + signal when killed, as
@@ -192,10 +211,14 @@ pub fn spawn(spec: &Spec, isolation: Isolation) -> Result<(Handle, tokio::task::
     let handle = Handle { outer_pid: child.id(), isolation };
     let exit = tokio::spawn(async move {
         let status = child.wait().await;
+        let mut signaled = false;
         for p in pumps {
-            let _ = p.await;
+            signaled |= p.await.unwrap_or(false);
         }
         match status {
+            // unshare cannot pass on a death by signal (it exits 1 after a note on stderr); the
+            // signal is almost always the kubelet's SIGKILL, so report what a runtime would: 137.
+            Ok(_) if signaled => 128 + libc::SIGKILL,
             Ok(s) => s.code().or_else(|| s.signal().map(|sig| 128 + sig)).unwrap_or(255),
             Err(_) => 255,
         }

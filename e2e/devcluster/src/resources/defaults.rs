@@ -22,7 +22,7 @@ fn container_defaults(c: &mut Value) {
         .unwrap_or_default()
         .split_once(':')
         .map(|(_, t)| t.to_string());
-    let latest = image.contains('@').then_some(false).unwrap_or_else(|| tag.as_deref().is_none_or(|t| t == "latest"));
+    let latest = if image.contains('@') { false } else { tag.as_deref().is_none_or(|t| t == "latest") };
     default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
     default(c, "resources", json!({}));
     for p in c["ports"].as_array_mut().into_iter().flatten() {

@@ -1,0 +1,301 @@
+//! The process kubelet: Pods created through the API run as local processes with the lifecycle and
+//! status a real kubelet reports, checked through kube-rs and kubectl.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, ok, Dev};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use serde_json::json;
+
+async fn dev() -> Dev {
+    Dev::start_with(|c| {
+        if let Some(k) = c.kubelet.as_mut() {
+            k.backoff_base = Duration::from_millis(500);
+        }
+    })
+    .await
+}
+
+fn pod(v: serde_json::Value) -> Pod {
+    serde_json::from_value(v).unwrap()
+}
+
+async fn create(api: &Api<Pod>, v: serde_json::Value) -> Pod {
+    api.create(&PostParams::default(), &pod(v)).await.unwrap()
+}
+
+/// Waits until the Pod's phase is one of `phases`.
+async fn phase(api: &Api<Pod>, name: &str, phases: &[&str]) -> Pod {
+    eventually(30, &format!("pod {name} in {phases:?}"), || {
+        let api = api.clone();
+        let name = name.to_string();
+        let phases: Vec<String> = phases.iter().map(|p| p.to_string()).collect();
+        async move {
+            let p = api.get(&name).await.ok()?;
+            let ph = p.status.as_ref()?.phase.clone()?;
+            phases.contains(&ph).then_some(p)
+        }
+    })
+    .await
+}
+
+fn terminated(p: &Pod, i: usize) -> k8s_openapi::api::core::v1::ContainerStateTerminated {
+    p.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[i]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .expect("terminated state")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_pod_reports_exit_code_and_logs() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    create(&pods, json!({"metadata": {"name": "hi"}, "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo hi; exit 3"]}]}})).await;
+    let p = phase(&pods, "hi", &["Failed"]).await;
+    let t = terminated(&p, 0);
+    assert_eq!((t.exit_code, t.reason.as_deref()), (3, Some("Error")));
+    assert_eq!(ok(dev.kubectl(&["logs", "hi"])), "hi\n");
+    let conds: Vec<(String, String)> =
+        p.status.unwrap().conditions.unwrap().into_iter().map(|c| (c.type_, c.status)).collect();
+    assert!(
+        conds.contains(&("PodScheduled".into(), "True".into())) && conds.contains(&("Ready".into(), "False".into())),
+        "{conds:?}"
+    );
+    assert_eq!(p.spec.unwrap().node_name.as_deref(), Some("devcluster-node"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_reach_the_process_as_files_and_env() {
+    let dev = dev().await;
+    let client = dev.client().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "creds"}, "stringData": {"password": "s3cret", "user": "bob"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    create(&pods, json!({"metadata": {"name": "s"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "alpine:3.20",
+            "command": ["sh", "-c", "cat /etc/creds/password; echo; echo user=$USER_NAME; stat -c %a /etc/creds/password; cat /etc/creds/sub/pw"],
+            "env": [{"name": "USER_NAME", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}}],
+            "volumeMounts": [{"name": "creds", "mountPath": "/etc/creds", "readOnly": true}]}],
+        "volumes": [{"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400, "items": [{"key": "password", "path": "password"}, {"key": "password", "path": "sub/pw"}]}}]}})).await;
+    let p = phase(&pods, "s", &["Succeeded", "Failed"]).await;
+    let logs = pods.logs("s", &LogParams::default()).await.unwrap();
+    assert_eq!(logs, "s3cret\nuser=bob\n400\ns3cret", "phase {:?}", p.status.unwrap().phase);
+    assert!(!std::path::Path::new("/etc/creds/password").exists(), "the mount is private to the container");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_with_the_same_mount_path_are_isolated() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    for (name, word) in [("a", "apple"), ("b", "banana")] {
+        create(&pods, json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox",
+                "command": ["sh", "-c", format!("echo {word} > /scratch/file; sleep 1; ls /scratch; cat /scratch/file")],
+                "volumeMounts": [{"name": "s", "mountPath": "/scratch"}]}],
+            "volumes": [{"name": "s", "emptyDir": {}}]}})).await;
+    }
+    for (name, word) in [("a", "apple"), ("b", "banana")] {
+        phase(&pods, name, &["Succeeded"]).await;
+        assert_eq!(pods.logs(name, &LogParams::default()).await.unwrap(), format!("file\n{word}\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn active_deadline_kills_a_sleeping_pod() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    create(&pods, json!({"metadata": {"name": "slow"}, "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 1, "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}]}})).await;
+    let p = phase(&pods, "slow", &["Failed"]).await;
+    let st = p.status.clone().unwrap();
+    assert_eq!(st.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(terminated(&p, 0).exit_code, 137, "sleep ignores SIGTERM as PID 1, so it is killed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_running_pod_sends_sigterm_first() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    let marker = dev.dir.path().join("got-term");
+    create(&pods, json!({"metadata": {"name": "t"}, "spec": {"terminationGracePeriodSeconds": 20,
+        "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", format!("trap 'echo term > {}; exit 0' TERM; echo up; while true; do sleep 0.1; done", marker.display())]}]}})).await;
+    phase(&pods, "t", &["Running"]).await;
+    eventually(10, "container output", || {
+        let pods = pods.clone();
+        async move { pods.logs("t", &LogParams::default()).await.ok().filter(|l| l.contains("up")) }
+    })
+    .await;
+    pods.delete("t", &DeleteParams::default()).await.unwrap();
+    let marked = pods.get("t").await.unwrap();
+    assert!(
+        marked.metadata.deletion_timestamp.is_some(),
+        "graceful deletion keeps the object until the kubelet is done"
+    );
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(20));
+    eventually(15, "pod removed", || {
+        let pods = pods.clone();
+        async move { pods.get_opt("t").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n", "the process saw SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projected_service_account_token_passes_token_review() {
+    let dev = dev().await;
+    let client = dev.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    create(&pods, json!({"metadata": {"name": "tok"}, "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "cat /var/run/tok/token; echo; test -e /var/run/secrets/kubernetes.io/serviceaccount/token && echo mounted || echo none"],
+            "volumeMounts": [{"name": "tok", "mountPath": "/var/run/tok"}]}],
+        "volumes": [{"name": "tok", "projected": {"sources": [{"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "token"}}]}}]}})).await;
+    phase(&pods, "tok", &["Succeeded"]).await;
+    let out = pods.logs("tok", &LogParams::default()).await.unwrap();
+    let mut lines = out.lines();
+    let token = lines.next().unwrap().to_string();
+    assert_eq!(lines.next(), Some("none"), "automount disabled: no default token mounted");
+    let reviews: Api<TokenReview> = Api::all(client);
+    let review =
+        TokenReview { spec: TokenReviewSpec { token, audiences: Some(vec!["vault".into()]) }, ..Default::default() };
+    let status = reviews.create(&PostParams::default(), &review).await.unwrap().status.unwrap();
+    assert_eq!(status.authenticated, Some(true), "{:?}", status.error);
+    let user = status.user.unwrap();
+    assert_eq!(user.username.as_deref(), Some("system:serviceaccount:default:default"));
+    assert_eq!(user.extra.unwrap()["authentication.kubernetes.io/pod-name"], vec!["tok".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_containers_run_first_and_in_order() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    create(&pods, json!({"metadata": {"name": "init"}, "spec": {"restartPolicy": "Never",
+        "initContainers": [
+            {"name": "one", "image": "busybox", "command": ["sh", "-c", "echo one >> /w/order"], "volumeMounts": [{"name": "w", "mountPath": "/w"}]},
+            {"name": "two", "image": "busybox", "command": ["sh", "-c", "echo two >> /w/order"], "volumeMounts": [{"name": "w", "mountPath": "/w"}]}],
+        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "echo main >> /w/order; cat /w/order"], "volumeMounts": [{"name": "w", "mountPath": "/w"}]}],
+        "volumes": [{"name": "w", "emptyDir": {}}]}})).await;
+    let p = phase(&pods, "init", &["Succeeded"]).await;
+    assert_eq!(
+        pods.logs("init", &LogParams { container: Some("main".into()), ..Default::default() }).await.unwrap(),
+        "one\ntwo\nmain\n"
+    );
+    let inits = p.status.unwrap().init_container_statuses.unwrap();
+    assert!(inits
+        .iter()
+        .all(|s| s.state.as_ref().unwrap().terminated.as_ref().unwrap().reason.as_deref() == Some("Completed")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_reasons_match_the_kubelet() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    create(&pods, json!({"metadata": {"name": "img"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}))
+        .await;
+    create(
+        &pods,
+        json!({"metadata": {"name": "cfg"}, "spec": {"containers": [{"name": "c", "image": "busybox",
+        "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}]}]}}),
+    )
+    .await;
+    let waiting = |name: &'static str, want: &'static [&'static str]| {
+        let pods = pods.clone();
+        async move {
+            eventually(20, &format!("{name} waiting with {want:?}"), || {
+                let pods = pods.clone();
+                async move {
+                    let p = pods.get(name).await.ok()?;
+                    let w = p.status?.container_statuses?.first()?.state.clone()?.waiting?;
+                    let r = w.reason?;
+                    want.contains(&r.as_str()).then_some((r, w.message.unwrap_or_default()))
+                }
+            })
+            .await
+        }
+    };
+    let (_, msg) = waiting("img", &["ErrImagePull", "ImagePullBackOff"]).await;
+    assert!(msg.contains("nginx:1.27"), "{msg}");
+    waiting("img", &["ImagePullBackOff"]).await;
+    let (_, msg) = waiting("cfg", &["CreateContainerConfigError"]).await;
+    assert_eq!(msg, "secret \"absent\" not found");
+    assert_eq!(pods.get("img").await.unwrap().status.unwrap().phase.as_deref(), Some("Pending"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_policies_restart_with_backoff_and_keep_termination_messages() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    let counter = dev.dir.path().join("runs");
+    create(&pods, json!({"metadata": {"name": "flaky"}, "spec": {"restartPolicy": "OnFailure",
+        "containers": [{"name": "c", "image": "busybox", "terminationMessagePolicy": "FallbackToLogsOnError",
+            "command": ["sh", "-c", format!("echo x >> {0}; n=$(wc -l < {0}); if [ $n -lt 3 ]; then echo failing run $n; exit 1; fi; echo finished > /dev/termination-log", counter.display())]}]}})).await;
+    let p = phase(&pods, "flaky", &["Succeeded"]).await;
+    let st = &p.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
+    assert_eq!(st.restart_count, 2);
+    assert_eq!(terminated(&p, 0).message.as_deref(), Some("finished\n"));
+    let last = st.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(
+        (last.exit_code, last.message.as_deref()),
+        (1, Some("failing run 2\n")),
+        "logs stand in for an empty message on error"
+    );
+    let previous = pods.logs("flaky", &LogParams { previous: true, ..Default::default() }).await.unwrap();
+    assert_eq!(previous, "failing run 2\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_logs_follow_streams_until_the_container_ends() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    create(&pods, json!({"metadata": {"name": "f"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done"]}]}})).await;
+    phase(&pods, "f", &["Running", "Succeeded"]).await;
+    let out = ok(dev.kubectl(&["logs", "-f", "f"]));
+    assert_eq!(out, "line 1\nline 2\nline 3\n");
+    let tail = ok(dev.kubectl(&["logs", "f", "--tail=1", "--timestamps"]));
+    assert!(tail.ends_with(" line 3\n") && tail.starts_with("20"), "{tail}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_with_data_dir_does_not_leave_phantom_running_pods() {
+    let data = tempfile::tempdir().unwrap();
+    let (kubeconfig, port) = {
+        let dev = Dev::start_with(|c| c.data_dir = Some(data.path().to_path_buf())).await;
+        let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+        create(
+            &pods,
+            json!({"metadata": {"name": "long"}, "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}]}}),
+        )
+        .await;
+        phase(&pods, "long", &["Running"]).await;
+        (std::fs::read_to_string(&dev.kubeconfig).unwrap(), dev.cluster.addr().port())
+    };
+    let _ = kubeconfig;
+    // Same data directory, new process-equivalent: the old container is gone.
+    let dev = Dev::start_with(|c| {
+        c.data_dir = Some(data.path().to_path_buf());
+        c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    let p = pods.get("long").await.unwrap();
+    assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
+    assert_eq!(terminated(&p, 0).reason.as_deref(), Some("ContainerStatusUnknown"));
+}
