@@ -311,8 +311,9 @@ impl Worker {
         loop {
             let run = self.status_mut(init, i).restarts;
             match self.prepare(&c, run) {
-                Ok((spec, term_file)) => match runtime::spawn(&spec, self.k.isolation) {
+                Ok((spec, term_file)) => match self.spawn_off_thread(&spec).await {
                     Ok((handle, exit)) => {
+                        tracing::debug!(pod = %self.uid, elapsed_ms = self.start.elapsed().as_millis() as u64, "container started");
                         let started_at = meta::now();
                         let id = format!("devcluster://{}-{}-{run}", self.uid, c["name"].as_str().unwrap_or_default());
                         let st = self.status_mut(init, i);
@@ -353,6 +354,15 @@ impl Worker {
         }
     }
 
+    /// Process creation blocks (fork/exec): run it off the async workers so API requests stay fast
+    /// while many containers start.
+    async fn spawn_off_thread(&self, spec: &runtime::Spec) -> Result<(Handle, tokio::task::JoinHandle<i32>), String> {
+        let (spec, isolation) = (spec.clone(), self.k.isolation);
+        tokio::task::spawn_blocking(move || runtime::spawn(&spec, isolation))
+            .await
+            .unwrap_or_else(|e| Err(format!("container start panicked: {e}")))
+    }
+
     fn exits_register(&mut self, init: bool, i: usize, exit: tokio::task::JoinHandle<i32>) {
         let tx = self.exit_tx.clone();
         tokio::spawn(async move {
@@ -388,6 +398,7 @@ impl Worker {
     /// Drives the Pod to its end; removes it from the API if it was deleted.
     pub async fn run(mut self) {
         let Some(mut exits) = self.exit_rx.take() else { return };
+        tracing::debug!(pod = %self.uid, "worker started");
         self.publish();
         let outcome = self.run_pod(&mut exits).await;
         match outcome {
@@ -431,6 +442,7 @@ impl Worker {
                 Ok(v) => {
                     self.volumes = v;
                     self.volumes_ready = true;
+                    tracing::debug!(pod = %self.uid, elapsed_ms = self.start.elapsed().as_millis() as u64, "volumes ready");
                     break;
                 }
                 Err(msg) => {

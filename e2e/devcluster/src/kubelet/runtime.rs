@@ -4,7 +4,6 @@
 //! ignored and its whole tree dies with it), and it dies if the dev cluster dies. Without root, user
 //! namespaces give the same (minus `runAsUser`); without either, containers that mount volumes fail.
 
-use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -28,8 +27,8 @@ pub enum Isolation {
 impl Isolation {
     /// Probes what this host allows.
     pub fn detect() -> Self {
-        let has_unshare = Path::new("/usr/bin/unshare").exists() || Path::new("/bin/unshare").exists();
-        if !has_unshare {
+        let found = |tool: &str| Path::new("/usr/bin").join(tool).exists() || Path::new("/bin").join(tool).exists();
+        if !found("unshare") || !found("setpriv") {
             return Isolation::None;
         }
         // SAFETY: geteuid has no preconditions.
@@ -153,22 +152,24 @@ pub fn spawn(spec: &Spec, isolation: Isolation) -> Result<(Handle, tokio::task::
     if isolation == Isolation::None && !spec.mounts.is_empty() {
         return Err("this host cannot isolate mounts (needs root or unprivileged user namespaces)".into());
     }
-    let mut cmd = match isolation {
+    // `setpriv --pdeathsig KILL` makes the container die with the dev cluster. It replaces a
+    // `pre_exec` hook, which would force a full fork() of this (large) process for every start.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", "KILL", "--"]);
+    match isolation {
         Isolation::None => {
-            let mut c = Command::new(&spec.argv[0]);
-            c.args(&spec.argv[1..]);
+            cmd.args(&spec.argv);
             if let Some(dir) = &spec.workdir {
-                c.current_dir(dir);
+                cmd.current_dir(dir);
             }
-            c.process_group(0);
-            c
+            cmd.process_group(0);
         }
         _ => {
-            let mut c = Command::new("unshare");
+            cmd.arg("unshare");
             if isolation == Isolation::UserNamespaces {
-                c.args(["--user", "--map-root-user"]);
+                cmd.args(["--user", "--map-root-user"]);
             }
-            c.args([
+            cmd.args([
                 "--mount",
                 "--propagation",
                 "private",
@@ -180,25 +181,14 @@ pub fn spawn(spec: &Spec, isolation: Isolation) -> Result<(Handle, tokio::task::
                 "/bin/sh",
                 "-c",
             ]);
-            c.arg(init_script(spec, isolation)).arg("container-init").args(&spec.argv);
-            c
+            cmd.arg(init_script(spec, isolation)).arg("container-init").args(&spec.argv);
         }
-    };
+    }
     cmd.env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: prctl is async-signal-safe; the closure touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            // The container dies with the dev cluster instead of outliving it.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     cmd.kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("starting {:?}: {e}", spec.argv[0]))?;
     let mut pumps = Vec::new();

@@ -1,0 +1,160 @@
+//! Pod start latency of the process kubelet: create → `Running` p50/p99 for 200 Pods created at once,
+//! and the dev cluster's own CPU time per Pod; beside the floor measured in the same run: starting the
+//! same isolated process (`unshare` + shell + `sleep`) directly, without the API or kubelet.
+//!
+//! Run: `cargo bench -p ephemera-devcluster --bench pods` (`BENCH_PODS` changes the count).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The floor: the same isolated processes (`unshare` + shell + `sleep`) started directly, all at
+/// once like the Pods, each timed from its spawn until it prints that it is up.
+fn bare_starts(n: usize) -> Vec<Duration> {
+    let mut waiting = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo up; exec sleep 3600",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare");
+        let stdout = child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            t.elapsed()
+        });
+        waiting.push((child, reader));
+    }
+    let mut out: Vec<Duration> = Vec::new();
+    for (mut child, reader) in waiting {
+        out.push(reader.join().unwrap_or_default());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    out.sort();
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_PODS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_ephemera-devcluster"))
+        .args(["--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("devcluster");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().expect("stdout")), &mut line)
+        .expect("ready");
+    let pid = server.id();
+    let client = {
+        let kc = Kubeconfig::read_from(Path::new(&kubeconfig)).expect("kubeconfig");
+        kube::Client::try_from(
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config"),
+        )
+        .expect("client")
+    };
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let rv = pods.list(&Default::default()).await.expect("list").metadata.resource_version.unwrap_or_default();
+    let mut watch = pods.watch(&WatchParams::default().timeout(290), &rv).await.expect("watch").boxed();
+
+    let cpu0 = cpu_ticks(pid);
+    let mut created: HashMap<String, Instant> = HashMap::new();
+    let t0 = Instant::now();
+    let specs: Vec<Pod> = (0..n)
+        .map(|i| {
+            serde_json::from_value(json!({"metadata": {"name": format!("p{i:04}")}, "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}}))
+            .expect("pod")
+        })
+        .collect();
+    let names: Vec<(String, Instant)> = futures::stream::iter(specs)
+        .map(|p| {
+            let pods = pods.clone();
+            async move {
+                let start = Instant::now();
+                pods.create(&PostParams::default(), &p).await.map(|c| (c.metadata.name.unwrap_or_default(), start))
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await
+        .expect("create pods");
+    created.extend(names);
+    let creates_done = t0.elapsed();
+    let mut latencies = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while latencies.len() < n && t0.elapsed() < Duration::from_secs(240) {
+        let Some(Ok(ev)) = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.ok().flatten() else {
+            break;
+        };
+        if let WatchEvent::Modified(p) = ev {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") && seen.insert(name.clone()) {
+                if let Some(start) = created.get(&name) {
+                    latencies.push(start.elapsed());
+                }
+            }
+        }
+    }
+    let cpu_ms_per_pod = (cpu_ticks(pid) - cpu0) as f64 * 10.0 / n as f64;
+    latencies.sort();
+    let _ = server.kill();
+    let _ = server.wait();
+    let bare = bare_starts(n);
+    println!(
+        "process kubelet bench: {n} Pods created at once (16 concurrent creates); {} reached Running",
+        latencies.len()
+    );
+    println!("{:<34} {:>12} {:>12} {:>8}", "metric", "devcluster", "bare start", "ratio");
+    for (label, p) in [("create->Running p50 (ms)", 0.5), ("create->Running p99 (ms)", 0.99)] {
+        let ours = percentile(&latencies, p).as_secs_f64() * 1000.0;
+        let base = percentile(&bare, p).as_secs_f64() * 1000.0;
+        println!("{label:<34} {ours:>12.1} {base:>12.1} {:>7.1}x", ours / base);
+    }
+    println!("{:<34} {:>12.1}", "devcluster CPU per Pod (ms)", cpu_ms_per_pod);
+    println!("{:<34} {:>12.1}", "all creates answered after (ms)", creates_done.as_secs_f64() * 1000.0);
+    println!(
+        "bare start = the same unshare + sh + sleep, {} spawned at once directly (no API, no kubelet), same run",
+        bare.len()
+    );
+}
