@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: starts the local cluster, installs a sample CRD and object with kubectl, shows them,
-# and keeps the cluster running until Ctrl-C. (The operator, API server and workers join this stack
+# The main job: starts the local cluster, installs a sample CRD and object with kubectl, runs a Pod
+# through the process kubelet, shows them, and keeps the cluster running until Ctrl-C. (The operator, API server and workers join this stack
 # as their issues land.)
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"
@@ -26,6 +26,12 @@ kubectl apply -f "$REPO/e2e/examples/widget.yaml"
 kubectl get widgets
 kubectl patch widget demo --type merge -p '{"spec":{"size":5}}'
 kubectl get widget demo -o jsonpath='{.spec.size} generation={.metadata.generation}{"\n"}'
+# A Pod runs as a local process through the process kubelet.
+kubectl delete pod hello --ignore-not-found --wait=true
+kubectl run hello --image=busybox --restart=Never -- sh -c 'echo "hello from a pod on $(hostname)"; sleep 1; echo bye'
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded pod/hello --timeout=30s
+kubectl logs hello
+kubectl get pods -o wide
 { set +x; } 2>/dev/null
 cat <<MSG
 

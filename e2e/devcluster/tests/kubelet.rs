@@ -299,3 +299,15 @@ async fn restart_with_data_dir_does_not_leave_phantom_running_pods() {
     assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
     assert_eq!(terminated(&p, 0).reason.as_deref(), Some("ContainerStatusUnknown"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_have_their_own_hostname_and_process_tree() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    create(&pods, json!({"metadata": {"name": "ns-check"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "hostname; cat /proc/1/comm; test $(ls /proc | grep -c '^[0-9]') -lt 10 && echo few-processes"]}]}})).await;
+    phase(&pods, "ns-check", &["Succeeded"]).await;
+    assert_eq!(pods.logs("ns-check", &LogParams::default()).await.unwrap(), "ns-check\nsh\nfew-processes\n");
+    let wide = ok(dev.kubectl(&["get", "pod", "ns-check", "-o", "wide", "--no-headers"]));
+    assert!(wide.contains("127.0.0.1") && wide.contains("devcluster-node"), "{wide}");
+}

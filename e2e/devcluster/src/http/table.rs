@@ -113,6 +113,18 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
             priority: 0,
             json_path: ".metadata.creationTimestamp".into(),
         });
+        if rt.kind == "Pod" {
+            let wide = |n: &str, path: &str| Column {
+                name: n.into(),
+                type_: "string".into(),
+                format: String::new(),
+                description: String::new(),
+                priority: 1,
+                json_path: path.into(),
+            };
+            cols.push(wide("IP", ".status.podIP"));
+            cols.push(wide("Node", ".spec.nodeName"));
+        }
     }
     cols
 }

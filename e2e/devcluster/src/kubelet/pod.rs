@@ -301,7 +301,8 @@ impl Worker {
             std::fs::create_dir_all(parent).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
         }
         let workdir = c["workingDir"].as_str().filter(|w| !w.is_empty()).map(String::from);
-        Ok((runtime::Spec { argv, env, workdir, mounts, uid, gid, log }, term_file))
+        let hostname = self.pod["spec"]["hostname"].as_str().map(String::from).unwrap_or_else(|| self.ns_name().1);
+        Ok((runtime::Spec { argv, env, workdir, mounts, uid, gid, log, hostname }, term_file))
     }
 
     /// Starts a container once its configuration resolves; waits (and reports why) until then.

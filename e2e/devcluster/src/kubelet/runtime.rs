@@ -66,6 +66,8 @@ pub struct Spec {
     pub gid: Option<u32>,
     /// Log file (CRI format lines are appended).
     pub log: PathBuf,
+    /// Hostname inside the container (its own UTS namespace): the Pod name.
+    pub hostname: String,
 }
 
 /// Signals a started container; its exit code arrives through the `JoinHandle` from [`spawn`].
@@ -83,6 +85,14 @@ fn quote(s: &str) -> String {
 /// requested user, then exec the container command (so it becomes PID 1 itself).
 fn init_script(spec: &Spec, isolation: Isolation) -> String {
     let mut s = String::from("set -e\n");
+    if !spec.hostname.is_empty() {
+        // Only ever inside the container's own UTS namespace (`unshare --uts`); PID 1 here is this
+        // shell, so a different namespace than the host's is checked before writing.
+        s.push_str(&format!(
+            "[ \"$(readlink /proc/self/ns/uts)\" != \"$HOST_UTS_NS\" ] && printf %s {} > /proc/sys/kernel/hostname\n",
+            quote(&spec.hostname)
+        ));
+    }
     for m in &spec.mounts {
         let (src, dst) = (quote(&m.source.to_string_lossy()), quote(&m.target));
         if m.source.is_dir() {
@@ -98,6 +108,7 @@ fn init_script(spec: &Spec, isolation: Isolation) -> String {
     if let Some(dir) = &spec.workdir {
         s.push_str(&format!("mkdir -p {0} && cd {0}\n", quote(dir)));
     }
+    s.push_str("unset HOST_UTS_NS\n");
     match (spec.uid, isolation) {
         (Some(uid), Isolation::Namespaces) => {
             let gid = spec.gid.unwrap_or(uid);
@@ -171,6 +182,7 @@ pub fn spawn(spec: &Spec, isolation: Isolation) -> Result<(Handle, tokio::task::
             }
             cmd.args([
                 "--mount",
+                "--uts",
                 "--propagation",
                 "private",
                 "--pid",
@@ -184,8 +196,11 @@ pub fn spawn(spec: &Spec, isolation: Isolation) -> Result<(Handle, tokio::task::
             cmd.arg(init_script(spec, isolation)).arg("container-init").args(&spec.argv);
         }
     }
+    let host_uts =
+        std::fs::read_link("/proc/self/ns/uts").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     cmd.env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env("HOST_UTS_NS", host_uts)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -276,11 +291,13 @@ mod tests {
             uid: Some(1000),
             gid: None,
             log: PathBuf::from("/dev/null"),
+            hostname: "pod-a".into(),
         };
         let s = init_script(&spec, Isolation::Namespaces);
         assert!(s.contains("mount --bind '/nonexistent-file' '/etc/it'\\''s'"), "{s}");
         assert!(s.contains("remount,bind,ro"));
         assert!(s.contains("cd '/work dir'"));
+        assert!(s.contains("printf %s 'pod-a' > /proc/sys/kernel/hostname"), "{s}");
         assert!(s.ends_with("exec setpriv --reuid=1000 --regid=1000 --clear-groups -- \"$@\"\n"));
     }
 }
