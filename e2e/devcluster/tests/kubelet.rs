@@ -130,18 +130,24 @@ async fn active_deadline_kills_a_sleeping_pod() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_running_pod_sends_sigterm_first() {
+    use futures::StreamExt;
     let dev = dev().await;
     let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
-    let marker = dev.dir.path().join("got-term");
     create(&pods, json!({"metadata": {"name": "t"}, "spec": {"terminationGracePeriodSeconds": 20,
         "containers": [{"name": "c", "image": "busybox",
-            "command": ["sh", "-c", format!("trap 'echo term > {}; exit 0' TERM; echo up; while true; do sleep 0.1; done", marker.display())]}]}})).await;
-    phase(&pods, "t", &["Running"]).await;
+            "command": ["sh", "-c", "trap 'echo got TERM > /dev/termination-log; exit 0' TERM; echo up; while true; do sleep 0.1; done"]}]}})).await;
+    let running = phase(&pods, "t", &["Running"]).await;
     eventually(10, "container output", || {
         let pods = pods.clone();
         async move { pods.logs("t", &LogParams::default()).await.ok().filter(|l| l.contains("up")) }
     })
     .await;
+    let rv = running.metadata.resource_version.clone().unwrap();
+    let mut events = pods
+        .watch(&kube::api::WatchParams::default().fields("metadata.name=t").timeout(20), &rv)
+        .await
+        .unwrap()
+        .boxed();
     pods.delete("t", &DeleteParams::default()).await.unwrap();
     let marked = pods.get("t").await.unwrap();
     assert!(
@@ -149,12 +155,27 @@ async fn deleting_a_running_pod_sends_sigterm_first() {
         "graceful deletion keeps the object until the kubelet is done"
     );
     assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(20));
-    eventually(15, "pod removed", || {
-        let pods = pods.clone();
-        async move { pods.get_opt("t").await.unwrap().is_none().then_some(()) }
-    })
-    .await;
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n", "the process saw SIGTERM");
+    // The last state the kubelet reports before removing the Pod shows the process handled SIGTERM.
+    let mut last_terminated = None;
+    while let Some(Ok(ev)) = events.next().await {
+        match ev {
+            kube::api::WatchEvent::Modified(p) => {
+                if let Some(t) = p
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .and_then(|c| c[0].state.clone())
+                    .and_then(|s| s.terminated)
+                {
+                    last_terminated = Some(t);
+                }
+            }
+            kube::api::WatchEvent::Deleted(_) => break,
+            _ => {}
+        }
+    }
+    let t = last_terminated.expect("a terminated state before deletion");
+    assert_eq!((t.exit_code, t.message.as_deref()), (0, Some("got TERM\n")));
+    assert!(pods.get_opt("t").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -241,10 +262,12 @@ async fn waiting_reasons_match_the_kubelet() {
 async fn restart_policies_restart_with_backoff_and_keep_termination_messages() {
     let dev = dev().await;
     let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
-    let counter = dev.dir.path().join("runs");
+    // The counter lives in an emptyDir: it survives container restarts, as on a real node.
     create(&pods, json!({"metadata": {"name": "flaky"}, "spec": {"restartPolicy": "OnFailure",
         "containers": [{"name": "c", "image": "busybox", "terminationMessagePolicy": "FallbackToLogsOnError",
-            "command": ["sh", "-c", format!("echo x >> {0}; n=$(wc -l < {0}); if [ $n -lt 3 ]; then echo failing run $n; exit 1; fi; echo finished > /dev/termination-log", counter.display())]}]}})).await;
+            "command": ["sh", "-c", "echo x >> /state/runs; n=$(wc -l < /state/runs); if [ $n -lt 3 ]; then echo failing run $n; exit 1; fi; echo finished > /dev/termination-log"],
+            "volumeMounts": [{"name": "state", "mountPath": "/state"}]}],
+        "volumes": [{"name": "state", "emptyDir": {}}]}})).await;
     let p = phase(&pods, "flaky", &["Succeeded"]).await;
     let st = &p.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
     assert_eq!(st.restart_count, 2);
@@ -310,4 +333,31 @@ async fn containers_have_their_own_hostname_and_process_tree() {
     assert_eq!(pods.logs("ns-check", &LogParams::default()).await.unwrap(), "ns-check\nsh\nfew-processes\n");
     let wide = ok(dev.kubectl(&["get", "pod", "ns-check", "-o", "wide", "--no-headers"]));
     assert!(wide.contains("127.0.0.1") && wide.contains("devcluster-node"), "{wide}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_writes_stay_in_the_container_and_security_context_applies() {
+    let dev = dev().await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    let leak = format!("/tmp/ephemera-leak-{}", std::process::id());
+    create(&pods, json!({"metadata": {"name": "w"}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", format!("echo x > {leak} && cat {leak}")]}]}})).await;
+    phase(&pods, "w", &["Succeeded"]).await;
+    assert_eq!(pods.logs("w", &LogParams::default()).await.unwrap(), "x\n");
+    assert!(!std::path::Path::new(&leak).exists(), "the write went to the container's own layer");
+
+    create(&pods, json!({"metadata": {"name": "ro"}, "spec": {"restartPolicy": "Never",
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "runAsNonRoot": true},
+        "containers": [{"name": "c", "image": "busybox",
+            "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false},
+            "command": ["sh", "-c", "id -u; id -g; touch /root-file 2>/dev/null && echo wrote-root || echo read-only; touch /scratch/f && echo wrote-scratch"],
+            "volumeMounts": [{"name": "s", "mountPath": "/scratch"}]}],
+        "volumes": [{"name": "s", "emptyDir": {}}]}})).await;
+    let p = phase(&pods, "ro", &["Succeeded", "Failed"]).await;
+    assert_eq!(
+        pods.logs("ro", &LogParams::default()).await.unwrap(),
+        "1000\n3000\nread-only\nwrote-scratch\n",
+        "{:?}",
+        p.status
+    );
 }

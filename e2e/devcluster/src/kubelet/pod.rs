@@ -262,6 +262,10 @@ impl Worker {
                 .unwrap_or_default()
         };
         let (command, args) = (strings(&c["command"]), strings(&c["args"]));
+        let binaries = match &resolved {
+            Image::Binary(path) => vec![path.clone()],
+            Image::Host { .. } => Vec::new(),
+        };
         let argv = match resolved {
             Image::Binary(path) => {
                 let bin = path.to_string_lossy().to_string();
@@ -302,7 +306,13 @@ impl Worker {
         }
         let workdir = c["workingDir"].as_str().filter(|w| !w.is_empty()).map(String::from);
         let hostname = self.pod["spec"]["hostname"].as_str().map(String::from).unwrap_or_else(|| self.ns_name().1);
-        Ok((runtime::Spec { argv, env, workdir, mounts, uid, gid, log, hostname }, term_file))
+        let scratch = self.dir.join("rootfs").join(format!("{name}-{run}"));
+        std::fs::create_dir_all(&scratch).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+        let read_only_root = c["securityContext"]["readOnlyRootFilesystem"].as_bool().unwrap_or(false);
+        Ok((
+            runtime::Spec { argv, env, workdir, mounts, uid, gid, log, hostname, scratch, binaries, read_only_root },
+            term_file,
+        ))
     }
 
     /// Starts a container once its configuration resolves; waits (and reports why) until then.
@@ -418,6 +428,7 @@ impl Worker {
             self.wait_for_deletion().await;
         }
         let _ = std::fs::remove_dir_all(self.dir.join("volumes"));
+        let _ = std::fs::remove_dir_all(self.dir.join("rootfs"));
         self.k.forget(&self.uid);
     }
 

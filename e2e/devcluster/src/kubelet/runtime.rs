@@ -68,6 +68,12 @@ pub struct Spec {
     pub log: PathBuf,
     /// Hostname inside the container (its own UTS namespace): the Pod name.
     pub hostname: String,
+    /// Empty folder where the container's root (a copy-on-write overlay of the host's) is assembled.
+    pub scratch: PathBuf,
+    /// Host files the image needs (its mapped binary), bind-mounted read-only at the same path.
+    pub binaries: Vec<PathBuf>,
+    /// `readOnlyRootFilesystem`.
+    pub read_only_root: bool,
 }
 
 /// Signals a started container; its exit code arrives through the `JoinHandle` from [`spawn`].
@@ -81,41 +87,65 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The shell run as PID 1 of the new namespaces: make mount points, bind the volumes, drop to the
-/// requested user, then exec the container command (so it becomes PID 1 itself).
+/// The shell run as PID 1 of the new namespaces. It gives the container its own root: a
+/// copy-on-write overlay of the host's root on a private tmpfs (so nothing the container writes, and
+/// no mount point it needs, touches the host), with `/dev`, `/sys`, a fresh `/proc`, the volumes and
+/// the image's binary mounted in; then it sets the hostname, enters that root, drops to the requested
+/// user and execs the container command, which thereby becomes PID 1.
 fn init_script(spec: &Spec, isolation: Isolation) -> String {
     let mut s = String::from("set -e\n");
     if !spec.hostname.is_empty() {
-        // Only ever inside the container's own UTS namespace (`unshare --uts`); PID 1 here is this
-        // shell, so a different namespace than the host's is checked before writing.
+        // Only ever inside the container's own UTS namespace (`unshare --uts`), checked first.
         s.push_str(&format!(
             "[ \"$(readlink /proc/self/ns/uts)\" != \"$HOST_UTS_NS\" ] && printf %s {} > /proc/sys/kernel/hostname\n",
             quote(&spec.hostname)
         ));
     }
-    for m in &spec.mounts {
-        let (src, dst) = (quote(&m.source.to_string_lossy()), quote(&m.target));
-        if m.source.is_dir() {
-            s.push_str(&format!("mkdir -p {dst}\n"));
+    let scratch = quote(&spec.scratch.to_string_lossy());
+    s.push_str(&format!("S={scratch}\nmkdir -p \"$S\"\nmount -t tmpfs -o mode=0755 tmpfs \"$S\"\n"));
+    s.push_str("mkdir -p \"$S/upper\" \"$S/work\" \"$S/root\"\n");
+    s.push_str("mount -t overlay overlay -o \"lowerdir=/,upperdir=$S/upper,workdir=$S/work\" \"$S/root\"\n");
+    s.push_str("R=\"$S/root\"\nmount --rbind /sys \"$R/sys\"\nmount -t proc proc \"$R/proc\"\n");
+    // A private /dev with the usual device nodes, as a container runtime provides.
+    s.push_str("mount -t tmpfs -o mode=0755,nosuid tmpfs \"$R/dev\"\n");
+    s.push_str("for d in null zero full random urandom tty; do : > \"$R/dev/$d\"; mount --bind \"/dev/$d\" \"$R/dev/$d\"; done\n");
+    s.push_str(
+        "mkdir -p \"$R/dev/pts\" \"$R/dev/shm\"\nmount -t tmpfs -o mode=1777,nosuid,nodev tmpfs \"$R/dev/shm\"\n",
+    );
+    s.push_str("ln -s /proc/self/fd \"$R/dev/fd\"; ln -s /proc/self/fd/0 \"$R/dev/stdin\"; ln -s /proc/self/fd/1 \"$R/dev/stdout\"; ln -s /proc/self/fd/2 \"$R/dev/stderr\"\n");
+    let binds = spec
+        .binaries
+        .iter()
+        .map(|b| (b.clone(), b.to_string_lossy().to_string(), true))
+        .chain(spec.mounts.iter().map(|m| (m.source.clone(), m.target.clone(), m.read_only)));
+    // Targets are resolved inside the new root (`/var/run` → `/run` there), never on the host.
+    s.push_str("at() { printf '%s%s' \"$R\" \"$(chroot \"$R\" realpath -m -- \"$1\")\"; }\n");
+    for (source, target, read_only) in binds {
+        let (src, dst) = (quote(&source.to_string_lossy()), quote(&target));
+        s.push_str(&format!("T=\"$(at {dst})\"\n"));
+        if source.is_dir() {
+            s.push_str("mkdir -p \"$T\"\n");
         } else {
-            s.push_str(&format!("mkdir -p \"$(dirname {dst})\"; [ -e {dst} ] || : > {dst}\n"));
+            s.push_str("mkdir -p \"$(dirname \"$T\")\"; [ -e \"$T\" ] || : > \"$T\"\n");
         }
-        s.push_str(&format!("mount --bind {src} {dst}\n"));
-        if m.read_only {
-            s.push_str(&format!("mount -o remount,bind,ro {dst}\n"));
+        s.push_str(&format!("mount --bind {src} \"$T\"\n"));
+        if read_only {
+            s.push_str("mount -o remount,bind,ro \"$T\"\n");
         }
     }
-    if let Some(dir) = &spec.workdir {
-        s.push_str(&format!("mkdir -p {0} && cd {0}\n", quote(dir)));
+    let workdir = spec.workdir.clone().unwrap_or_else(|| "/".into());
+    s.push_str(&format!("mkdir -p \"$(at {})\"\n", quote(&workdir)));
+    if spec.read_only_root {
+        s.push_str("mount -o remount,ro \"$R\"\n");
     }
     s.push_str("unset HOST_UTS_NS\n");
-    match (spec.uid, isolation) {
+    let user = match (spec.uid, isolation) {
         (Some(uid), Isolation::Namespaces) => {
-            let gid = spec.gid.unwrap_or(uid);
-            s.push_str(&format!("exec setpriv --reuid={uid} --regid={gid} --clear-groups -- \"$@\"\n"));
+            format!("setpriv --reuid={uid} --regid={} --clear-groups -- ", spec.gid.unwrap_or(uid))
         }
-        _ => s.push_str("exec \"$@\"\n"),
-    }
+        _ => String::new(),
+    };
+    s.push_str(&format!("exec chroot \"$R\" /bin/sh -c 'cd \"$0\" && exec \"$@\"' {} {user}\"$@\"\n", quote(&workdir)));
     s
 }
 
@@ -278,7 +308,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn init_script_mounts_then_execs_as_the_user() {
+    fn init_script_builds_a_private_root_then_execs_as_the_user() {
         let spec = Spec {
             argv: vec!["sh".into()],
             env: vec![],
@@ -292,12 +322,16 @@ mod tests {
             gid: None,
             log: PathBuf::from("/dev/null"),
             hostname: "pod-a".into(),
+            scratch: PathBuf::from("/k/pods/u/rootfs/c-0"),
+            binaries: vec![],
+            read_only_root: true,
         };
         let s = init_script(&spec, Isolation::Namespaces);
-        assert!(s.contains("mount --bind '/nonexistent-file' '/etc/it'\\''s'"), "{s}");
-        assert!(s.contains("remount,bind,ro"));
-        assert!(s.contains("cd '/work dir'"));
         assert!(s.contains("printf %s 'pod-a' > /proc/sys/kernel/hostname"), "{s}");
-        assert!(s.ends_with("exec setpriv --reuid=1000 --regid=1000 --clear-groups -- \"$@\"\n"));
+        assert!(s.contains("lowerdir=/,upperdir=$S/upper"), "{s}");
+        assert!(s.contains("T=\"$(at '/etc/it'\\''s')\"\nmkdir -p \"$(dirname \"$T\")\""), "{s}");
+        assert!(s.contains("mount --bind '/nonexistent-file' \"$T\"\nmount -o remount,bind,ro \"$T\""), "{s}");
+        assert!(s.contains("mount -o remount,ro \"$R\""), "{s}");
+        assert!(s.ends_with("exec chroot \"$R\" /bin/sh -c 'cd \"$0\" && exec \"$@\"' '/work dir' setpriv --reuid=1000 --regid=1000 --clear-groups -- \"$@\"\n"), "{s}");
     }
 }
