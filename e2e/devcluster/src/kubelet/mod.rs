@@ -46,6 +46,7 @@ pub struct Shared {
     api_port: u16,
     ca_pem: String,
     backoff_base: Duration,
+    spawner: runtime::Spawner,
     workers: Mutex<HashMap<String, watch::Sender<Option<Arc<Value>>>>>,
 }
 
@@ -72,6 +73,7 @@ pub fn start(app: Arc<App>, cfg: KubeletConfig, api_port: u16, ca_pem: String) -
         api_port,
         ca_pem,
         backoff_base: cfg.backoff_base,
+        spawner: runtime::Spawner::new(tokio::runtime::Handle::current()),
         workers: Mutex::new(HashMap::new()),
     });
     if let Ok(mut l) = app.logs.write() {

@@ -365,13 +365,8 @@ impl Worker {
         }
     }
 
-    /// Process creation blocks (fork/exec): run it off the async workers so API requests stay fast
-    /// while many containers start.
     async fn spawn_off_thread(&self, spec: &runtime::Spec) -> Result<(Handle, tokio::task::JoinHandle<i32>), String> {
-        let (spec, isolation) = (spec.clone(), self.k.isolation);
-        tokio::task::spawn_blocking(move || runtime::spawn(&spec, isolation))
-            .await
-            .unwrap_or_else(|e| Err(format!("container start panicked: {e}")))
+        self.k.spawner.spawn(spec.clone(), self.k.isolation).await
     }
 
     fn exits_register(&mut self, init: bool, i: usize, exit: tokio::task::JoinHandle<i32>) {

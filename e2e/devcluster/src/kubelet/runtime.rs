@@ -76,6 +76,42 @@ pub struct Spec {
     pub read_only_root: bool,
 }
 
+/// Starts containers from one dedicated thread. The parent-death signal that stops a container when
+/// the dev cluster dies is tied to the *thread* that started it, so that thread must live as long as
+/// the kubelet (tokio's blocking threads exit when idle; async workers must not block on fork/exec).
+#[derive(Clone)]
+pub struct Spawner {
+    tx: std::sync::mpsc::Sender<SpawnRequest>,
+}
+
+type Started = Result<(Handle, tokio::task::JoinHandle<i32>), String>;
+type SpawnRequest = (Spec, Isolation, tokio::sync::oneshot::Sender<Started>);
+
+impl Spawner {
+    /// Starts the spawner thread; it ends when every `Spawner` clone is dropped, and its containers
+    /// are then killed.
+    pub fn new(runtime: tokio::runtime::Handle) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        let spawned = std::thread::Builder::new().name("container-spawner".into()).spawn(move || {
+            let _guard = runtime.enter();
+            for (spec, isolation, reply) in rx {
+                let _ = reply.send(spawn(&spec, isolation));
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the container spawner thread");
+        }
+        Self { tx }
+    }
+
+    /// Starts a container (see [`spawn`]).
+    pub async fn spawn(&self, spec: Spec, isolation: Isolation) -> Started {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx.send((spec, isolation, reply)).map_err(|_| "the container spawner has stopped".to_string())?;
+        answer.await.map_err(|_| "the container spawner has stopped".to_string())?
+    }
+}
+
 /// Signals a started container; its exit code arrives through the `JoinHandle` from [`spawn`].
 #[derive(Debug, Clone)]
 pub struct Handle {
@@ -93,7 +129,11 @@ fn quote(s: &str) -> String {
 /// the image's binary mounted in; then it sets the hostname, enters that root, drops to the requested
 /// user and execs the container command, which thereby becomes PID 1.
 fn init_script(spec: &Spec, isolation: Isolation) -> String {
-    let mut s = String::from("set -e\n");
+    // The setup tools live in sbin directories the container's own PATH may not list; the
+    // container's PATH is restored for its command.
+    let mut s = String::from(
+        "set -e\nCPATH=\"${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}\"\nexport PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+    );
     if !spec.hostname.is_empty() {
         // Only ever inside the container's own UTS namespace (`unshare --uts`), checked first.
         s.push_str(&format!(
@@ -145,7 +185,10 @@ fn init_script(spec: &Spec, isolation: Isolation) -> String {
         }
         _ => String::new(),
     };
-    s.push_str(&format!("exec chroot \"$R\" /bin/sh -c 'cd \"$0\" && exec \"$@\"' {} {user}\"$@\"\n", quote(&workdir)));
+    s.push_str(&format!(
+        "exec chroot \"$R\" /usr/bin/env \"PATH=$CPATH\" /bin/sh -c 'cd \"$0\" && exec \"$@\"' {} {user}\"$@\"\n",
+        quote(&workdir)
+    ));
     s
 }
 
@@ -186,7 +229,7 @@ async fn pump(stream: impl AsyncRead + Unpin, name: &'static str, log: PathBuf) 
 
 /// Starts a container process; the join handle yields its exit code (128 + signal when killed, as
 /// container runtimes report).
-pub fn spawn(spec: &Spec, isolation: Isolation) -> Result<(Handle, tokio::task::JoinHandle<i32>), String> {
+fn spawn(spec: &Spec, isolation: Isolation) -> Started {
     if spec.argv.is_empty() {
         return Err("no command specified".into());
     }
@@ -332,6 +375,6 @@ mod tests {
         assert!(s.contains("T=\"$(at '/etc/it'\\''s')\"\nmkdir -p \"$(dirname \"$T\")\""), "{s}");
         assert!(s.contains("mount --bind '/nonexistent-file' \"$T\"\nmount -o remount,bind,ro \"$T\""), "{s}");
         assert!(s.contains("mount -o remount,ro \"$R\""), "{s}");
-        assert!(s.ends_with("exec chroot \"$R\" /bin/sh -c 'cd \"$0\" && exec \"$@\"' '/work dir' setpriv --reuid=1000 --regid=1000 --clear-groups -- \"$@\"\n"), "{s}");
+        assert!(s.ends_with("exec chroot \"$R\" /usr/bin/env \"PATH=$CPATH\" /bin/sh -c 'cd \"$0\" && exec \"$@\"' '/work dir' setpriv --reuid=1000 --regid=1000 --clear-groups -- \"$@\"\n"), "{s}");
     }
 }
