@@ -407,12 +407,29 @@ async fn tokens_issued_to_service_accounts_pass_token_review() {
     let wrong = reviews.create(&PostParams::default(), &review(token.clone(), "vault")).await.unwrap();
     assert_ne!(wrong.status.unwrap().authenticated, Some(true));
 
-    // The SA token also authenticates API requests, until the account is deleted.
-    let sa_kubeconfig = dev.dir.path().join("sa-kubeconfig");
-    let admin = std::fs::read_to_string(&dev.kubeconfig).unwrap();
-    std::fs::write(&sa_kubeconfig, admin.replace(dev.cluster.admin_token(), &token)).unwrap();
-    let as_sa = common::client_for(&sa_kubeconfig).await;
-    let cms: Api<ConfigMap> = Api::namespaced(as_sa, "default");
+    // A token for another audience is not an API credential; one for the API server is, until the
+    // account is deleted.
+    let as_client = |t: String| {
+        let path = dev.dir.path().join(format!("sa-kubeconfig-{}", &t[t.len() - 8..]));
+        let admin = std::fs::read_to_string(&dev.kubeconfig).unwrap();
+        std::fs::write(&path, admin.replace(dev.cluster.admin_token(), &t)).unwrap();
+        async move { common::client_for(&path).await }
+    };
+    let foreign: Api<ConfigMap> = Api::namespaced(as_client(token.clone()).await, "default");
+    assert_eq!(api_error(foreign.list(&ListParams::default()).await.unwrap_err()).0, 401);
+    let api_req = TokenRequest {
+        spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
+        ..Default::default()
+    };
+    let api_token = sas
+        .create_token_request("worker", &PostParams::default(), &api_req)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(as_client(api_token).await, "default");
     assert!(cms.list(&ListParams::default()).await.is_ok());
     sas.delete("worker", &DeleteParams::default()).await.unwrap();
     assert_eq!(api_error(cms.list(&ListParams::default()).await.unwrap_err()).0, 401);

@@ -133,5 +133,7 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .ok_or_else(ApiError::unauthorized)?;
-    reviews::authenticate_token(app, token.trim(), None).map_err(|_| ApiError::unauthorized())
+    // Tokens must be meant for this API server (its issuer is the default API audience).
+    let api_audience = [crate::auth::ISSUER.to_string()];
+    reviews::authenticate_token(app, token.trim(), Some(&api_audience)).map_err(|_| ApiError::unauthorized())
 }

@@ -64,6 +64,7 @@ pub async fn handle(
             reviews::token_request(app, t.namespace.as_deref().unwrap_or_default(), name, &decode(headers, &body)?)
         }
         ("POST", Some(name), Some("binding")) if t.rt.kind == "Pod" => bind(app, &t, name, &decode(headers, &body)?),
+        ("POST", Some(name), Some("eviction")) if t.rt.kind == "Pod" => evict(app, &t, name, &decode(headers, &body)?),
         ("PUT", Some(name), None | Some("status")) => update(app, &t, name, &q, headers, &body),
         ("PATCH", Some(name), None | Some("status")) => patch(app, &t, name, &q, headers, &body),
         ("DELETE", Some(name), None) => delete(app, &t, name, &q, headers, &body),
@@ -73,6 +74,14 @@ pub async fn handle(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Create and update bodies must say what they are, as a real server's decoder requires.
+fn require_kind(obj: &Value) -> Result<(), ApiError> {
+    if obj.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty()) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{obj}'")))
 }
 
 /// Whole-number floats become integers, as Kubernetes' JSON decoding does (`3.0` is stored as `3`).
@@ -108,7 +117,7 @@ fn decode_raw(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     if ct.starts_with("application/vnd.kubernetes.protobuf") {
         return super::protobuf::decode(body).map_err(|e| ApiError::unsupported_media_type(&format!("{ct}: {e}")));
     }
-    if ct.contains("cbor") {
+    if !(ct.starts_with("application/json") || ct.contains("+json") || ct.contains("yaml")) {
         return Err(ApiError::unsupported_media_type(ct));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
@@ -301,6 +310,7 @@ fn establish_crds(app: &App, rt: &crate::resources::ResourceType) {
 
 fn create(app: &Arc<App>, t: &Target, q: &Query, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
     let mut obj = decode(headers, body)?;
+    require_kind(&obj)?;
     let mut c = ctx(t, q, headers)?;
     write::check_type(&c, &mut obj)?;
     let mut name = meta::meta_str(&obj, "name").unwrap_or_default().to_string();
@@ -428,6 +438,7 @@ fn update(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let obj = decode(headers, body)?;
+    require_kind(&obj)?;
     let mut c = ctx(t, q, headers)?;
     let dry = dry_run(q)?;
     let custom = t.rt.custom;
@@ -729,6 +740,9 @@ fn pod_grace(app: &App, t: &Target, pod: &Value, requested: Option<i64>) -> Opti
     (grace > 0).then_some(grace)
 }
 
+/// Namespaces a real cluster refuses to delete.
+const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 fn delete(
     app: &Arc<App>,
     t: &Target,
@@ -737,6 +751,12 @@ fn delete(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    if t.rt.kind == "Namespace" && t.rt.group.is_empty() && PROTECTED_NAMESPACES.contains(&name) {
+        return Err(ApiError {
+            details: Some(json!({"name": name, "kind": "namespaces"})),
+            ..ApiError::forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"))
+        });
+    }
     let opts = delete_options(q, headers, body)?;
     let out = delete_one(app, t, name, &opts)?;
     // A still-present object (finalizers pending) is 202 Accepted only for foreground/orphan in
@@ -791,6 +811,23 @@ fn pod_logs(app: &App, t: &Target, name: &str, q: &Query) -> Result<Response, Ap
     let mut resp = Response::new(body);
     resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(resp)
+}
+
+/// `pods/{name}/eviction`: no PodDisruptionBudgets exist here, so an eviction is a delete with the
+/// Eviction's options.
+fn evict(app: &App, t: &Target, name: &str, body: &Value) -> Result<Response, ApiError> {
+    let o = &body["deleteOptions"];
+    let opts = DeleteOptions {
+        grace: o["gracePeriodSeconds"].as_i64(),
+        propagation: o["propagationPolicy"].as_str().map(String::from),
+        uid: o.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from),
+        rv: o.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from),
+        dry: o["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All")),
+    };
+    delete_one(app, t, name, &opts)?;
+    Ok(respond::created(
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
 }
 
 fn bind(app: &App, t: &Target, name: &str, body: &Value) -> Result<Response, ApiError> {

@@ -110,10 +110,14 @@ pub fn v3_group_version(reg: &Registry, group: &str, version: &str) -> Result<Va
             collection["get"] = operation(rt, version, "list", false);
             collection["delete"] = operation(rt, version, "deletecollection", false);
         }
-        paths.insert(base.clone(), collection);
         if only_create {
+            // Create-only review kinds: a PATCH entry tells kubectl the server validates fields, so it
+            // does not fall back to downloading the (protobuf-only) OpenAPI v2 document.
+            collection["patch"] = operation(rt, version, "patch", true);
+            paths.insert(base.clone(), collection);
             continue;
         }
+        paths.insert(base.clone(), collection);
         let item = json!({
             "get": operation(rt, version, "get", false),
             "put": operation(rt, version, "put", true),

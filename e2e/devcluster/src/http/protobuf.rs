@@ -204,7 +204,11 @@ fn message(b: &[u8], fields: &[Field]) -> Result<Value, String> {
         let name = (*name).to_string();
         match (kind, wire) {
             (Kind::Str, 2) => {
-                out.insert(name, json!(utf8(r.bytes()?)?));
+                // Empty optional strings mean "unset" (Go's omitempty on the way back to JSON).
+                let v = utf8(r.bytes()?)?;
+                if !v.is_empty() {
+                    out.insert(name, json!(v));
+                }
             }
             (Kind::Int, 0) => {
                 out.insert(name, json!(r.varint()? as i64));

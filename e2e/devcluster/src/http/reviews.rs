@@ -57,22 +57,25 @@ pub fn authenticate_token(app: &App, token: &str, audiences: Option<&[String]>) 
 /// `POST /apis/authentication.k8s.io/v1/tokenreviews`.
 pub fn token_review(app: &App, body: &Value) -> Result<Response, ApiError> {
     let token = body["spec"]["token"].as_str().unwrap_or_default();
-    let audiences: Option<Vec<String>> =
-        body["spec"]["audiences"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect());
+    // Without audiences, a review checks for the API server's own audience.
+    let audiences: Vec<String> = body["spec"]["audiences"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect::<Vec<_>>())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| vec![crate::auth::ISSUER.to_string()]);
     let mut out = json!({
         "kind": "TokenReview",
         "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"creationTimestamp": null},
         "spec": body["spec"],
     });
-    out["status"] = match authenticate_token(app, token, audiences.as_deref()) {
+    out["status"] = match authenticate_token(app, token, Some(&audiences)) {
         Ok(u) => {
             let mut user = json!({"username": u.username, "uid": u.uid, "groups": u.groups});
             if u.extra.as_object().is_some_and(|m| !m.is_empty()) {
                 user["extra"] = u.extra;
             }
-            let aud = audiences.unwrap_or_else(|| vec![crate::auth::ISSUER.to_string()]);
-            json!({"authenticated": true, "user": user, "audiences": aud})
+            json!({"authenticated": true, "user": user, "audiences": audiences})
         }
         Err(e) => json!({"user": {}, "error": format!("[invalid bearer token, {e}]")}),
     };

@@ -44,6 +44,21 @@ fn set_values(rest: &str) -> Result<Vec<String>, String> {
     Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
+/// `[prefix/]name`: name of alphanumerics, `-`, `_`, `.`, at most 63 characters.
+fn valid_label_key(k: &str) -> bool {
+    let name = k.rsplit_once('/').map_or(k, |(_, n)| n);
+    valid_label_value(name) && !name.is_empty()
+}
+
+/// Empty, or up to 63 alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric.
+fn valid_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
 impl LabelSelector {
     /// Parses the `labelSelector` query syntax.
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -68,7 +83,15 @@ impl LabelSelector {
             } else {
                 (part.to_string(), Op::Exists)
             };
-            if req.0.is_empty() || req.0.contains(char::is_whitespace) {
+            let bad_value = match &req.1 {
+                Op::Eq(v) | Op::NotEq(v) => !valid_label_value(v),
+                Op::In(vs) | Op::NotIn(vs) => vs.iter().any(|v| !valid_label_value(v)),
+                _ => false,
+            };
+            if bad_value {
+                return Err(format!("unable to parse requirement: values must be valid label values: {part:?}"));
+            }
+            if req.0.is_empty() || !valid_label_key(&req.0) {
                 return Err(format!("unable to parse requirement: invalid label key {:?}", req.0));
             }
             reqs.push(req);
@@ -177,6 +200,9 @@ mod tests {
             assert!(LabelSelector::parse(s).unwrap().matches(&o), "{s} should match");
         }
         let no = ["app=api", "app!=web", "app in (api)", "tier notin (front)", "missing", "!app"];
+        for bad in ["a===b", "!!a", "bad key=v", "a=b c"] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad} should be rejected");
+        }
         for s in no {
             assert!(!LabelSelector::parse(s).unwrap().matches(&o), "{s} should not match");
         }

@@ -93,7 +93,7 @@ fn defs(rt: &ResourceType, cols: &[Column]) -> Vec<Value> {
 /// Columns for a kind: the CRD's, or the built-in defaults plus Age.
 fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
     let mut cols = rt.version(version).map(|v| v.columns.clone()).unwrap_or_default();
-    if !rt.custom {
+    if !rt.custom && rt.kind != "CustomResourceDefinition" {
         if rt.kind == "Pod" {
             let c = |n: &str, t: &str| Column {
                 name: n.into(),
@@ -156,7 +156,8 @@ fn row(rt: &ResourceType, cols: &[Column], obj: &Value) -> Value {
     for c in cols.iter().skip(special.len()) {
         let v = json_path(obj, &c.json_path).cloned();
         cells.push(match (c.type_.as_str(), v) {
-            ("date", Some(Value::String(ts))) => age(&ts),
+            // Built-in printers only turn Age into a duration (`kubectl get crd` prints CREATED AT).
+            ("date", Some(Value::String(ts))) if rt.custom || c.name == "Age" => age(&ts),
             (_, Some(v)) => v,
             (_, None) => Value::Null,
         });

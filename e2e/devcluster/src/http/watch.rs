@@ -99,6 +99,13 @@ fn gone_event(rv: u64, oldest: u64) -> Bytes {
     line(&json!({"type": "ERROR", "object": status}))
 }
 
+fn expired_stream(since: u64, oldest: u64) -> Response {
+    let body = gone_event(since, oldest);
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
 /// Starts a watch. Errors that can be known up front (bad selector, expired version) are returned as a
 /// plain error response; later expiry arrives as an `ERROR` event, as from a real server.
 pub fn serve(app: &Arc<App>, target: Target, q: &Query, table: bool) -> Result<Response, ApiError> {
@@ -112,7 +119,12 @@ pub fn serve(app: &Arc<App>, target: Target, q: &Query, table: bool) -> Result<R
     }
     let filter = Filter { target, labels, fields, table };
     let bookmarks = flag(q, "allowWatchBookmarks");
-    let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
+    let timeout = match q.get("timeoutSeconds").map(String::as_str) {
+        None | Some("") => 1800,
+        Some(t) => {
+            t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid value for timeoutSeconds: {t:?}")))?
+        }
+    };
     let key = filter.target.rt.key();
     let from = q.get("resourceVersion").map(String::as_str).unwrap_or("");
     let mut compactions = app.store.compactions();
@@ -131,7 +143,8 @@ pub fn serve(app: &Arc<App>, target: Target, q: &Query, table: bool) -> Result<R
                     let items = past.iter().filter_map(|e| filter.translate(e)).collect();
                     (items, since, rx, false)
                 }
-                Err(oldest) => return Err(ApiError::gone(format!("too old resource version: {since} ({oldest})"))),
+                // As from a real server's watch cache: the watch opens, then ends with a 410 ERROR.
+                Err(oldest) => return Ok(expired_stream(since, oldest)),
             }
         };
     let send_initial_end = initial_end && bookmarks;

@@ -172,6 +172,17 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
                 }
             }
             Some(old) => {
+                // A body naming another uid is a precondition that fails (the object was replaced).
+                if let (Some(want), Some(have)) =
+                    (m.get("uid").and_then(Value::as_str), old["metadata"]["uid"].as_str())
+                {
+                    if !want.is_empty() && want != have {
+                        return Err(ApiError::conflict(
+                            super::status::Subject { group: &rt.group, resource: &rt.plural, name: &name },
+                            &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {have}"),
+                        ));
+                    }
+                }
                 for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
                     match old["metadata"].get(f) {
                         Some(v) => m.insert(f.into(), v.clone()),
@@ -181,6 +192,19 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
             }
         }
         m.remove("selfLink");
+        // Empty collections are omitted, as Go's `omitempty` does on a real server.
+        for f in ["labels", "annotations", "finalizers", "ownerReferences", "generateName"] {
+            let empty = match m.get(f) {
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::String(s)) => s.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                m.remove(f);
+            }
+        }
     }
 
     // The status subresource: the main endpoint cannot change status, `/status` only status.
@@ -276,9 +300,13 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         crate::resources::pod_defaults(&mut new);
     }
 
-    if rt.kind == "Namespace" && rt.group.is_empty() && old.is_none() {
-        new["spec"]["finalizers"] = json!(["kubernetes"]);
-        new["status"] = json!({"phase": "Active"});
+    if rt.kind == "Namespace" && rt.group.is_empty() {
+        // The NamespaceDefaultLabelName feature: every namespace carries its own name as a label.
+        new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+        if old.is_none() {
+            new["spec"]["finalizers"] = json!(["kubernetes"]);
+            new["status"] = json!({"phase": "Active"});
+        }
     }
 
     if is_crd(&rt) {
@@ -428,6 +456,7 @@ fn validate_crd(crd: &Value) -> Result<(), ApiError> {
     let name = meta::meta_str(crd, "name").unwrap_or_default();
     let spec = &crd["spec"];
     let mut errs = Vec::new();
+    let mut structural = Vec::new();
     let mut err = |field: &str, reason: &'static str, message: String| {
         errs.push(schema::FieldError { reason, field: field.into(), message });
     };
@@ -469,10 +498,18 @@ fn validate_crd(crd: &Value) -> Result<(), ApiError> {
         err("spec.versions", "FieldValueInvalid", format!("Invalid value: []apiextensions.CustomResourceDefinitionVersion{{...}}: must have exactly one version marked as storage version, status.storedVersions: Invalid value: {storage}"));
     }
     for (i, v) in versions.iter().enumerate() {
-        if let Some(s) = v.pointer("/schema/openAPIV3Schema") {
-            errs.extend(schema::check_structural(s, &format!("spec.versions[{i}].schema.openAPIV3Schema")));
+        match v.pointer("/schema/openAPIV3Schema") {
+            Some(s) => {
+                structural.extend(schema::check_structural(s, &format!("spec.versions[{i}].schema.openAPIV3Schema")))
+            }
+            None => err(
+                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                "FieldValueRequired",
+                "Required value: schemas are required".into(),
+            ),
         }
     }
+    errs.extend(structural);
     if errs.is_empty() {
         return Ok(());
     }

@@ -113,12 +113,21 @@ fn specs() -> Vec<Spec> {
             status: true,
             hints: conditions_hints(),
             columns: vec![column("Status", "string", ".status.phase")],
+            field_selectors: &["status.phase"],
             ..base("", "v1", "namespaces", "Namespace", false, &["ns"])
         },
         Spec {
             status: true,
             hints: pod_hints(),
-            field_selectors: &["spec.nodeName", "status.phase", "spec.restartPolicy", "spec.serviceAccountName"],
+            field_selectors: &[
+                "spec.nodeName",
+                "status.phase",
+                "spec.restartPolicy",
+                "spec.serviceAccountName",
+                "spec.schedulerName",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
             extra: &["log", "binding", "eviction"],
             ..base("", "v1", "pods", "Pod", true, &["po"])
         },
@@ -206,7 +215,7 @@ pub fn builtins() -> Vec<ResourceType> {
             list_kind: format!("{}List", s.kind),
             namespaced: s.namespaced,
             short_names: s.short.iter().map(|x| x.to_string()).collect(),
-            categories: Vec::new(),
+            categories: if s.kind == "Pod" { vec!["all".to_string()] } else { Vec::new() },
             versions: vec![Version {
                 name: s.version.into(),
                 schema: None,
