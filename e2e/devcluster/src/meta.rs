@@ -113,3 +113,122 @@ mod tests {
         assert_eq!(name_suffix().len(), 5);
     }
 }
+
+const NAME_PART_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+fn qualified_part_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Problems with a label or annotation key (`[prefix/]name`), as upstream words them.
+fn key_problems(key: &str) -> Vec<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let mut out = Vec::new();
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            out.push("prefix part must be non-empty".to_string());
+        } else if let Some(msg) = dns_subdomain_error(p) {
+            out.push(format!("prefix part {msg}"));
+        }
+    }
+    if name.is_empty() {
+        out.push("name part must be non-empty".into());
+    } else if name.len() > 63 {
+        out.push("name part must be no more than 63 characters".into());
+    } else if !qualified_part_ok(name) {
+        out.push(NAME_PART_MSG.into());
+    }
+    out
+}
+
+/// Validates `metadata.labels` and `metadata.annotations` like `ValidateObjectMeta`:
+/// (field, reason, message) triples.
+pub fn label_and_annotation_errors(obj: &Value) -> Vec<(String, &'static str, String)> {
+    let mut errs = Vec::new();
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            for p in key_problems(k) {
+                errs.push(("metadata.labels".to_string(), "FieldValueInvalid", format!("Invalid value: {k:?}: {p}")));
+            }
+            let v = v.as_str().unwrap_or_default();
+            if v.len() > 63 {
+                errs.push((
+                    "metadata.labels".into(),
+                    "FieldValueInvalid",
+                    format!("Invalid value: {v:?}: must be no more than 63 characters"),
+                ));
+            } else if !v.is_empty() && !qualified_part_ok(v) {
+                errs.push((
+                    "metadata.labels".into(),
+                    "FieldValueInvalid",
+                    format!("Invalid value: {v:?}: {LABEL_VALUE_MSG}"),
+                ));
+            }
+        }
+    }
+    if let Some(ann) = obj.pointer("/metadata/annotations").and_then(Value::as_object) {
+        let mut total = 0usize;
+        for (k, v) in ann {
+            total += k.len() + v.as_str().map_or(0, str::len);
+            for p in key_problems(&k.to_lowercase()) {
+                errs.push((
+                    "metadata.annotations".to_string(),
+                    "FieldValueInvalid",
+                    format!("Invalid value: {k:?}: {p}"),
+                ));
+            }
+        }
+        if total > 262_144 {
+            errs.push((
+                "metadata.annotations".into(),
+                "FieldValueTooLong",
+                "Too long: may not be more than 262144 bytes".into(),
+            ));
+        }
+    }
+    errs
+}
+
+/// The fields `ObjectMeta` has; anything else in `metadata` is an unknown field.
+pub const OBJECT_META_FIELDS: [&str; 15] = [
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+#[cfg(test)]
+mod meta_validation_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn labels_and_annotations_are_checked_like_upstream() {
+        let ok = json!({"metadata": {"labels": {"app.kubernetes.io/name": "web", "empty": ""}, "annotations": {"Example.com/Note": "x"}}});
+        assert!(label_and_annotation_errors(&ok).is_empty());
+        let bad = json!({"metadata": {"labels": {"bad key!": "v", "ok": "bad value!"}}});
+        let errs = label_and_annotation_errors(&bad);
+        assert_eq!(errs.len(), 2);
+        assert!(errs[0].2.starts_with("Invalid value: \"bad key!\": name part must consist"));
+        let big = json!({"metadata": {"annotations": {"a": "x".repeat(300_000)}}});
+        assert_eq!(label_and_annotation_errors(&big)[0].2, "Too long: may not be more than 262144 bytes");
+    }
+}

@@ -240,6 +240,21 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
     let r =
         req(c, "POST", &format!("{NS_PATH}?fieldValidation=Ignore"), thing("u3", json!({"size": 1, "zzz": 1}))).await;
     see("create unknown ignore", object(&r));
+    let mut labelled = thing("lbl", json!({"size": 1}));
+    labelled["metadata"]["labels"] = json!({"bad key!": "v", "ok": "bad value!", "example.com/fine": "yes"});
+    let r = req(c, "POST", NS_PATH, labelled).await;
+    see("create with invalid labels", failure(&r));
+    let mut annotated = thing("ann", json!({"size": 1}));
+    annotated["metadata"]["annotations"] = json!({"big": "x".repeat(270_000)});
+    let r = req(c, "POST", NS_PATH, annotated).await;
+    see("create with oversized annotations", failure(&r));
+    let mut meta_unknown = thing("mu", json!({"size": 1, "zzz": 1}));
+    meta_unknown["metadata"]["bogus"] = json!(1);
+    let r = req(c, "POST", &format!("{NS_PATH}?fieldValidation=Strict"), meta_unknown.clone()).await;
+    see("create unknown metadata strict", failure(&r));
+    meta_unknown["metadata"]["name"] = json!("mu2");
+    let r = req(c, "POST", NS_PATH, meta_unknown).await;
+    see("create unknown metadata warn", object(&r));
     let r = req(c, "POST", NS_PATH, thing("Bad_Name", json!({"size": 1}))).await;
     see("create bad name", failure(&r));
     let r = req(
@@ -536,6 +551,42 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
         r.body["items"].as_array().cloned().unwrap_or_default().iter().map(|i| i["metadata"]["name"].clone()).collect();
     deleted.sort_by_key(|v| v.to_string());
     see("deletecollection", json!({"code": r.code, "kind": r.body["kind"], "deleted": deleted}));
+
+    // Validation ratcheting: after the CRD is tightened, unchanged invalid values do not block writes.
+    let mut r9 = thing("r", json!({"size": 9}));
+    r9["metadata"]["finalizers"] = json!(["diff.ephemera.dev/hold"]);
+    req(c, "POST", NS_PATH, r9).await;
+    let doc = CRDS.split("\n---\n").next().unwrap_or_default().replace("maximum: 10", "maximum: 5");
+    let r = call(
+        c,
+        "PATCH",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.diff.ephemera.dev?fieldManager=diff&force=true",
+        "application/apply-patch+yaml",
+        "application/json",
+        Some(doc),
+    )
+    .await;
+    see("tighten CRD", json!(r.code));
+    let mut tightened = false;
+    for _ in 0..50 {
+        let probe = req(c, "POST", &format!("{NS_PATH}?dryRun=All"), thing("probe", json!({"size": 9}))).await;
+        if probe.code == 422 {
+            tightened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    see("tightened schema in force", json!(tightened));
+    let r = req(c, "PATCH", &format!("{NS_PATH}/r"), json!({"metadata": {"labels": {"team": "x"}}})).await;
+    see("ratchet: label an invalid object", json!(r.code));
+    let r = req(c, "PATCH", &format!("{NS_PATH}/r/status"), json!({"status": {"phase": "Seen"}})).await;
+    see("ratchet: status of an invalid object", json!(r.code));
+    let r = req(c, "PATCH", &format!("{NS_PATH}/r"), json!({"spec": {"size": 8}})).await;
+    see("ratchet: changing the invalid value", failure(&r));
+    req(c, "DELETE", &format!("{NS_PATH}/r"), Value::Null).await;
+    let r = req(c, "PATCH", &format!("{NS_PATH}/r"), json!({"metadata": {"finalizers": null}})).await;
+    see("ratchet: finalizer removal completes", json!(r.code));
+    see("ratchet: gone", json!(req(c, "GET", &format!("{NS_PATH}/r"), Value::Null).await.code));
     obs
 }
 

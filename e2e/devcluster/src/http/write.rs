@@ -243,37 +243,10 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
     // Custom resources: prune unknown fields, default, validate against the CRD schema.
     if rt.custom {
         if let Some(schema) = rt.version(&ctx.target.version).and_then(|v| v.schema.clone()) {
-            let unknown = schema::prune(&mut new, &schema);
-            if !unknown.is_empty() {
-                let list: Vec<String> =
-                    unknown.iter().map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.'))).collect();
-                match ctx.validation {
-                    FieldValidation::Strict if ctx.patched.is_some() => {
-                        let cause = format!(
-                            "Invalid value: {}: strict decoding error: {}",
-                            serde_json::to_string(ctx.patched.as_deref().unwrap_or("")).unwrap_or_default(),
-                            list.join(", ")
-                        );
-                        return Err(ApiError::invalid(
-                            "",
-                            "",
-                            "",
-                            format!(" \"\" is invalid: patch: {cause}"),
-                            json!([{"reason": "FieldValueInvalid", "message": cause, "field": "patch"}]),
-                        ));
-                    }
-                    FieldValidation::Strict => {
-                        return Err(ApiError::bad_request(format!(
-                            "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
-                            list.join(", "),
-                            kind = rt.kind,
-                            v = ctx.target.version
-                        )))
-                    }
-                    FieldValidation::Warn => ctx.warnings.extend(list),
-                    FieldValidation::Ignore => {}
-                }
-            }
+            let mut unknown = prune_metadata(&mut new);
+            unknown.extend(schema::prune(&mut new, &schema));
+            unknown.sort();
+            report_unknown(ctx, &rt, &unknown)?;
             schema::apply_defaults(&mut new, &schema);
             let mut errs = Vec::new();
             if let Some(msg) = meta::dns_subdomain_error(&name) {
@@ -283,12 +256,21 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
                     message: format!("Invalid value: {:?}: {msg}", name),
                 });
             }
-            errs.extend(schema::validate(&new, &schema));
+            errs.extend(meta_errors(&new));
+            let mut schema_errs = schema::validate(&new, &schema);
+            if let Some(old) = old {
+                // Validation ratcheting (GA upstream): a value that is unchanged by this write may stay
+                // invalid, so tightening a CRD never blocks status writes, labels or finalizer removal.
+                schema_errs.retain(|e| !unchanged_at(old, &new, &e.field));
+            }
+            errs.extend(schema_errs);
             if !errs.is_empty() {
                 return Err(invalid(&rt, &name, &errs));
             }
         }
     } else {
+        let unknown = prune_metadata(&mut new);
+        report_unknown(ctx, &rt, &unknown)?;
         validate_builtin(&rt, &name, &new)?;
     }
 
@@ -384,6 +366,92 @@ fn secret_string_data(secret: &mut Value) {
     }
 }
 
+/// Applies `fieldValidation` to the unknown fields a write contained.
+fn report_unknown(ctx: &mut Ctx<'_>, rt: &ResourceType, unknown: &[String]) -> Result<(), ApiError> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> =
+        unknown.iter().map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.'))).collect();
+    match ctx.validation {
+        FieldValidation::Strict if ctx.patched.is_some() => {
+            let cause = format!(
+                "Invalid value: {}: strict decoding error: {}",
+                serde_json::to_string(ctx.patched.as_deref().unwrap_or("")).unwrap_or_default(),
+                list.join(", ")
+            );
+            return Err(ApiError::invalid(
+                "",
+                "",
+                "",
+                format!(" \"\" is invalid: patch: {cause}"),
+                json!([{"reason": "FieldValueInvalid", "message": cause, "field": "patch"}]),
+            ));
+        }
+        FieldValidation::Strict => {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                list.join(", "),
+                kind = rt.kind,
+                v = ctx.target.version
+            )))
+        }
+        FieldValidation::Warn => ctx.warnings.extend(list),
+        FieldValidation::Ignore => {}
+    }
+    Ok(())
+}
+
+/// Unknown fields under `metadata` (dropped; reported like schema pruning).
+fn prune_metadata(obj: &mut Value) -> Vec<String> {
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return Vec::new() };
+    let unknown: Vec<String> = m.keys().filter(|k| !meta::OBJECT_META_FIELDS.contains(&k.as_str())).cloned().collect();
+    for k in &unknown {
+        m.remove(k);
+    }
+    unknown.into_iter().map(|k| format!("metadata.{k}")).collect()
+}
+
+fn meta_errors(obj: &Value) -> Vec<schema::FieldError> {
+    meta::label_and_annotation_errors(obj)
+        .into_iter()
+        .map(|(field, reason, message)| schema::FieldError { reason, field, message })
+        .collect()
+}
+
+/// Looks up a field path as written in validation errors (`spec.items[2].name`).
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<Option<&'a Value>> {
+    let mut cur = Some(obj);
+    for part in path.split('.') {
+        let (key, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            cur = cur.and_then(|c| c.get(key));
+        }
+        for idx in indexes.split('[').filter(|x| !x.is_empty()) {
+            let idx = idx.strip_suffix(']')?;
+            cur = match idx.parse::<usize>() {
+                Ok(n) => cur.and_then(|c| c.get(n)),
+                Err(_) => cur.and_then(|c| c.get(idx.trim_matches('"'))),
+            };
+        }
+    }
+    Some(cur)
+}
+
+/// Whether the value at a validation error's path is the same before and after the write.
+fn unchanged_at(old: &Value, new: &Value, path: &str) -> bool {
+    if path.is_empty() || path == "<nil>" {
+        return false;
+    }
+    match (at_path(old, path), at_path(new, path)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Whether a resource type is CustomResourceDefinition.
 pub fn is_crd(rt: &ResourceType) -> bool {
     rt.kind == "CustomResourceDefinition" && rt.group == "apiextensions.k8s.io"
@@ -442,14 +510,19 @@ pub fn hints_with_metadata(hints: &Value) -> Value {
 
 fn validate_builtin(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), ApiError> {
     let check = if rt.kind == "Namespace" { meta::dns_label_error(name) } else { meta::dns_subdomain_error(name) };
-    let Some(msg) = check else { return Ok(()) };
-    let err = schema::FieldError {
-        reason: "FieldValueInvalid",
-        field: "metadata.name".into(),
-        message: format!("Invalid value: {name:?}: {msg}"),
-    };
-    let _ = obj;
-    Err(invalid(rt, name, &[err]))
+    let mut errs: Vec<schema::FieldError> = check
+        .map(|msg| schema::FieldError {
+            reason: "FieldValueInvalid",
+            field: "metadata.name".into(),
+            message: format!("Invalid value: {name:?}: {msg}"),
+        })
+        .into_iter()
+        .collect();
+    errs.extend(meta_errors(obj));
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(rt, name, &errs))
 }
 
 fn validate_crd(crd: &Value) -> Result<(), ApiError> {
