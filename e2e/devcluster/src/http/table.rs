@@ -77,8 +77,8 @@ pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 fn defs(rt: &ResourceType, cols: &[Column]) -> Vec<Value> {
-    let mut out =
-        vec![json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESC, "priority": 0})];
+    let name_def = |priority: i64| json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESC, "priority": priority});
+    let mut out = if name_last(rt) { Vec::new() } else { vec![name_def(0)] };
     for c in cols {
         let description = if rt.custom && c.description.is_empty() {
             format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
@@ -87,49 +87,63 @@ fn defs(rt: &ResourceType, cols: &[Column]) -> Vec<Value> {
         };
         out.push(json!({"name": c.name, "type": c.type_, "format": c.format, "description": description, "priority": c.priority}));
     }
+    if name_last(rt) {
+        out.push(name_def(1));
+    }
     out
 }
 
-/// Columns for a kind: the CRD's, or the built-in defaults plus Age.
-fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
-    let mut cols = rt.version(version).map(|v| v.columns.clone()).unwrap_or_default();
-    if !rt.custom && rt.kind != "CustomResourceDefinition" {
-        if rt.kind == "Pod" {
-            let c = |n: &str, t: &str| Column {
-                name: n.into(),
-                type_: t.into(),
-                format: String::new(),
-                description: String::new(),
-                priority: 0,
-                json_path: String::new(),
-            };
-            cols = vec![c("Ready", "string"), c("Status", "string"), c("Restarts", "string")];
-        }
-        cols.push(Column {
-            name: "Age".into(),
-            type_: "date".into(),
-            format: String::new(),
-            description: String::new(),
-            priority: 0,
-            json_path: ".metadata.creationTimestamp".into(),
-        });
-        if rt.kind == "Pod" {
-            let wide = |n: &str, path: &str| Column {
-                name: n.into(),
-                type_: "string".into(),
-                format: String::new(),
-                description: String::new(),
-                priority: 1,
-                json_path: path.into(),
-            };
-            cols.push(wide("IP", ".status.podIP"));
-            cols.push(wide("Node", ".spec.nodeName"));
-        }
-    }
-    cols
+/// Events list their name last, shown only with `-o wide` (like the upstream printer).
+fn name_last(rt: &ResourceType) -> bool {
+    !rt.custom && rt.kind == "Event"
 }
 
-fn pod_cells(pod: &Value) -> Vec<Value> {
+fn col(name: &str, type_: &str, priority: i64, path: &str) -> Column {
+    Column {
+        name: name.into(),
+        type_: type_.into(),
+        format: String::new(),
+        description: String::new(),
+        priority,
+        json_path: path.into(),
+    }
+}
+
+/// Columns for a kind: the CRD's, or what the upstream printer shows for a built-in kind. Paths
+/// starting with `#` are computed (see [`computed`]).
+fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
+    if rt.custom || rt.kind == "CustomResourceDefinition" {
+        return rt.version(version).map(|v| v.columns.clone()).unwrap_or_default();
+    }
+    let age = col("Age", "date", 0, ".metadata.creationTimestamp");
+    match rt.kind.as_str() {
+        "Pod" => vec![
+            col("Ready", "string", 0, "#pod.ready"),
+            col("Status", "string", 0, "#pod.status"),
+            col("Restarts", "string", 0, "#pod.restarts"),
+            age,
+            col("IP", "string", 1, ".status.podIP"),
+            col("Node", "string", 1, ".spec.nodeName"),
+        ],
+        "Secret" => vec![col("Type", "string", 0, ".type"), col("Data", "string", 0, "#count.data"), age],
+        "ConfigMap" => vec![col("Data", "string", 0, "#count.data"), age],
+        "ServiceAccount" => vec![col("Secrets", "string", 0, "#count.secrets"), age],
+        "Event" if rt.group.is_empty() => vec![
+            col("Last Seen", "string", 0, "#event.lastSeen"),
+            col("Type", "string", 0, ".type"),
+            col("Reason", "string", 0, ".reason"),
+            col("Object", "string", 0, "#event.object"),
+            col("Message", "string", 0, ".message"),
+        ],
+        _ => {
+            let mut cols = rt.version(version).map(|v| v.columns.clone()).unwrap_or_default();
+            cols.push(age);
+            cols
+        }
+    }
+}
+
+fn pod_cells(pod: &Value) -> [Value; 3] {
     let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
     let total = pod.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
     let ready = statuses.iter().filter(|s| s["ready"] == true).count();
@@ -145,15 +159,48 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
     if pod.pointer("/metadata/deletionTimestamp").is_some() {
         phase = "Terminating".into();
     }
-    vec![json!(format!("{ready}/{total}")), json!(phase), json!(restarts.to_string())]
+    [json!(format!("{ready}/{total}")), json!(phase), json!(restarts.to_string())]
+}
+
+/// Computed cells of built-in printers.
+fn computed(obj: &Value, key: &str) -> Value {
+    let count = |field: &str| {
+        obj.get(field).map_or(0, |v| v.as_object().map_or_else(|| v.as_array().map_or(0, Vec::len), |o| o.len()))
+    };
+    match key {
+        "#pod.ready" => pod_cells(obj)[0].clone(),
+        "#pod.status" => pod_cells(obj)[1].clone(),
+        "#pod.restarts" => pod_cells(obj)[2].clone(),
+        "#count.data" => json!(count("data") + count("binaryData")),
+        "#count.secrets" => json!(count("secrets")),
+        "#event.object" => {
+            let o = &obj["involvedObject"];
+            json!(format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or_default().to_lowercase(),
+                o["name"].as_str().unwrap_or_default()
+            ))
+        }
+        "#event.lastSeen" => {
+            let ts = ["lastTimestamp", "eventTime", "firstTimestamp"]
+                .iter()
+                .find_map(|f| obj[*f].as_str())
+                .or_else(|| obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str));
+            ts.map_or(json!("<unknown>"), age)
+        }
+        _ => Value::Null,
+    }
 }
 
 /// One table row for an object.
 fn row(rt: &ResourceType, cols: &[Column], obj: &Value) -> Value {
-    let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
-    let special = if rt.kind == "Pod" && !rt.custom { pod_cells(obj) } else { Vec::new() };
-    cells.extend(special.iter().cloned());
-    for c in cols.iter().skip(special.len()) {
+    let name = obj.pointer("/metadata/name").cloned().unwrap_or(json!(""));
+    let mut cells = if name_last(rt) { Vec::new() } else { vec![name.clone()] };
+    for c in cols {
+        if c.json_path.starts_with('#') {
+            cells.push(computed(obj, &c.json_path));
+            continue;
+        }
         let v = json_path(obj, &c.json_path).cloned();
         cells.push(match (c.type_.as_str(), v) {
             // Built-in printers only turn Age into a duration (`kubectl get crd` prints CREATED AT).
@@ -161,6 +208,9 @@ fn row(rt: &ResourceType, cols: &[Column], obj: &Value) -> Value {
             (_, Some(v)) => v,
             (_, None) => Value::Null,
         });
+    }
+    if name_last(rt) {
+        cells.push(name);
     }
     let mut meta = obj.get("metadata").cloned().unwrap_or(json!({}));
     if let Some(m) = meta.as_object_mut() {
