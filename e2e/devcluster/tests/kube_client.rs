@@ -434,3 +434,34 @@ async fn tokens_issued_to_service_accounts_pass_token_review() {
     sas.delete("worker", &DeleteParams::default()).await.unwrap();
     assert_eq!(api_error(cms.list(&ListParams::default()).await.unwrap_err()).0, 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_recorded_through_events_k8s_io_show_in_core_events_and_kubectl() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let dev = Dev::start().await;
+    let client = dev.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("subject".into());
+    let cm = cms.create(&PostParams::default(), &cm).await.unwrap();
+    let recorder = Recorder::new(client.clone(), Reporter { controller: "ephemera-test".into(), instance: None });
+    let reference = kube::Resource::object_ref(&cm, &());
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Checked".into(),
+        note: Some("all good".into()),
+        action: "Check".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let list = core.list(&ListParams::default().fields("involvedObject.name=subject")).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let e = &list.items[0];
+    assert_eq!((e.reason.as_deref(), e.message.as_deref()), (Some("Checked"), Some("all good")));
+    assert_eq!(e.reporting_component.as_deref(), Some("ephemera-test"));
+    let table = common::ok(dev.kubectl(&["get", "events"]));
+    assert!(table.contains("Checked") && table.contains("configmap/subject") && table.contains("all good"), "{table}");
+}

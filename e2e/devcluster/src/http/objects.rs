@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::auth::UserInfo;
 use crate::merge;
 use crate::meta;
+use crate::resources;
 use crate::store::{ResKey, Write};
 
 use super::request::{flag, Query, Target};
@@ -23,7 +24,7 @@ use super::{respond, reviews, table, watch, App};
 
 /// The object as served in the URL's version.
 pub fn present(t: &Target, obj: &Value) -> Value {
-    let mut o = obj.clone();
+    let mut o = resources::to_served(&t.rt, obj);
     if let Some(m) = o.as_object_mut() {
         m.insert("apiVersion".into(), json!(t.rt.api_version(&t.version)));
         m.insert("kind".into(), json!(t.rt.kind));
@@ -73,6 +74,16 @@ pub async fn handle(
             Err(ApiError::path_not_found())
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// The object as field selectors see it: in the served form (e.g. `regarding.name` for
+/// events.k8s.io Events stored as core Events).
+pub fn field_view<'a>(rt: &crate::resources::ResourceType, o: &'a Value) -> std::borrow::Cow<'a, Value> {
+    if resources::converts(rt) {
+        std::borrow::Cow::Owned(resources::to_served(rt, o))
+    } else {
+        std::borrow::Cow::Borrowed(o)
     }
 }
 
@@ -214,7 +225,7 @@ fn list(app: &App, t: &Target, q: &Query, accept: Option<&str>) -> Result<Respon
     let mut matched = items
         .iter()
         .filter(|o| start.as_ref().is_none_or(|s| key_of(o) > *s))
-        .filter(|o| labels.matches(o) && fields.matches(o));
+        .filter(|o| labels.matches(o) && fields.matches(&field_view(&t.rt, o)));
     let mut page: Vec<Value> = Vec::new();
     for o in matched.by_ref() {
         if limit > 0 && page.len() == limit {
@@ -230,7 +241,7 @@ fn list(app: &App, t: &Target, q: &Query, accept: Option<&str>) -> Result<Respon
         let rest_exists = items
             .iter()
             .filter(|o| page.last().is_some_and(|l| key_of(o) > key_of(l)))
-            .any(|o| labels.matches(o) && fields.matches(o));
+            .any(|o| labels.matches(o) && fields.matches(&field_view(&t.rt, o)));
         if rest_exists {
             let last = page.last().map(key_of).unwrap_or_default();
             let token = serde_json::to_vec(&Continue { rv: list_rv, start: last }).unwrap_or_default();
@@ -338,9 +349,10 @@ fn create(app: &Arc<App>, t: &Target, q: &Query, headers: &HeaderMap, body: &Byt
         }
         return Ok(with_warnings(respond::created(&present(t, &new)), &c.warnings));
     }
+    let stored = resources::to_storage(&t.rt, &new);
     let written = app.store.write(&t.rt.key(), ns, &name, |cur| match cur {
         Some(_) => Err(ApiError::already_exists(subject(t, &name))),
-        None => Ok(Write::Put(new)),
+        None => Ok(Write::Put(stored)),
     })?;
     after_write(app, t);
     let obj = written.object.ok_or_else(|| ApiError::internal("create stored nothing"))?;
@@ -399,7 +411,9 @@ fn store_update(
                 "the name of the object ({requested_name}) does not match the name on the URL ({name})"
             )));
         }
-        let new = write::admit(c, cur, requested, op)?;
+        let cur_served = cur.map(|c| resources::to_served(&t.rt, c));
+        let new = write::admit(c, cur_served.as_ref(), requested, op)?;
+        let new = resources::to_storage(&t.rt, &new);
         if let Some(cur) = cur {
             if !write::meaningfully_changed(cur, &new) {
                 result = Some(cur.clone());
@@ -778,7 +792,7 @@ fn delete_collection(
         .map_err(ApiError::bad_request)?;
     let (items, _) = app.store.list(&t.rt.key(), t.namespace.as_deref());
     let mut deleted = Vec::new();
-    for o in items.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+    for o in items.iter().filter(|o| labels.matches(o) && fields.matches(&field_view(&t.rt, o))) {
         let mut per = t.clone();
         per.namespace = meta::meta_str(o, "namespace").map(String::from);
         let name = meta::meta_str(o, "name").unwrap_or_default().to_string();

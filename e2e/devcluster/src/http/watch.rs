@@ -38,7 +38,7 @@ impl Filter {
             Some(ns) => obj.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns.as_str()),
             None => true,
         };
-        ns_ok && self.labels.matches(obj) && self.fields.matches(obj)
+        ns_ok && self.labels.matches(obj) && self.fields.matches(&super::objects::field_view(&self.target.rt, obj))
     }
 
     fn encode(&self, kind: &str, obj: &Value, first: &mut bool) -> Bytes {

@@ -2,6 +2,7 @@
 //! each is named, scoped, versioned, validated and printed.
 
 mod builtin;
+mod convert;
 mod crd;
 mod defaults;
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 use crate::store::ResKey;
 
 pub use builtin::builtins;
+pub use convert::{converts, to_served, to_storage};
 pub use crd::{crd_status, from_crd};
 pub use defaults::pod_defaults;
 
@@ -83,6 +85,10 @@ pub struct ResourceType {
 impl ResourceType {
     /// Storage key.
     pub fn key(&self) -> ResKey {
+        // events.k8s.io/v1 Events are core/v1 Events in storage (see `convert`).
+        if self.group == "events.k8s.io" && self.plural == "events" {
+            return ResKey::new("", "events");
+        }
         ResKey::new(&self.group, &self.plural)
     }
 
