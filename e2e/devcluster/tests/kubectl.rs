@@ -145,4 +145,9 @@ async fn builtin_kinds_work_through_kubectl() {
     assert!(out.contains("labeled"), "{out}");
     assert!(ok(dev.kubectl(&["-n", "team-a", "get", "cm", "-l", "tier=web", "-o", "name"])).contains("configmap/cfg"));
     ok(dev.kubectl(&["delete", "namespace", "team-a", "--wait=true", "--timeout=20s"]));
+    let whoami = ok(dev.kubectl(&["auth", "whoami"]));
+    assert!(whoami.contains("admin") && whoami.contains("system:masters"), "{whoami}");
+    assert_eq!(ok(dev.kubectl(&["auth", "can-i", "delete", "pods"])).trim(), "yes");
+    let refused = dev.kubectl(&["delete", "namespace", "default"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("this namespace may not be deleted"));
 }

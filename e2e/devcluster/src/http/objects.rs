@@ -50,7 +50,6 @@ pub async fn handle(
     body: Bytes,
     user: &UserInfo,
 ) -> Result<Response, ApiError> {
-    let _ = user;
     let accept = header(headers, http::header::ACCEPT);
     let sub = t.sub.clone();
     match (method.as_str(), t.name.as_deref(), sub.as_deref()) {
@@ -60,6 +59,9 @@ pub async fn handle(
         ("GET", Some(name), None | Some("status")) => get(app, &t, name, accept),
         ("GET", Some(name), Some("log")) if t.rt.kind == "Pod" => pod_logs(app, &t, name, &q),
         ("POST", None, None) if t.rt.plural == "tokenreviews" => reviews::token_review(app, &decode(headers, &body)?),
+        ("POST", None, None) if t.rt.plural.ends_with("reviews") => {
+            reviews::authorization_review(&t.rt.kind, &decode(headers, &body)?, user)
+        }
         ("POST", None, None) => create(app, &t, &q, headers, &body),
         ("POST", Some(name), Some("token")) if t.rt.plural == "serviceaccounts" => {
             reviews::token_request(app, t.namespace.as_deref().unwrap_or_default(), name, &decode(headers, &body)?)

@@ -99,6 +99,30 @@ const TOKEN_REQUEST: &[Field] = &[
     ),
 ];
 
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    Field(1, "namespace", Kind::Str),
+    Field(2, "verb", Kind::Str),
+    Field(3, "group", Kind::Str),
+    Field(4, "version", Kind::Str),
+    Field(5, "resource", Kind::Str),
+    Field(6, "subresource", Kind::Str),
+    Field(7, "name", Kind::Str),
+];
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    Field(1, "metadata", Kind::Msg(OBJECT_META)),
+    Field(
+        2,
+        "spec",
+        Kind::Msg(&[
+            Field(1, "resourceAttributes", Kind::Msg(RESOURCE_ATTRIBUTES)),
+            Field(2, "nonResourceAttributes", Kind::Msg(&[Field(1, "path", Kind::Str), Field(2, "verb", Kind::Str)])),
+        ]),
+    ),
+];
+const SELF_SUBJECT_RULES_REVIEW: &[Field] =
+    &[Field(1, "metadata", Kind::Msg(OBJECT_META)), Field(2, "spec", Kind::Msg(&[Field(1, "namespace", Kind::Str)]))];
+const METADATA_ONLY: &[Field] = &[Field(1, "metadata", Kind::Msg(OBJECT_META))];
+
 fn schema_for(kind: &str) -> Option<&'static [Field]> {
     Some(match kind {
         "Namespace" => NAMESPACE,
@@ -106,6 +130,9 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         "Secret" => SECRET,
         "ServiceAccount" => SERVICE_ACCOUNT,
         "TokenRequest" => TOKEN_REQUEST,
+        "SelfSubjectReview" => METADATA_ONLY,
+        "SelfSubjectAccessReview" => SELF_SUBJECT_ACCESS_REVIEW,
+        "SelfSubjectRulesReview" => SELF_SUBJECT_RULES_REVIEW,
         _ => return None,
     })
 }

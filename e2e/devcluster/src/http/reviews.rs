@@ -137,3 +137,34 @@ pub fn token_request(app: &App, ns: &str, name: &str, body: &Value) -> Result<Re
         "status": {"token": token, "expirationTimestamp": exp_ts},
     })))
 }
+
+/// The authorization reviews. There is no RBAC here: everything is allowed, and the answer says why.
+pub fn authorization_review(kind: &str, body: &Value, user: &UserInfo) -> Result<Response, ApiError> {
+    let reason = "the dev cluster does not enforce authorization";
+    let (group, status) = match kind {
+        "SelfSubjectReview" => (
+            "authentication.k8s.io",
+            json!({"userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups, "extra": user.extra}}),
+        ),
+        "SelfSubjectRulesReview" => (
+            "authorization.k8s.io",
+            json!({
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+                "evaluationError": reason,
+            }),
+        ),
+        _ => ("authorization.k8s.io", json!({"allowed": true, "reason": reason})),
+    };
+    let mut out = json!({
+        "kind": kind,
+        "apiVersion": format!("{group}/v1"),
+        "metadata": {"creationTimestamp": null},
+        "status": status,
+    });
+    if let Some(spec) = body.get("spec") {
+        out["spec"] = spec.clone();
+    }
+    Ok(respond::created(&out))
+}

@@ -230,27 +230,37 @@ pub fn builtins() -> Vec<ResourceType> {
             extra_subresources: s.extra.to_vec(),
         })
         .collect();
-    out.push(ResourceType {
-        group: "authentication.k8s.io".into(),
-        plural: "tokenreviews".into(),
-        singular: "tokenreview".into(),
-        kind: "TokenReview".into(),
-        list_kind: "TokenReviewList".into(),
-        namespaced: false,
-        short_names: Vec::new(),
-        categories: Vec::new(),
-        versions: vec![Version {
-            name: "v1".into(),
-            schema: None,
-            columns: Vec::new(),
-            status_subresource: false,
-            scale_subresource: false,
-        }],
-        verbs: vec!["create"],
-        custom: false,
-        hints: open(),
-        field_selectors: Vec::new(),
-        extra_subresources: Vec::new(),
-    });
+    // Create-only review kinds: answered from the request, never stored.
+    let reviews = [
+        ("authentication.k8s.io", "tokenreviews", "TokenReview"),
+        ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
+        ("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+        ("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
+    ];
+    for (group, plural, kind) in reviews {
+        out.push(ResourceType {
+            group: group.into(),
+            plural: plural.into(),
+            singular: kind.to_lowercase(),
+            kind: kind.into(),
+            list_kind: format!("{kind}List"),
+            namespaced: false,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            versions: vec![Version {
+                name: "v1".into(),
+                schema: None,
+                columns: Vec::new(),
+                status_subresource: false,
+                scale_subresource: false,
+            }],
+            verbs: vec!["create"],
+            custom: false,
+            hints: open(),
+            field_selectors: Vec::new(),
+            extra_subresources: Vec::new(),
+        });
+    }
     out
 }
