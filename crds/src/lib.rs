@@ -1,1 +1,55 @@
-//! The Task custom resource types shared by every Ephemera component (filled in by the Task CRD issue).
+//! The custom resources of Ephemera (`ephemera.dev/v1alpha1`): `Task`, one unit of work run in its own
+//! short-lived Pod, and `TaskQueue`, an admin-defined queue with a concurrency limit. The CRD YAML in
+//! `crds/yaml/` is generated from these types (`cargo run -p ephemera-crds --bin crdgen`) and a test
+//! fails when it is stale.
+
+pub mod queue;
+pub mod task;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use queue::{TaskQueue, TaskQueueSpec, TaskQueueStatus};
+pub use task::{
+    Condition, FailureClass, Origin, ProgressEvent, RetryPolicy, Task, TaskEnv, TaskPhase, TaskResources, TaskSpec,
+    TaskStatus,
+};
+
+/// API group of every Ephemera resource.
+pub const GROUP: &str = "ephemera.dev";
+/// API version served.
+pub const VERSION: &str = "v1alpha1";
+
+/// Every CRD, in install order.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![TaskQueue::crd(), Task::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream, as checked in under `crds/yaml/`.
+pub fn yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::ser::Error> {
+    let header = "# Generated from the Rust types in crds/src by `cargo run -p ephemera-crds --bin crdgen`.\n# Do not edit by hand: a test fails when this file is stale.\n";
+    Ok(format!("{header}{}", serde_saphyr::to_string(crd)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_yaml_is_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("yaml");
+        for crd in all() {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            let want = yaml(&crd).unwrap();
+            let have = std::fs::read_to_string(dir.join(format!("{name}.yaml"))).unwrap_or_default();
+            assert!(have == want, "crds/yaml/{name}.yaml is stale: run `cargo run -p ephemera-crds --bin crdgen`");
+        }
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_spec() {
+        let t: TaskSpec = serde_json::from_value(serde_json::json!({"command": ["true"]})).unwrap();
+        assert_eq!((t.queue.as_str(), t.timeout_seconds, t.retry.max_attempts), ("default", 3600, 1));
+        assert_eq!(t.retry.retry_on, vec![FailureClass::Infrastructure]);
+    }
+}

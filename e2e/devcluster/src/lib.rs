@@ -12,6 +12,7 @@ pub mod meta;
 pub mod resources;
 pub mod schema;
 pub mod store;
+pub mod testing;
 mod tls;
 
 pub use cluster::{Config, DevCluster, KubeletSettings, StartError};

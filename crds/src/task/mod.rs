@@ -1,0 +1,14 @@
+//! The `Task` custom resource: one operation (a deploy, a test run, a data load) that the operator
+//! runs in its own short-lived worker Pod, with the credentials it names, in a queue, by priority,
+//! within a deadline, with retries and cancellation.
+
+mod spec;
+mod status;
+
+pub use spec::{FailureClass, Origin, RetryPolicy, Task, TaskEnv, TaskResources, TaskSpec};
+pub use status::{Condition, ProgressEvent, TaskPhase, TaskStatus};
+
+/// Largest `status.result` the operator stores (the rest is cut, and says so).
+pub const MAX_RESULT_BYTES: usize = 4096;
+/// Progress events kept in `status.progress` (older ones are compacted away).
+pub const MAX_PROGRESS_EVENTS: usize = 100;

@@ -1,0 +1,185 @@
+//! What a Task asks for.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::TaskStatus;
+
+/// What a Task runs, and the rules it runs under.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[kube(
+    group = "ephemera.dev",
+    version = "v1alpha1",
+    kind = "Task",
+    namespaced,
+    status = "TaskStatus",
+    shortname = "etask",
+    category = "ephemera",
+    doc = "A unit of work that Ephemera runs in its own short-lived worker Pod, with just-in-time credentials.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Queue", type_ = "string", json_path = ".spec.queue"),
+    printcolumn(name = "Priority", type_ = "integer", json_path = ".spec.priority"),
+    printcolumn(name = "Attempt", type_ = "integer", json_path = ".status.attempt"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason", priority = "1"),
+    printcolumn(name = "Pod", type_ = "string", json_path = ".status.podName", priority = "1")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSpec {
+    /// Container image of the worker; empty means the operator's configured worker image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// Command run by the worker (the task itself), e.g. `["sf", "project", "deploy", "start"]`.
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Vec<String>,
+    /// Arguments appended to `command`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    pub args: Vec<String>,
+    /// Non-secret environment for the command. Secrets come only through `credentials`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub env: Vec<TaskEnv>,
+    /// Free-form parameters, given to the command as `EPHEMERA_PARAM_<NAME>` variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// Logical credential names (admin-defined, e.g. `prod-org`); never Vault paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63)))]
+    pub credentials: Vec<String>,
+    /// Queue (a `TaskQueue` name) deciding concurrency; defaults to `default`.
+    #[serde(default = "default_queue")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub queue: String,
+    /// Higher runs first within a queue; ties run oldest first.
+    #[serde(default)]
+    #[schemars(range(min = -1000, max = 1000))]
+    pub priority: i32,
+    /// Deadline for the whole Task (all attempts), in seconds from creation.
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub timeout_seconds: i64,
+    /// What happens when an attempt fails.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Delete the Task this long after it finished (absent: keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31536000))]
+    pub ttl_seconds_after_finished: Option<i64>,
+    /// Set to true to cancel: the Pod is stopped gracefully and the Task ends `Cancelled`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel: bool,
+    /// Compute resources of the worker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<TaskResources>,
+    /// Who or what asked for this Task (set by the API server and webhooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+fn default_queue() -> String {
+    "default".into()
+}
+
+fn default_timeout() -> i64 {
+    3600
+}
+
+/// One non-secret environment variable.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct TaskEnv {
+    /// Variable name.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 128))]
+    pub name: String,
+    /// Value.
+    #[serde(default)]
+    #[schemars(length(max = 4096))]
+    pub value: String,
+}
+
+/// Which failures are retried, how often and how fast.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Attempts in total, including the first.
+    #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1, max = 10))]
+    pub max_attempts: i32,
+    /// Delay before the second attempt; doubles for each further one.
+    #[serde(default = "default_backoff")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub backoff_seconds: i64,
+    /// Upper bound of the delay between attempts.
+    #[serde(default = "default_max_backoff")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub max_backoff_seconds: i64,
+    /// Failure classes that are retried.
+    #[serde(default = "default_retry_on")]
+    pub retry_on: Vec<FailureClass>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_attempts(),
+            backoff_seconds: default_backoff(),
+            max_backoff_seconds: default_max_backoff(),
+            retry_on: default_retry_on(),
+        }
+    }
+}
+
+fn default_attempts() -> i32 {
+    1
+}
+
+fn default_backoff() -> i64 {
+    10
+}
+
+fn default_max_backoff() -> i64 {
+    300
+}
+
+fn default_retry_on() -> Vec<FailureClass> {
+    vec![FailureClass::Infrastructure]
+}
+
+/// Why an attempt failed, for deciding whether to retry.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum FailureClass {
+    /// The task command exited non-zero.
+    ExitCode,
+    /// The Pod could not run the command (image pull, configuration, eviction, lost node, stuck
+    /// before start).
+    Infrastructure,
+    /// The attempt ran into the Task's deadline (never retried once the deadline has passed).
+    Timeout,
+}
+
+/// Worker container resources (quantities as Kubernetes writes them, e.g. `500m`, `1Gi`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+pub struct TaskResources {
+    /// Requests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
+    /// Limits.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
+}
+
+/// Who asked for a Task.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+pub struct Origin {
+    /// `api`, `webhook/<source>`, `kubectl`...
+    #[schemars(length(max = 128))]
+    pub source: String,
+    /// The authenticated identity (API token id, OIDC subject, webhook delivery).
+    #[serde(default)]
+    #[schemars(length(max = 256))]
+    pub requester: String,
+}

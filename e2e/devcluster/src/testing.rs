@@ -1,0 +1,146 @@
+//! Test harness for this project's integration and end-to-end tests (feature `testing`): an
+//! in-process dev cluster, the real reference CRD API server, kube clients for both, kubectl.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::{Config, DevCluster};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+
+/// A dev cluster started inside the test process, with its kubeconfig on disk.
+pub struct Dev {
+    pub cluster: DevCluster,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Dev {
+    pub async fn start() -> Dev {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Dev {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut config = Config { kubeconfig: Some(kubeconfig.clone()), ..Config::default() };
+        tweak(&mut config);
+        let cluster = DevCluster::start(config).await.expect("start dev cluster");
+        Dev { cluster, dir, kubeconfig }
+    }
+
+    pub async fn client(&self) -> Client {
+        client_for(&self.kubeconfig).await
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl(&self.kubeconfig, args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        kubectl(&self.kubeconfig, args, Some(stdin))
+    }
+}
+
+/// A kube client from a kubeconfig file, exactly as a user's program would build one.
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kube config");
+    Client::try_from(config).expect("client")
+}
+
+/// Runs kubectl against a kubeconfig with an isolated discovery cache.
+pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let cache = kubeconfig.parent().unwrap_or(Path::new(".")).join("kubectl-cache");
+    let mut cmd = Command::new("kubectl");
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env("HOME", kubeconfig.parent().unwrap_or(Path::new("/tmp")))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(std::process::Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("kubectl on PATH");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("kubectl ran")
+}
+
+/// stdout of a successful command, or a panic showing stderr.
+pub fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "command failed: {}\nstdout: {stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// Where the reference CRD API server tool lives: `EPHEMERA_CRD_APISERVER_DIR`, else beside the
+/// checkout (`../shared/tools/crd-apiserver`), else the workplace's shared folder.
+pub fn reference_tool_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("EPHEMERA_CRD_APISERVER_DIR") {
+        return PathBuf::from(d);
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/crd-apiserver");
+    if beside.join("start.sh").exists() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/tools/crd-apiserver")
+}
+
+/// The real apiextensions-apiserver + etcd from `../shared/tools/crd-apiserver`, stopped on drop.
+pub struct Reference {
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    tool: PathBuf,
+}
+
+impl Reference {
+    pub fn start() -> Reference {
+        let tool = reference_tool_dir();
+        assert!(
+            tool.join("start.sh").exists(),
+            "reference CRD API server not found at {} (set EPHEMERA_CRD_APISERVER_DIR)",
+            tool.display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(tool.join("start.sh")).arg(dir.path()).output().expect("run start.sh");
+        assert!(out.status.success(), "reference server failed to start: {}", String::from_utf8_lossy(&out.stderr));
+        let kubeconfig = dir.path().join("kubeconfig");
+        Reference { dir, kubeconfig, tool }
+    }
+
+    pub async fn client(&self) -> Client {
+        client_for(&self.kubeconfig).await
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl(&self.kubeconfig, args, None)
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = Command::new(self.tool.join("stop.sh")).arg(self.dir.path()).output();
+    }
+}
+
+/// Polls until `f` returns Some, or panics after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

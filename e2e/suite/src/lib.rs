@@ -1,0 +1,1 @@
+//! Full-stack tests live in `tests/`; this library is empty.
