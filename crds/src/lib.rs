@@ -3,6 +3,9 @@
 //! `crds/yaml/` is generated from these types (`cargo run -p ephemera-crds --bin crdgen`) and a test
 //! fails when it is stale.
 
+// kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint; they are distinct columns.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod queue;
 pub mod task;
 
