@@ -1,1 +1,122 @@
-//! The Ephemera operator: reconciles Tasks into worker Pods (filled in by the operator issue).
+//! The Ephemera operator: a kube-runtime controller that turns each `Task` into one hardened worker
+//! Pod per attempt, respecting queues (`TaskQueue` concurrency), priority, deadlines, retries and
+//! cancellation, and projects each Pod's fate back into the Task's status. Only the Lease holder acts.
+
+pub mod config;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+mod serve;
+
+use std::sync::Arc;
+
+use ephemera_crds::{Task, TaskQueue};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+pub use config::Config;
+pub use reconcile::Context;
+
+/// Errors that stop the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Leader election failed in a way that cannot be retried.
+    #[error("leader election: {0}")]
+    Leader(#[from] kube::Error),
+    /// The metrics/health listener could not start.
+    #[error("metrics listener on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Creates the `default` TaskQueue if an admin has not (Tasks name it unless they say otherwise).
+async fn ensure_default_queue(client: &Client, config: &Config) {
+    let queues: Api<TaskQueue> = Api::all(client.clone());
+    if let Ok(None) = queues.get_opt("default").await {
+        let q = TaskQueue::new(
+            "default",
+            ephemera_crds::TaskQueueSpec { concurrency: config.default_queue_concurrency, namespaces: Vec::new() },
+        );
+        if let Err(e) = queues.create(&kube::api::PostParams::default(), &q).await {
+            tracing::warn!(error = %e, "could not create the default TaskQueue");
+        }
+    }
+}
+
+/// Runs the operator until `shutdown` resolves or leadership is lost (then it returns, so the
+/// process restarts and competes again).
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(metrics::Metrics::default());
+    if let Some(addr) = config.metrics_addr {
+        serve::spawn(addr, metrics.clone()).await.map_err(|source| RunError::Listen { addr, source })?;
+    }
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let lease = leader::Lease::new(client.clone(), &config);
+    lease.acquire().await?;
+    tracing::info!(identity = %config.identity, "became leader");
+    metrics.set_leader(true);
+    let renew = tokio::spawn(lease.hold(lost_tx));
+
+    let tasks: Api<Task> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::all(client.clone());
+    let queues: Api<TaskQueue> = Api::all(client.clone());
+    ensure_default_queue(&client, &config).await;
+    let controller = Controller::new(tasks.clone(), watcher::Config::default());
+    let store = controller.store();
+    let ctx = Arc::new(Context::new(client, config, metrics, store.clone()));
+    let queue_store = store.clone();
+    let waiting_store = store.clone();
+    // The controller wants a `Sync` future: funnel both reasons to stop through a channel.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutting down"),
+            _ = lost_rx => tracing::warn!("lost leadership; stopping"),
+        }
+        let _ = stop_tx.send(());
+    });
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
+    controller
+        .owns(pods, watcher::Config::default().labels(reconcile::pod::MANAGED_BY_SELECTOR))
+        .watches(queues, watcher::Config::default(), move |q: TaskQueue| {
+            let name = q.metadata.name.unwrap_or_default();
+            queue_store
+                .state()
+                .into_iter()
+                .filter(|t| t.spec.queue == name)
+                .map(|t| ObjectRef::from_obj(&*t))
+                .collect::<Vec<_>>()
+        })
+        // A Task that stops holding a slot (finished, backing off, deleted) wakes its queue's waiters.
+        .watches(tasks, watcher::Config::default(), move |t: Task| {
+            if reconcile::schedule::holds_slot(&t) {
+                return Vec::new();
+            }
+            let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            reconcile::schedule::Admission::waiting_in(&waiting_store.state(), &t.spec.queue, &now)
+        })
+        .graceful_shutdown_on(stop)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        })
+        .await;
+    renew.abort();
+    Ok(())
+}

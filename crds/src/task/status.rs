@@ -92,6 +92,9 @@ pub struct TaskStatus {
     /// Pod of the current attempt.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pod_name: String,
+    /// Uid of that Pod once the operator has seen it (empty: not created yet).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod_uid: String,
     /// When the first attempt started running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,

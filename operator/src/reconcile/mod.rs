@@ -1,0 +1,510 @@
+//! Reconciling one Task: admission to its queue, one worker Pod per attempt, the Pod's fate projected
+//! into status, retries with back-off, cancellation, the deadline, TTL clean-up and a finalizer that
+//! removes what the Task created. Status is written (with the read resourceVersion) before each Pod is
+//! created, and Pod names are deterministic, so a restarted operator never creates a second Pod for
+//! an attempt and never loses a transition.
+
+pub mod observe;
+pub mod pod;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ephemera_crds::{Condition, FailureClass, Task, TaskPhase, TaskQueue, TaskStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use tracing::Instrument;
+
+use self::observe::Attempt;
+use self::schedule::Admission;
+use crate::metrics::Metrics;
+use crate::Config;
+
+/// Finalizer that makes deletion wait for clean-up.
+pub const FINALIZER: &str = "ephemera.dev/cleanup";
+const FIELD_MANAGER: &str = "ephemera-operator";
+
+/// Why a reconcile failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Building the Pod failed.
+    #[error("building the worker Pod: {0}")]
+    Pod(#[from] serde_json::Error),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    store: Store<Task>,
+    admission: tokio::sync::Mutex<Admission>,
+    recorder: Recorder,
+}
+
+impl Context {
+    /// A context over the controller's Task cache.
+    pub fn new(client: Client, config: Config, metrics: Arc<Metrics>, store: Store<Task>) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter { controller: FIELD_MANAGER.into(), instance: Some(config.identity.clone()) },
+        );
+        Self { client, config, metrics, store, admission: tokio::sync::Mutex::new(Admission::default()), recorder }
+    }
+
+    fn refresh_gauges(&self) {
+        let mut phases: BTreeMap<String, u64> = BTreeMap::new();
+        let mut queues: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for t in self.store.state() {
+            let phase = t.status.as_ref().map(|s| s.phase).unwrap_or_default();
+            *phases.entry(format!("{phase:?}")).or_default() += 1;
+            let q = queues.entry(t.spec.queue.clone()).or_default();
+            match phase {
+                TaskPhase::Pending => q.0 += 1,
+                TaskPhase::Scheduled | TaskPhase::Running => q.1 += 1,
+                _ => {}
+            }
+        }
+        self.metrics.set_snapshot(phases, queues);
+    }
+
+    async fn event(&self, task: &Task, type_: EventType, reason: &str, note: String) {
+        let ev = KubeEvent { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&ev, &task.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not record event");
+        }
+    }
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn parse(ts: &str) -> Option<Timestamp> {
+    ts.parse().ok()
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > ephemera_crds::task::MAX_RESULT_BYTES {
+        let mut cut = ephemera_crds::task::MAX_RESULT_BYTES - 20;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("\n[truncated]");
+    }
+    s
+}
+
+fn set_condition(status: &mut TaskStatus, type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>) {
+    let now = rfc3339(Timestamp::now());
+    let value = if ok { "True" } else { "False" };
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != value {
+                c.last_transition_time = Some(now);
+            }
+            c.status = value.into();
+            c.reason = reason.into();
+            c.message = message.into();
+            c.observed_generation = generation;
+        }
+        None => status.conditions.push(Condition {
+            type_: type_.into(),
+            status: value.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: Some(now),
+            observed_generation: generation,
+        }),
+    }
+}
+
+/// The controller's reconcile entry point.
+pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let ns = task.namespace().unwrap_or_default();
+    let api: Api<Task> = Api::namespaced(ctx.client.clone(), &ns);
+    let span = tracing::info_span!("reconcile", task = %task.name_any(), namespace = %ns);
+    let result = finalizer(&api, FINALIZER, task, |event| async {
+        match event {
+            Event::Apply(t) => apply(t, &ctx).await,
+            Event::Cleanup(t) => cleanup(t, &ctx).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()));
+    ctx.metrics.reconcile.observe(started.elapsed());
+    ctx.refresh_gauges();
+    result
+}
+
+/// Failed reconciles are retried soon.
+pub fn error_policy(_task: Arc<Task>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(error = %err, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// Writes the status (only when it changed), guarded by the resourceVersion that was read.
+async fn write_status(api: &Api<Task>, task: &Task, status: TaskStatus) -> Result<(), Error> {
+    if task.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let mut next = task.clone();
+    next.status = Some(status);
+    api.replace_status(&task.name_any(), &PostParams::default(), &next).await?;
+    Ok(())
+}
+
+async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
+    let ns = task.namespace().unwrap_or_default();
+    let name = task.name_any();
+    let api: Api<Task> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = Timestamp::now();
+    let generation = task.metadata.generation;
+    let mut status = task.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+
+    if status.phase.is_terminal() {
+        return ttl(&api, &task, &status, now).await;
+    }
+
+    let created = task.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+    let deadline = created.checked_add(SignedDuration::from_secs(task.spec.timeout_seconds)).unwrap_or(now);
+    let current = match status.pod_name.as_str() {
+        "" => None,
+        p => pods.get_opt(p).await?.filter(|pod| pod::is_ours(&task, pod)),
+    };
+    let running_pod =
+        current.as_ref().filter(|p| !matches!(observe::attempt(p), Attempt::Succeeded { .. } | Attempt::Failed { .. }));
+
+    if task.spec.cancel {
+        if let Some(p) = running_pod {
+            let grace = u32::try_from(ctx.config.termination_grace.as_secs()).unwrap_or(30);
+            pods.delete(&p.name_any(), &DeleteParams::default().grace_period(grace)).await?;
+        }
+        return finish(ctx, &api, &task, status, TaskPhase::Cancelled, "Cancelled", "cancelled on request".into())
+            .await;
+    }
+    if now >= deadline {
+        if let Some(p) = running_pod {
+            pods.delete(&p.name_any(), &DeleteParams::default().grace_period(0)).await?;
+        }
+        let msg = format!("the Task did not finish within {}s", task.spec.timeout_seconds);
+        return finish(ctx, &api, &task, status, TaskPhase::TimedOut, "DeadlineExceeded", msg).await;
+    }
+    let until_deadline = Duration::from_secs(u64::try_from(deadline.duration_since(now).as_secs()).unwrap_or(0).max(1));
+
+    match status.phase {
+        TaskPhase::Pending => {
+            let queues: Api<TaskQueue> = Api::all(ctx.client.clone());
+            let queue = queues.get_opt(&task.spec.queue).await?;
+            let problem = match &queue {
+                None => Some((
+                    "UnknownQueue",
+                    format!(
+                        "queue {:?} does not exist: create a TaskQueue of that name or use another queue",
+                        task.spec.queue
+                    ),
+                )),
+                Some(q) if !q.spec.namespaces.is_empty() && !q.spec.namespaces.contains(&ns) => Some((
+                    "QueueForbidden",
+                    format!("queue {:?} does not accept Tasks from namespace {ns:?}", task.spec.queue),
+                )),
+                Some(_) => None,
+            };
+            if let Some((reason, message)) = problem {
+                set_condition(&mut status, "QueueAccepted", false, reason, &message, generation);
+                if status.reason != reason {
+                    ctx.event(&task, EventType::Warning, reason, message.clone()).await;
+                }
+                status.reason = reason.into();
+                status.message = message;
+                write_status(&api, &task, status).await?;
+                return Ok(Action::requeue(Duration::from_secs(30)));
+            }
+            let concurrency = queue.map(|q| q.spec.concurrency).unwrap_or(0);
+            set_condition(&mut status, "QueueAccepted", true, "QueueFound", "", generation);
+            if let Some(next) = status.next_attempt_time.as_deref().and_then(parse) {
+                if next > now {
+                    write_status(&api, &task, status).await?;
+                    let wait = u64::try_from(next.duration_since(now).as_secs()).unwrap_or(0) + 1;
+                    return Ok(Action::requeue(Duration::from_secs(wait)));
+                }
+            }
+            let admitted = ctx.admission.lock().await.try_admit(&task, &ctx.store.state(), concurrency, &rfc3339(now));
+            if !admitted {
+                status.reason = "Queued".into();
+                status.message =
+                    format!("waiting for a free slot in queue {:?} (concurrency {concurrency})", task.spec.queue);
+                write_status(&api, &task, status).await?;
+                return Ok(Action::requeue(Duration::from_secs(60)));
+            }
+            // Record the attempt before its Pod exists, so a crash between the two never leads to
+            // a second Pod for the same attempt.
+            status.attempt += 1;
+            status.pod_name = pod::pod_name(&name, status.attempt);
+            status.pod_uid = String::new();
+            status.phase = TaskPhase::Scheduled;
+            status.reason = "CreatingPod".into();
+            status.message = format!("starting attempt {}", status.attempt);
+            status.next_attempt_time = None;
+            if let Err(e) = write_status(&api, &task, status.clone()).await {
+                ctx.admission.lock().await.release(&task);
+                return Err(e);
+            }
+            Ok(Action::requeue(Duration::from_millis(1)))
+        }
+        TaskPhase::Scheduled | TaskPhase::Running => match current {
+            None if status.pod_uid.is_empty() => {
+                create_pod(ctx, &api, &pods, &task, status, created, now, deadline).await
+            }
+            None => {
+                let msg = format!("Pod {} was deleted before the attempt finished", status.pod_name);
+                retry_or_fail(
+                    ctx,
+                    &api,
+                    &task,
+                    status,
+                    FailureClass::Infrastructure,
+                    "PodDeleted",
+                    msg,
+                    None,
+                    String::new(),
+                    deadline,
+                )
+                .await
+            }
+            Some(p) => {
+                if status.pod_uid.is_empty() {
+                    status.pod_uid = p.metadata.uid.clone().unwrap_or_default();
+                }
+                match observe::attempt(&p) {
+                    Attempt::Starting { problem } => {
+                        let pod_created = p.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+                        let stuck_at = pod_created
+                            .checked_add(SignedDuration::try_from(ctx.config.pod_start_timeout).unwrap_or_default())
+                            .unwrap_or(now);
+                        if let Some((reason, message)) = &problem {
+                            set_condition(&mut status, "PodStarted", false, reason, message, generation);
+                            status.reason = reason.clone();
+                            status.message = message.clone();
+                        }
+                        if now >= stuck_at {
+                            pods.delete(&p.name_any(), &DeleteParams::default().grace_period(0)).await?;
+                            let detail = problem.map(|(r, m)| format!(": {r}: {m}")).unwrap_or_default();
+                            let msg = format!(
+                                "Pod {} did not start within {}s{detail}",
+                                p.name_any(),
+                                ctx.config.pod_start_timeout.as_secs()
+                            );
+                            return retry_or_fail(
+                                ctx,
+                                &api,
+                                &task,
+                                status,
+                                FailureClass::Infrastructure,
+                                "PodStuck",
+                                msg,
+                                None,
+                                String::new(),
+                                deadline,
+                            )
+                            .await;
+                        }
+                        write_status(&api, &task, status).await?;
+                        let wait = u64::try_from(stuck_at.duration_since(now).as_secs()).unwrap_or(0) + 1;
+                        Ok(Action::requeue(Duration::from_secs(wait.min(30))))
+                    }
+                    Attempt::Running => {
+                        if status.phase != TaskPhase::Running {
+                            status.phase = TaskPhase::Running;
+                            status.reason = "Running".into();
+                            status.message = format!("attempt {} is running in Pod {}", status.attempt, p.name_any());
+                            set_condition(&mut status, "PodStarted", true, "Running", "", generation);
+                            if status.start_time.is_none() {
+                                status.start_time = Some(rfc3339(now));
+                                ctx.metrics.start_latency.observe(now.duration_since(created).unsigned_abs());
+                            }
+                            ctx.event(&task, EventType::Normal, "Running", status.message.clone()).await;
+                        }
+                        write_status(&api, &task, status).await?;
+                        Ok(Action::requeue(until_deadline))
+                    }
+                    Attempt::Succeeded { result } => {
+                        status.exit_code = Some(0);
+                        status.result = truncate(result);
+                        finish(
+                            ctx,
+                            &api,
+                            &task,
+                            status,
+                            TaskPhase::Succeeded,
+                            "Succeeded",
+                            "the task command exited with code 0".into(),
+                        )
+                        .await
+                    }
+                    Attempt::Failed { class: FailureClass::Timeout, reason, message, exit_code, result } => {
+                        status.exit_code = exit_code;
+                        status.result = truncate(result);
+                        finish(ctx, &api, &task, status, TaskPhase::TimedOut, &reason, message).await
+                    }
+                    Attempt::Failed { class, reason, message, exit_code, result } => {
+                        retry_or_fail(ctx, &api, &task, status, class, &reason, message, exit_code, result, deadline)
+                            .await
+                    }
+                }
+            }
+        },
+        _ => Ok(Action::await_change()),
+    }
+}
+
+/// Creates (server-side apply: idempotent for the deterministic name) the attempt's Pod.
+#[allow(clippy::too_many_arguments)]
+async fn create_pod(
+    ctx: &Context,
+    api: &Api<Task>,
+    pods: &Api<Pod>,
+    task: &Task,
+    mut status: TaskStatus,
+    created: Timestamp,
+    now: Timestamp,
+    deadline: Timestamp,
+) -> Result<Action, Error> {
+    let remaining = deadline.duration_since(now).as_secs().max(1);
+    let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config)?;
+    let name = status.pod_name.clone();
+    let applied = pods.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pod)).await?;
+    if !pod::is_ours(task, &applied) {
+        let msg = format!("Pod {name} exists and belongs to something else");
+        return finish(ctx, api, task, status, TaskPhase::Failed, "PodNameTaken", msg).await;
+    }
+    status.pod_uid = applied.metadata.uid.clone().unwrap_or_default();
+    status.reason = "PodCreated".into();
+    status.message = format!("attempt {} runs in Pod {name}", status.attempt);
+    if status.attempt == 1 {
+        ctx.metrics.pod_created_latency.observe(now.duration_since(created).unsigned_abs());
+    }
+    ctx.event(task, EventType::Normal, "Scheduled", status.message.clone()).await;
+    write_status(api, task, status).await?;
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn retry_or_fail(
+    ctx: &Context,
+    api: &Api<Task>,
+    task: &Task,
+    mut status: TaskStatus,
+    class: FailureClass,
+    reason: &str,
+    message: String,
+    exit_code: Option<i32>,
+    result: String,
+    deadline: Timestamp,
+) -> Result<Action, Error> {
+    status.exit_code = exit_code;
+    status.result = truncate(result);
+    let policy = &task.spec.retry;
+    let backoff = policy
+        .backoff_seconds
+        .saturating_mul(1i64 << (status.attempt - 1).clamp(0, 20))
+        .min(policy.max_backoff_seconds);
+    let next = Timestamp::now().checked_add(SignedDuration::from_secs(backoff)).unwrap_or_else(|_| Timestamp::now());
+    if policy.retry_on.contains(&class) && status.attempt < policy.max_attempts && next < deadline {
+        status.phase = TaskPhase::Pending;
+        status.reason = "RetryBackoff".into();
+        status.message = format!("attempt {} failed ({reason}: {message}); retrying in {backoff}s", status.attempt);
+        status.next_attempt_time = Some(rfc3339(next));
+        ctx.event(task, EventType::Warning, "AttemptFailed", status.message.clone()).await;
+        write_status(api, task, status).await?;
+        ctx.admission.lock().await.release(task);
+        return Ok(Action::requeue(Duration::from_secs(u64::try_from(backoff).unwrap_or(0) + 1)));
+    }
+    let why = if !policy.retry_on.contains(&class) {
+        format!("{message} ({class:?} failures are not retried)")
+    } else {
+        format!("{message} (no attempts left: {}/{})", status.attempt, policy.max_attempts)
+    };
+    finish(ctx, api, task, status, TaskPhase::Failed, reason, why).await
+}
+
+/// Ends the Task: terminal phase, completion time, event; its queue slot is freed (the waiting Tasks
+/// are woken by the controller's watch on Tasks, see `crate::run`).
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    ctx: &Context,
+    api: &Api<Task>,
+    task: &Task,
+    mut status: TaskStatus,
+    phase: TaskPhase,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    status.phase = phase;
+    status.reason = reason.into();
+    status.message = message.clone();
+    status.next_attempt_time = None;
+    status.completion_time = Some(rfc3339(now));
+    let ok = phase == TaskPhase::Succeeded;
+    set_condition(&mut status, "Complete", true, reason, &message, task.metadata.generation);
+    let event_type = if ok { EventType::Normal } else { EventType::Warning };
+    ctx.event(task, event_type, reason, format!("{phase:?}: {message}")).await;
+    write_status(api, task, status.clone()).await?;
+    ctx.admission.lock().await.release(task);
+    ttl(api, task, &status, now).await
+}
+
+/// Deletes a finished Task once its `ttlSecondsAfterFinished` has passed.
+async fn ttl(api: &Api<Task>, task: &Task, status: &TaskStatus, now: Timestamp) -> Result<Action, Error> {
+    let (Some(ttl), Some(done)) =
+        (task.spec.ttl_seconds_after_finished, status.completion_time.as_deref().and_then(parse))
+    else {
+        return Ok(Action::await_change());
+    };
+    let expires = done.checked_add(SignedDuration::from_secs(ttl)).unwrap_or(done);
+    if now >= expires {
+        if task.metadata.deletion_timestamp.is_none() {
+            api.delete(&task.name_any(), &DeleteParams::background()).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(Duration::from_secs(u64::try_from(expires.duration_since(now).as_secs()).unwrap_or(0) + 1)))
+}
+
+/// Deletion: stop and remove every Pod the Task created, then let the finalizer go.
+async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
+    let ns = task.namespace().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let selector = format!("{}={}", pod::TASK_LABEL, task.name_any());
+    let owned = pods.list(&kube::api::ListParams::default().labels(&selector)).await?;
+    for p in owned.items.iter().filter(|p| pod::is_ours(&task, p)) {
+        match pods.delete(&p.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    ctx.admission.lock().await.release(&task);
+    Ok(Action::await_change())
+}

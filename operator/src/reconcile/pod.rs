@@ -1,0 +1,159 @@
+//! The worker Pod of one attempt: deterministic name, owned by its Task, hardened to the Pod Security
+//! "restricted" profile, with a read-only root and memory-backed scratch and home folders.
+
+use ephemera_crds::Task;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::Config;
+
+/// Label every managed Pod carries (the controller watches only these).
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=ephemera-operator";
+/// Label naming the Task.
+pub const TASK_LABEL: &str = "ephemera.dev/task";
+/// Label with the attempt number.
+pub const ATTEMPT_LABEL: &str = "ephemera.dev/attempt";
+
+/// `<task>-<attempt>`, shortened (with a stable hash) when the Task name is long.
+pub fn pod_name(task: &str, attempt: i32) -> String {
+    let suffix = format!("-{attempt}");
+    if task.len() + suffix.len() <= 63 {
+        return format!("{task}{suffix}");
+    }
+    let hash = task.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    let keep = 63 - suffix.len() - 9;
+    format!("{}-{:08x}{suffix}", task[..keep].trim_end_matches('-'), hash as u32)
+}
+
+/// The Pod for `attempt` of `task`, with `active_deadline` seconds left of the Task's deadline.
+pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Config) -> Result<Pod, serde_json::Error> {
+    let spec = &task.spec;
+    let name = pod_name(&task.name_any(), attempt);
+    let owner = task.controller_owner_ref(&()).map(|o| serde_json::to_value(o).unwrap_or_default());
+    let mut env = vec![
+        json!({"name": "EPHEMERA_TASK_NAME", "value": task.name_any()}),
+        json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
+        json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
+        json!({"name": "HOME", "value": "/home/task"}),
+    ];
+    for (k, v) in &spec.params {
+        let key: String =
+            k.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        env.push(json!({"name": format!("EPHEMERA_PARAM_{key}"), "value": v}));
+    }
+    for e in &spec.env {
+        env.push(json!({"name": e.name, "value": e.value}));
+    }
+    let restricted = json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    });
+    let mut container = json!({
+        "name": "task",
+        "image": spec.image.clone().unwrap_or_else(|| config.worker_image.clone()),
+        "command": spec.command,
+        "env": env,
+        "securityContext": restricted,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "workingDir": "/work",
+        "volumeMounts": [
+            {"name": "scratch", "mountPath": "/tmp"},
+            {"name": "work", "mountPath": "/work"},
+            {"name": "home", "mountPath": "/home/task"},
+        ],
+    });
+    if !spec.args.is_empty() {
+        container["args"] = json!(spec.args);
+    }
+    if let Some(r) = &spec.resources {
+        container["resources"] = json!({"requests": r.requests, "limits": r.limits});
+    }
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": task.namespace(),
+            "labels": {
+                "app.kubernetes.io/name": "ephemera-worker",
+                "app.kubernetes.io/managed-by": "ephemera-operator",
+                TASK_LABEL: task.name_any(),
+                ATTEMPT_LABEL: attempt.to_string(),
+            },
+            "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": active_deadline.max(1),
+            "terminationGracePeriodSeconds": config.termination_grace.as_secs(),
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": config.worker_uid,
+                "runAsGroup": config.worker_uid,
+                "fsGroup": config.worker_uid,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}},
+                {"name": "work", "emptyDir": {"sizeLimit": "4Gi"}},
+                {"name": "home", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            ],
+        },
+    });
+    serde_json::from_value(pod)
+}
+
+/// Whether `pod` belongs to `task`'s `attempt` (guards against a same-named Pod of another Task).
+pub fn is_ours(task: &Task, pod: &Pod) -> bool {
+    let uid = task.meta().uid.as_deref();
+    pod.metadata.owner_references.iter().flatten().any(|o| Some(o.uid.as_str()) == uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_names_are_deterministic_and_fit() {
+        assert_eq!(pod_name("deploy", 2), "deploy-2");
+        let long = "a".repeat(80);
+        let n = pod_name(&long, 10);
+        assert!(n.len() <= 63 && n.ends_with("-10"));
+        assert_eq!(n, pod_name(&long, 10));
+        assert_ne!(pod_name(&format!("{long}x"), 10), n);
+    }
+
+    #[test]
+    fn pods_meet_the_restricted_profile() {
+        let mut task = Task::new(
+            "t",
+            serde_json::from_value(serde_json::json!({"command": ["true"], "params": {"target-org": "x"}})).unwrap(),
+        );
+        task.metadata.namespace = Some("ns".into());
+        task.metadata.uid = Some("u1".into());
+        let pod = worker_pod(&task, 1, 100, &Config::default()).unwrap();
+        let v = serde_json::to_value(&pod).unwrap();
+        let c = &v["spec"]["containers"][0];
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(v["spec"]["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(v["spec"]["automountServiceAccountToken"], false);
+        assert_eq!(v["spec"]["restartPolicy"], "Never");
+        assert_eq!(v["metadata"]["ownerReferences"][0]["controller"], true);
+        assert!(c["env"].as_array().unwrap().iter().any(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG"));
+        let volume_kinds: Vec<_> = v["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_object().unwrap().keys().find(|k| *k != "name").unwrap().clone())
+            .collect();
+        assert!(volume_kinds.iter().all(|k| k == "emptyDir"));
+    }
+}

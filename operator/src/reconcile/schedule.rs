@@ -1,0 +1,131 @@
+//! Queue admission: which pending Tasks may start now. Within a queue, higher priority first, then
+//! older first (then name, for a total order); at most `concurrency` Tasks hold a Pod at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ephemera_crds::{Task, TaskPhase};
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
+
+/// Stable identity of a Task in the scheduler.
+pub type Key = ObjectRef<Task>;
+
+fn phase(t: &Task) -> TaskPhase {
+    t.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+/// Whether the Task holds (or is about to hold) a Pod.
+pub fn holds_slot(t: &Task) -> bool {
+    matches!(phase(t), TaskPhase::Scheduled | TaskPhase::Running)
+}
+
+/// Waiting for a slot, not in retry back-off, not cancelled.
+fn eligible(t: &Task, now: &str) -> bool {
+    phase(t) == TaskPhase::Pending
+        && !t.spec.cancel
+        && t.metadata.deletion_timestamp.is_none()
+        && t.status.as_ref().and_then(|s| s.next_attempt_time.as_deref()).is_none_or(|at| at <= now)
+}
+
+fn order_key(t: &Task) -> (i32, String, String) {
+    let created = t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()).unwrap_or_default();
+    (-t.spec.priority, created, format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()))
+}
+
+/// Admission state of every queue, kept while the controller's cache catches up with our writes.
+#[derive(Default)]
+pub struct Admission {
+    /// Tasks admitted by this replica that the cache may not show as holding a slot yet.
+    reserved: HashMap<String, HashSet<Key>>,
+}
+
+impl Admission {
+    /// Decides whether `task` may start now in a queue with `concurrency` (0 = unlimited); if so,
+    /// reserves its slot. `all` is the controller's view of every Task.
+    pub fn try_admit(&mut self, task: &Task, all: &[Arc<Task>], concurrency: i32, now: &str) -> bool {
+        let queue = task.spec.queue.clone();
+        let key = ObjectRef::from_obj(task);
+        let in_queue: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue).collect();
+        let reserved = self.reserved.entry(queue).or_default();
+        // A reservation ends once the cache shows the Task past Pending.
+        reserved
+            .retain(|k| in_queue.iter().any(|t| ObjectRef::from_obj(&***t) == *k && phase(t) == TaskPhase::Pending));
+        if concurrency <= 0 {
+            reserved.insert(key);
+            return true;
+        }
+        let mut holders: HashSet<Key> =
+            in_queue.iter().filter(|t| holds_slot(t)).map(|t| ObjectRef::from_obj(&***t)).collect();
+        holders.extend(reserved.iter().cloned());
+        let free = (concurrency as usize).saturating_sub(holders.len());
+        let mut waiting: Vec<&Arc<Task>> = in_queue
+            .into_iter()
+            .filter(|t| eligible(t, now) && !holders.contains(&ObjectRef::from_obj(&***t)))
+            .collect();
+        waiting.sort_by_key(|t| order_key(t));
+        let rank = waiting.iter().position(|t| ObjectRef::from_obj(&***t) == key);
+        let admit = rank.is_some_and(|r| r < free);
+        if admit {
+            reserved.insert(key);
+        }
+        admit
+    }
+
+    /// Forgets a Task (it finished or was deleted).
+    pub fn release(&mut self, task: &Task) {
+        let key = ObjectRef::from_obj(task);
+        for set in self.reserved.values_mut() {
+            set.remove(&key);
+        }
+    }
+
+    /// Pending Tasks of a queue in admission order (to wake them when a slot frees).
+    pub fn waiting_in(all: &[Arc<Task>], queue: &str, now: &str) -> Vec<Key> {
+        let mut waiting: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue && eligible(t, now)).collect();
+        waiting.sort_by_key(|t| order_key(t));
+        waiting.into_iter().map(|t| ObjectRef::from_obj(&**t)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ephemera_crds::{TaskSpec, TaskStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn task(name: &str, priority: i32, created: i64, phase: TaskPhase) -> Arc<Task> {
+        let spec: TaskSpec =
+            serde_json::from_value(serde_json::json!({"command": ["true"], "priority": priority})).unwrap();
+        let mut t = Task::new(name, spec);
+        t.metadata.namespace = Some("ns".into());
+        t.metadata.creation_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::from_second(created).unwrap()));
+        t.status = Some(TaskStatus { phase, ..Default::default() });
+        Arc::new(t)
+    }
+
+    #[test]
+    fn priority_then_age_under_a_limit() {
+        let all = vec![
+            task("old-low", 0, 1, TaskPhase::Pending),
+            task("new-high", 5, 2, TaskPhase::Pending),
+            task("mid", 5, 3, TaskPhase::Pending),
+        ];
+        let mut a = Admission::default();
+        let now = "9999";
+        assert!(!a.try_admit(&all[0], &all, 1, now), "a higher-priority task is waiting");
+        assert!(a.try_admit(&all[1], &all, 1, now), "highest priority, oldest first");
+        assert!(!a.try_admit(&all[2], &all, 1, now), "the slot is reserved");
+        let order: Vec<String> = Admission::waiting_in(&all, "default", now).iter().map(|k| k.name.clone()).collect();
+        assert_eq!(order, vec!["new-high", "mid", "old-low"]);
+    }
+
+    #[test]
+    fn running_tasks_hold_their_slots() {
+        let all = vec![task("a", 0, 1, TaskPhase::Running), task("b", 0, 2, TaskPhase::Pending)];
+        let mut a = Admission::default();
+        assert!(!a.try_admit(&all[1], &all, 1, "9999"));
+        assert!(a.try_admit(&all[1], &all, 2, "9999"));
+        assert!(a.try_admit(&all[1], &all, 0, "9999"), "0 means unlimited");
+    }
+}

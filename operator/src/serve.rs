@@ -1,0 +1,27 @@
+//! `/metrics`, `/healthz` and `/readyz`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+
+use crate::metrics::Metrics;
+
+/// Binds and serves in the background.
+pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = Router::new()
+        .route("/metrics", get(|State(m): State<Arc<Metrics>>| async move { m.render() }))
+        .route("/healthz", get(|| async { "ok" }))
+        // Ready once running: a standby replica is ready too (it serves metrics and waits for the Lease).
+        .route("/readyz", get(|| async { "ok" }))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}
