@@ -86,8 +86,8 @@ impl Lease {
     }
 
     /// Renews until renewal has failed for two thirds of the Lease duration (client-go's renew
-    /// deadline), or another holder took it; then reports the loss.
-    pub async fn hold(self, lost: tokio::sync::oneshot::Sender<()>) {
+    /// deadline), or another holder took it; returns when leadership is lost.
+    pub async fn hold(&self) {
         let every = (self.duration / 5).max(Duration::from_millis(200));
         let deadline = self.duration * 2 / 3;
         let mut last_renewed = tokio::time::Instant::now();
@@ -104,6 +104,5 @@ impl Lease {
                 }
             }
         }
-        let _ = lost.send(());
     }
 }

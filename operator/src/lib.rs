@@ -62,12 +62,10 @@ pub async fn run(
     if let Some(addr) = config.metrics_addr {
         serve::spawn(addr, metrics.clone()).await.map_err(|source| RunError::Listen { addr, source })?;
     }
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let lease = leader::Lease::new(client.clone(), &config);
     lease.acquire().await?;
     tracing::info!(identity = %config.identity, "became leader");
     metrics.set_leader(true);
-    let renew = tokio::spawn(lease.hold(lost_tx));
 
     let tasks: Api<Task> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
@@ -75,22 +73,11 @@ pub async fn run(
     ensure_default_queue(&client, &config).await;
     let controller = Controller::new(tasks.clone(), watcher::Config::default());
     let store = controller.store();
-    let ctx = Arc::new(Context::new(client, config, metrics, store.clone()));
+    let ctx = Arc::new(Context::new(client, config, metrics.clone(), store.clone()));
     let queue_store = store.clone();
     let waiting_store = store.clone();
-    // The controller wants a `Sync` future: funnel both reasons to stop through a channel.
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = shutdown => tracing::info!("shutting down"),
-            _ = lost_rx => tracing::warn!("lost leadership; stopping"),
-        }
-        let _ = stop_tx.send(());
-    });
-    let stop = async move {
-        let _ = stop_rx.await;
-    };
-    controller
+    let controller = controller
         .owns(pods, watcher::Config::default().labels(reconcile::pod::MANAGED_BY_SELECTOR))
         .watches(queues, watcher::Config::default(), move |q: TaskQueue| {
             let name = q.metadata.name.unwrap_or_default();
@@ -109,14 +96,28 @@ pub async fn run(
             let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             reconcile::schedule::Admission::waiting_in(&waiting_store.state(), &t.spec.queue, &now)
         })
-        .graceful_shutdown_on(stop)
+        .graceful_shutdown_on(async move {
+            let _ = stop_rx.await;
+        })
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "reconcile error");
             }
-        })
-        .await;
-    renew.abort();
+        });
+    tokio::pin!(controller);
+    // Renewal runs in this same task: whatever stops the operator also stops its claim.
+    tokio::select! {
+        _ = &mut controller => return Ok(()),
+        _ = lease.hold() => {
+            // Not the leader any more: stop acting at once.
+            tracing::warn!("lost leadership; stopping");
+            metrics.set_leader(false);
+            return Ok(());
+        }
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    let _ = stop_tx.send(());
+    controller.await;
     Ok(())
 }

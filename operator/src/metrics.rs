@@ -41,6 +41,9 @@ impl Histogram {
     }
 }
 
+/// Tasks per phase, and (pending, running) per queue.
+type Snapshot = (BTreeMap<String, u64>, BTreeMap<String, (u64, u64)>);
+
 /// Every metric the operator exports.
 #[derive(Default)]
 pub struct Metrics {
@@ -54,7 +57,7 @@ pub struct Metrics {
     pub reconcile_errors: AtomicU64,
     leader: AtomicBool,
     /// Tasks by phase and queue depth, refreshed from the controller's cache on each reconcile.
-    snapshot: Mutex<(BTreeMap<String, u64>, BTreeMap<String, (u64, u64)>)>,
+    snapshot: Mutex<Snapshot>,
 }
 
 impl Metrics {

@@ -337,6 +337,32 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
     )
     .await;
     see("json patch failed test", json!({"code": r.code, "reason": r.body["reason"]}));
+    // kube-runtime's finalizer helper: `test` for null on an absent field, then add the list.
+    let jp = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": []}, {"op": "add", "path": "/metadata/finalizers/-", "value": "diff.ephemera.dev/x"}]);
+    let r = call(
+        c,
+        "PATCH",
+        &format!("{NS_PATH}/u3"),
+        "application/json-patch+json",
+        "application/json",
+        Some(jp.to_string()),
+    )
+    .await;
+    see(
+        "json patch test null on absent field",
+        json!({"code": r.code, "finalizers": r.body["metadata"]["finalizers"]}),
+    );
+    let jp = json!([{"op": "test", "path": "/metadata/finalizers", "value": ["diff.ephemera.dev/x"]}, {"op": "remove", "path": "/metadata/finalizers/0"}]);
+    let r = call(
+        c,
+        "PATCH",
+        &format!("{NS_PATH}/u3"),
+        "application/json-patch+json",
+        "application/json",
+        Some(jp.to_string()),
+    )
+    .await;
+    see("json patch remove last finalizer", json!({"code": r.code, "finalizers": r.body["metadata"]["finalizers"]}));
     let r = call(
         c,
         "PATCH",

@@ -592,7 +592,7 @@ fn patch(
             1 => {
                 let ops: json_patch::Patch = serde_json::from_value(patch_doc.clone())
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-                json_patch::patch(&mut doc, &ops).map_err(|e| {
+                apply_json_patch(&mut doc, ops).map_err(|e| {
                     ApiError::new(
                         422,
                         "Invalid",
@@ -615,6 +615,20 @@ fn patch(
         Ok(Requested { object: doc, patched })
     })?;
     Ok(with_warnings(respond::ok(&present(t, &out)), &c.warnings))
+}
+
+/// RFC 6902 as the apiserver applies it: a `test` for `null` also passes when the path is absent
+/// (kube-runtime's finalizer helper relies on this to add the first finalizer).
+fn apply_json_patch(doc: &mut Value, ops: json_patch::Patch) -> Result<(), json_patch::PatchError> {
+    for op in ops.0 {
+        if let json_patch::PatchOperation::Test(t) = &op {
+            if t.value.is_null() && doc.pointer(t.path.as_str()).is_none() {
+                continue;
+            }
+        }
+        json_patch::patch(doc, &[op])?;
+    }
+    Ok(())
 }
 
 fn patch_names_rv(patch: &Value) -> bool {

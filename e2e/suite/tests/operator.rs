@@ -1,0 +1,272 @@
+//! The operator against the local cluster, with real Pods running as processes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ephemera_crds::{Task, TaskPhase, TaskQueue, TaskQueueSpec};
+use ephemera_devcluster::testing::{eventually, kubectl, ok, Dev};
+use ephemera_operator::Config;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::Client;
+use serde_json::json;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Stack {
+    dev: Dev,
+    client: Client,
+}
+
+async fn stack() -> Stack {
+    let dev = Dev::start_with(|c| {
+        if let Some(k) = c.kubelet.as_mut() {
+            k.backoff_base = Duration::from_millis(500);
+        }
+    })
+    .await;
+    ok(kubectl(&dev.kubeconfig, &["apply", "--server-side", "-f", repo().join("crds/yaml").to_str().unwrap()], None));
+    for crd in ["tasks.ephemera.dev", "taskqueues.ephemera.dev"] {
+        ok(kubectl(
+            &dev.kubeconfig,
+            &["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=30s"],
+            None,
+        ));
+    }
+    let client = dev.client().await;
+    Stack { dev, client }
+}
+
+fn config(identity: &str) -> Config {
+    Config {
+        worker_image: "busybox".into(),
+        pod_start_timeout: Duration::from_secs(5),
+        termination_grace: Duration::from_secs(2),
+        identity: identity.into(),
+        lease_duration: Duration::from_secs(3),
+        ..Config::default()
+    }
+}
+
+/// Runs an operator replica until the returned handle is aborted.
+fn operator(client: &Client, identity: &str) -> tokio::task::JoinHandle<()> {
+    let (client, cfg) = (client.clone(), config(identity));
+    tokio::spawn(async move {
+        let _ = ephemera_operator::run(client, cfg, std::future::pending()).await;
+    })
+}
+
+async fn create(tasks: &Api<Task>, name: &str, spec: serde_json::Value) -> Task {
+    let t: Task = serde_json::from_value(
+        json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap();
+    tasks.create(&PostParams::default(), &t).await.unwrap()
+}
+
+async fn phase(tasks: &Api<Task>, name: &str, want: TaskPhase) -> Task {
+    eventually(60, &format!("task {name} {want:?}"), || {
+        let tasks = tasks.clone();
+        let name = name.to_string();
+        async move { tasks.get(&name).await.ok().filter(|t| t.status.as_ref().is_some_and(|s| s.phase == want)) }
+    })
+    .await
+}
+
+async fn queue(client: &Client, name: &str, concurrency: i32) {
+    let queues: Api<TaskQueue> = Api::all(client.clone());
+    let q = TaskQueue::new(name, TaskQueueSpec { concurrency, namespaces: vec![] });
+    queues.create(&PostParams::default(), &q).await.unwrap();
+}
+
+fn pods_of(s: &Stack) -> Api<Pod> {
+    Api::namespaced(s.client.clone(), "default")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn success_failure_and_retries() {
+    let s = stack().await;
+    let op = operator(&s.client, "op-1");
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+
+    create(&tasks, "ok", json!({"command": ["sh", "-c", "echo working; echo all-done > /dev/termination-log"]})).await;
+    let t = phase(&tasks, "ok", TaskPhase::Succeeded).await;
+    let st = t.status.unwrap();
+    assert_eq!((st.exit_code, st.result.as_str(), st.attempt), (Some(0), "all-done\n", 1));
+    assert!(st.start_time.is_some() && st.completion_time.is_some());
+    let pod = pods_of(&s).get("ok-1").await.unwrap();
+    let v = serde_json::to_value(&pod).unwrap();
+    assert_eq!(v["spec"]["securityContext"]["runAsNonRoot"], true, "hardened Pod");
+    assert_eq!(v["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+
+    create(&tasks, "exit3", json!({"command": ["sh", "-c", "echo boom >&2; exit 3"]})).await;
+    let st = phase(&tasks, "exit3", TaskPhase::Failed).await.status.unwrap();
+    assert_eq!((st.reason.as_str(), st.exit_code, st.attempt), ("ExitCode", Some(3), 1));
+    assert!(st.message.contains("not retried"), "{}", st.message);
+    assert_eq!(st.result, "boom\n", "the log tail stands in for an empty termination message");
+
+    create(
+        &tasks,
+        "second-time-lucky",
+        json!({
+            "command": ["sh", "-c", "echo attempt $EPHEMERA_ATTEMPT; [ \"$EPHEMERA_ATTEMPT\" -ge 2 ]"],
+            "retry": {"maxAttempts": 3, "backoffSeconds": 1, "retryOn": ["ExitCode"]}
+        }),
+    )
+    .await;
+    let st = phase(&tasks, "second-time-lucky", TaskPhase::Succeeded).await.status.unwrap();
+    assert_eq!(st.attempt, 2);
+    assert!(
+        pods_of(&s).get_opt("second-time-lucky-1").await.unwrap().is_some(),
+        "the failed attempt's Pod is kept for its logs"
+    );
+
+    create(
+        &tasks,
+        "always-fails",
+        json!({"command": ["false"], "retry": {"maxAttempts": 2, "backoffSeconds": 1, "retryOn": ["ExitCode"]}}),
+    )
+    .await;
+    let st = phase(&tasks, "always-fails", TaskPhase::Failed).await.status.unwrap();
+    assert_eq!(st.attempt, 2);
+    assert!(st.message.contains("no attempts left"), "{}", st.message);
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_timeout_ttl_and_unknown_queue() {
+    let s = stack().await;
+    let op = operator(&s.client, "op-1");
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+
+    create(&tasks, "long", json!({"command": ["sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.1; done"]}))
+        .await;
+    phase(&tasks, "long", TaskPhase::Running).await;
+    tasks.patch("long", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"cancel": true}}))).await.unwrap();
+    let st = phase(&tasks, "long", TaskPhase::Cancelled).await.status.unwrap();
+    assert_eq!(st.reason, "Cancelled");
+    eventually(20, "cancelled Pod gone", || {
+        let pods = pods_of(&s);
+        async move { pods.get_opt("long-1").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+
+    create(&tasks, "slow", json!({"command": ["sleep", "600"], "timeoutSeconds": 2})).await;
+    let st = phase(&tasks, "slow", TaskPhase::TimedOut).await.status.unwrap();
+    assert_eq!(st.reason, "DeadlineExceeded");
+
+    create(&tasks, "short-lived", json!({"command": ["true"], "ttlSecondsAfterFinished": 1})).await;
+    phase(&tasks, "short-lived", TaskPhase::Succeeded).await;
+    eventually(20, "TTL deletion", || {
+        let tasks = tasks.clone();
+        async move { tasks.get_opt("short-lived").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+
+    create(&tasks, "lost", json!({"command": ["true"], "queue": "no-such-queue"})).await;
+    let t =
+        eventually(20, "unknown queue reported", || {
+            let tasks = tasks.clone();
+            async move {
+                tasks.get("lost").await.ok().filter(|t| t.status.as_ref().is_some_and(|s| s.reason == "UnknownQueue"))
+            }
+        })
+        .await;
+    let st = t.status.unwrap();
+    assert_eq!(st.phase, TaskPhase::Pending);
+    let cond = st.conditions.iter().find(|c| c.type_ == "QueueAccepted").unwrap();
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "UnknownQueue"));
+    assert!(st.message.contains("no-such-queue"));
+    assert!(pods_of(&s).get_opt("lost-1").await.unwrap().is_none(), "no Pod for a Task that cannot be queued");
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn priority_order_under_a_concurrency_limit_of_one() {
+    let s = stack().await;
+    queue(&s.client, "serial", 1).await;
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    // Created before the operator starts, so all wait together.
+    for (name, prio) in [("p-low", 1), ("p-high", 9), ("p-mid", 5)] {
+        create(&tasks, name, json!({"command": ["sh", "-c", "sleep 0.3"], "queue": "serial", "priority": prio})).await;
+    }
+    let op = operator(&s.client, "op-1");
+    let mut order: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while order.len() < 3 && tokio::time::Instant::now() < deadline {
+        let list = tasks.list(&ListParams::default()).await.unwrap();
+        let holding: Vec<String> = list
+            .items
+            .iter()
+            .filter(|t| matches!(t.status.as_ref().map(|s| s.phase), Some(TaskPhase::Scheduled | TaskPhase::Running)))
+            .map(|t| t.metadata.name.clone().unwrap())
+            .collect();
+        assert!(holding.len() <= 1, "concurrency 1 exceeded: {holding:?}");
+        for n in holding {
+            if !order.contains(&n) {
+                order.push(n);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(order, vec!["p-high", "p-mid", "p-low"]);
+    for n in ["p-high", "p-mid", "p-low"] {
+        phase(&tasks, n, TaskPhase::Succeeded).await;
+    }
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_operator_resumes_without_a_second_pod_and_only_the_leader_acts() {
+    let s = stack().await;
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    let first = operator(&s.client, "op-a");
+    let second = operator(&s.client, "op-b");
+    create(&tasks, "survivor", json!({"command": ["sh", "-c", "sleep 2; echo finished > /dev/termination-log"]})).await;
+    phase(&tasks, "survivor", TaskPhase::Running).await;
+    let leases: Api<Lease> = Api::namespaced(s.client.clone(), "default");
+    let holder = leases.get("ephemera-operator").await.unwrap().spec.unwrap().holder_identity.unwrap();
+    // Kill the leader mid-flight; the standby takes over once the Lease expires.
+    if holder == "op-a" {
+        first.abort()
+    } else {
+        second.abort()
+    }
+    let t = phase(&tasks, "survivor", TaskPhase::Succeeded).await;
+    assert_eq!(t.status.unwrap().attempt, 1);
+    let pods = pods_of(&s).list(&ListParams::default().labels("ephemera.dev/task=survivor")).await.unwrap();
+    assert_eq!(pods.items.len(), 1, "exactly one Pod for the attempt");
+    let new_holder = eventually(20, "lease taken over", || {
+        let leases = leases.clone();
+        let holder = holder.clone();
+        async move { leases.get("ephemera-operator").await.ok()?.spec?.holder_identity.filter(|h| *h != holder) }
+    })
+    .await;
+    assert_ne!(new_holder, holder);
+    first.abort();
+    second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_apply_of_the_example_task_runs_to_succeeded() {
+    let s = stack().await;
+    let op = operator(&s.client, "op-1");
+    ok(s.dev.kubectl(&["apply", "-f", repo().join("e2e/examples/task-hello.yaml").to_str().unwrap()]));
+    ok(s.dev.kubectl(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "task.ephemera.dev/hello",
+        "--timeout=60s",
+    ]));
+    let table = ok(s.dev.kubectl(&["get", "tasks.ephemera.dev"]));
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..5], &["hello", "Succeeded", "default", "10", "1"], "{table}");
+    let logs = ok(s.dev.kubectl(&["logs", "hello-1"]));
+    assert!(logs.starts_with("hello from hello-1"), "{logs}");
+    let events = ok(s.dev.kubectl(&["get", "events", "--field-selector", "involvedObject.name=hello"]));
+    assert!(events.contains("Scheduled") && events.contains("Succeeded"), "{events}");
+    op.abort();
+}
