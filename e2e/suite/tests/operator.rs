@@ -270,3 +270,122 @@ async fn kubectl_apply_of_the_example_task_runs_to_succeeded() {
     assert!(events.contains("Scheduled") && events.contains("Succeeded"), "{events}");
     op.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stuck_pods_fail_the_attempt_and_deletion_cleans_up() {
+    let s = stack().await;
+    let op = operator(&s.client, "op-1");
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(&tasks, "unpullable", json!({"image": "registry.example/nothing:1", "command": ["true"]})).await;
+    let pending = eventually(20, "pull problem surfaced", || {
+        let tasks = tasks.clone();
+        async move {
+            let t = tasks.get("unpullable").await.ok()?;
+            let c = t.status.as_ref()?.conditions.iter().find(|c| c.type_ == "PodStarted")?.clone();
+            c.reason.contains("ImagePull").then_some(c)
+        }
+    })
+    .await;
+    assert_eq!(pending.status, "False");
+    let st = phase(&tasks, "unpullable", TaskPhase::Failed).await.status.unwrap();
+    assert_eq!(st.reason, "PodStuck");
+    assert!(st.message.contains("did not start within 5s") && st.message.contains("ImagePull"), "{}", st.message);
+
+    create(&tasks, "doomed", json!({"command": ["sleep", "600"]})).await;
+    phase(&tasks, "doomed", TaskPhase::Running).await;
+    tasks.delete("doomed", &Default::default()).await.unwrap();
+    eventually(30, "task and its Pod removed", || {
+        let (tasks, pods) = (tasks.clone(), pods_of(&s));
+        async move {
+            let gone =
+                tasks.get_opt("doomed").await.unwrap().is_none() && pods.get_opt("doomed-1").await.unwrap().is_none();
+            gone.then_some(())
+        }
+    })
+    .await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarting_the_operator_at_random_points_loses_nothing() {
+    let s = stack().await;
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    for i in 0..8 {
+        create(
+            &tasks,
+            &format!("chaos-{i}"),
+            json!({
+                "command": ["sh", "-c", "sleep 0.5; [ \"$EPHEMERA_ATTEMPT\" -ge 2 ] || exit 1"],
+                "retry": {"maxAttempts": 3, "backoffSeconds": 1, "retryOn": ["ExitCode"]}
+            }),
+        )
+        .await;
+    }
+    // Kill and restart the only replica every few hundred milliseconds while the Tasks run.
+    let mut generation = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        generation += 1;
+        let op = operator(&s.client, &format!("op-{generation}"));
+        tokio::time::sleep(Duration::from_millis(150 + (generation * 97 % 400))).await;
+        op.abort();
+        let list = tasks.list(&ListParams::default()).await.unwrap();
+        let done = list.items.iter().all(|t| t.status.as_ref().is_some_and(|s| s.phase.is_terminal()));
+        if done || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        // The killed replica's Lease must expire before the next one acts.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let op = operator(&s.client, "op-final");
+    for i in 0..8 {
+        let st = phase(&tasks, &format!("chaos-{i}"), TaskPhase::Succeeded).await.status.unwrap();
+        assert_eq!(st.attempt, 2, "chaos-{i}");
+        let pods =
+            pods_of(&s).list(&ListParams::default().labels(&format!("ephemera.dev/task=chaos-{i}"))).await.unwrap();
+        let mut attempts: Vec<String> =
+            pods.items.iter().map(|p| p.metadata.labels.as_ref().unwrap()["ephemera.dev/attempt"].clone()).collect();
+        attempts.sort();
+        assert_eq!(attempts, vec!["1", "2"], "one Pod per attempt for chaos-{i}");
+    }
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_health_are_served() {
+    let s = stack().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cfg = config("op-metrics");
+    cfg.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let client = s.client.clone();
+    let op = tokio::spawn(async move {
+        let _ = ephemera_operator::run(client, cfg, std::future::pending()).await;
+    });
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(&tasks, "measured", json!({"command": ["true"]})).await;
+    phase(&tasks, "measured", TaskPhase::Succeeded).await;
+    let get = |path: &'static str| async move {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}{path}")])
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(get("/healthz").await, "ok");
+    assert_eq!(get("/readyz").await, "ok");
+    let text = eventually(10, "metrics reflect the task", || async move {
+        let t = get("/metrics").await;
+        t.contains("ephemera_tasks{phase=\"Succeeded\"} 1").then_some(t)
+    })
+    .await;
+    for m in [
+        "ephemera_operator_leader 1",
+        "ephemera_reconcile_duration_seconds_count",
+        "ephemera_task_start_seconds_bucket",
+        "ephemera_queue_pending{queue=\"default\"}",
+    ] {
+        assert!(text.contains(m), "missing {m} in:\n{text}");
+    }
+    op.abort();
+}
