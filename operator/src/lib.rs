@@ -37,6 +37,34 @@ pub enum RunError {
     },
 }
 
+/// Keeps each TaskQueue's `status.running`/`status.pending` current (from the controller's cache).
+async fn queue_status_loop(queues: Api<TaskQueue>, tasks: kube::runtime::reflector::Store<Task>) {
+    use ephemera_crds::{TaskPhase, TaskQueueStatus};
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let Ok(list) = queues.list(&Default::default()).await else { continue };
+        for q in list.items {
+            let name = q.metadata.name.clone().unwrap_or_default();
+            let mut status = TaskQueueStatus::default();
+            for t in tasks.state().iter().filter(|t| t.spec.queue == name) {
+                match t.status.as_ref().map(|s| s.phase).unwrap_or_default() {
+                    TaskPhase::Pending => status.pending += 1,
+                    TaskPhase::Scheduled | TaskPhase::Running => status.running += 1,
+                    _ => {}
+                }
+            }
+            if q.status.as_ref() != Some(&status) {
+                let patch = serde_json::json!({"status": status});
+                let pp = kube::api::PatchParams::default();
+                if let Err(e) = queues.patch_status(&name, &pp, &kube::api::Patch::Merge(&patch)).await {
+                    tracing::debug!(error = %e, queue = %name, "queue status not updated");
+                }
+            }
+        }
+    }
+}
+
 /// Creates the `default` TaskQueue if an admin has not (Tasks name it unless they say otherwise).
 async fn ensure_default_queue(client: &Client, config: &Config) {
     let queues: Api<TaskQueue> = Api::all(client.clone());
@@ -70,6 +98,7 @@ pub async fn run(
     let tasks: Api<Task> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let queues: Api<TaskQueue> = Api::all(client.clone());
+    let queues_api = queues.clone();
     ensure_default_queue(&client, &config).await;
     let controller = Controller::new(tasks.clone(), watcher::Config::default());
     let store = controller.store();
@@ -106,6 +135,7 @@ pub async fn run(
             }
         });
     tokio::pin!(controller);
+    let queue_status = queue_status_loop(queues_api, store);
     // Renewal runs in this same task: whatever stops the operator also stops its claim.
     tokio::select! {
         _ = &mut controller => return Ok(()),
@@ -115,6 +145,7 @@ pub async fn run(
             metrics.set_leader(false);
             return Ok(());
         }
+        _ = queue_status => return Ok(()),
         _ = shutdown => tracing::info!("shutting down"),
     }
     let _ = stop_tx.send(());

@@ -1,0 +1,170 @@
+//! Operator throughput: 1,000 Tasks created at once in a queue without a concurrency limit. Reports
+//! Tasks reconciled to a created Pod per second, create→Pod-created p50/p99 and the operator's RSS,
+//! beside the baseline measured in the same run: the same client creating the same 1,000 Pods
+//! directly (no operator). The dev cluster runs without its kubelet, so only the operator is timed.
+//!
+//! Run: `cargo bench -p ephemera-operator --bench reconcile` (`BENCH_TASKS` changes the count).
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ephemera_crds::Task;
+use ephemera_devcluster::testing::{kubectl, ok};
+use ephemera_devcluster::{Config, DevCluster};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+
+const CONCURRENCY: usize = 32;
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+/// Waits for `n` Pods to appear in `ns`; returns the instant each was first seen.
+async fn seen_pods(pods: Api<Pod>, n: usize) -> HashMap<String, Instant> {
+    let mut seen = HashMap::new();
+    let mut stream = pods.watch(&WatchParams::default().timeout(290), "0").await.expect("watch").boxed();
+    let deadline = Instant::now() + Duration::from_secs(280);
+    while seen.len() < n && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(WatchEvent::Added(p)))) => {
+                seen.entry(p.metadata.name.unwrap_or_default()).or_insert_with(Instant::now);
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    seen
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_TASKS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let cluster =
+        DevCluster::start(Config { kubeconfig: Some(kubeconfig.clone()), kubelet: None, ..Config::default() })
+            .await
+            .expect("cluster");
+    let client = ephemera_devcluster::testing::client_for(&kubeconfig).await;
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml");
+    ok(kubectl(&kubeconfig, &["apply", "--server-side", "-f", crds.to_str().unwrap_or_default()], None));
+    ok(kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/tasks.ephemera.dev", "--timeout=30s"], None));
+    for ns in ["baseline", "bench"] {
+        ok(kubectl(&kubeconfig, &["create", "namespace", ns], None));
+    }
+
+    // Baseline: the same client creates n Pods directly.
+    let direct: Api<Pod> = Api::namespaced(client.clone(), "baseline");
+    let watcher = tokio::spawn(seen_pods(direct.clone(), n));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    let starts: Vec<(String, Instant)> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = direct.clone();
+            async move {
+                let pod: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": format!("direct-{i}")}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).expect("pod");
+                let start = Instant::now();
+                api.create(&PostParams::default(), &pod).await.map(|_| (format!("direct-{i}"), start))
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await
+        .expect("direct creates");
+    let seen = watcher.await.expect("watch");
+    let base_rate = n as f64 / seen.values().max().map_or(t0.elapsed(), |last| last.duration_since(t0)).as_secs_f64();
+    let mut base_lat: Vec<Duration> =
+        starts.iter().filter_map(|(name, s)| seen.get(name).map(|t| t.duration_since(*s))).collect();
+    base_lat.sort();
+
+    // The operator, as its own process, reconciling n Tasks.
+    let mut op = Command::new(env!("CARGO_BIN_EXE_ephemera-operator"))
+        .args([
+            "--worker-image",
+            "busybox",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--identity",
+            "bench",
+            "--lease-namespace",
+            "bench",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("operator");
+    let rss_idle = {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        rss_mib(op.id())
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "bench");
+    let tasks: Api<Task> = Api::namespaced(client.clone(), "bench");
+    let watcher = tokio::spawn(seen_pods(pods, n));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    let starts: Vec<(String, Instant)> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = tasks.clone();
+            async move {
+                let task: Task = serde_json::from_value(serde_json::json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": format!("t-{i}")}, "spec": {"command": ["true"]}})).expect("task");
+                let start = Instant::now();
+                api.create(&PostParams::default(), &task).await.map(|_| (format!("t-{i}-1"), start))
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await
+        .expect("task creates");
+    let seen = watcher.await.expect("watch");
+    let rate =
+        seen.len() as f64 / seen.values().max().map_or(t0.elapsed(), |last| last.duration_since(t0)).as_secs_f64();
+    let mut lat: Vec<Duration> =
+        starts.iter().filter_map(|(name, s)| seen.get(name).map(|t| t.duration_since(*s))).collect();
+    lat.sort();
+    let rss = rss_mib(op.id());
+    let _ = op.kill();
+    let _ = op.wait();
+    drop(cluster);
+
+    println!(
+        "operator bench: {n} Tasks created at once (concurrency {CONCURRENCY}), no queue limit; {} Pods created",
+        seen.len()
+    );
+    println!("{:<32} {:>12} {:>12} {:>8}", "metric", "operator", "direct", "ratio");
+    println!("{:<32} {:>12.0} {:>12.0} {:>7.2}x", "Pods created per second", rate, base_rate, rate / base_rate);
+    println!(
+        "{:<32} {:>12.1} {:>12.1} {:>7.1}x",
+        "create->Pod p50 (ms)",
+        pct(&lat, 0.5),
+        pct(&base_lat, 0.5),
+        pct(&lat, 0.5) / pct(&base_lat, 0.5)
+    );
+    println!(
+        "{:<32} {:>12.1} {:>12.1} {:>7.1}x",
+        "create->Pod p99 (ms)",
+        pct(&lat, 0.99),
+        pct(&base_lat, 0.99),
+        pct(&lat, 0.99) / pct(&base_lat, 0.99)
+    );
+    println!("{:<32} {:>12.1}", "operator RSS idle (MiB)", rss_idle);
+    println!("{:<32} {:>12.1}", "operator RSS after (MiB)", rss);
+    println!("direct = the same client creating the same number of Pods itself, same run, same cluster");
+}
