@@ -119,11 +119,13 @@ pub async fn run(
         })
         // A Task that stops holding a slot (finished, backing off, deleted) wakes its queue's waiters.
         .watches(tasks, watcher::Config::default(), move |t: Task| {
-            if reconcile::schedule::holds_slot(&t) {
+            if !reconcile::schedule::Admission::frees_slot(&t) && t.metadata.deletion_timestamp.is_none() {
                 return Vec::new();
             }
+            // The head of the queue is enough: each freed slot wakes it again, and waiting Tasks
+            // also look again on their own every minute.
             let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            reconcile::schedule::Admission::waiting_in(&waiting_store.state(), &t.spec.queue, &now)
+            reconcile::schedule::Admission::waiting_in(&waiting_store.state(), &t.spec.queue, &now, 16)
         })
         .graceful_shutdown_on(async move {
             let _ = stop_rx.await;

@@ -47,10 +47,10 @@ impl Admission {
         let queue = task.spec.queue.clone();
         let key = ObjectRef::from_obj(task);
         let in_queue: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue).collect();
+        let phases: HashMap<Key, TaskPhase> = in_queue.iter().map(|t| (ObjectRef::from_obj(&***t), phase(t))).collect();
         let reserved = self.reserved.entry(queue).or_default();
         // A reservation ends once the cache shows the Task past Pending.
-        reserved
-            .retain(|k| in_queue.iter().any(|t| ObjectRef::from_obj(&***t) == *k && phase(t) == TaskPhase::Pending));
+        reserved.retain(|k| phases.get(k) == Some(&TaskPhase::Pending));
         if concurrency <= 0 {
             reserved.insert(key);
             return true;
@@ -80,11 +80,17 @@ impl Admission {
         }
     }
 
-    /// Pending Tasks of a queue in admission order (to wake them when a slot frees).
-    pub fn waiting_in(all: &[Arc<Task>], queue: &str, now: &str) -> Vec<Key> {
+    /// The first `limit` pending Tasks of a queue in admission order (to wake them when a slot frees).
+    pub fn waiting_in(all: &[Arc<Task>], queue: &str, now: &str, limit: usize) -> Vec<Key> {
         let mut waiting: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue && eligible(t, now)).collect();
         waiting.sort_by_key(|t| order_key(t));
-        waiting.into_iter().map(|t| ObjectRef::from_obj(&**t)).collect()
+        waiting.into_iter().take(limit).map(|t| ObjectRef::from_obj(&**t)).collect()
+    }
+
+    /// Whether a change to this Task can have freed a slot (it finished or left one to back off).
+    pub fn frees_slot(t: &Task) -> bool {
+        let attempted = t.status.as_ref().is_some_and(|s| s.attempt > 0);
+        attempted && !holds_slot(t)
     }
 }
 
@@ -116,7 +122,8 @@ mod tests {
         assert!(!a.try_admit(&all[0], &all, 1, now), "a higher-priority task is waiting");
         assert!(a.try_admit(&all[1], &all, 1, now), "highest priority, oldest first");
         assert!(!a.try_admit(&all[2], &all, 1, now), "the slot is reserved");
-        let order: Vec<String> = Admission::waiting_in(&all, "default", now).iter().map(|k| k.name.clone()).collect();
+        let order: Vec<String> =
+            Admission::waiting_in(&all, "default", now, 10).iter().map(|k| k.name.clone()).collect();
         assert_eq!(order, vec!["new-high", "mid", "old-low"]);
     }
 
