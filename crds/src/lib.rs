@@ -1,17 +1,20 @@
 //! The custom resources of Ephemera (`ephemera.dev/v1alpha1`): `Task`, one unit of work run in its own
-//! short-lived Pod, and `TaskQueue`, an admin-defined queue with a concurrency limit. The CRD YAML in
+//! short-lived Pod; `TaskQueue`, an admin-defined queue with a concurrency limit; and `Credential`, the
+//! admin-owned catalogue entry behind a logical credential name. The CRD YAML in
 //! `crds/yaml/` is generated from these types (`cargo run -p ephemera-crds --bin crdgen`) and a test
 //! fails when it is stale.
 
 // kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint; they are distinct columns.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod credential;
 pub mod queue;
 pub mod task;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use credential::{Credential, CredentialSpec, GithubScope, Provider};
 pub use queue::{TaskQueue, TaskQueueSpec, TaskQueueStatus};
 pub use task::{
     Condition, FailureClass, Origin, ProgressEvent, RetryPolicy, Task, TaskEnv, TaskPhase, TaskResources, TaskSpec,
@@ -25,7 +28,7 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Every CRD, in install order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![TaskQueue::crd(), Task::crd()]
+    vec![Credential::crd(), TaskQueue::crd(), Task::crd()]
 }
 
 /// The CRDs as one multi-document YAML stream, as checked in under `crds/yaml/`.

@@ -23,7 +23,7 @@ grep ready "$state/devcluster.out" || { cat "$state/devcluster.log" >&2; exit 1;
 # The operator runs as a local process against the cluster (as it would in a Pod, it finds the
 # cluster through KUBECONFIG); busybox stands in for the worker image until the worker exists.
 kubectl apply --server-side -f "$REPO/crds/yaml" >/dev/null
-kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev --timeout=30s >/dev/null
+kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev crd/credentials.ephemera.dev --timeout=30s >/dev/null
 "$REPO/target/release/ephemera-operator" --worker-image busybox --metrics-addr 127.0.0.1:0 \
   > "$state/operator.log" 2>&1 &
 op=$!

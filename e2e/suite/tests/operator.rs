@@ -389,3 +389,34 @@ async fn metrics_and_health_are_served() {
     }
     op.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_or_forbidden_credentials_fail_the_task_before_any_pod() {
+    use ephemera_crds::Credential;
+    let s = stack().await;
+    let creds: Api<Credential> = Api::all(s.client.clone());
+    for (name, namespaces) in [("staging-org", json!(["default"])), ("prod-org", json!(["prod"]))] {
+        let c: Credential = serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Credential", "metadata": {"name": name},
+            "spec": {"provider": "salesforce", "vaultPath": format!("ephemera/salesforce/{name}"), "namespaces": namespaces}})).unwrap();
+        creds.create(&PostParams::default(), &c).await.unwrap();
+    }
+    let op = operator(&s.client, "op-1");
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(&tasks, "allowed", json!({"command": ["true"], "credentials": ["staging-org"]})).await;
+    create(&tasks, "forbidden", json!({"command": ["true"], "credentials": ["staging-org", "prod-org"]})).await;
+    create(&tasks, "unknown", json!({"command": ["true"], "credentials": ["nope"]})).await;
+    phase(&tasks, "allowed", TaskPhase::Succeeded).await;
+    for (name, reason, says) in [
+        ("forbidden", "CredentialForbidden", "\"prod-org\" may not be used by Tasks in namespace \"default\""),
+        ("unknown", "UnknownCredential", "\"nope\" does not exist"),
+    ] {
+        let st = phase(&tasks, name, TaskPhase::Failed).await.status.unwrap();
+        assert_eq!(st.reason, reason);
+        assert!(st.message.contains(says), "{}", st.message);
+        let cond = st.conditions.iter().find(|c| c.type_ == "CredentialsResolved").unwrap();
+        assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", reason));
+        assert_eq!(st.attempt, 0);
+        assert!(pods_of(&s).get_opt(&format!("{name}-1")).await.unwrap().is_none(), "no Pod for {name}");
+    }
+    op.abort();
+}

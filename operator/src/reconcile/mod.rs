@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ephemera_crds::{Condition, FailureClass, Task, TaskPhase, TaskQueue, TaskStatus};
+use ephemera_crds::{Condition, Credential, FailureClass, Task, TaskPhase, TaskQueue, TaskStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -214,6 +214,14 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
 
     match status.phase {
         TaskPhase::Pending => {
+            // Credentials are checked before any Pod exists: an unknown or forbidden name ends the Task.
+            if let Some((reason, message)) = check_credentials(ctx, &task, &ns).await? {
+                set_condition(&mut status, "CredentialsResolved", false, reason, &message, generation);
+                return finish(ctx, &api, &task, status, TaskPhase::Failed, reason, message).await;
+            }
+            if !task.spec.credentials.is_empty() {
+                set_condition(&mut status, "CredentialsResolved", true, "Resolved", "", generation);
+            }
             let queues: Api<TaskQueue> = Api::all(ctx.client.clone());
             let queue = queues.get_opt(&task.spec.queue).await?;
             let problem = match &queue {
@@ -376,6 +384,29 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
         },
         _ => Ok(Action::await_change()),
     }
+}
+
+/// The first credential name the Task may not use, with the reason.
+async fn check_credentials(ctx: &Context, task: &Task, ns: &str) -> Result<Option<(&'static str, String)>, Error> {
+    let creds: Api<Credential> = Api::all(ctx.client.clone());
+    for name in &task.spec.credentials {
+        match creds.get_opt(name).await? {
+            None => {
+                return Ok(Some((
+                    "UnknownCredential",
+                    format!("credential {name:?} does not exist: ask a cluster admin to define it"),
+                )))
+            }
+            Some(c) if !c.allows(ns) => {
+                return Ok(Some((
+                    "CredentialForbidden",
+                    format!("credential {name:?} may not be used by Tasks in namespace {ns:?}"),
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(None)
 }
 
 /// Creates (server-side apply: idempotent for the deterministic name) the attempt's Pod.

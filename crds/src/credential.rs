@@ -1,0 +1,74 @@
+//! The `Credential` custom resource: the admin-owned catalogue entry behind a logical credential name.
+//! Task authors only write names (`credentials: [prod-org]`); this says which provider and Vault path
+//! the name means and which namespaces may use it. Cluster-scoped so only cluster admins (by RBAC) can
+//! create or change what a name grants.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What a logical credential name grants.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "ephemera.dev",
+    version = "v1alpha1",
+    kind = "Credential",
+    shortname = "ecred",
+    category = "ephemera",
+    doc = "A logical credential name (admin-owned): which provider and Vault path it means, and which namespaces may use it.",
+    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
+    printcolumn(name = "Namespaces", type_ = "string", json_path = ".spec.namespaces"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialSpec {
+    /// How the worker turns the Vault secret into what the task command gets.
+    pub provider: Provider,
+    /// KV v2 secret holding the provider's inputs (e.g. `ephemera/salesforce/prod`), under `mount`.
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"))]
+    pub vault_path: String,
+    /// KV v2 mount.
+    #[serde(default = "default_mount")]
+    #[schemars(length(min = 1, max = 128))]
+    pub mount: String,
+    /// Namespaces whose Tasks may use this credential (`*` for all). Empty: none.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// GitHub App: the repositories and permissions the installation token is limited to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubScope>,
+}
+
+fn default_mount() -> String {
+    "secret".into()
+}
+
+/// Provider types.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// OAuth 2.0 JWT bearer flow → `SF_ACCESS_TOKEN`, `SF_INSTANCE_URL`.
+    Salesforce,
+    /// App JWT → installation token → `GITHUB_TOKEN`.
+    GithubApp,
+    /// KV v2 values as environment variables or files.
+    Static,
+}
+
+/// Scope of a GitHub installation token.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+pub struct GithubScope {
+    /// Repository names the token may access (empty: all the installation has).
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    /// Permissions, e.g. `contents: read` (never more than the installation has).
+    #[serde(default)]
+    pub permissions: std::collections::BTreeMap<String, String>,
+}
+
+impl Credential {
+    /// Whether Tasks in `namespace` may use it.
+    pub fn allows(&self, namespace: &str) -> bool {
+        self.spec.namespaces.iter().any(|n| n == "*" || n == namespace)
+    }
+}
