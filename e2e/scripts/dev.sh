@@ -31,8 +31,9 @@ op=$!
 set -x
 kubectl get crd tasks.ephemera.dev taskqueues.ephemera.dev
 kubectl delete task.ephemera.dev hello --ignore-not-found --wait=true
+kubectl get tasks.ephemera.dev -w --output-watch-events & watcher=$!
+sleep 1
 kubectl apply -f "$REPO/e2e/examples/task-hello.yaml"
-kubectl get tasks.ephemera.dev hello -w --output-watch-events & watcher=$!
 kubectl wait --for=jsonpath='{.status.phase}'=Succeeded task.ephemera.dev/hello --timeout=60s
 kill $watcher
 kubectl get tasks.ephemera.dev -o wide
