@@ -162,14 +162,13 @@ pub fn error_policy(_task: Arc<Task>, err: &Error, ctx: Arc<Context>) -> Action 
 }
 
 /// Writes the status (only when it changed), guarded by the resourceVersion that was read.
-async fn write_status(api: &Api<Task>, task: &Task, status: TaskStatus) -> Result<(), Error> {
+async fn write_status(api: &Api<Task>, task: &Task, status: TaskStatus) -> Result<Task, Error> {
     if task.status.as_ref() == Some(&status) {
-        return Ok(());
+        return Ok(task.clone());
     }
     let mut next = task.clone();
     next.status = Some(status);
-    api.replace_status(&task.name_any(), &PostParams::default(), &next).await?;
-    Ok(())
+    Ok(api.replace_status(&task.name_any(), &PostParams::default(), &next).await?)
 }
 
 async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
@@ -274,11 +273,15 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             status.reason = "CreatingPod".into();
             status.message = format!("starting attempt {}", status.attempt);
             status.next_attempt_time = None;
-            if let Err(e) = write_status(&api, &task, status.clone()).await {
-                ctx.admission.lock().await.release(&task);
-                return Err(e);
-            }
-            Ok(Action::requeue(Duration::from_millis(1)))
+            let scheduled = match write_status(&api, &task, status.clone()).await {
+                Ok(t) => t,
+                Err(e) => {
+                    ctx.admission.lock().await.release(&task);
+                    return Err(e);
+                }
+            };
+            // Continue with the object just written (the cache may not have it yet).
+            create_pod(ctx, &api, &pods, &scheduled, status, created, now, deadline).await
         }
         TaskPhase::Scheduled | TaskPhase::Running => match current {
             None if status.pod_uid.is_empty() => {
@@ -424,11 +427,14 @@ async fn create_pod(
     let remaining = deadline.duration_since(now).as_secs().max(1);
     let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config)?;
     let name = status.pod_name.clone();
-    let applied = pods.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pod)).await?;
-    if !pod::is_ours(task, &applied) {
-        let msg = format!("Pod {name} exists and belongs to something else");
-        return finish(ctx, api, task, status, TaskPhase::Failed, "PodNameTaken", msg).await;
+    // Never apply over someone else's Pod that happens to have the name.
+    if let Some(existing) = pods.get_opt(&name).await? {
+        if !pod::is_ours(task, &existing) {
+            let msg = format!("Pod {name} already exists and does not belong to this Task");
+            return finish(ctx, api, task, status, TaskPhase::Failed, "PodNameTaken", msg).await;
+        }
     }
+    let applied = pods.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pod)).await?;
     status.pod_uid = applied.metadata.uid.clone().unwrap_or_default();
     status.reason = "PodCreated".into();
     status.message = format!("attempt {} runs in Pod {name}", status.attempt);
