@@ -72,6 +72,20 @@ impl Lease {
         }
     }
 
+    /// Gives the Lease up (on a clean shutdown), so a standby need not wait for it to expire.
+    pub async fn release(&self) {
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else { return };
+        let Some(spec) = lease.spec.as_mut() else { return };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return;
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        if let Err(e) = self.api.replace(&self.name, &PostParams::default(), &lease).await {
+            tracing::warn!(error = %e, "could not release the lease");
+        }
+    }
+
     /// Waits until this replica holds the Lease.
     pub async fn acquire(&self) -> Result<(), kube::Error> {
         let retry = (self.duration / 5).max(Duration::from_millis(200));
@@ -93,15 +107,18 @@ impl Lease {
         let mut last_renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(every).await;
-            match self.try_acquire().await {
-                Ok(true) => last_renewed = tokio::time::Instant::now(),
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "lease renewal failed");
-                    if last_renewed.elapsed() > deadline {
-                        break;
-                    }
-                }
+            // Measured from when the request started: that is the renewTime others see.
+            let started = tokio::time::Instant::now();
+            // A hanging call must not keep a stale leader acting past its Lease.
+            let budget = deadline.saturating_sub(last_renewed.elapsed()).max(Duration::from_millis(100));
+            match tokio::time::timeout(budget, self.try_acquire()).await {
+                Ok(Ok(true)) => last_renewed = started,
+                Ok(Ok(false)) => break,
+                Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed"),
+                Err(_) => tracing::warn!("lease renewal timed out"),
+            }
+            if last_renewed.elapsed() > deadline {
+                break;
             }
         }
     }

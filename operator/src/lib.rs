@@ -37,12 +37,14 @@ pub enum RunError {
     },
 }
 
-/// Keeps each TaskQueue's `status.running`/`status.pending` current (from the controller's cache).
-async fn queue_status_loop(queues: Api<TaskQueue>, tasks: kube::runtime::reflector::Store<Task>) {
+/// Keeps each TaskQueue's `status.running`/`status.pending` and the metrics gauges current (from the
+/// controller's cache).
+async fn queue_status_loop(queues: Api<TaskQueue>, tasks: kube::runtime::reflector::Store<Task>, ctx: Arc<Context>) {
     use ephemera_crds::{TaskPhase, TaskQueueStatus};
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         tick.tick().await;
+        ctx.refresh_gauges();
         let Ok(list) = queues.list(&Default::default()).await else { continue };
         for q in list.items {
             let name = q.metadata.name.clone().unwrap_or_default();
@@ -110,16 +112,22 @@ pub async fn run(
         .owns(pods, watcher::Config::default().labels(reconcile::pod::MANAGED_BY_SELECTOR))
         .watches(queues, watcher::Config::default(), move |q: TaskQueue| {
             let name = q.metadata.name.unwrap_or_default();
+            // Only waiting Tasks can be affected by a queue change.
             queue_store
                 .state()
                 .into_iter()
-                .filter(|t| t.spec.queue == name)
+                .filter(|t| {
+                    t.spec.queue == name
+                        && t.status.as_ref().map(|s| s.phase).unwrap_or_default() == ephemera_crds::TaskPhase::Pending
+                })
                 .map(|t| ObjectRef::from_obj(&*t))
                 .collect::<Vec<_>>()
         })
         // A Task that stops holding a slot (finished, backing off, deleted) wakes its queue's waiters.
         .watches(tasks, watcher::Config::default(), move |t: Task| {
-            if !reconcile::schedule::Admission::frees_slot(&t) && t.metadata.deletion_timestamp.is_none() {
+            // Also when its queue refused it: it may have been ranked ahead of the others.
+            let changes_order = reconcile::schedule::Admission::frees_slot(&t) || reconcile::schedule::refused(&t);
+            if !changes_order && t.metadata.deletion_timestamp.is_none() {
                 return Vec::new();
             }
             // The head of the queue is enough: each freed slot wakes it again, and waiting Tasks
@@ -130,14 +138,14 @@ pub async fn run(
         .graceful_shutdown_on(async move {
             let _ = stop_rx.await;
         })
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "reconcile error");
             }
         });
     tokio::pin!(controller);
-    let queue_status = queue_status_loop(queues_api, store);
+    let queue_status = queue_status_loop(queues_api, store, ctx.clone());
     // Renewal runs in this same task: whatever stops the operator also stops its claim.
     tokio::select! {
         _ = &mut controller => return Ok(()),
@@ -151,6 +159,11 @@ pub async fn run(
         _ = shutdown => tracing::info!("shutting down"),
     }
     let _ = stop_tx.send(());
-    controller.await;
+    // Keep the claim while in-flight reconciles drain, then hand the Lease over.
+    tokio::select! {
+        _ = &mut controller => {}
+        _ = lease.hold() => tracing::warn!("lost leadership while draining"),
+    }
+    lease.release().await;
     Ok(())
 }

@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, env = "HOSTNAME", default_value = "ephemera-operator")]
     identity: String,
     /// Lease duration in seconds.
-    #[arg(long, env = "EPHEMERA_LEASE_SECONDS", default_value_t = 15)]
+    #[arg(long, env = "EPHEMERA_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_seconds: u64,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "EPHEMERA_METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -60,8 +60,19 @@ async fn main() -> anyhow::Result<()> {
         metrics_addr: Some(a.metrics_addr),
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
+    // Kubernetes stops Pods with SIGTERM; Ctrl-C for local runs.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     };
     ephemera_operator::run(client, config, shutdown).await.context("operator stopped")?;
     Ok(())

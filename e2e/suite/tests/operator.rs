@@ -106,7 +106,10 @@ async fn success_failure_and_retries() {
     let st = phase(&tasks, "exit3", TaskPhase::Failed).await.status.unwrap();
     assert_eq!((st.reason.as_str(), st.exit_code, st.attempt), ("ExitCode", Some(3), 1));
     assert!(st.message.contains("not retried"), "{}", st.message);
-    assert_eq!(st.result, "boom\n", "the log tail stands in for an empty termination message");
+    assert_eq!(st.result, "", "logs never become the result (they may print a credential)");
+    let failed = st.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+    assert_eq!(failed.status, "True");
+    assert_eq!(st.conditions.iter().find(|c| c.type_ == "Complete").unwrap().status, "False");
 
     create(
         &tasks,
@@ -418,5 +421,42 @@ async fn unknown_or_forbidden_credentials_fail_the_task_before_any_pod() {
         assert_eq!(st.attempt, 0);
         assert!(pods_of(&s).get_opt(&format!("{name}-1")).await.unwrap().is_none(), "no Pod for {name}");
     }
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_names_and_refused_tasks_do_not_block_anything() {
+    let s = stack().await;
+    queue(&s.client, "team", 1).await;
+    let queues: Api<TaskQueue> = Api::all(s.client.clone());
+    queues
+        .patch("team", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"namespaces": ["other"]}})))
+        .await
+        .unwrap();
+    ok(s.dev.kubectl(&["create", "namespace", "other"]));
+    let op = operator(&s.client, "op-1");
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    let other: Api<Task> = Api::namespaced(s.client.clone(), "other");
+
+    // A top-priority Task the queue refuses must not hold up the Tasks it accepts.
+    create(&tasks, "refused", json!({"command": ["true"], "queue": "team", "priority": 1000})).await;
+    create(&other, "accepted", json!({"command": ["true"], "queue": "team"})).await;
+    phase(&other, "accepted", TaskPhase::Succeeded).await;
+    let st = tasks.get("refused").await.unwrap().status.unwrap();
+    assert_eq!((st.phase, st.reason.as_str()), (TaskPhase::Pending, "QueueForbidden"));
+
+    // Names longer than a label value allows still run and clean up.
+    let long = format!("deploy-{}", "x".repeat(70));
+    create(&tasks, &long, json!({"command": ["true"]})).await;
+    let st = phase(&tasks, &long, TaskPhase::Succeeded).await.status.unwrap();
+    assert!(st.pod_name.len() <= 63, "{}", st.pod_name);
+    tasks.delete(&long, &Default::default()).await.unwrap();
+    eventually(30, "long-named task deleted with its Pod", || {
+        let (tasks, pods, long, pod) = (tasks.clone(), pods_of(&s), long.clone(), st.pod_name.clone());
+        async move {
+            (tasks.get_opt(&long).await.unwrap().is_none() && pods.get_opt(&pod).await.unwrap().is_none()).then_some(())
+        }
+    })
+    .await;
     op.abort();
 }

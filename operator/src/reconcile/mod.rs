@@ -66,7 +66,8 @@ impl Context {
         Self { client, config, metrics, store, admission: tokio::sync::Mutex::new(Admission::default()), recorder }
     }
 
-    fn refresh_gauges(&self) {
+    /// Recomputes the per-phase and per-queue gauges from the cache (called periodically).
+    pub fn refresh_gauges(&self) {
         let mut phases: BTreeMap<String, u64> = BTreeMap::new();
         let mut queues: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for t in self.store.state() {
@@ -150,7 +151,6 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
     .await
     .map_err(|e| Error::Finalizer(e.to_string()));
     ctx.metrics.reconcile.observe(started.elapsed());
-    ctx.refresh_gauges();
     result
 }
 
@@ -194,7 +194,12 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     let running_pod =
         current.as_ref().filter(|p| !matches!(observe::attempt(p), Attempt::Succeeded { .. } | Attempt::Failed { .. }));
 
-    if task.spec.cancel {
+    // An attempt that already ended is projected first: its outcome beats a later cancel or deadline.
+    let ended = matches!(status.phase, TaskPhase::Scheduled | TaskPhase::Running)
+        && current
+            .as_ref()
+            .is_some_and(|p| matches!(observe::attempt(p), Attempt::Succeeded { .. } | Attempt::Failed { .. }));
+    if task.spec.cancel && !ended {
         if let Some(p) = running_pod {
             let grace = u32::try_from(ctx.config.termination_grace.as_secs()).unwrap_or(30);
             pods.delete(&p.name_any(), &DeleteParams::default().grace_period(grace)).await?;
@@ -202,7 +207,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
         return finish(ctx, &api, &task, status, TaskPhase::Cancelled, "Cancelled", "cancelled on request".into())
             .await;
     }
-    if now >= deadline {
+    if now >= deadline && !ended {
         if let Some(p) = running_pod {
             pods.delete(&p.name_any(), &DeleteParams::default().grace_period(0)).await?;
         }
@@ -262,7 +267,8 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                 status.message =
                     format!("waiting for a free slot in queue {:?} (concurrency {concurrency})", task.spec.queue);
                 write_status(&api, &task, status).await?;
-                return Ok(Action::requeue(Duration::from_secs(60)));
+                // Woken when a slot frees; this is only the safety net.
+                return Ok(Action::requeue(Duration::from_secs(30)));
             }
             // Record the attempt before its Pod exists, so a crash between the two never leads to
             // a second Pod for the same attempt.
@@ -434,7 +440,23 @@ async fn create_pod(
             return finish(ctx, api, task, status, TaskPhase::Failed, "PodNameTaken", msg).await;
         }
     }
-    let applied = pods.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pod)).await?;
+    let applied = match pods.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pod)).await {
+        Ok(p) => p,
+        // The API server will never accept this Pod (e.g. a malformed quantity): say why and stop.
+        Err(kube::Error::Api(e)) if e.code == 400 || e.code == 422 => {
+            let msg = format!("the worker Pod was rejected: {}", e.message);
+            return finish(ctx, api, task, status, TaskPhase::Failed, "PodInvalid", msg).await;
+        }
+        // Quota or admission may allow it later: report it and try again without hammering.
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            set_condition(&mut status, "PodCreated", false, "Forbidden", &e.message, task.metadata.generation);
+            status.reason = "PodForbidden".into();
+            status.message = e.message.clone();
+            write_status(api, task, status).await?;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+        Err(e) => return Err(e.into()),
+    };
     status.pod_uid = applied.metadata.uid.clone().unwrap_or_default();
     status.reason = "PodCreated".into();
     status.message = format!("attempt {} runs in Pod {name}", status.attempt);
@@ -504,7 +526,10 @@ async fn finish(
     status.next_attempt_time = None;
     status.completion_time = Some(rfc3339(now));
     let ok = phase == TaskPhase::Succeeded;
-    set_condition(&mut status, "Complete", true, reason, &message, task.metadata.generation);
+    // Job-style: `Complete` only for success, `Failed` for every other ending (so
+    // `kubectl wait --for=condition=Complete` never passes a failed Task).
+    set_condition(&mut status, "Complete", ok, reason, &message, task.metadata.generation);
+    set_condition(&mut status, "Failed", !ok, reason, &message, task.metadata.generation);
     let event_type = if ok { EventType::Normal } else { EventType::Warning };
     ctx.event(task, event_type, reason, format!("{phase:?}: {message}")).await;
     write_status(api, task, status.clone()).await?;
@@ -533,7 +558,7 @@ async fn ttl(api: &Api<Task>, task: &Task, status: &TaskStatus, now: Timestamp) 
 async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     let ns = task.namespace().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{}={}", pod::TASK_LABEL, task.name_any());
+    let selector = format!("{}={}", pod::TASK_LABEL, pod::task_label(&task.name_any()));
     let owned = pods.list(&kube::api::ListParams::default().labels(&selector)).await?;
     for p in owned.items.iter().filter(|p| pod::is_ours(&task, p)) {
         match pods.delete(&p.name_any(), &DeleteParams::default()).await {

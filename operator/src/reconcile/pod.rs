@@ -15,6 +15,15 @@ pub const TASK_LABEL: &str = "ephemera.dev/task";
 /// Label with the attempt number.
 pub const ATTEMPT_LABEL: &str = "ephemera.dev/attempt";
 
+/// The Task name as a label value (at most 63 characters: shortened with a stable hash).
+pub fn task_label(task: &str) -> String {
+    if task.len() <= 63 {
+        return task.to_string();
+    }
+    let hash = task.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    format!("{}-{:08x}", task[..54].trim_end_matches(['-', '.']), hash as u32)
+}
+
 /// `<task>-<attempt>`, shortened (with a stable hash) when the Task name is long.
 pub fn pod_name(task: &str, attempt: i32) -> String {
     let suffix = format!("-{attempt}");
@@ -31,20 +40,19 @@ pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Conf
     let spec = &task.spec;
     let name = pod_name(&task.name_any(), attempt);
     let owner = task.controller_owner_ref(&()).map(|o| serde_json::to_value(o).unwrap_or_default());
-    let mut env = vec![
-        json!({"name": "EPHEMERA_TASK_NAME", "value": task.name_any()}),
-        json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
-        json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
-        json!({"name": "HOME", "value": "/home/task"}),
-    ];
+    // The Task's own variables first: the reserved ones come last, so they win (later entries win).
+    let mut env: Vec<serde_json::Value> = spec.env.iter().map(|e| json!({"name": e.name, "value": e.value})).collect();
     for (k, v) in &spec.params {
         let key: String =
             k.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
         env.push(json!({"name": format!("EPHEMERA_PARAM_{key}"), "value": v}));
     }
-    for e in &spec.env {
-        env.push(json!({"name": e.name, "value": e.value}));
-    }
+    env.extend([
+        json!({"name": "EPHEMERA_TASK_NAME", "value": task.name_any()}),
+        json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
+        json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
+        json!({"name": "HOME", "value": "/home/task"}),
+    ]);
     let restricted = json!({
         "allowPrivilegeEscalation": false,
         "readOnlyRootFilesystem": true,
@@ -58,7 +66,8 @@ pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Conf
         "command": spec.command,
         "env": env,
         "securityContext": restricted,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        // `File` only: a log tail (which may print a credential) must never become `status.result`.
+        "terminationMessagePolicy": "File",
         "workingDir": "/work",
         "volumeMounts": [
             {"name": "scratch", "mountPath": "/tmp"},
@@ -81,7 +90,7 @@ pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Conf
             "labels": {
                 "app.kubernetes.io/name": "ephemera-worker",
                 "app.kubernetes.io/managed-by": "ephemera-operator",
-                TASK_LABEL: task.name_any(),
+                TASK_LABEL: task_label(&task.name_any()),
                 ATTEMPT_LABEL: attempt.to_string(),
             },
             "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
@@ -125,6 +134,7 @@ mod tests {
         assert_eq!(pod_name("deploy", 2), "deploy-2");
         let long = "a".repeat(80);
         let n = pod_name(&long, 10);
+        assert!(task_label(&long).len() <= 63);
         assert!(n.len() <= 63 && n.ends_with("-10"));
         assert_eq!(n, pod_name(&long, 10));
         assert_ne!(pod_name(&format!("{long}x"), 10), n);
@@ -147,7 +157,9 @@ mod tests {
         assert_eq!(v["spec"]["automountServiceAccountToken"], false);
         assert_eq!(v["spec"]["restartPolicy"], "Never");
         assert_eq!(v["metadata"]["ownerReferences"][0]["controller"], true);
-        assert!(c["env"].as_array().unwrap().iter().any(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG"));
+        let env = c["env"].as_array().unwrap();
+        assert!(env.iter().any(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG"));
+        assert_eq!(env.last().unwrap()["name"], "HOME", "reserved variables come last and win");
         let volume_kinds: Vec<_> = v["spec"]["volumes"]
             .as_array()
             .unwrap()

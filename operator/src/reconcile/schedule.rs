@@ -20,9 +20,16 @@ pub fn holds_slot(t: &Task) -> bool {
     matches!(phase(t), TaskPhase::Scheduled | TaskPhase::Running)
 }
 
-/// Waiting for a slot, not in retry back-off, not cancelled.
+/// Whether the Task's queue refused it (unknown queue, forbidden namespace).
+pub fn refused(t: &Task) -> bool {
+    t.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "QueueAccepted" && c.status == "False"))
+}
+
+/// Waiting for a slot, not in retry back-off, not cancelled, not refused (a Task its queue refused
+/// must not hold up the others).
 fn eligible(t: &Task, now: &str) -> bool {
     phase(t) == TaskPhase::Pending
+        && !refused(t)
         && !t.spec.cancel
         && t.metadata.deletion_timestamp.is_none()
         && t.status.as_ref().and_then(|s| s.next_attempt_time.as_deref()).is_none_or(|at| at <= now)
@@ -90,7 +97,7 @@ impl Admission {
     /// Whether a change to this Task can have freed a slot (it finished or left one to back off).
     pub fn frees_slot(t: &Task) -> bool {
         let attempted = t.status.as_ref().is_some_and(|s| s.attempt > 0);
-        attempted && !holds_slot(t)
+        phase(t).is_terminal() || (attempted && !holds_slot(t))
     }
 }
 
