@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::status::TaskStatus;
 
 /// What a Task runs, and the rules it runs under.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema, Default)]
 #[kube(
     group = "ephemera.dev",
     version = "v1alpha1",
@@ -40,9 +40,11 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 128))]
     pub args: Vec<String>,
-    /// Non-secret environment for the command. Secrets come only through `credentials`.
+    /// Non-secret environment for the command. Secrets come only through `credentials`. `HOME` and
+    /// `EPHEMERA_*` are reserved (set by the operator).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(e, e.name != 'HOME' && !e.name.startsWith('EPHEMERA_'))").message("HOME and EPHEMERA_* are reserved"))]
     pub env: Vec<TaskEnv>,
     /// Free-form parameters, given to the command as `EPHEMERA_PARAM_<NAME>` variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -51,9 +53,11 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63)))]
     pub credentials: Vec<String>,
-    /// Queue (a `TaskQueue` name) deciding concurrency; defaults to `default`.
+    /// Queue (a `TaskQueue` name) deciding concurrency; defaults to `default`. Immutable: moving a
+    /// running Task to another queue would escape the first queue's limit.
     #[serde(default = "default_queue")]
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("queue is immutable"))]
     pub queue: String,
     /// Higher runs first within a queue; ties run oldest first.
     #[serde(default)]

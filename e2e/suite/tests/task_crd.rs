@@ -93,6 +93,27 @@ async fn crds_install_and_validate_identically_on_the_real_apiserver_and_the_dev
     assert_eq!(real[0].1["spec"]["retry"]["maxAttempts"], 1, "defaults applied by the apiserver");
     assert!(real[3..].iter().all(|(_, v)| v["code"] == 422), "every invalid example is rejected: {real:?}");
 
+    // CEL rules (checked on the real apiserver only: the dev cluster does not evaluate CEL, see its README).
+    let rc = reference.client().await;
+    let tasks = "/apis/ephemera.dev/v1alpha1/namespaces/default/tasks";
+    let (code, body) = post(
+        &rc,
+        tasks,
+        &json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": "home"},
+        "spec": {"command": ["true"], "env": [{"name": "HOME", "value": "/tmp"}]}}),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("HOME and EPHEMERA_* are reserved"), "{body}");
+    let patch = http::Request::builder()
+        .method("PATCH")
+        .uri(format!("{tasks}/hello"))
+        .header("content-type", "application/merge-patch+json")
+        .body(Body::from(json!({"spec": {"queue": "elsewhere"}}).to_string().into_bytes()))
+        .unwrap();
+    let resp = rc.send(patch).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422, "queue is immutable on a real cluster");
+
     // kubectl: our columns, through the plural and the short name that does not collide with Tekton.
     let table = ok(dev.kubectl(&["get", "tasks.ephemera.dev"]));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
