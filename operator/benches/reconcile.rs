@@ -19,13 +19,7 @@ use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 const CONCURRENCY: usize = 32;
 
 fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
+    ephemera_devcluster::testing::rss_kib(pid) as f64 / 1024.0
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {

@@ -39,23 +39,19 @@ pub enum RunError {
 
 /// Keeps each TaskQueue's `status.running`/`status.pending` and the metrics gauges current (from the
 /// controller's cache).
-async fn queue_status_loop(queues: Api<TaskQueue>, tasks: kube::runtime::reflector::Store<Task>, ctx: Arc<Context>) {
-    use ephemera_crds::{TaskPhase, TaskQueueStatus};
+async fn queue_status_loop(queues: Api<TaskQueue>, ctx: Arc<Context>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         tick.tick().await;
-        ctx.refresh_gauges();
+        let counts = ctx.refresh_gauges();
         let Ok(list) = queues.list(&Default::default()).await else { continue };
         for q in list.items {
             let name = q.metadata.name.clone().unwrap_or_default();
-            let mut status = TaskQueueStatus::default();
-            for t in tasks.state().iter().filter(|t| t.spec.queue == name) {
-                match t.status.as_ref().map(|s| s.phase).unwrap_or_default() {
-                    TaskPhase::Pending => status.pending += 1,
-                    TaskPhase::Scheduled | TaskPhase::Running => status.running += 1,
-                    _ => {}
-                }
-            }
+            let (pending, running) = counts.get(&name).copied().unwrap_or_default();
+            let status = ephemera_crds::TaskQueueStatus {
+                pending: i32::try_from(pending).unwrap_or(i32::MAX),
+                running: i32::try_from(running).unwrap_or(i32::MAX),
+            };
             if q.status.as_ref() != Some(&status) {
                 let patch = serde_json::json!({"status": status});
                 let pp = kube::api::PatchParams::default();
@@ -145,7 +141,7 @@ pub async fn run(
             }
         });
     tokio::pin!(controller);
-    let queue_status = queue_status_loop(queues_api, store, ctx.clone());
+    let queue_status = queue_status_loop(queues_api, ctx.clone());
     // Renewal runs in this same task: whatever stops the operator also stops its claim.
     tokio::select! {
         _ = &mut controller => return Ok(()),

@@ -106,6 +106,11 @@ async fn req(c: &Client, method: &str, path: &str, body: Value) -> Resp {
 }
 
 /// Removes what legitimately differs between servers and runs.
+/// A PATCH with the given patch content type.
+async fn patch_as(c: &Client, path: &str, content_type: &str, body: impl Into<String>) -> Resp {
+    call(c, "PATCH", path, content_type, "application/json", Some(body.into())).await
+}
+
 fn normalize(v: &Value) -> Value {
     let mut v = v.clone();
     scrub(&mut v);
@@ -172,13 +177,11 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
     for doc in CRDS.split("\n---\n") {
         let crd: Value = serde_saphyr::from_str(doc).unwrap();
         let name = crd["metadata"]["name"].as_str().unwrap().to_string();
-        let r = call(
+        let r = patch_as(
             c,
-            "PATCH",
             &format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}?fieldManager=diff&force=true"),
             "application/apply-patch+yaml",
-            "application/json",
-            Some(doc.to_string()),
+            doc.to_string(),
         )
         .await;
         see(&format!("install {name}"), json!({"code": r.code, "status": normalize(&r.body["status"])}));
@@ -316,62 +319,22 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
 
     // Patch types.
     let jp = json!([{"op": "replace", "path": "/spec/size", "value": 6}, {"op": "add", "path": "/spec/tags", "value": ["p"]}]);
-    let r = call(
-        c,
-        "PATCH",
-        &format!("{NS_PATH}/a"),
-        "application/json-patch+json",
-        "application/json",
-        Some(jp.to_string()),
-    )
-    .await;
+    let r = patch_as(c, &format!("{NS_PATH}/a"), "application/json-patch+json", jp.to_string()).await;
     see("json patch", object(&r));
     let jp = json!([{"op": "test", "path": "/spec/size", "value": 99}]);
-    let r = call(
-        c,
-        "PATCH",
-        &format!("{NS_PATH}/a"),
-        "application/json-patch+json",
-        "application/json",
-        Some(jp.to_string()),
-    )
-    .await;
+    let r = patch_as(c, &format!("{NS_PATH}/a"), "application/json-patch+json", jp.to_string()).await;
     see("json patch failed test", json!({"code": r.code, "reason": r.body["reason"]}));
     // kube-runtime's finalizer helper: `test` for null on an absent field, then add the list.
     let jp = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": []}, {"op": "add", "path": "/metadata/finalizers/-", "value": "diff.ephemera.dev/x"}]);
-    let r = call(
-        c,
-        "PATCH",
-        &format!("{NS_PATH}/u3"),
-        "application/json-patch+json",
-        "application/json",
-        Some(jp.to_string()),
-    )
-    .await;
+    let r = patch_as(c, &format!("{NS_PATH}/u3"), "application/json-patch+json", jp.to_string()).await;
     see(
         "json patch test null on absent field",
         json!({"code": r.code, "finalizers": r.body["metadata"]["finalizers"]}),
     );
     let jp = json!([{"op": "test", "path": "/metadata/finalizers", "value": ["diff.ephemera.dev/x"]}, {"op": "remove", "path": "/metadata/finalizers/0"}]);
-    let r = call(
-        c,
-        "PATCH",
-        &format!("{NS_PATH}/u3"),
-        "application/json-patch+json",
-        "application/json",
-        Some(jp.to_string()),
-    )
-    .await;
+    let r = patch_as(c, &format!("{NS_PATH}/u3"), "application/json-patch+json", jp.to_string()).await;
     see("json patch remove last finalizer", json!({"code": r.code, "finalizers": r.body["metadata"]["finalizers"]}));
-    let r = call(
-        c,
-        "PATCH",
-        &format!("{NS_PATH}/a"),
-        "application/strategic-merge-patch+json",
-        "application/json",
-        Some("{}".into()),
-    )
-    .await;
+    let r = patch_as(c, &format!("{NS_PATH}/a"), "application/strategic-merge-patch+json", "{}").await;
     see("strategic merge on a CR", json!({"code": r.code, "reason": r.body["reason"]}));
     let r = req(c, "PATCH", &format!("{NS_PATH}/nope"), json!({"spec": {"size": 1}})).await;
     see("patch missing", failure(&r));
@@ -384,7 +347,7 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
             json!({"apiVersion": "diff.ephemera.dev/v1", "kind": "Thing", "metadata": {"name": "s"}, "spec": spec})
                 .to_string();
         let path = format!("{NS_PATH}/s?fieldManager={mgr}{}", if force { "&force=true" } else { "" });
-        async move { call(c, "PATCH", &path, "application/apply-patch+yaml", "application/json", Some(body)).await }
+        async move { patch_as(c, &path, "application/apply-patch+yaml", body).await }
     };
     let managed = |r: &Resp| {
         let mut mf: Vec<Value> = r.body["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
@@ -403,18 +366,9 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
     see("apply drops fields", managed(&r));
     let r = req(c, "PATCH", &format!("{NS_PATH}/s?fieldManager=carol"), json!({"spec": {"mode": "fast"}})).await;
     see("update manager after apply", managed(&r));
-    let r = call(
-        c,
-        "PATCH",
-        &format!("{NS_PATH}/s"),
-        "application/apply-patch+yaml",
-        "application/json",
-        Some("{}".into()),
-    )
-    .await;
+    let r = patch_as(c, &format!("{NS_PATH}/s"), "application/apply-patch+yaml", "{}").await;
     see("apply without fieldManager", failure(&r));
-    let r = call(c, "PATCH", &format!("{NS_PATH}/s/status?fieldManager=st"), "application/apply-patch+yaml", "application/json",
-        Some(json!({"apiVersion": "diff.ephemera.dev/v1", "kind": "Thing", "metadata": {"name": "s"}, "status": {"phase": "Up"}}).to_string())).await;
+    let r = patch_as(c, &format!("{NS_PATH}/s/status?fieldManager=st"), "application/apply-patch+yaml", json!({"apiVersion": "diff.ephemera.dev/v1", "kind": "Thing", "metadata": {"name": "s"}, "status": {"phase": "Up"}}).to_string()).await;
     see("apply status", managed(&r));
 
     // Lists: table output, paging, selectors.
@@ -583,13 +537,11 @@ async fn scenarios(c: &Client) -> Vec<(String, Value)> {
     r9["metadata"]["finalizers"] = json!(["diff.ephemera.dev/hold"]);
     req(c, "POST", NS_PATH, r9).await;
     let doc = CRDS.split("\n---\n").next().unwrap_or_default().replace("maximum: 10", "maximum: 5");
-    let r = call(
+    let r = patch_as(
         c,
-        "PATCH",
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.diff.ephemera.dev?fieldManager=diff&force=true",
         "application/apply-patch+yaml",
-        "application/json",
-        Some(doc),
+        doc,
     )
     .await;
     see("tighten CRD", json!(r.code));

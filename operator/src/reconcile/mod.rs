@@ -67,7 +67,8 @@ impl Context {
     }
 
     /// Recomputes the per-phase and per-queue gauges from the cache (called periodically).
-    pub fn refresh_gauges(&self) {
+    /// Returns (pending, running) per queue, which the TaskQueue status loop also publishes.
+    pub fn refresh_gauges(&self) -> BTreeMap<String, (u64, u64)> {
         let mut phases: BTreeMap<String, u64> = BTreeMap::new();
         let mut queues: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for t in self.store.state() {
@@ -80,7 +81,8 @@ impl Context {
                 _ => {}
             }
         }
-        self.metrics.set_snapshot(phases, queues);
+        self.metrics.set_snapshot(phases, queues.clone());
+        queues
     }
 
     async fn event(&self, task: &Task, type_: EventType, reason: &str, note: String) {

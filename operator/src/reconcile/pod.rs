@@ -15,13 +15,17 @@ pub const TASK_LABEL: &str = "ephemera.dev/task";
 /// Label with the attempt number.
 pub const ATTEMPT_LABEL: &str = "ephemera.dev/attempt";
 
+/// A stable 32-bit hash (FNV-1a) that keeps shortened names distinct.
+fn name_hash(s: &str) -> u32 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3)) as u32
+}
+
 /// The Task name as a label value (at most 63 characters: shortened with a stable hash).
 pub fn task_label(task: &str) -> String {
     if task.len() <= 63 {
         return task.to_string();
     }
-    let hash = task.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
-    format!("{}-{:08x}", task[..54].trim_end_matches(['-', '.']), hash as u32)
+    format!("{}-{:08x}", task[..54].trim_end_matches(['-', '.']), name_hash(task))
 }
 
 /// `<task>-<attempt>`, shortened (with a stable hash) when the Task name is long.
@@ -30,9 +34,8 @@ pub fn pod_name(task: &str, attempt: i32) -> String {
     if task.len() + suffix.len() <= 63 {
         return format!("{task}{suffix}");
     }
-    let hash = task.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
     let keep = 63 - suffix.len() - 9;
-    format!("{}-{:08x}{suffix}", task[..keep].trim_end_matches('-'), hash as u32)
+    format!("{}-{:08x}{suffix}", task[..keep].trim_end_matches('-'), name_hash(task))
 }
 
 /// The Pod for `attempt` of `task`, with `active_deadline` seconds left of the Task's deadline.

@@ -81,7 +81,6 @@ fn resource_list(reg: &Registry, group: &str, version: &str) -> Result<Value, Ap
             resources.push(sub("status", &rt.kind, &["get", "patch", "update"]));
         }
         // `/scale` is not implemented, so it is not advertised (clients then say so plainly).
-        let _ = ver.scale_subresource;
         for extra in &rt.extra_subresources {
             let (kind, verbs): (&str, &[&str]) = match *extra {
                 "log" => ("Pod", &["get"]),

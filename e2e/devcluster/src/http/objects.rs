@@ -224,37 +224,23 @@ fn list(app: &App, t: &Target, q: &Query, accept: Option<&str>) -> Result<Respon
     let key_of = |o: &Value| {
         format!("{}/{}", meta::meta_str(o, "namespace").unwrap_or(""), meta::meta_str(o, "name").unwrap_or(""))
     };
-    let mut matched = items
+    let matched: Vec<&Arc<Value>> = items
         .iter()
         .filter(|o| start.as_ref().is_none_or(|s| key_of(o) > *s))
-        .filter(|o| labels.matches(o) && fields.matches(&field_view(&t.rt, o)));
-    let mut page: Vec<Value> = Vec::new();
-    for o in matched.by_ref() {
-        if limit > 0 && page.len() == limit {
-            break;
-        }
-        page.push(present(t, o));
-    }
-    // Count what is left only when the page is full (one item was consumed by the check above).
-    let remaining =
-        if limit > 0 && page.len() == limit { matched.count() + usize::from(items.len() > page.len()) } else { 0 };
+        .filter(|o| labels.matches(o) && fields.matches(&field_view(&t.rt, o)))
+        .collect();
+    let full = limit > 0 && matched.len() > limit;
+    let shown = if full { &matched[..limit] } else { &matched[..] };
+    let mut page: Vec<Value> = shown.iter().map(|o| present(t, o)).collect();
     let mut list_meta = json!({"resourceVersion": list_rv.to_string()});
-    if limit > 0 && page.len() == limit {
-        let rest_exists = items
-            .iter()
-            .filter(|o| page.last().is_some_and(|l| key_of(o) > key_of(l)))
-            .any(|o| labels.matches(o) && fields.matches(&field_view(&t.rt, o)));
-        if rest_exists {
-            let last = page.last().map(key_of).unwrap_or_default();
-            let token = serde_json::to_vec(&Continue { rv: list_rv, start: last }).unwrap_or_default();
-            list_meta["continue"] = json!(URL_SAFE_NO_PAD.encode(token));
-            if labels.is_empty() && fields.is_empty() {
-                let left = items.iter().filter(|o| page.last().is_some_and(|l| key_of(o) > key_of(l))).count();
-                list_meta["remainingItemCount"] = json!(left);
-            }
+    if let (true, Some(last)) = (full, shown.last()) {
+        let token = serde_json::to_vec(&Continue { rv: list_rv, start: key_of(last) }).unwrap_or_default();
+        list_meta["continue"] = json!(URL_SAFE_NO_PAD.encode(token));
+        // Without selectors every later object matches, so the rest of `matched` is what is left.
+        if labels.is_empty() && fields.is_empty() {
+            list_meta["remainingItemCount"] = json!(matched.len() - limit);
         }
     }
-    let _ = remaining;
     if table::wants_table(accept) {
         let refs: Vec<&Value> = page.iter().collect();
         return Ok(respond::ok(&table::table(&t.rt, &t.version, &refs, list_meta, true)));

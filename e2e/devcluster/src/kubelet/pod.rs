@@ -322,7 +322,7 @@ impl Worker {
         loop {
             let run = self.status_mut(init, i).restarts;
             match self.prepare(&c, run) {
-                Ok((spec, term_file)) => match self.spawn_off_thread(&spec).await {
+                Ok((spec, term_file)) => match self.k.spawner.spawn(spec.clone(), self.k.isolation).await {
                     Ok((handle, exit)) => {
                         tracing::debug!(pod = %self.uid, elapsed_ms = self.start.elapsed().as_millis() as u64, "container started");
                         let started_at = meta::now();
@@ -363,10 +363,6 @@ impl Worker {
             let wait = if pull_failures > 0 { Duration::from_secs(u64::from(pull_failures.min(6)) * 2) } else { RETRY };
             self.pause(wait).await?;
         }
-    }
-
-    async fn spawn_off_thread(&self, spec: &runtime::Spec) -> Result<(Handle, tokio::task::JoinHandle<i32>), String> {
-        self.k.spawner.spawn(spec.clone(), self.k.isolation).await
     }
 
     fn exits_register(&mut self, init: bool, i: usize, exit: tokio::task::JoinHandle<i32>) {

@@ -55,7 +55,6 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
                     schema: v.pointer("/schema/openAPIV3Schema").cloned(),
                     columns: columns(v),
                     status_subresource: subresources.get("status").is_some(),
-                    scale_subresource: subresources.get("scale").is_some(),
                 },
             )
         })

@@ -45,8 +45,6 @@ pub struct Version {
     pub columns: Vec<Column>,
     /// Whether `/status` is a subresource.
     pub status_subresource: bool,
-    /// Whether `/scale` is a subresource (reported in discovery only).
-    pub scale_subresource: bool,
 }
 
 /// A resource the server serves.
