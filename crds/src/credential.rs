@@ -37,6 +37,10 @@ pub struct CredentialSpec {
     /// GitHub App: the repositories and permissions the installation token is limited to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<GithubScope>,
+    /// `static`: deliver the values as files under `/var/run/ephemera/secrets/<name>/` (memory-backed,
+    /// removed at the end) instead of environment variables.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub files: bool,
 }
 
 fn default_mount() -> String {

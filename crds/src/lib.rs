@@ -10,6 +10,7 @@
 pub mod credential;
 pub mod queue;
 pub mod task;
+pub mod worker;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,0 +1,138 @@
+//! The contract between the operator and `ephemera-worker`: what the operator tells the worker through
+//! its environment, and the report the worker leaves in its termination message. Nothing here is
+//! secret: the only secret the worker gets from the operator is the wrapping token, as a file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{GithubScope, Provider};
+
+/// Environment variable: Vault address as seen from worker Pods.
+pub const ENV_VAULT_ADDR: &str = "EPHEMERA_VAULT_ADDR";
+/// Environment variable: the `creation_path` a genuine wrapping token has (checked before unwrapping).
+pub const ENV_VAULT_CREATION_PATH: &str = "EPHEMERA_VAULT_CREATION_PATH";
+/// Environment variable: JSON list of [`CredentialRef`].
+pub const ENV_CREDENTIALS: &str = "EPHEMERA_CREDENTIALS";
+/// Environment variable: file the task command may write its result to (bounded, masked).
+pub const ENV_RESULT_FILE: &str = "EPHEMERA_RESULT_FILE";
+/// Environment variable: seconds the worker gives the command between SIGTERM and SIGKILL.
+pub const ENV_GRACE_SECONDS: &str = "EPHEMERA_GRACE_SECONDS";
+/// Where the per-attempt Secret's wrapping token is mounted in the task container.
+pub const WRAPPING_TOKEN_DIR: &str = "/var/run/ephemera/vault";
+/// File name of the wrapping token inside [`WRAPPING_TOKEN_DIR`].
+pub const WRAPPING_TOKEN_FILE: &str = "wrapping-token";
+/// Memory-backed folder for credentials delivered as files.
+pub const SECRETS_DIR: &str = "/var/run/ephemera/secrets";
+/// Environment variable: where the worker writes its report (default `/dev/termination-log`).
+pub const ENV_TERMINATION_LOG: &str = "EPHEMERA_TERMINATION_LOG";
+/// Largest termination message Kubernetes keeps (bytes); the report always fits.
+pub const MAX_REPORT_BYTES: usize = 4096;
+
+/// One credential the worker must obtain: the resolved, non-secret part of a `Credential`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialRef {
+    /// Logical name (as in the Task).
+    pub name: String,
+    /// Provider type.
+    pub provider: Provider,
+    /// KV v2 mount.
+    pub mount: String,
+    /// KV v2 path under the mount.
+    pub path: String,
+    /// GitHub installation-token scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubScope>,
+    /// Static values as files under [`SECRETS_DIR`]`/<name>/` instead of environment variables.
+    #[serde(default)]
+    pub files: bool,
+}
+
+/// Why the worker ended an attempt itself (the command's own failures are plain exit codes).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerFailure {
+    /// The wrapping token was already used, expired or not genuine: possible interception.
+    CredentialUnwrapFailed,
+    /// Vault could not be reached or answered with an error.
+    VaultUnavailable,
+    /// Vault held no usable secret at a credential's path (missing keys, bad key).
+    CredentialInvalid,
+    /// Salesforce or GitHub refused or could not be reached.
+    ProviderFailed,
+    /// The task command could not be started.
+    CommandFailedToStart,
+    /// The worker was stopped (SIGTERM) before the command finished.
+    Terminated,
+    /// The worker's settings from the operator are unusable (a version mismatch or a hand-made Pod).
+    Misconfigured,
+}
+
+/// The worker's report, written as JSON to the termination message.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerReport {
+    /// Set when the worker, not the command, ended the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<WorkerFailure>,
+    /// Human-readable, never secret.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The command's exit code (None when it never ran or died by a signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The task's bounded result (masked).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result: String,
+    /// Provider tokens the worker minted and revoked.
+    #[serde(default)]
+    pub revoked: u32,
+    /// Provider tokens it could not revoke (they expire on their own).
+    #[serde(default)]
+    pub revoke_failed: u32,
+    /// Last progress line (percentage, message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<(u8, String)>,
+}
+
+impl WorkerReport {
+    /// Parses a termination message written by the worker (None for anything else).
+    pub fn parse(message: &str) -> Option<WorkerReport> {
+        serde_json::from_str(message.trim()).ok()
+    }
+
+    /// JSON that fits the termination message: the result (then the message) is shortened until it does.
+    pub fn to_message(&self) -> String {
+        let mut report = self.clone();
+        for _ in 0..4 {
+            let text = serde_json::to_string(&report).unwrap_or_default();
+            if text.len() <= MAX_REPORT_BYTES {
+                return text;
+            }
+            // Removing `over` raw bytes removes at least as many JSON bytes (escapes only grow).
+            let over = text.len() - MAX_REPORT_BYTES;
+            let field = if report.result.is_empty() { &mut report.message } else { &mut report.result };
+            let mut keep = field.len().saturating_sub(over);
+            while !field.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            field.truncate(keep);
+        }
+        report.result.clear();
+        report.message.clear();
+        serde_json::to_string(&report).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_fit_the_termination_message_and_round_trip() {
+        let r = WorkerReport { exit_code: Some(0), result: "é".repeat(5000), ..Default::default() };
+        let text = r.to_message();
+        assert!(text.len() <= MAX_REPORT_BYTES, "{}", text.len());
+        let back = WorkerReport::parse(&text).unwrap();
+        assert!(back.result.starts_with("éé") && back.exit_code == Some(0));
+        assert_eq!(WorkerReport::parse("plain text"), None);
+    }
+}

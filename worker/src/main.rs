@@ -1,0 +1,113 @@
+//! `ephemera-worker install DEST` copies the worker into a shared volume (init container);
+//! `ephemera-worker run -- COMMAND...` runs an attempt (see the library docs).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ephemera_crds::worker::{WorkerFailure, WorkerReport};
+use ephemera_worker::session;
+use ephemera_worker::settings::Settings;
+
+/// The Ephemera worker.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Copy this binary to DEST (run by the Pod's init container so any task image can use it).
+    Install {
+        /// Destination file.
+        dest: PathBuf,
+    },
+    /// Run the task command with its credentials.
+    Run {
+        /// The task command and its arguments.
+        #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EPHEMERA_WORKER_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Args::parse().command {
+        Cmd::Install { dest } => install(&dest),
+        Cmd::Run { command } => {
+            let code = run(command)?;
+            std::process::exit(code)
+        }
+    }
+}
+
+fn install(dest: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let me = std::env::current_exe().context("finding this binary")?;
+    std::fs::copy(&me, dest).with_context(|| format!("copying the worker to {}", dest.display()))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o555)).context("making the worker executable")?;
+    Ok(())
+}
+
+fn run(command: Vec<String>) -> anyhow::Result<i32> {
+    // No core dumps and no same-user memory reads of the worker (it holds private keys briefly);
+    // reset for the task command by execve.
+    // SAFETY: prctl(PR_SET_DUMPABLE) only changes a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let report = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            let _ = tx.send(true);
+        });
+        match Settings::from_env() {
+            Ok(settings) => {
+                let report = session::run(&settings, &command, rx).await;
+                (report, settings.termination_log)
+            }
+            Err(e) => (
+                WorkerReport {
+                    failure: Some(WorkerFailure::Misconfigured),
+                    message: e.to_string(),
+                    ..Default::default()
+                },
+                PathBuf::from("/dev/termination-log"),
+            ),
+        }
+    });
+    let (report, log) = report;
+    if let Err(e) = std::fs::write(&log, report.to_message()) {
+        tracing::warn!(error = %e, path = %log.display(), "could not write the termination message");
+    }
+    if report.revoke_failed > 0 {
+        tracing::warn!(
+            revoked = report.revoked,
+            failed = report.revoke_failed,
+            "some provider tokens were not revoked"
+        );
+    } else if report.revoked > 0 {
+        tracing::info!(revoked = report.revoked, "provider tokens revoked");
+    }
+    Ok(session::exit_code(&report))
+}

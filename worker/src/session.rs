@@ -1,0 +1,211 @@
+//! One attempt, start to end: obtain the credentials (unwrap once, read, revoke the Vault token at
+//! once, mint provider tokens), run the command, then revoke the provider tokens, wipe files and
+//! memory, and produce the report. Every path out of here revokes what was minted.
+
+use std::future::Future;
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ephemera_crds::worker::{WorkerFailure, WorkerReport, ENV_RESULT_FILE};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
+use zeroize::Zeroize;
+
+use crate::command::{self, Exit};
+use crate::mask::Masker;
+use crate::providers::{self, Grant};
+use crate::settings::{Settings, WORKER_ONLY};
+use crate::vault::{self, Vault, VaultError};
+
+/// Bytes of the task's result kept (the report must fit in 4 KiB with its other fields).
+const MAX_RESULT: u64 = 3072;
+
+/// Failure before the command ran.
+struct Failed(WorkerFailure, String);
+
+/// Runs the attempt; `stop` flips to true on SIGTERM.
+pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver<bool>) -> WorkerReport {
+    let http = match reqwest::Client::builder().timeout(Duration::from_secs(20)).build() {
+        Ok(h) => h,
+        Err(e) => return failed(WorkerFailure::Misconfigured, format!("HTTP client: {e}")),
+    };
+    let mut masker = Masker::default();
+    let mut grants: Vec<Grant> = Vec::new();
+    if !settings.credentials.is_empty() {
+        let obtained = tokio::select! {
+            r = obtain(settings, &http, &mut grants, &mut masker) => r,
+            _ = stopped(&mut stop) => Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into())),
+        };
+        if let Err(Failed(failure, message)) = obtained {
+            let message = masker.apply_str(&message);
+            tracing::error!(reason = ?failure, "{message}");
+            let (revoked, revoke_failed) = release(&http, grants).await;
+            return WorkerReport { failure: Some(failure), message, revoked, revoke_failed, ..Default::default() };
+        }
+    }
+    let masker = Arc::new(masker);
+    let _ = std::fs::remove_file(&settings.result_file);
+    let mut env: Vec<(String, SecretString)> = grants.iter().flat_map(|g| g.env.iter().cloned()).collect();
+    env.push((ENV_RESULT_FILE.into(), SecretString::from(settings.result_file.to_string_lossy().into_owned())));
+    let last_progress = Arc::new(Mutex::new(None));
+    let spec = command::Spec { argv, env: &env, remove: &WORKER_ONLY, grace: settings.grace };
+    let exit = command::run(spec, masker.clone(), last_progress.clone(), stopped(&mut stop)).await;
+    drop(env);
+    let (revoked, revoke_failed) = release(&http, grants).await;
+    let result = read_result(settings, &masker);
+    let progress = last_progress.lock().ok().and_then(|p| p.clone()).map(|p| (p.pct.unwrap_or(0), p.msg));
+    let mut report = WorkerReport { result, revoked, revoke_failed, progress, ..Default::default() };
+    match exit {
+        Ok(Exit::Code(c)) => report.exit_code = Some(c),
+        Ok(Exit::Signal(s)) => report.message = format!("the task command was killed by signal {s}"),
+        Ok(Exit::Stopped(code)) => {
+            report.exit_code = code;
+            report.failure = Some(WorkerFailure::Terminated);
+            report.message = "the worker was asked to stop; the task command was stopped".into();
+        }
+        Err(e) => {
+            report.failure = Some(WorkerFailure::CommandFailedToStart);
+            report.message = masker
+                .apply_str(&format!("could not start {:?}: {e}", argv.first().map(String::as_str).unwrap_or_default()));
+        }
+    }
+    report
+}
+
+/// The exit code the worker leaves (the command's own when it ran).
+pub fn exit_code(report: &WorkerReport) -> i32 {
+    match (report.exit_code, report.failure) {
+        (Some(c), _) => c,
+        (None, Some(WorkerFailure::Terminated)) => 143,
+        (None, Some(_)) => 1,
+        (None, None) => 137,
+    }
+}
+
+fn failed(failure: WorkerFailure, message: String) -> WorkerReport {
+    WorkerReport { failure: Some(failure), message, ..Default::default() }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn obtain(
+    settings: &Settings,
+    http: &reqwest::Client,
+    grants: &mut Vec<Grant>,
+    masker: &mut Masker,
+) -> Result<(), Failed> {
+    let addr = settings.vault_addr.as_deref().unwrap_or_default();
+    let mut raw = String::new();
+    std::fs::File::open(&settings.wrapping_token_file).and_then(|mut f| f.read_to_string(&mut raw)).map_err(|e| {
+        Failed(
+            WorkerFailure::Misconfigured,
+            format!("no wrapping token at {}: {e}", settings.wrapping_token_file.display()),
+        )
+    })?;
+    let wrapping = SecretString::from(raw.trim().to_string());
+    raw.zeroize();
+    masker.add(wrapping.expose_secret());
+    let vault = Vault::new(addr).map_err(vault_failure)?;
+    let token = vault.unwrap(&wrapping, &settings.creation_path).await.map_err(vault_failure)?;
+    drop(wrapping);
+    masker.add(token.expose_secret());
+    let client = vault.with_token(&token).map_err(vault_failure)?;
+    drop(token);
+    let mut secrets = Vec::with_capacity(settings.credentials.len());
+    let mut read_error = None;
+    for cred in &settings.credentials {
+        match vault.read(&client, &cred.mount, &cred.path).await {
+            Ok(kv) => secrets.push((cred, kv)),
+            Err(e) => {
+                read_error = Some(vault_failure(e));
+                break;
+            }
+        }
+    }
+    // The Vault token has done its job: revoke it now rather than at the end.
+    if let Err(e) = vault.revoke_self(&client).await {
+        tracing::warn!(error = %e, "could not revoke the Vault token (the operator revokes it when the attempt ends)");
+    }
+    vault::forget(client);
+    if let Some(e) = read_error {
+        return Err(e);
+    }
+    for (cred, kv) in secrets {
+        let grant = providers::obtain(http, cred, &kv).await.map_err(|e| {
+            let failure =
+                if e.is_invalid_secret() { WorkerFailure::CredentialInvalid } else { WorkerFailure::ProviderFailed };
+            Failed(failure, e.to_string())
+        })?;
+        for s in &grant.secrets {
+            masker.add(s.expose_secret());
+        }
+        tracing::info!(credential = %cred.name, provider = ?cred.provider, "credential ready");
+        grants.push(grant);
+    }
+    Ok(())
+}
+
+fn vault_failure(e: VaultError) -> Failed {
+    match e {
+        VaultError::Unwrap(_) => Failed(WorkerFailure::CredentialUnwrapFailed, e.to_string()),
+        VaultError::Unavailable { .. } => Failed(WorkerFailure::VaultUnavailable, e.to_string()),
+        VaultError::Refused { .. } => Failed(WorkerFailure::CredentialInvalid, e.to_string()),
+    }
+}
+
+/// Revokes every provider token and wipes every file; returns (revoked, failed).
+async fn release(http: &reqwest::Client, grants: Vec<Grant>) -> (u32, u32) {
+    let (mut revoked, mut failed) = (0, 0);
+    for grant in grants {
+        if let Some(r) = &grant.revoke {
+            match tokio::time::timeout(Duration::from_secs(10), providers::revoke(http, r)).await {
+                Ok(Ok(())) => revoked += 1,
+                Ok(Err(e)) => {
+                    failed += 1;
+                    tracing::warn!(error = %e, "could not revoke a provider token (it expires on its own)");
+                }
+                Err(_) => {
+                    failed += 1;
+                    tracing::warn!("revoking a provider token timed out (it expires on its own)");
+                }
+            }
+        }
+        for f in &grant.files {
+            wipe(f);
+        }
+    }
+    (revoked, failed)
+}
+
+/// Overwrites a file with zeros, then removes it.
+fn wipe(path: &std::path::Path) {
+    if let Ok(len) = std::fs::metadata(path).map(|m| m.len()) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        let _ = std::fs::write(path, vec![0u8; usize::try_from(len).unwrap_or(0)]);
+    }
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// The command's result file: bounded, masked, then removed.
+fn read_result(settings: &Settings, masker: &Masker) -> String {
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(&settings.result_file) {
+        let _ = f.take(MAX_RESULT).read_to_end(&mut buf);
+    }
+    let _ = std::fs::remove_file(&settings.result_file);
+    let text = masker.apply_str(&String::from_utf8_lossy(&buf));
+    buf.zeroize();
+    text
+}
+
+/// A future that never resolves, for callers without a stop signal.
+pub fn never() -> impl Future<Output = ()> {
+    std::future::pending()
+}

@@ -1,0 +1,84 @@
+//! The worker's settings, from the environment the operator gives its Pod.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ephemera_crds::worker::{
+    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_RESULT_FILE, ENV_TERMINATION_LOG, ENV_VAULT_ADDR,
+    ENV_VAULT_CREATION_PATH, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+};
+
+/// Variables meant for the worker only: the task command never sees them.
+pub const WORKER_ONLY: [&str; 5] =
+    [ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_TERMINATION_LOG];
+
+/// Unusable settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A variable has a bad value.
+    #[error("{name}: {detail}")]
+    Invalid {
+        /// Variable.
+        name: &'static str,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Everything the worker needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Vault address (required when there are credentials).
+    pub vault_addr: Option<String>,
+    /// `creation_path` of a genuine wrapping token.
+    pub creation_path: String,
+    /// Credentials to obtain.
+    pub credentials: Vec<CredentialRef>,
+    /// Where the wrapping token is mounted.
+    pub wrapping_token_file: PathBuf,
+    /// Where the command may write its result.
+    pub result_file: PathBuf,
+    /// Where the report goes.
+    pub termination_log: PathBuf,
+    /// SIGTERM → SIGKILL grace for the command.
+    pub grace: Duration,
+}
+
+impl Settings {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        let credentials = match var(ENV_CREDENTIALS) {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| SettingsError::Invalid { name: ENV_CREDENTIALS, detail: e.to_string() })?,
+            None => Vec::new(),
+        };
+        let grace = match var(ENV_GRACE_SECONDS) {
+            Some(g) => g.parse().map_err(|_| SettingsError::Invalid {
+                name: ENV_GRACE_SECONDS,
+                detail: format!("{g:?} is not a number of seconds"),
+            })?,
+            None => 20,
+        };
+        let settings = Settings {
+            vault_addr: var(ENV_VAULT_ADDR),
+            creation_path: var(ENV_VAULT_CREATION_PATH).unwrap_or_else(|| "auth/token/create/ephemera-task".into()),
+            credentials,
+            wrapping_token_file: PathBuf::from(WRAPPING_TOKEN_DIR).join(WRAPPING_TOKEN_FILE),
+            result_file: var(ENV_RESULT_FILE)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp/ephemera-result")),
+            termination_log: var(ENV_TERMINATION_LOG)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/dev/termination-log")),
+            grace: Duration::from_secs(grace),
+        };
+        if !settings.credentials.is_empty() && settings.vault_addr.is_none() {
+            return Err(SettingsError::Invalid {
+                name: ENV_VAULT_ADDR,
+                detail: "required when the Task names credentials".into(),
+            });
+        }
+        Ok(settings)
+    }
+}
