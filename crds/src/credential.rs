@@ -29,7 +29,7 @@ pub struct CredentialSpec {
     pub vault_path: String,
     /// KV v2 mount.
     #[serde(default = "default_mount")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"))]
     pub mount: String,
     /// Namespaces whose Tasks may use this credential (`*` for all). Empty: none.
     #[serde(default)]

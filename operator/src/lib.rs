@@ -7,6 +7,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 mod serve;
+pub mod vault;
 
 use std::sync::Arc;
 
@@ -27,6 +28,9 @@ pub enum RunError {
     /// Leader election failed in a way that cannot be retried.
     #[error("leader election: {0}")]
     Leader(#[from] kube::Error),
+    /// The Vault client could not be built.
+    #[error("vault: {0}")]
+    Vault(#[from] vault::VaultError),
     /// The metrics/health listener could not start.
     #[error("metrics listener on {addr}: {source}")]
     Listen {
@@ -100,7 +104,7 @@ pub async fn run(
     ensure_default_queue(&client, &config).await;
     let controller = Controller::new(tasks.clone(), watcher::Config::default());
     let store = controller.store();
-    let ctx = Arc::new(Context::new(client, config, metrics.clone(), store.clone()));
+    let ctx = Arc::new(Context::new(client, config, metrics.clone(), store.clone())?);
     let queue_store = store.clone();
     let waiting_store = store.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -2,11 +2,24 @@
 //! way (in-cluster config, else `KUBECONFIG`/`~/.kube/config`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use ephemera_operator::vault::{VaultAuth, VaultConfig};
 use ephemera_operator::Config;
+
+/// How the operator logs in to Vault.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AuthMethod {
+    /// Kubernetes auth with the operator's ServiceAccount token (in a cluster).
+    Kubernetes,
+    /// AppRole (role id + secret id file).
+    Approle,
+    /// A token from a file (development, or a Vault Agent sink).
+    Token,
+}
 
 /// The Ephemera operator.
 #[derive(Debug, Parser)]
@@ -39,6 +52,67 @@ struct Args {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "EPHEMERA_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// Vault address; without it, Tasks that name credentials fail with VaultNotConfigured.
+    #[arg(long, env = "EPHEMERA_VAULT_ADDR")]
+    vault_addr: Option<String>,
+    /// Vault address as worker Pods reach it (default: --vault-addr).
+    #[arg(long, env = "EPHEMERA_VAULT_WORKER_ADDR")]
+    vault_worker_addr: Option<String>,
+    /// How the operator logs in to Vault.
+    #[arg(long, env = "EPHEMERA_VAULT_AUTH", value_enum, default_value = "kubernetes")]
+    vault_auth: AuthMethod,
+    /// Mount of the auth method (default: `kubernetes` or `approle`).
+    #[arg(long, env = "EPHEMERA_VAULT_AUTH_MOUNT")]
+    vault_auth_mount: Option<String>,
+    /// Vault role for Kubernetes auth.
+    #[arg(long, env = "EPHEMERA_VAULT_ROLE", default_value = "ephemera-operator")]
+    vault_role: String,
+    /// ServiceAccount token for Kubernetes auth.
+    #[arg(long, env = "EPHEMERA_VAULT_JWT_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    vault_jwt_file: PathBuf,
+    /// AppRole role id.
+    #[arg(long, env = "EPHEMERA_VAULT_ROLE_ID")]
+    vault_role_id: Option<String>,
+    /// File holding the AppRole secret id.
+    #[arg(long, env = "EPHEMERA_VAULT_SECRET_ID_FILE")]
+    vault_secret_id_file: Option<PathBuf>,
+    /// File holding a Vault token (re-read when Vault refuses the current one).
+    #[arg(long, env = "EPHEMERA_VAULT_TOKEN_FILE")]
+    vault_token_file: Option<PathBuf>,
+    /// Token role per-attempt tokens are created through.
+    #[arg(long, env = "EPHEMERA_VAULT_TOKEN_ROLE", default_value = "ephemera-task")]
+    vault_token_role: String,
+    /// Prefix of the per-Credential policies the operator writes (the token role allows only these).
+    #[arg(long, env = "EPHEMERA_VAULT_POLICY_PREFIX", default_value = "ephemera-cred-")]
+    vault_policy_prefix: String,
+    /// Seconds a wrapping token stays unwrappable (must cover Pod start-up, image pulls included).
+    #[arg(long, env = "EPHEMERA_VAULT_WRAP_TTL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    vault_wrap_ttl_seconds: u64,
+}
+
+fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
+    let Some(addr) = a.vault_addr.clone() else { return Ok(None) };
+    let auth = match a.vault_auth {
+        AuthMethod::Kubernetes => VaultAuth::Kubernetes {
+            mount: a.vault_auth_mount.clone().unwrap_or_else(|| "kubernetes".into()),
+            role: a.vault_role.clone(),
+            jwt_file: a.vault_jwt_file.clone(),
+        },
+        AuthMethod::Approle => VaultAuth::AppRole {
+            mount: a.vault_auth_mount.clone().unwrap_or_else(|| "approle".into()),
+            role_id: a.vault_role_id.clone().context("--vault-auth approle needs --vault-role-id")?,
+            secret_id_file: a.vault_secret_id_file.clone().context("--vault-auth approle needs --vault-secret-id-file")?,
+        },
+        AuthMethod::Token => VaultAuth::TokenFile(a.vault_token_file.clone().context("--vault-auth token needs --vault-token-file")?),
+    };
+    let mut v = VaultConfig::new(&addr, auth);
+    if let Some(w) = &a.vault_worker_addr {
+        v.worker_addr = w.clone();
+    }
+    v.token_role = a.vault_token_role.clone();
+    v.policy_prefix = a.vault_policy_prefix.clone();
+    v.wrap_ttl = Duration::from_secs(a.vault_wrap_ttl_seconds);
+    Ok(Some(v))
 }
 
 #[tokio::main]
@@ -46,7 +120,9 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Args::parse();
+    let vault = vault_config(&a)?;
     let config = Config {
         worker_image: a.worker_image,
         pod_start_timeout: Duration::from_secs(a.pod_start_timeout_seconds),
@@ -58,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         lease_duration: Duration::from_secs(a.lease_seconds),
         default_queue_concurrency: 0,
         metrics_addr: Some(a.metrics_addr),
+        vault,
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
     // Kubernetes stops Pods with SIGTERM; Ctrl-C for local runs.

@@ -55,6 +55,14 @@ pub struct Metrics {
     pub pod_created_latency: Histogram,
     /// Failed reconciles.
     pub reconcile_errors: AtomicU64,
+    /// Per-attempt Vault tokens minted.
+    pub tokens_minted: AtomicU64,
+    /// Per-attempt Vault tokens revoked by the operator.
+    pub tokens_revoked: AtomicU64,
+    /// Failed Vault calls.
+    pub vault_errors: AtomicU64,
+    /// Wrapping tokens a worker could not unwrap (possible interception).
+    pub unwrap_failures: AtomicU64,
     leader: AtomicBool,
     /// Tasks by phase and queue depth, refreshed from the controller's cache on each reconcile.
     snapshot: Mutex<Snapshot>,
@@ -107,6 +115,14 @@ impl Metrics {
             "# HELP ephemera_reconcile_errors_total Failed reconciles.\n# TYPE ephemera_reconcile_errors_total counter"
         );
         let _ = writeln!(out, "ephemera_reconcile_errors_total {}", self.reconcile_errors.load(Ordering::Relaxed));
+        for (name, help, v) in [
+            ("ephemera_vault_tokens_minted_total", "Per-attempt Vault tokens minted.", &self.tokens_minted),
+            ("ephemera_vault_tokens_revoked_total", "Per-attempt Vault tokens revoked by the operator.", &self.tokens_revoked),
+            ("ephemera_vault_errors_total", "Failed Vault calls.", &self.vault_errors),
+            ("ephemera_credential_unwrap_failures_total", "Wrapping tokens a worker could not unwrap (possible interception).", &self.unwrap_failures),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        }
         self.reconcile.render("ephemera_reconcile_duration_seconds", "Time spent in one reconcile.", &mut out);
         self.pod_created_latency.render(
             "ephemera_task_pod_created_seconds",

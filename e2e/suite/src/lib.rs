@@ -1,1 +1,8 @@
-//! Full-stack tests live in `tests/`; this library is empty.
+//! Support for the full-stack tests in `tests/`: the local stack (dev cluster, CRDs, operator), test
+//! doubles for Salesforce and GitHub, and a real OpenBao server prepared the way an admin prepares
+//! Vault.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod fakes;
+pub mod openbao;
+pub mod stack;

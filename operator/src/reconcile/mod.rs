@@ -4,6 +4,7 @@
 //! created, and Pod names are deterministic, so a restarted operator never creates a second Pod for
 //! an attempt and never loses a transition.
 
+pub mod credentials;
 pub mod observe;
 pub mod pod;
 pub mod schedule;
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ephemera_crds::{Condition, Credential, FailureClass, Task, TaskPhase, TaskQueue, TaskStatus};
+use ephemera_crds::{Condition, FailureClass, Task, TaskPhase, TaskQueue, TaskStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -41,6 +42,9 @@ pub enum Error {
     /// Building the Pod failed.
     #[error("building the worker Pod: {0}")]
     Pod(#[from] serde_json::Error),
+    /// A Vault call failed (revocation is retried; the finalizer waits for it).
+    #[error("{0}")]
+    Vault(#[from] crate::vault::VaultError),
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
@@ -54,16 +58,24 @@ pub struct Context {
     store: Store<Task>,
     admission: tokio::sync::Mutex<Admission>,
     recorder: Recorder,
+    issuer: Option<crate::vault::Issuer>,
 }
 
 impl Context {
     /// A context over the controller's Task cache.
-    pub fn new(client: Client, config: Config, metrics: Arc<Metrics>, store: Store<Task>) -> Self {
+    pub fn new(
+        client: Client,
+        config: Config,
+        metrics: Arc<Metrics>,
+        store: Store<Task>,
+    ) -> Result<Self, crate::vault::VaultError> {
         let recorder = Recorder::new(
             client.clone(),
             Reporter { controller: FIELD_MANAGER.into(), instance: Some(config.identity.clone()) },
         );
-        Self { client, config, metrics, store, admission: tokio::sync::Mutex::new(Admission::default()), recorder }
+        let issuer = config.vault.clone().map(crate::vault::Issuer::new).transpose()?;
+        let admission = tokio::sync::Mutex::new(Admission::default());
+        Ok(Self { client, config, metrics, store, admission, recorder, issuer })
     }
 
     /// Recomputes the per-phase and per-queue gauges from the cache (called periodically).
@@ -184,6 +196,8 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     status.observed_generation = generation;
 
     if status.phase.is_terminal() {
+        // Normally done by `finish`; repeated here in case that revocation failed.
+        credentials::revoke_ended(ctx, &task, None).await?;
         return ttl(&api, &task, &status, now).await;
     }
 
@@ -221,7 +235,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     match status.phase {
         TaskPhase::Pending => {
             // Credentials are checked before any Pod exists: an unknown or forbidden name ends the Task.
-            if let Some((reason, message)) = check_credentials(ctx, &task, &ns).await? {
+            if let Err((reason, message)) = credentials::resolve(ctx, &task, &ns).await? {
                 set_condition(&mut status, "CredentialsResolved", false, reason, &message, generation);
                 return finish(ctx, &api, &task, status, TaskPhase::Failed, reason, message).await;
             }
@@ -381,6 +395,15 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                         )
                         .await
                     }
+                    Attempt::Intercepted { message } => {
+                        ctx.metrics.unwrap_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let msg = format!(
+                            "possible credential interception: the worker could not unwrap its one-time Vault token ({message}); the attempt's token was revoked and the Task is not retried"
+                        );
+                        set_condition(&mut status, "CredentialsDelivered", false, "CredentialUnwrapFailed", &msg, generation);
+                        ctx.event(&task, EventType::Warning, "CredentialUnwrapFailed", msg.clone()).await;
+                        finish(ctx, &api, &task, status, TaskPhase::Failed, "CredentialUnwrapFailed", msg).await
+                    }
                     Attempt::Failed { class: FailureClass::Timeout, reason, message, exit_code, result } => {
                         status.exit_code = exit_code;
                         status.result = truncate(result);
@@ -397,29 +420,6 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     }
 }
 
-/// The first credential name the Task may not use, with the reason.
-async fn check_credentials(ctx: &Context, task: &Task, ns: &str) -> Result<Option<(&'static str, String)>, Error> {
-    let creds: Api<Credential> = Api::all(ctx.client.clone());
-    for name in &task.spec.credentials {
-        match creds.get_opt(name).await? {
-            None => {
-                return Ok(Some((
-                    "UnknownCredential",
-                    format!("credential {name:?} does not exist: ask a cluster admin to define it"),
-                )))
-            }
-            Some(c) if !c.allows(ns) => {
-                return Ok(Some((
-                    "CredentialForbidden",
-                    format!("credential {name:?} may not be used by Tasks in namespace {ns:?}"),
-                )))
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(None)
-}
-
 /// Creates (server-side apply: idempotent for the deterministic name) the attempt's Pod.
 #[allow(clippy::too_many_arguments)]
 async fn create_pod(
@@ -433,8 +433,34 @@ async fn create_pod(
     deadline: Timestamp,
 ) -> Result<Action, Error> {
     let remaining = deadline.duration_since(now).as_secs().max(1);
-    let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config)?;
     let name = status.pod_name.clone();
+    // Credentials are resolved again (an admin may have changed them since admission), then the
+    // attempt's wrapped token is minted into its Secret before the Pod that mounts it exists.
+    let creds = match credentials::resolve(ctx, task, &task.namespace().unwrap_or_default()).await? {
+        Ok(c) => c,
+        Err((reason, message)) => {
+            set_condition(&mut status, "CredentialsResolved", false, reason, &message, task.metadata.generation);
+            return finish(ctx, api, task, status, TaskPhase::Failed, reason, message).await;
+        }
+    };
+    if !creds.is_empty() && pods.get_opt(&name).await?.is_none() {
+        let left = Duration::from_secs(u64::try_from(remaining).unwrap_or(1));
+        if let Err(e) = credentials::ensure_secret(ctx, task, &creds, status.attempt, &name, left).await? {
+            ctx.metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let reason = match e {
+                crate::vault::VaultError::Unavailable(_) => "VaultUnavailable",
+                crate::vault::VaultError::Refused(_) => "VaultRefused",
+            };
+            let msg = format!("could not issue the attempt's Vault token: {e}");
+            set_condition(&mut status, "CredentialsIssued", false, reason, &msg, task.metadata.generation);
+            return retry_or_fail(ctx, api, task, status, FailureClass::Infrastructure, reason, msg, None, String::new(), deadline)
+                .await;
+        }
+        ctx.metrics.tokens_minted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        set_condition(&mut status, "CredentialsIssued", true, "TokenIssued", "", task.metadata.generation);
+    }
+    let worker = pod::WorkerSettings { credentials: credentials::refs(&creds), vault: ctx.issuer.as_ref().map(|i| i.config()) };
+    let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config, &worker)?;
     // Never apply over someone else's Pod that happens to have the name.
     if let Some(existing) = pods.get_opt(&name).await? {
         if !pod::is_ours(task, &existing) {
@@ -485,6 +511,8 @@ async fn retry_or_fail(
 ) -> Result<Action, Error> {
     status.exit_code = exit_code;
     status.result = truncate(result);
+    // The attempt is over: its token goes now, not when the Task ends.
+    credentials::revoke_ended(ctx, task, None).await?;
     let policy = &task.spec.retry;
     let backoff = policy
         .backoff_seconds
@@ -536,6 +564,10 @@ async fn finish(
     ctx.event(task, event_type, reason, format!("{phase:?}: {message}")).await;
     write_status(api, task, status.clone()).await?;
     ctx.admission.lock().await.release(task);
+    let revoked = credentials::revoke_ended(ctx, task, None).await?;
+    if revoked > 0 {
+        ctx.event(task, EventType::Normal, "CredentialsRevoked", format!("revoked {revoked} Vault token(s)")).await;
+    }
     ttl(api, task, &status, now).await
 }
 
@@ -569,6 +601,8 @@ async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             Err(e) => return Err(e.into()),
         }
     }
+    // The finalizer stays until every token the Task was given is revoked.
+    credentials::revoke_ended(ctx, &task, None).await?;
     ctx.admission.lock().await.release(&task);
     Ok(Action::await_change())
 }

@@ -1,5 +1,6 @@
 //! What a worker Pod says about its attempt.
 
+use ephemera_crds::worker::{WorkerFailure, WorkerReport};
 use ephemera_crds::FailureClass;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -28,6 +29,11 @@ pub enum Attempt {
         /// Termination message.
         result: String,
     },
+    /// The worker could not unwrap its one-time token: someone else may have. Never retried.
+    Intercepted {
+        /// The worker's explanation.
+        message: String,
+    },
     /// Ended unsuccessfully.
     Failed {
         /// For the retry decision.
@@ -49,12 +55,28 @@ pub fn attempt(pod: &Pod) -> Attempt {
     let container = status.container_statuses.unwrap_or_default().into_iter().next();
     let state = container.as_ref().and_then(|c| c.state.clone()).unwrap_or_default();
     let terminated = state.terminated.clone();
+    let message = terminated.as_ref().and_then(|t| t.message.clone()).unwrap_or_default();
+    // The worker's report; a Pod without the worker leaves plain text (kept as the result).
+    let report = WorkerReport::parse(&message).unwrap_or(WorkerReport { result: message, ..Default::default() });
     match status.phase.as_deref() {
-        Some("Succeeded") => Attempt::Succeeded { result: terminated.and_then(|t| t.message).unwrap_or_default() },
+        Some("Succeeded") => Attempt::Succeeded { result: report.result },
         Some("Failed") => {
             let exit_code = terminated.as_ref().map(|t| t.exit_code);
-            let result = terminated.as_ref().and_then(|t| t.message.clone()).unwrap_or_default();
+            let result = report.result;
             let pod_reason = status.reason.unwrap_or_default();
+            match report.failure {
+                Some(WorkerFailure::CredentialUnwrapFailed) => return Attempt::Intercepted { message: report.message },
+                Some(failure) if failure != WorkerFailure::Terminated || pod_reason != "DeadlineExceeded" => {
+                    return Attempt::Failed {
+                        class: FailureClass::Infrastructure,
+                        reason: format!("{failure:?}"),
+                        message: report.message,
+                        exit_code: None,
+                        result,
+                    }
+                }
+                _ => {}
+            }
             if pod_reason == "DeadlineExceeded" {
                 return Attempt::Failed {
                     class: FailureClass::Timeout,
@@ -86,9 +108,13 @@ pub fn attempt(pod: &Pod) -> Attempt {
         }
         Some("Running") if state.running.is_some() => Attempt::Running,
         _ => {
+            // The init container (which installs the worker) can be the one that cannot start.
+            let init = status.init_container_statuses.unwrap_or_default().into_iter().filter_map(|c| c.state?.waiting);
             let problem = state
                 .waiting
-                .filter(|w| w.reason.as_deref().is_some_and(|r| START_PROBLEMS.contains(&r)))
+                .into_iter()
+                .chain(init)
+                .find(|w| w.reason.as_deref().is_some_and(|r| START_PROBLEMS.contains(&r)))
                 .map(|w| (w.reason.unwrap_or_default(), w.message.unwrap_or_default()));
             Attempt::Starting { problem }
         }
@@ -120,5 +146,22 @@ mod tests {
             json!({"phase": "Pending", "containerStatuses": [{"name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}}}]}),
         );
         assert_eq!(attempt(&pull), Attempt::Starting { problem: Some(("ImagePullBackOff".into(), "Back-off".into())) });
+    }
+
+    #[test]
+    fn worker_reports_decide_the_outcome() {
+        let ended = |phase: &str, code: i32, message: &str| {
+            pod(json!({"phase": phase, "containerStatuses": [{"name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": code, "message": message}}}]}))
+        };
+        let ok = ended("Succeeded", 0, r#"{"exitCode":0,"result":"42"}"#);
+        assert_eq!(attempt(&ok), Attempt::Succeeded { result: "42".into() });
+        let stolen = ended("Failed", 1, r#"{"failure":"CredentialUnwrapFailed","message":"already used"}"#);
+        assert_eq!(attempt(&stolen), Attempt::Intercepted { message: "already used".into() });
+        let vault = ended("Failed", 1, r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
+        assert!(matches!(attempt(&vault), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable"));
+        let code = ended("Failed", 4, r#"{"exitCode":4,"result":"partial"}"#);
+        assert!(matches!(attempt(&code), Attempt::Failed { class: FailureClass::ExitCode, exit_code: Some(4), ref result, .. } if result == "partial"));
+        let init = pod(json!({"phase": "Pending", "initContainerStatuses": [{"name": "install-worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}]}));
+        assert_eq!(attempt(&init), Attempt::Starting { problem: Some(("ErrImagePull".into(), "no such image".into())) });
     }
 }

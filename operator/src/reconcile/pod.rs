@@ -1,12 +1,32 @@
 //! The worker Pod of one attempt: deterministic name, owned by its Task, hardened to the Pod Security
 //! "restricted" profile, with a read-only root and memory-backed scratch and home folders.
 
+use ephemera_crds::worker::{
+    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, SECRETS_DIR,
+    WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+};
 use ephemera_crds::Task;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::vault::VaultConfig;
 use crate::Config;
+
+/// Where the init container installs the worker binary (a volume shared with the task container).
+const WORKER_DIR: &str = "/ephemera/bin";
+/// The worker binary inside the worker image (the image's entrypoint).
+const WORKER_IN_IMAGE: &str = "/ephemera-worker";
+/// Seconds of the Pod's grace period kept for the worker to revoke and report after the command.
+const REVOKE_RESERVE: u64 = 10;
+
+/// What the worker needs besides the Task: its credentials and where Vault is.
+pub struct WorkerSettings<'a> {
+    /// The Task's resolved credentials.
+    pub credentials: Vec<CredentialRef>,
+    /// Vault settings (present whenever credentials are).
+    pub vault: Option<&'a VaultConfig>,
+}
 
 /// Label every managed Pod carries (the controller watches only these).
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=ephemera-operator";
@@ -38,8 +58,16 @@ pub fn pod_name(task: &str, attempt: i32) -> String {
     format!("{}-{:08x}{suffix}", task[..keep].trim_end_matches('-'), name_hash(task))
 }
 
-/// The Pod for `attempt` of `task`, with `active_deadline` seconds left of the Task's deadline.
-pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Config) -> Result<Pod, serde_json::Error> {
+/// The Pod for `attempt` of `task`, with `active_deadline` seconds left of the Task's deadline. An init
+/// container copies the worker from the worker image into a shared volume; the task container (the
+/// Task's image) runs `ephemera-worker run -- <command>`, so any image gets credentials and reporting.
+pub fn worker_pod(
+    task: &Task,
+    attempt: i32,
+    active_deadline: i64,
+    config: &Config,
+    worker: &WorkerSettings<'_>,
+) -> Result<Pod, serde_json::Error> {
     let spec = &task.spec;
     let name = pod_name(&task.name_any(), attempt);
     let owner = task.controller_owner_ref(&()).map(|o| serde_json::to_value(o).unwrap_or_default());
@@ -55,7 +83,36 @@ pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Conf
         json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
         json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
         json!({"name": "HOME", "value": "/home/task"}),
+        json!({"name": ENV_GRACE_SECONDS, "value": config.termination_grace.as_secs().saturating_sub(REVOKE_RESERVE).max(1).to_string()}),
     ]);
+    let mut mounts = vec![
+        json!({"name": "scratch", "mountPath": "/tmp"}),
+        json!({"name": "work", "mountPath": "/work"}),
+        json!({"name": "home", "mountPath": "/home/task"}),
+        json!({"name": "ephemera-bin", "mountPath": WORKER_DIR, "readOnly": true}),
+    ];
+    let mut volumes = vec![
+        json!({"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}),
+        json!({"name": "work", "emptyDir": {"sizeLimit": "4Gi"}}),
+        json!({"name": "home", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}),
+        json!({"name": "ephemera-bin", "emptyDir": {"sizeLimit": "256Mi"}}),
+    ];
+    if let (false, Some(vault)) = (worker.credentials.is_empty(), worker.vault) {
+        env.extend([
+            json!({"name": ENV_VAULT_ADDR, "value": vault.worker_addr}),
+            json!({"name": ENV_VAULT_CREATION_PATH, "value": vault.creation_path()}),
+            json!({"name": ENV_CREDENTIALS, "value": serde_json::to_string(&worker.credentials)?}),
+        ]);
+        mounts.push(json!({"name": "vault-token", "mountPath": WRAPPING_TOKEN_DIR, "readOnly": true}));
+        mounts.push(json!({"name": "secrets", "mountPath": SECRETS_DIR}));
+        volumes.push(json!({"name": "vault-token", "secret": {
+            "secretName": super::credentials::secret_name(&name),
+            // Only the wrapping token: the accessor in the same Secret stays with the operator.
+            "items": [{"key": WRAPPING_TOKEN_FILE, "path": WRAPPING_TOKEN_FILE}],
+            "defaultMode": 0o440,
+        }}));
+        volumes.push(json!({"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}));
+    }
     let restricted = json!({
         "allowPrivilegeEscalation": false,
         "readOnlyRootFilesystem": true,
@@ -63,20 +120,26 @@ pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Conf
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     });
+    let command: Vec<String> =
+        [format!("{WORKER_DIR}/ephemera-worker"), "run".into(), "--".into()].into_iter().chain(spec.command.iter().cloned()).collect();
     let mut container = json!({
         "name": "task",
         "image": spec.image.clone().unwrap_or_else(|| config.worker_image.clone()),
-        "command": spec.command,
+        "command": command,
         "env": env,
         "securityContext": restricted,
         // `File` only: a log tail (which may print a credential) must never become `status.result`.
         "terminationMessagePolicy": "File",
         "workingDir": "/work",
-        "volumeMounts": [
-            {"name": "scratch", "mountPath": "/tmp"},
-            {"name": "work", "mountPath": "/work"},
-            {"name": "home", "mountPath": "/home/task"},
-        ],
+        "volumeMounts": mounts,
+    });
+    let install = json!({
+        "name": "install-worker",
+        "image": config.worker_image,
+        "command": [WORKER_IN_IMAGE, "install", format!("{WORKER_DIR}/ephemera-worker")],
+        "securityContext": restricted,
+        "terminationMessagePolicy": "File",
+        "volumeMounts": [{"name": "ephemera-bin", "mountPath": WORKER_DIR}],
     });
     if !spec.args.is_empty() {
         container["args"] = json!(spec.args);
@@ -96,6 +159,7 @@ pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Conf
                 TASK_LABEL: task_label(&task.name_any()),
                 ATTEMPT_LABEL: attempt.to_string(),
             },
+            "annotations": {"kubectl.kubernetes.io/default-container": "task"},
             "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
         },
         "spec": {
@@ -111,12 +175,9 @@ pub fn worker_pod(task: &Task, attempt: i32, active_deadline: i64, config: &Conf
                 "fsGroup": config.worker_uid,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            "initContainers": [install],
             "containers": [container],
-            "volumes": [
-                {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}},
-                {"name": "work", "emptyDir": {"sizeLimit": "4Gi"}},
-                {"name": "home", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-            ],
+            "volumes": volumes,
         },
     });
     serde_json::from_value(pod)
@@ -151,7 +212,8 @@ mod tests {
         );
         task.metadata.namespace = Some("ns".into());
         task.metadata.uid = Some("u1".into());
-        let pod = worker_pod(&task, 1, 100, &Config::default()).unwrap();
+        let worker = WorkerSettings { credentials: Vec::new(), vault: None };
+        let pod = worker_pod(&task, 1, 100, &Config::default(), &worker).unwrap();
         let v = serde_json::to_value(&pod).unwrap();
         let c = &v["spec"]["containers"][0];
         assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
@@ -162,7 +224,10 @@ mod tests {
         assert_eq!(v["metadata"]["ownerReferences"][0]["controller"], true);
         let env = c["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG"));
-        assert_eq!(env.last().unwrap()["name"], "HOME", "reserved variables come last and win");
+        let reserved = env.iter().position(|e| e["name"] == "HOME").unwrap();
+        assert!(reserved > env.iter().position(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG").unwrap(), "reserved variables come last and win");
+        assert_eq!(c["command"], serde_json::json!(["/ephemera/bin/ephemera-worker", "run", "--", "true"]));
+        assert_eq!(v["spec"]["initContainers"][0]["command"][1], "install");
         let volume_kinds: Vec<_> = v["spec"]["volumes"]
             .as_array()
             .unwrap()

@@ -242,6 +242,14 @@ impl Worker {
         let sc = |f: &str| c["securityContext"][f].as_i64().or_else(|| self.pod["spec"]["securityContext"][f].as_i64());
         let uid = sc("runAsUser").map(|u| u as u32);
         let gid = sc("runAsGroup").map(|g| g as u32);
+        // Like the kubelet: fsGroup and supplementalGroups join the process's groups.
+        let pod_sc = &self.pod["spec"]["securityContext"];
+        let groups: Vec<u32> = pod_sc["fsGroup"]
+            .as_u64()
+            .into_iter()
+            .chain(pod_sc["supplementalGroups"].as_array().into_iter().flatten().filter_map(Value::as_u64))
+            .filter_map(|g| u32::try_from(g).ok())
+            .collect();
         let non_root = c["securityContext"]["runAsNonRoot"]
             .as_bool()
             .or_else(|| self.pod["spec"]["securityContext"]["runAsNonRoot"].as_bool());
@@ -268,7 +276,7 @@ impl Worker {
         };
         let argv = match resolved {
             Image::Binary(path) => {
-                let bin = path.to_string_lossy().to_string();
+                let bin = runtime::image_binary_path(&path);
                 let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
                 match command.split_first() {
                     // `command: [/ephemera-worker, ...]` names the image's binary: run the mapped one.
@@ -310,7 +318,7 @@ impl Worker {
         std::fs::create_dir_all(&scratch).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
         let read_only_root = c["securityContext"]["readOnlyRootFilesystem"].as_bool().unwrap_or(false);
         Ok((
-            runtime::Spec { argv, env, workdir, mounts, uid, gid, log, hostname, scratch, binaries, read_only_root },
+            runtime::Spec { argv, env, workdir, mounts, uid, gid, groups, log, hostname, scratch, binaries, read_only_root },
             term_file,
         ))
     }

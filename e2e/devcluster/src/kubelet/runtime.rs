@@ -64,6 +64,8 @@ pub struct Spec {
     pub uid: Option<u32>,
     /// Primary group.
     pub gid: Option<u32>,
+    /// Supplementary groups (`fsGroup`, `supplementalGroups`).
+    pub groups: Vec<u32>,
     /// Log file (CRI format lines are appended).
     pub log: PathBuf,
     /// Hostname inside the container (its own UTS namespace): the Pod name.
@@ -119,6 +121,12 @@ pub struct Handle {
     isolation: Isolation,
 }
 
+/// Where a mapped image binary appears inside its container: a fixed folder of its own, so no volume
+/// (e.g. one mounted over the host path's parent, like `/work`) can hide it.
+pub fn image_binary_path(host: &Path) -> String {
+    format!("/.devcluster-image/{}", host.file_name().map(|f| f.to_string_lossy()).unwrap_or_default())
+}
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -156,7 +164,7 @@ fn init_script(spec: &Spec, isolation: Isolation) -> String {
     let binds = spec
         .binaries
         .iter()
-        .map(|b| (b.clone(), b.to_string_lossy().to_string(), true))
+        .map(|b| (b.clone(), image_binary_path(b), true))
         .chain(spec.mounts.iter().map(|m| (m.source.clone(), m.target.clone(), m.read_only)));
     // Targets are resolved inside the new root (`/var/run` → `/run` there), never on the host.
     s.push_str("at() { printf '%s%s' \"$R\" \"$(chroot \"$R\" realpath -m -- \"$1\")\"; }\n");
@@ -181,7 +189,12 @@ fn init_script(spec: &Spec, isolation: Isolation) -> String {
     s.push_str("unset HOST_UTS_NS\n");
     let user = match (spec.uid, isolation) {
         (Some(uid), Isolation::Namespaces) => {
-            format!("setpriv --reuid={uid} --regid={} --clear-groups -- ", spec.gid.unwrap_or(uid))
+            let groups = if spec.groups.is_empty() {
+                "--clear-groups".to_string()
+            } else {
+                format!("--groups={}", spec.groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+            };
+            format!("setpriv --reuid={uid} --regid={} {groups} -- ", spec.gid.unwrap_or(uid))
         }
         _ => String::new(),
     };
@@ -363,6 +376,7 @@ mod tests {
             }],
             uid: Some(1000),
             gid: None,
+            groups: Vec::new(),
             log: PathBuf::from("/dev/null"),
             hostname: "pod-a".into(),
             scratch: PathBuf::from("/k/pods/u/rootfs/c-0"),

@@ -50,6 +50,21 @@ fn write_file(dir: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Stri
     fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
+/// Gives `fsGroup` group ownership of a projected volume, as the kubelet does (modes are kept, so
+/// `0440` files are readable by the Pod's processes, which carry that group).
+fn chgrp_tree(dir: &Path, group: u32) -> Result<(), String> {
+    std::os::unix::fs::chown(dir, None, Some(group)).map_err(|e| format!("chgrp {}: {e}", dir.display()))?;
+    for entry in fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
+        let path = entry.path();
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            chgrp_tree(&path, group)?;
+        } else {
+            std::os::unix::fs::chown(&path, None, Some(group)).map_err(|e| format!("chgrp {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn mode(v: &Value, default: u32) -> u32 {
     v.as_u64().map(|m| m as u32).unwrap_or(default)
 }
@@ -172,6 +187,12 @@ pub fn prepare(ctx: &Ctx<'_>, pod: &Value, pod_dir: &Path) -> Result<Vec<(String
             }
         } else {
             return Err(format!("volume {name:?}: only emptyDir, secret, configMap, downwardAPI and projected volumes are supported by the dev cluster"));
+        }
+        if v.get("emptyDir").is_none() {
+            if let Some(group) = pod["spec"]["securityContext"]["fsGroup"].as_u64().and_then(|g| u32::try_from(g).ok()) {
+                // Only root may give files away; unprivileged dev clusters keep their own group.
+                let _ = chgrp_tree(&dir, group);
+            }
         }
         out.push((name, dir));
     }

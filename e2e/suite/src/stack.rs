@@ -1,0 +1,110 @@
+//! The local stack the full-stack tests run on: a dev cluster whose kubelet maps the worker image to
+//! the freshly built `ephemera-worker`, the CRDs applied with kubectl, and operator replicas.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ephemera_crds::{Task, TaskPhase, TaskQueue, TaskQueueSpec};
+use ephemera_devcluster::testing::{eventually, kubectl, ok, Dev};
+use ephemera_operator::Config;
+use kube::api::{Api, PostParams};
+use kube::Client;
+use serde_json::json;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `ephemera-worker` binary of this build (built with the workspace's binaries when missing).
+pub fn worker_binary() -> PathBuf {
+    // Test binaries live in target/<profile>/deps; the workspace's binaries one level up.
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let bin = profile_dir.join("ephemera-worker");
+    if !bin.exists() {
+        // The same command the test script runs first, so no dependency is built twice.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo).current_dir(repo()).args(["build", "--workspace", "--bins"]).status().expect("cargo");
+        assert!(ok.success() && bin.exists(), "could not build ephemera-worker at {}", bin.display());
+    }
+    bin
+}
+
+/// A dev cluster with the CRDs installed, and a client.
+pub struct Stack {
+    /// The cluster.
+    pub dev: Dev,
+    /// Admin client.
+    pub client: Client,
+}
+
+/// Starts the stack.
+pub async fn stack() -> Stack {
+    let worker = worker_binary();
+    let dev = Dev::start_with(|c| {
+        if let Some(k) = c.kubelet.as_mut() {
+            k.backoff_base = Duration::from_millis(500);
+            k.images.add("ephemera-worker", worker);
+        }
+    })
+    .await;
+    ok(kubectl(&dev.kubeconfig, &["apply", "--server-side", "-f", repo().join("crds/yaml").to_str().unwrap_or_default()], None));
+    for crd in ["tasks.ephemera.dev", "taskqueues.ephemera.dev", "credentials.ephemera.dev"] {
+        ok(kubectl(&dev.kubeconfig, &["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=30s"], None));
+    }
+    let client = dev.client().await;
+    Stack { dev, client }
+}
+
+/// Operator settings for tests: short timeouts, the mapped worker image.
+pub fn config(identity: &str) -> Config {
+    Config {
+        worker_image: "ghcr.io/ephemera-dev/ephemera-worker:test".into(),
+        pod_start_timeout: Duration::from_secs(5),
+        termination_grace: Duration::from_secs(2),
+        identity: identity.into(),
+        lease_duration: Duration::from_secs(3),
+        ..Config::default()
+    }
+}
+
+/// Runs an operator replica with `cfg` until the returned handle is aborted.
+pub fn operator_with(client: &Client, cfg: Config) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let _ = ephemera_operator::run(client, cfg, std::future::pending()).await;
+    })
+}
+
+/// Runs an operator replica with the test settings.
+pub fn operator(client: &Client, identity: &str) -> tokio::task::JoinHandle<()> {
+    operator_with(client, config(identity))
+}
+
+/// Creates a Task from a JSON spec.
+pub async fn create(tasks: &Api<Task>, name: &str, spec: serde_json::Value) -> Task {
+    let t: Task = serde_json::from_value(
+        json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": name}, "spec": spec}),
+    )
+    .expect("task");
+    tasks.create(&PostParams::default(), &t).await.expect("create task")
+}
+
+/// Waits (60 s) for a Task to reach `want`.
+pub async fn phase(tasks: &Api<Task>, name: &str, want: TaskPhase) -> Task {
+    eventually(60, &format!("task {name} {want:?}"), || {
+        let tasks = tasks.clone();
+        let name = name.to_string();
+        async move { tasks.get(&name).await.ok().filter(|t| t.status.as_ref().is_some_and(|s| s.phase == want)) }
+    })
+    .await
+}
+
+/// Creates a TaskQueue.
+pub async fn queue(client: &Client, name: &str, concurrency: i32) {
+    let queues: Api<TaskQueue> = Api::all(client.clone());
+    let q = TaskQueue::new(name, TaskQueueSpec { concurrency, namespaces: vec![] });
+    queues.create(&PostParams::default(), &q).await.expect("create queue");
+}
