@@ -27,6 +27,22 @@ pub const GROUP: &str = "ephemera.dev";
 /// API version served.
 pub const VERSION: &str = "v1alpha1";
 
+/// An error with its causes (`error sending request: tcp connect error: Connection refused`), for
+/// messages people read in Task status: the outermost message alone rarely says what went wrong.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Every CRD, in install order.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![Credential::crd(), TaskQueue::crd(), Task::crd()]

@@ -19,6 +19,10 @@ path "auth/token/revoke-accessor" {
 path "sys/policies/acl/ephemera-cred-*" {
   capabilities = ["create", "read", "update", "delete"]
 }
+# The same policies through the older sys/policy API (which vaultrs uses).
+path "sys/policy/ephemera-cred-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
 POLICY
 "$BAO" write auth/token/roles/ephemera-task \
   allowed_policies_glob="ephemera-cred-*" disallowed_policies="root,ephemera-operator" \

@@ -68,7 +68,11 @@ struct Args {
     #[arg(long, env = "EPHEMERA_VAULT_ROLE", default_value = "ephemera-operator")]
     vault_role: String,
     /// ServiceAccount token for Kubernetes auth.
-    #[arg(long, env = "EPHEMERA_VAULT_JWT_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    #[arg(
+        long,
+        env = "EPHEMERA_VAULT_JWT_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
     vault_jwt_file: PathBuf,
     /// AppRole role id.
     #[arg(long, env = "EPHEMERA_VAULT_ROLE_ID")]
@@ -101,9 +105,14 @@ fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
         AuthMethod::Approle => VaultAuth::AppRole {
             mount: a.vault_auth_mount.clone().unwrap_or_else(|| "approle".into()),
             role_id: a.vault_role_id.clone().context("--vault-auth approle needs --vault-role-id")?,
-            secret_id_file: a.vault_secret_id_file.clone().context("--vault-auth approle needs --vault-secret-id-file")?,
+            secret_id_file: a
+                .vault_secret_id_file
+                .clone()
+                .context("--vault-auth approle needs --vault-secret-id-file")?,
         },
-        AuthMethod::Token => VaultAuth::TokenFile(a.vault_token_file.clone().context("--vault-auth token needs --vault-token-file")?),
+        AuthMethod::Token => {
+            VaultAuth::TokenFile(a.vault_token_file.clone().context("--vault-auth token needs --vault-token-file")?)
+        }
     };
     let mut v = VaultConfig::new(&addr, auth);
     if let Some(w) = &a.vault_worker_addr {

@@ -117,9 +117,17 @@ impl Metrics {
         let _ = writeln!(out, "ephemera_reconcile_errors_total {}", self.reconcile_errors.load(Ordering::Relaxed));
         for (name, help, v) in [
             ("ephemera_vault_tokens_minted_total", "Per-attempt Vault tokens minted.", &self.tokens_minted),
-            ("ephemera_vault_tokens_revoked_total", "Per-attempt Vault tokens revoked by the operator.", &self.tokens_revoked),
+            (
+                "ephemera_vault_tokens_revoked_total",
+                "Per-attempt Vault tokens revoked by the operator.",
+                &self.tokens_revoked,
+            ),
             ("ephemera_vault_errors_total", "Failed Vault calls.", &self.vault_errors),
-            ("ephemera_credential_unwrap_failures_total", "Wrapping tokens a worker could not unwrap (possible interception).", &self.unwrap_failures),
+            (
+                "ephemera_credential_unwrap_failures_total",
+                "Wrapping tokens a worker could not unwrap (possible interception).",
+                &self.unwrap_failures,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }

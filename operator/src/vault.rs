@@ -138,14 +138,19 @@ pub struct Issuer {
 /// Characters allowed in KV mounts and paths (also keeps policy documents well-formed).
 fn safe_path(p: &str) -> bool {
     !p.is_empty()
-        && p.split('/').all(|seg| !seg.is_empty() && seg != ".." && seg.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+        && p.split('/').all(|seg| {
+            !seg.is_empty() && seg != ".." && seg.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        })
 }
 
 /// The policy letting a token read exactly one Credential's KV v2 secret (and revoke itself).
 pub fn policy_for(cred: &Credential) -> Result<String, VaultError> {
     let (mount, path) = (cred.spec.mount.trim_matches('/'), cred.spec.vault_path.trim_matches('/'));
     if !safe_path(mount) || !safe_path(path) {
-        return Err(VaultError::Refused(format!("credential {:?} has an unusable mount or vaultPath", cred.name_any())));
+        return Err(VaultError::Refused(format!(
+            "credential {:?} has an unusable mount or vaultPath",
+            cred.name_any()
+        )));
     }
     Ok(format!(
         "# Managed by ephemera-operator for Credential {name}; rewritten when the Credential changes.\n\
@@ -157,9 +162,13 @@ pub fn policy_for(cred: &Credential) -> Result<String, VaultError> {
 
 fn from_client(e: ClientError) -> VaultError {
     match e {
-        ClientError::APIError { code, errors } if code < 500 => VaultError::Refused(format!("HTTP {code}: {}", errors.join("; "))),
-        ClientError::APIError { code, errors } => VaultError::Unavailable(format!("HTTP {code}: {}", errors.join("; "))),
-        other => VaultError::Unavailable(other.to_string()),
+        ClientError::APIError { code, errors } if code < 500 => {
+            VaultError::Refused(format!("HTTP {code}: {}", errors.join("; ")))
+        }
+        ClientError::APIError { code, errors } => {
+            VaultError::Unavailable(format!("HTTP {code}: {}", errors.join("; ")))
+        }
+        other => VaultError::Unavailable(ephemera_crds::error_chain(&other)),
     }
 }
 
@@ -170,6 +179,8 @@ fn is_denied(e: &VaultError) -> bool {
 impl Issuer {
     /// A client for `config` (logs in on first use).
     pub fn new(config: VaultConfig) -> Result<Self, VaultError> {
+        // reqwest is built without a TLS provider of its own: use ring, like the kube client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = VaultClientSettingsBuilder::default()
             .address(&config.addr)
             .token("")
@@ -201,12 +212,16 @@ impl Issuer {
             VaultAuth::TokenFile(path) => read(path)?,
             VaultAuth::AppRole { mount, role_id, secret_id_file } => {
                 let secret_id = read(secret_id_file)?;
-                let auth = vaultrs::auth::approle::login(&*client, mount, role_id, secret_id.expose_secret()).await.map_err(from_client)?;
+                let auth = vaultrs::auth::approle::login(&*client, mount, role_id, secret_id.expose_secret())
+                    .await
+                    .map_err(from_client)?;
                 SecretString::from(auth.client_token)
             }
             VaultAuth::Kubernetes { mount, role, jwt_file } => {
                 let jwt = read(jwt_file)?;
-                let auth = vaultrs::auth::kubernetes::login(&*client, mount, role, jwt.expose_secret()).await.map_err(from_client)?;
+                let auth = vaultrs::auth::kubernetes::login(&*client, mount, role, jwt.expose_secret())
+                    .await
+                    .map_err(from_client)?;
                 SecretString::from(auth.client_token)
             }
         };
@@ -273,7 +288,7 @@ impl Issuer {
             .json(&body)
             .send()
             .await
-            .map_err(|e| VaultError::Unavailable(e.to_string()))?;
+            .map_err(|e| VaultError::Unavailable(ephemera_crds::error_chain(&e)))?;
         let status = resp.status().as_u16();
         if status != 200 {
             let errors = resp.json::<Errors>().await.unwrap_or_default().errors.join("; ");

@@ -26,6 +26,7 @@ struct Failed(WorkerFailure, String);
 
 /// Runs the attempt; `stop` flips to true on SIGTERM.
 pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver<bool>) -> WorkerReport {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = match reqwest::Client::builder().timeout(Duration::from_secs(20)).build() {
         Ok(h) => h,
         Err(e) => return failed(WorkerFailure::Misconfigured, format!("HTTP client: {e}")),

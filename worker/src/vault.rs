@@ -72,6 +72,8 @@ pub struct Vault {
 impl Vault {
     /// A client for `addr` (e.g. `https://vault.vault:8200`).
     pub fn new(addr: &str) -> Result<Self, VaultError> {
+        // reqwest is built without a TLS provider of its own: use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
@@ -79,8 +81,8 @@ impl Vault {
         Ok(Self { addr: addr.trim_end_matches('/').to_string(), http })
     }
 
-    fn unavailable(&self, e: impl std::fmt::Display) -> VaultError {
-        VaultError::Unavailable { addr: self.addr.clone(), detail: e.to_string() }
+    fn unavailable(&self, e: impl std::error::Error) -> VaultError {
+        VaultError::Unavailable { addr: self.addr.clone(), detail: ephemera_crds::error_chain(&e) }
     }
 
     /// Checks the wrapping token (it must come from `creation_path`) and unwraps it: the child token.
@@ -104,7 +106,10 @@ impl Vault {
                 }
             }
             400 | 403 | 404 => return Err(VaultError::Unwrap(vault_errors(resp).await)),
-            s => return Err(self.unavailable(format!("wrapping lookup: HTTP {s}: {}", vault_errors(resp).await))),
+            s => {
+                let detail = format!("wrapping lookup: HTTP {s}: {}", vault_errors(resp).await);
+                return Err(VaultError::Unavailable { addr: self.addr.clone(), detail });
+            }
         }
         let resp = self
             .http
@@ -121,7 +126,10 @@ impl Vault {
                     .ok_or_else(|| VaultError::Unwrap("the wrapped response holds no token".into()))
             }
             400 | 403 | 404 => Err(VaultError::Unwrap(vault_errors(resp).await)),
-            s => Err(self.unavailable(format!("unwrap: HTTP {s}: {}", vault_errors(resp).await))),
+            s => Err(VaultError::Unavailable {
+                addr: self.addr.clone(),
+                detail: format!("unwrap: HTTP {s}: {}", vault_errors(resp).await),
+            }),
         }
     }
 

@@ -45,6 +45,7 @@ async fn bare_starts(n: usize, dir: &Path) -> Vec<Duration> {
             mounts: vec![],
             uid: None,
             gid: None,
+            groups: vec![],
             log: dir.join(format!("bare-{i}.log")),
             hostname: format!("bare-{i}"),
             scratch: dir.join(format!("bare-root-{i}")),

@@ -6,3 +6,8 @@
 pub mod fakes;
 pub mod openbao;
 pub mod stack;
+
+/// Installs ring as the TLS provider for reqwest-based clients (they are built without one).
+pub fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ephemera_crds::{Task, TaskPhase, TaskQueue, TaskQueueSpec};
-use ephemera_devcluster::testing::{eventually, kubectl, ok, Dev};
+use ephemera_devcluster::testing::{kubectl, ok, Dev};
 use ephemera_operator::Config;
 use kube::api::{Api, PostParams};
 use kube::Client;
@@ -26,7 +26,8 @@ pub fn worker_binary() -> PathBuf {
     if !bin.exists() {
         // The same command the test script runs first, so no dependency is built twice.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo).current_dir(repo()).args(["build", "--workspace", "--bins"]).status().expect("cargo");
+        let ok =
+            Command::new(cargo).current_dir(repo()).args(["build", "--workspace", "--bins"]).status().expect("cargo");
         assert!(ok.success() && bin.exists(), "could not build ephemera-worker at {}", bin.display());
     }
     bin
@@ -50,9 +51,17 @@ pub async fn stack() -> Stack {
         }
     })
     .await;
-    ok(kubectl(&dev.kubeconfig, &["apply", "--server-side", "-f", repo().join("crds/yaml").to_str().unwrap_or_default()], None));
+    ok(kubectl(
+        &dev.kubeconfig,
+        &["apply", "--server-side", "-f", repo().join("crds/yaml").to_str().unwrap_or_default()],
+        None,
+    ));
     for crd in ["tasks.ephemera.dev", "taskqueues.ephemera.dev", "credentials.ephemera.dev"] {
-        ok(kubectl(&dev.kubeconfig, &["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=30s"], None));
+        ok(kubectl(
+            &dev.kubeconfig,
+            &["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=30s"],
+            None,
+        ));
     }
     let client = dev.client().await;
     Stack { dev, client }
@@ -92,14 +101,20 @@ pub async fn create(tasks: &Api<Task>, name: &str, spec: serde_json::Value) -> T
     tasks.create(&PostParams::default(), &t).await.expect("create task")
 }
 
-/// Waits (60 s) for a Task to reach `want`.
+/// Waits (60 s) for a Task to reach `want`; on timeout the panic shows the Task's last status.
 pub async fn phase(tasks: &Api<Task>, name: &str, want: TaskPhase) -> Task {
-    eventually(60, &format!("task {name} {want:?}"), || {
-        let tasks = tasks.clone();
-        let name = name.to_string();
-        async move { tasks.get(&name).await.ok().filter(|t| t.status.as_ref().is_some_and(|s| s.phase == want)) }
-    })
-    .await
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = tasks.get(name).await.ok();
+        if let Some(t) = got.as_ref().filter(|t| t.status.as_ref().is_some_and(|s| s.phase == want)) {
+            return t.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            let status = got.and_then(|t| t.status).map(|s| serde_json::to_string_pretty(&s).unwrap_or_default());
+            panic!("timed out waiting for task {name} to be {want:?}; last status: {}", status.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Creates a TaskQueue.

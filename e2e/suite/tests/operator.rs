@@ -156,7 +156,8 @@ async fn a_killed_operator_resumes_without_a_second_pod_and_only_the_leader_acts
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
     let first = operator(&s.client, "op-a");
     let second = operator(&s.client, "op-b");
-    create(&tasks, "survivor", json!({"command": ["sh", "-c", "sleep 2; echo finished > $EPHEMERA_RESULT_FILE"]})).await;
+    create(&tasks, "survivor", json!({"command": ["sh", "-c", "sleep 2; echo finished > $EPHEMERA_RESULT_FILE"]}))
+        .await;
     phase(&tasks, "survivor", TaskPhase::Running).await;
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), "default");
     let holder = leases.get("ephemera-operator").await.unwrap().spec.unwrap().holder_identity.unwrap();

@@ -113,7 +113,8 @@ pub async fn ensure_secret(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = secret_name(pod_name);
     if let Some(existing) = secrets.get_opt(&name).await? {
-        let wrap_expires = existing.annotations().get(WRAP_EXPIRES_ANNOTATION).and_then(|t| t.parse::<Timestamp>().ok());
+        let wrap_expires =
+            existing.annotations().get(WRAP_EXPIRES_ANNOTATION).and_then(|t| t.parse::<Timestamp>().ok());
         if wrap_expires.is_some_and(|t| t > Timestamp::now()) {
             return Ok(Ok(()));
         }
@@ -175,7 +176,11 @@ pub async fn revoke_ended(ctx: &Context, task: &Task, keep: Option<&str>) -> Res
     }
     let ns = task.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{}={},app.kubernetes.io/managed-by=ephemera-operator", pod::TASK_LABEL, pod::task_label(&task.name_any()));
+    let selector = format!(
+        "{}={},app.kubernetes.io/managed-by=ephemera-operator",
+        pod::TASK_LABEL,
+        pod::task_label(&task.name_any())
+    );
     let list = secrets.list(&ListParams::default().labels(&selector)).await?;
     let uid = task.meta().uid.as_deref();
     let mut n = 0;
@@ -192,8 +197,13 @@ pub async fn revoke_ended(ctx: &Context, task: &Task, keep: Option<&str>) -> Res
 
 /// Revokes one Secret's token (unless it has expired anyway) and deletes the Secret.
 async fn revoke_secret(ctx: &Context, secrets: &Api<Secret>, s: &Secret) -> Result<(), Error> {
-    let accessor = s.data.as_ref().and_then(|d| d.get(ACCESSOR_KEY)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
-    let expired = s.annotations().get(EXPIRES_ANNOTATION).and_then(|t| t.parse::<Timestamp>().ok()).is_some_and(|t| t <= Timestamp::now());
+    let accessor =
+        s.data.as_ref().and_then(|d| d.get(ACCESSOR_KEY)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    let expired = s
+        .annotations()
+        .get(EXPIRES_ANNOTATION)
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .is_some_and(|t| t <= Timestamp::now());
     if let (Some(accessor), false, Some(issuer)) = (accessor, expired, ctx.issuer.as_ref()) {
         issuer.revoke(&accessor).await.map_err(Error::Vault)?;
         ctx.metrics.tokens_revoked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -400,7 +400,14 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                         let msg = format!(
                             "possible credential interception: the worker could not unwrap its one-time Vault token ({message}); the attempt's token was revoked and the Task is not retried"
                         );
-                        set_condition(&mut status, "CredentialsDelivered", false, "CredentialUnwrapFailed", &msg, generation);
+                        set_condition(
+                            &mut status,
+                            "CredentialsDelivered",
+                            false,
+                            "CredentialUnwrapFailed",
+                            &msg,
+                            generation,
+                        );
                         ctx.event(&task, EventType::Warning, "CredentialUnwrapFailed", msg.clone()).await;
                         finish(ctx, &api, &task, status, TaskPhase::Failed, "CredentialUnwrapFailed", msg).await
                     }
@@ -453,13 +460,25 @@ async fn create_pod(
             };
             let msg = format!("could not issue the attempt's Vault token: {e}");
             set_condition(&mut status, "CredentialsIssued", false, reason, &msg, task.metadata.generation);
-            return retry_or_fail(ctx, api, task, status, FailureClass::Infrastructure, reason, msg, None, String::new(), deadline)
-                .await;
+            return retry_or_fail(
+                ctx,
+                api,
+                task,
+                status,
+                FailureClass::Infrastructure,
+                reason,
+                msg,
+                None,
+                String::new(),
+                deadline,
+            )
+            .await;
         }
         ctx.metrics.tokens_minted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         set_condition(&mut status, "CredentialsIssued", true, "TokenIssued", "", task.metadata.generation);
     }
-    let worker = pod::WorkerSettings { credentials: credentials::refs(&creds), vault: ctx.issuer.as_ref().map(|i| i.config()) };
+    let worker =
+        pod::WorkerSettings { credentials: credentials::refs(&creds), vault: ctx.issuer.as_ref().map(|i| i.config()) };
     let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config, &worker)?;
     // Never apply over someone else's Pod that happens to have the name.
     if let Some(existing) = pods.get_opt(&name).await? {

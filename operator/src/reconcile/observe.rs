@@ -151,17 +151,28 @@ mod tests {
     #[test]
     fn worker_reports_decide_the_outcome() {
         let ended = |phase: &str, code: i32, message: &str| {
-            pod(json!({"phase": phase, "containerStatuses": [{"name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": code, "message": message}}}]}))
+            pod(
+                json!({"phase": phase, "containerStatuses": [{"name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": code, "message": message}}}]}),
+            )
         };
         let ok = ended("Succeeded", 0, r#"{"exitCode":0,"result":"42"}"#);
         assert_eq!(attempt(&ok), Attempt::Succeeded { result: "42".into() });
         let stolen = ended("Failed", 1, r#"{"failure":"CredentialUnwrapFailed","message":"already used"}"#);
         assert_eq!(attempt(&stolen), Attempt::Intercepted { message: "already used".into() });
         let vault = ended("Failed", 1, r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
-        assert!(matches!(attempt(&vault), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable"));
+        assert!(
+            matches!(attempt(&vault), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable")
+        );
         let code = ended("Failed", 4, r#"{"exitCode":4,"result":"partial"}"#);
-        assert!(matches!(attempt(&code), Attempt::Failed { class: FailureClass::ExitCode, exit_code: Some(4), ref result, .. } if result == "partial"));
-        let init = pod(json!({"phase": "Pending", "initContainerStatuses": [{"name": "install-worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}]}));
-        assert_eq!(attempt(&init), Attempt::Starting { problem: Some(("ErrImagePull".into(), "no such image".into())) });
+        assert!(
+            matches!(attempt(&code), Attempt::Failed { class: FailureClass::ExitCode, exit_code: Some(4), ref result, .. } if result == "partial")
+        );
+        let init = pod(
+            json!({"phase": "Pending", "initContainerStatuses": [{"name": "install-worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}]}),
+        );
+        assert_eq!(
+            attempt(&init),
+            Attempt::Starting { problem: Some(("ErrImagePull".into(), "no such image".into())) }
+        );
     }
 }

@@ -120,8 +120,10 @@ pub fn worker_pod(
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     });
-    let command: Vec<String> =
-        [format!("{WORKER_DIR}/ephemera-worker"), "run".into(), "--".into()].into_iter().chain(spec.command.iter().cloned()).collect();
+    let command: Vec<String> = [format!("{WORKER_DIR}/ephemera-worker"), "run".into(), "--".into()]
+        .into_iter()
+        .chain(spec.command.iter().cloned())
+        .collect();
     let mut container = json!({
         "name": "task",
         "image": spec.image.clone().unwrap_or_else(|| config.worker_image.clone()),
@@ -225,7 +227,10 @@ mod tests {
         let env = c["env"].as_array().unwrap();
         assert!(env.iter().any(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG"));
         let reserved = env.iter().position(|e| e["name"] == "HOME").unwrap();
-        assert!(reserved > env.iter().position(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG").unwrap(), "reserved variables come last and win");
+        assert!(
+            reserved > env.iter().position(|e| e["name"] == "EPHEMERA_PARAM_TARGET_ORG").unwrap(),
+            "reserved variables come last and win"
+        );
         assert_eq!(c["command"], serde_json::json!(["/ephemera/bin/ephemera-worker", "run", "--", "true"]));
         assert_eq!(v["spec"]["initContainers"][0]["command"][1], "install");
         let volume_kinds: Vec<_> = v["spec"]["volumes"]

@@ -54,8 +54,11 @@ pub async fn obtain(http: &reqwest::Client, cred: &CredentialRef, kv: &KvSecret)
             body.insert("permissions".into(), serde_json::json!(scope.permissions));
         }
     }
-    let unreachable =
-        |e: reqwest::Error| ProviderError::Unreachable { provider: PROVIDER, name: name.into(), detail: e.to_string() };
+    let unreachable = |e: reqwest::Error| ProviderError::Unreachable {
+        provider: PROVIDER,
+        name: name.into(),
+        detail: ephemera_crds::error_chain(&e),
+    };
     let resp = http
         .post(format!("{api_url}/app/installations/{installation}/access_tokens"))
         .bearer_auth(&jwt)
@@ -100,7 +103,11 @@ pub async fn revoke(
         .header("User-Agent", USER_AGENT)
         .send()
         .await
-        .map_err(|e| ProviderError::Unreachable { provider: PROVIDER, name: name.into(), detail: e.to_string() })?;
+        .map_err(|e| ProviderError::Unreachable {
+            provider: PROVIDER,
+            name: name.into(),
+            detail: ephemera_crds::error_chain(&e),
+        })?;
     match resp.status().as_u16() {
         204 | 401 => Ok(()),
         status => Err(ProviderError::Refused {

@@ -49,8 +49,11 @@ pub async fn obtain(http: &reqwest::Client, name: &str, kv: &KvSecret) -> Result
     let signer = RsaSigner::from_pem(key).map_err(|source| ProviderError::Key { name: name.into(), source })?;
     let claims = Claims { iss: client_id, sub: username, aud: audience, exp: now() + ASSERTION_SECONDS };
     let assertion = signer.sign(&claims).map_err(|source| ProviderError::Key { name: name.into(), source })?;
-    let unreachable =
-        |e: reqwest::Error| ProviderError::Unreachable { provider: PROVIDER, name: name.into(), detail: e.to_string() };
+    let unreachable = |e: reqwest::Error| ProviderError::Unreachable {
+        provider: PROVIDER,
+        name: name.into(),
+        detail: ephemera_crds::error_chain(&e),
+    };
     let resp = http
         .post(format!("{login_url}/services/oauth2/token"))
         .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
@@ -91,7 +94,11 @@ pub async fn revoke(
         .form(&[("token", token.expose_secret())])
         .send()
         .await
-        .map_err(|e| ProviderError::Unreachable { provider: PROVIDER, name: name.into(), detail: e.to_string() })?;
+        .map_err(|e| ProviderError::Unreachable {
+            provider: PROVIDER,
+            name: name.into(),
+            detail: ephemera_crds::error_chain(&e),
+        })?;
     match resp.status().as_u16() {
         200 => Ok(()),
         status => Err(ProviderError::Refused {

@@ -318,7 +318,20 @@ impl Worker {
         std::fs::create_dir_all(&scratch).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
         let read_only_root = c["securityContext"]["readOnlyRootFilesystem"].as_bool().unwrap_or(false);
         Ok((
-            runtime::Spec { argv, env, workdir, mounts, uid, gid, groups, log, hostname, scratch, binaries, read_only_root },
+            runtime::Spec {
+                argv,
+                env,
+                workdir,
+                mounts,
+                uid,
+                gid,
+                groups,
+                log,
+                hostname,
+                scratch,
+                binaries,
+                read_only_root,
+            },
             term_file,
         ))
     }

@@ -189,7 +189,8 @@ pub fn prepare(ctx: &Ctx<'_>, pod: &Value, pod_dir: &Path) -> Result<Vec<(String
             return Err(format!("volume {name:?}: only emptyDir, secret, configMap, downwardAPI and projected volumes are supported by the dev cluster"));
         }
         if v.get("emptyDir").is_none() {
-            if let Some(group) = pod["spec"]["securityContext"]["fsGroup"].as_u64().and_then(|g| u32::try_from(g).ok()) {
+            if let Some(group) = pod["spec"]["securityContext"]["fsGroup"].as_u64().and_then(|g| u32::try_from(g).ok())
+            {
                 // Only root may give files away; unprivileged dev clusters keep their own group.
                 let _ = chgrp_tree(&dir, group);
             }

@@ -113,7 +113,12 @@ fn level(p: &str) -> u8 {
     }
 }
 
-async fn create_token(State(inner): State<Arc<Mutex<Inner>>>, Path(id): Path<u64>, headers: HeaderMap, body: Option<Json<Value>>) -> Response {
+async fn create_token(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
     let jwt_text = bearer(&headers);
     let Ok(claims) = jwt::claims(&jwt_text) else {
         return error(&inner, StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded");
@@ -136,7 +141,11 @@ async fn create_token(State(inner): State<Arc<Mutex<Inner>>>, Path(id): Path<u64
     };
     let now = jwt::now();
     if iat > now + 60 {
-        return error(&inner, StatusCode::UNAUTHORIZED, "'Issued at' claim ('iat') must be an Integer representing a time in the past");
+        return error(
+            &inner,
+            StatusCode::UNAUTHORIZED,
+            "'Issued at' claim ('iat') must be an Integer representing a time in the past",
+        );
     }
     if exp <= now {
         return error(&inner, StatusCode::UNAUTHORIZED, "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires");
@@ -150,19 +159,35 @@ async fn create_token(State(inner): State<Arc<Mutex<Inner>>>, Path(id): Path<u64
         _ => inst.repositories.clone(),
     };
     if repositories.iter().any(|r| !inst.repositories.contains(r)) {
-        return error(&inner, StatusCode::UNPROCESSABLE_ENTITY, "There is at least one repository that does not exist or is not accessible to the parent installation.");
+        return error(
+            &inner,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "There is at least one repository that does not exist or is not accessible to the parent installation.",
+        );
     }
     let permissions: BTreeMap<String, String> = match body.get("permissions") {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect(),
+        Some(Value::Object(m)) => {
+            m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
+        }
         _ => inst.permissions.clone(),
     };
     let within = permissions.iter().all(|(k, v)| inst.permissions.get(k).is_some_and(|have| level(v) <= level(have)));
     if !within {
-        return error(&inner, StatusCode::UNPROCESSABLE_ENTITY, "The permissions requested are not granted to this installation.");
+        return error(
+            &inner,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The permissions requested are not granted to this installation.",
+        );
     }
     let token = jwt::random_token("ghs_");
     if let Ok(mut i) = inner.lock() {
-        i.issued.push(Issued { token: token.clone(), repositories: repositories.clone(), permissions: permissions.clone(), revoked: false, used: 0 });
+        i.issued.push(Issued {
+            token: token.clone(),
+            repositories: repositories.clone(),
+            permissions: permissions.clone(),
+            revoked: false,
+            used: 0,
+        });
     }
     let expires = jiff::Timestamp::from_second(now + 3600).map(|t| t.to_string()).unwrap_or_default();
     let repos: Vec<Value> = repositories.iter().map(|r| json!({"name": r, "full_name": format!("acme/{r}")})).collect();
@@ -171,7 +196,10 @@ async fn create_token(State(inner): State<Arc<Mutex<Inner>>>, Path(id): Path<u64
 
 async fn revoke(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
     let token = bearer(&headers);
-    let found = inner.lock().ok().and_then(|mut i| i.issued.iter_mut().find(|t| t.token == token && !t.revoked).map(|t| t.revoked = true));
+    let found = inner
+        .lock()
+        .ok()
+        .and_then(|mut i| i.issued.iter_mut().find(|t| t.token == token && !t.revoked).map(|t| t.revoked = true));
     match found {
         Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => error(&inner, StatusCode::UNAUTHORIZED, "Bad credentials"),

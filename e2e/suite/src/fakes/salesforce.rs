@@ -152,7 +152,11 @@ async fn revoke(State((inner, _, _)): State<Shared>, Form(form): Form<HashMap<St
 }
 
 async fn userinfo(State((inner, _, _)): State<Shared>, headers: HeaderMap) -> Response {
-    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
     let user = inner.lock().ok().and_then(|mut i| {
         i.issued.iter_mut().find(|t| t.token == bearer && !t.revoked).map(|t| {
             t.used += 1;
@@ -161,6 +165,10 @@ async fn userinfo(State((inner, _, _)): State<Shared>, headers: HeaderMap) -> Re
     });
     match user {
         Some(u) => Json(json!({"preferred_username": u, "organization_id": "00DFAKE"})).into_response(),
-        None => (StatusCode::UNAUTHORIZED, Json(json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]))).into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])),
+        )
+            .into_response(),
     }
 }

@@ -1,0 +1,535 @@
+//! The credential flow end to end: local cluster + operator + worker Pods + a real OpenBao + the
+//! Salesforce and GitHub test doubles. Every test ends by scanning everything a user or an attacker
+//! with read access could see (Task status, Events, Pod specs and termination messages, container
+//! logs, the operator's own log) for the secret values involved.
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ephemera_crds::{Credential, Task, TaskPhase};
+use ephemera_devcluster::testing::eventually;
+use ephemera_e2e::fakes::github::{FakeGithub, Installation};
+use ephemera_e2e::fakes::jwt;
+use ephemera_e2e::fakes::salesforce::{ConnectedApp, FakeSalesforce};
+use ephemera_e2e::openbao::OpenBao;
+use ephemera_e2e::stack::{config, create, operator_with, phase, stack, Stack};
+use ephemera_operator::vault::{VaultAuth, VaultConfig};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use serde_json::{json, Value};
+
+const SF_USER: &str = "ci@acme.com";
+const SF_CLIENT_ID: &str = "3MVG9fakeConsumerKey";
+const GH_APP_ID: &str = "123456";
+const GH_INSTALLATION: u64 = 42;
+
+/// The operator's log lines (tracing output of this test process).
+fn operator_log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_env_filter("debug,hyper=info,h2=info,tower=info,rustls=info,kube_client=info")
+            .with_writer(move || Sink(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything a credential test needs, with the secret values it must never find anywhere.
+struct World {
+    s: Stack,
+    bao: OpenBao,
+    sf: FakeSalesforce,
+    gh: FakeGithub,
+    secrets: Vec<String>,
+    npm_token: String,
+}
+
+fn vault_config(bao: &OpenBao) -> VaultConfig {
+    let mut v = VaultConfig::new(&bao.addr, VaultAuth::TokenFile(bao.operator_token_file.clone()));
+    v.wrap_ttl = Duration::from_secs(60);
+    v
+}
+
+fn map(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+async fn credential(s: &Stack, name: &str, spec: Value) {
+    let creds: Api<Credential> = Api::all(s.client.clone());
+    let c: Credential = serde_json::from_value(
+        json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Credential", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap();
+    creds.create(&PostParams::default(), &c).await.unwrap();
+}
+
+async fn world() -> World {
+    operator_log();
+    let s = stack().await;
+    let bao = OpenBao::start().await;
+    let (sf_key, gh_key) = (jwt::generate_key(), jwt::generate_key());
+    // A sandbox org: the JWT audience is test.salesforce.com whatever the login URL.
+    let sf = FakeSalesforce::start(
+        "https://test.salesforce.com",
+        vec![ConnectedApp {
+            client_id: SF_CLIENT_ID.into(),
+            username: SF_USER.into(),
+            public_key: jwt::public_key(&sf_key),
+        }],
+    )
+    .await;
+    let gh = FakeGithub::start(vec![Installation {
+        id: GH_INSTALLATION,
+        app_id: GH_APP_ID.into(),
+        public_key: jwt::public_key(&gh_key),
+        repositories: vec!["ephemera".into(), "infra".into()],
+        permissions: [("contents".to_string(), "write".to_string()), ("pull_requests".into(), "write".into())].into(),
+    }])
+    .await;
+    let npm_token = jwt::random_token("npm_");
+    bao.put(
+        "ephemera/salesforce/uat",
+        &map(json!({"client_id": SF_CLIENT_ID, "username": SF_USER, "private_key": sf_key, "login_url": sf.url, "audience": "https://test.salesforce.com"})),
+    )
+    .await;
+    bao.put(
+        "ephemera/github/acme",
+        &map(json!({"app_id": GH_APP_ID, "installation_id": GH_INSTALLATION.to_string(), "private_key": gh_key, "api_url": gh.url})),
+    )
+    .await;
+    bao.put("ephemera/npm", &map(json!({"NPM_TOKEN": npm_token}))).await;
+    credential(
+        &s,
+        "uat-org",
+        json!({"provider": "salesforce", "vaultPath": "ephemera/salesforce/uat", "namespaces": ["default"]}),
+    )
+    .await;
+    credential(
+        &s,
+        "acme-repo",
+        json!({"provider": "github-app", "vaultPath": "ephemera/github/acme", "namespaces": ["*"],
+               "github": {"repositories": ["ephemera"], "permissions": {"contents": "read"}}}),
+    )
+    .await;
+    credential(&s, "npm", json!({"provider": "static", "vaultPath": "ephemera/npm", "namespaces": ["default"]})).await;
+    credential(
+        &s,
+        "npm-files",
+        json!({"provider": "static", "vaultPath": "ephemera/npm", "namespaces": ["default"], "files": true}),
+    )
+    .await;
+    let mut secrets = vec![
+        npm_token.clone(),
+        bao.root_token.clone(),
+        std::fs::read_to_string(&bao.operator_token_file).unwrap().trim().to_string(),
+    ];
+    for key in [&sf_key, &gh_key] {
+        secrets.extend(key.lines().filter(|l| l.len() >= 16 && !l.starts_with("-----")).map(String::from));
+    }
+    World { s, bao, sf, gh, secrets, npm_token }
+}
+
+impl World {
+    fn operator(&self, identity: &str) -> tokio::task::JoinHandle<()> {
+        let mut cfg = config(identity);
+        cfg.vault = Some(vault_config(&self.bao));
+        operator_with(&self.s.client, cfg)
+    }
+
+    fn tasks(&self) -> Api<Task> {
+        Api::namespaced(self.s.client.clone(), "default")
+    }
+
+    /// Every provider token issued so far (they are secrets too).
+    fn all_secrets(&self) -> Vec<String> {
+        let mut all = self.secrets.clone();
+        all.extend(self.sf.issued().into_iter().map(|t| t.token));
+        all.extend(self.gh.issued().into_iter().map(|t| t.token));
+        all
+    }
+
+    async fn no_task_token_left_in_vault(&self) {
+        eventually(20, "every per-attempt Vault token revoked", || async {
+            self.bao.live_task_tokens().await.is_empty().then_some(())
+        })
+        .await;
+        let secrets: Api<Secret> = Api::namespaced(self.s.client.clone(), "default");
+        eventually(20, "per-attempt Secrets deleted", || {
+            let secrets = secrets.clone();
+            async move {
+                let left = secrets
+                    .list(&ListParams::default().labels("app.kubernetes.io/managed-by=ephemera-operator"))
+                    .await
+                    .ok()?;
+                left.items.is_empty().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Scans status, Events, Pods (spec and termination messages), their logs, the operator log and
+    /// `also` (e.g. logs of Pods that are gone by now).
+    async fn assert_no_secret_leaked(&self, also: &str) {
+        let mut seen = also.to_string();
+        let tasks: Api<Task> = Api::all(self.s.client.clone());
+        for t in tasks.list(&ListParams::default()).await.unwrap() {
+            seen.push_str(&serde_json::to_string(&t).unwrap());
+        }
+        let events: Api<Event> = Api::all(self.s.client.clone());
+        for e in events.list(&ListParams::default()).await.unwrap() {
+            seen.push_str(&serde_json::to_string(&e).unwrap());
+        }
+        let pods: Api<Pod> = Api::all(self.s.client.clone());
+        let mut logs = 0;
+        for p in pods.list(&ListParams::default()).await.unwrap() {
+            seen.push_str(&serde_json::to_string(&p).unwrap());
+            let ns = p.namespace().unwrap_or_default();
+            let api: Api<Pod> = Api::namespaced(self.s.client.clone(), &ns);
+            for c in ["install-worker", "task"] {
+                let lp = LogParams { container: Some(c.into()), ..Default::default() };
+                if let Ok(l) = api.logs(&p.name_any(), &lp).await {
+                    logs += 1;
+                    seen.push_str(&l);
+                }
+            }
+        }
+        assert!(logs > 0 || !also.is_empty(), "no logs were scanned");
+        seen.push_str(&String::from_utf8_lossy(&operator_log().lock().unwrap()));
+        let all = self.all_secrets();
+        assert!(all.len() > 3);
+        for secret in &all {
+            assert!(
+                !seen.contains(secret.as_str()),
+                "a secret value leaked into status, events, Pods, logs or the operator log"
+            );
+        }
+    }
+}
+
+fn hex_sha256(s: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn logs(w: &World, pod: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
+    pods.logs(pod, &LogParams { container: Some("task".into()), ..Default::default() }).await.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn salesforce_github_and_static_tasks_get_working_credentials_and_everything_is_revoked() {
+    let w = world().await;
+    let op = w.operator("op-1");
+    let tasks = w.tasks();
+    create(
+        &tasks,
+        "sf-deploy",
+        json!({"image": "busybox", "credentials": ["uat-org"], "command": ["sh", "-c",
+            "curl -fsS -H \"Authorization: Bearer $SF_ACCESS_TOKEN\" \"$SF_INSTANCE_URL/services/oauth2/userinfo\" | grep -q ci@acme.com \
+             && echo \"printing the token: $SF_ACCESS_TOKEN\" && echo '::progress pct=100 msg=deployed' && echo sf-ok > \"$EPHEMERA_RESULT_FILE\""]}),
+    )
+    .await;
+    create(
+        &tasks,
+        "gh-release",
+        json!({"image": "busybox", "credentials": ["acme-repo"], "env": [{"name": "GH_API", "value": w.gh.url}], "command": ["sh", "-c",
+            "curl -fsS -H \"Authorization: Bearer $GITHUB_TOKEN\" \"$GH_API/installation/repositories\" > /tmp/r && grep -q '\"ephemera\"' /tmp/r \
+             && ! grep -q infra /tmp/r && [ \"$GH_TOKEN\" = \"$GITHUB_TOKEN\" ] && echo gh-ok > \"$EPHEMERA_RESULT_FILE\""]}),
+    )
+    .await;
+    create(
+        &tasks,
+        "npm-publish",
+        json!({"image": "busybox", "credentials": ["npm", "npm-files"], "env": [{"name": "WANT", "value": hex_sha256(&w.npm_token)}], "command": ["sh", "-c",
+            "[ \"$(printf %s \"$NPM_TOKEN\" | sha256sum | cut -d' ' -f1)\" = \"$WANT\" ] \
+             && [ \"$(cat \"$EPHEMERA_SECRETS_NPM_FILES/NPM_TOKEN\" | sha256sum | cut -d' ' -f1)\" = \"$WANT\" ] \
+             && echo \"leaking on purpose: $NPM_TOKEN\" && echo \"$NPM_TOKEN\" > \"$EPHEMERA_RESULT_FILE\""]}),
+    )
+    .await;
+    for (name, result) in [("sf-deploy", "sf-ok\n"), ("gh-release", "gh-ok\n"), ("npm-publish", "***\n")] {
+        let t = phase(&tasks, name, TaskPhase::Succeeded).await;
+        let st = t.status.unwrap();
+        assert_eq!(st.result, result, "{name}: the result is the task's own, masked");
+        let issued = st.conditions.iter().find(|c| c.type_ == "CredentialsIssued").unwrap();
+        assert_eq!(issued.status, "True");
+    }
+    assert!(logs(&w, "sf-deploy-1").await.contains("printing the token: ***"), "output is masked");
+    assert!(logs(&w, "npm-publish-1").await.contains("leaking on purpose: ***"));
+
+    let sf = w.sf.issued();
+    assert_eq!(sf.len(), 1, "one Salesforce token per attempt");
+    assert!(sf[0].used >= 1, "the task's Salesforce token worked");
+    let gh = w.gh.issued();
+    assert_eq!(gh.len(), 1);
+    assert!(gh[0].used >= 1, "the task's GitHub token worked");
+    assert_eq!(gh[0].repositories, vec!["ephemera".to_string()], "scoped to the Credential's repositories");
+    assert_eq!(gh[0].permissions, [("contents".to_string(), "read".to_string())].into());
+    eventually(20, "every provider token revoked", || async {
+        (w.sf.issued().iter().all(|t| t.revoked) && w.gh.issued().iter().all(|t| t.revoked)).then_some(())
+    })
+    .await;
+    w.no_task_token_left_in_vault().await;
+    assert!(
+        w.sf.rejections().is_empty() && w.gh.rejections().is_empty(),
+        "{:?} {:?}",
+        w.sf.rejections(),
+        w.gh.rejections()
+    );
+    w.assert_no_secret_leaked("").await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_unwrap_fails_the_task_as_possible_interception() {
+    let w = world().await;
+    let op = w.operator("op-1");
+    let tasks = w.tasks();
+    let secrets: Api<Secret> = Api::namespaced(w.s.client.clone(), "default");
+    let vault = ephemera_worker::vault::Vault::new(&w.bao.addr).unwrap();
+    // The test plays the interceptor: it unwraps the token from the Secret before the worker can.
+    // Should the worker win the race (its Pod started first), that Task succeeds and we try again.
+    let mut stolen = None;
+    for round in 0..5 {
+        let name = format!("intercepted-{round}");
+        create(
+            &tasks,
+            &name,
+            json!({"image": "busybox", "credentials": ["npm"], "command": ["true"],
+            "retry": {"maxAttempts": 3, "backoffSeconds": 1, "retryOn": ["Infrastructure", "ExitCode"]}}),
+        )
+        .await;
+        let secret = eventually(30, "the attempt's Secret", || {
+            let (secrets, name) = (secrets.clone(), format!("{name}-1-vault"));
+            async move { secrets.get_opt(&name).await.ok().flatten() }
+        })
+        .await;
+        let token = secret.data.unwrap()["wrapping-token"].0.clone();
+        let token = secrecy::SecretString::from(String::from_utf8(token).unwrap());
+        if let Ok(child) = vault.unwrap(&token, "auth/token/create/ephemera-task").await {
+            stolen = Some((name, child));
+            break;
+        }
+        phase(&tasks, &name, TaskPhase::Succeeded).await;
+    }
+    let (name, child) = stolen.expect("the test never won the race to unwrap");
+    let st = phase(&tasks, &name, TaskPhase::Failed).await.status.unwrap();
+    assert_eq!(
+        (st.reason.as_str(), st.attempt),
+        ("CredentialUnwrapFailed", 1),
+        "not retried, whatever the retry policy"
+    );
+    assert!(st.message.contains("possible credential interception"), "{}", st.message);
+    let events: Api<Event> = Api::namespaced(w.s.client.clone(), "default");
+    let list = events.list(&ListParams::default().fields(&format!("involvedObject.name={name}"))).await.unwrap();
+    assert!(
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("CredentialUnwrapFailed") && e.type_.as_deref() == Some("Warning")),
+        "a Warning event says so"
+    );
+    // The token the interceptor got is dead: the operator revoked it by accessor.
+    let thief = vault.with_token(&child).unwrap();
+    eventually(20, "the intercepted token revoked", || {
+        let thief = &thief;
+        async move { vaultrs::token::lookup_self(thief).await.is_err().then_some(()) }
+    })
+    .await;
+    w.no_task_token_left_in_vault().await;
+    w.assert_no_secret_leaked("").await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_unreachable_fails_the_task_with_a_clear_reason_and_retries() {
+    let w = world().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tasks = w.tasks();
+    // The operator cannot reach Vault: no token, no Pod, retried as an infrastructure failure.
+    let mut cfg = config("op-down");
+    let mut v = vault_config(&w.bao);
+    v.addr = format!("http://127.0.0.1:{closed}");
+    cfg.vault = Some(v);
+    let op = operator_with(&w.s.client, cfg);
+    create(
+        &tasks,
+        "no-vault",
+        json!({"image": "busybox", "credentials": ["npm"], "command": ["true"],
+        "retry": {"maxAttempts": 2, "backoffSeconds": 1, "retryOn": ["Infrastructure"]}}),
+    )
+    .await;
+    let st = phase(&tasks, "no-vault", TaskPhase::Failed).await.status.unwrap();
+    assert_eq!((st.reason.as_str(), st.attempt), ("VaultUnavailable", 2), "{}", st.message);
+    assert!(st.message.contains("Vault is unavailable") && st.message.contains("no attempts left"), "{}", st.message);
+    let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
+    assert!(pods.get_opt("no-vault-1").await.unwrap().is_none(), "no Pod without a token");
+    op.abort();
+
+    // The worker cannot reach Vault (the operator can): the worker says so and the token is revoked.
+    let mut cfg = config("op-worker-down");
+    let mut v = vault_config(&w.bao);
+    v.worker_addr = format!("http://127.0.0.1:{closed}");
+    cfg.vault = Some(v);
+    let op = operator_with(&w.s.client, cfg);
+    create(&tasks, "worker-no-vault", json!({"image": "busybox", "credentials": ["npm"], "command": ["true"]})).await;
+    let st = phase(&tasks, "worker-no-vault", TaskPhase::Failed).await.status.unwrap();
+    assert_eq!(st.reason, "VaultUnavailable", "{}", st.message);
+    assert!(st.message.contains("is unavailable") && st.message.contains("Connection refused"), "{}", st.message);
+    w.no_task_token_left_in_vault().await;
+    w.assert_no_secret_leaked("").await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_mid_run_still_revokes_everything() {
+    let w = world().await;
+    let op = w.operator("op-1");
+    let tasks = w.tasks();
+    create(
+        &tasks,
+        "long-deploy",
+        json!({"image": "busybox", "credentials": ["uat-org", "acme-repo"],
+        "command": ["sh", "-c", "echo started; sleep 120"]}),
+    )
+    .await;
+    phase(&tasks, "long-deploy", TaskPhase::Running).await;
+    let running_logs = eventually(30, "the command started with its credentials", || async {
+        Some(logs(&w, "long-deploy-1").await).filter(|l| l.contains("started"))
+    })
+    .await;
+    assert_eq!((w.sf.issued().len(), w.gh.issued().len()), (1, 1));
+    tasks
+        .patch("long-deploy", &PatchParams::default(), &Patch::Merge(json!({"spec": {"cancel": true}})))
+        .await
+        .unwrap();
+    phase(&tasks, "long-deploy", TaskPhase::Cancelled).await;
+    eventually(20, "provider tokens revoked by the stopped worker", || async {
+        (w.sf.issued().iter().all(|t| t.revoked) && w.gh.issued().iter().all(|t| t.revoked)).then_some(())
+    })
+    .await;
+    w.no_task_token_left_in_vault().await;
+    // The cancelled attempt's Pod is gone; its logs were read while it ran.
+    w.assert_no_secret_leaked(&running_logs).await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_doubles_check_signatures_audiences_and_expiry_like_the_providers() {
+    use ephemera_worker::jwt::RsaSigner;
+    ephemera_e2e::tls();
+    let (key, other) = (jwt::generate_key(), jwt::generate_key());
+    let sf = FakeSalesforce::start(
+        "https://login.salesforce.com",
+        vec![ConnectedApp {
+            client_id: SF_CLIENT_ID.into(),
+            username: SF_USER.into(),
+            public_key: jwt::public_key(&key),
+        }],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let now = jwt::now();
+    let post = |claims: Value, pem: &str| {
+        let assertion = RsaSigner::from_pem(pem).unwrap().sign(&claims).unwrap();
+        let (http, url) = (http.clone(), sf.url.clone());
+        async move {
+            let r = http
+                .post(format!("{url}/services/oauth2/token"))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", assertion.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let good = json!({"iss": SF_CLIENT_ID, "sub": SF_USER, "aud": "https://login.salesforce.com", "exp": now + 120});
+    assert_eq!(post(good.clone(), &key).await.0, 200);
+    let (code, body) = post(good.clone(), &other).await;
+    assert_eq!((code, body["error_description"].as_str()), (400, Some("invalid assertion signature")));
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = json!("https://test.salesforce.com");
+    assert_eq!(post(wrong_aud, &key).await.1["error_description"], "audience is invalid");
+    let mut expired = good.clone();
+    expired["exp"] = json!(now - 5);
+    assert_eq!(post(expired, &key).await.1["error_description"], "expired assertion");
+
+    let gh = FakeGithub::start(vec![Installation {
+        id: 7,
+        app_id: GH_APP_ID.into(),
+        public_key: jwt::public_key(&key),
+        repositories: vec!["a".into()],
+        permissions: [("contents".to_string(), "read".to_string())].into(),
+    }])
+    .await;
+    let mint = |claims: Value, pem: &str, body: Value| {
+        let app_jwt = RsaSigner::from_pem(pem).unwrap().sign(&claims).unwrap();
+        let (http, url) = (http.clone(), gh.url.clone());
+        async move {
+            let r = http
+                .post(format!("{url}/app/installations/7/access_tokens"))
+                .bearer_auth(app_jwt)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let app = json!({"iat": now - 60, "exp": now + 540, "iss": GH_APP_ID});
+    assert_eq!(mint(app.clone(), &key, json!({})).await.0, 201);
+    assert_eq!(mint(app.clone(), &other, json!({})).await.0, 401, "bad signature");
+    assert_eq!(
+        mint(json!({"iat": now - 60, "exp": now + 900, "iss": GH_APP_ID}), &key, json!({})).await.0,
+        401,
+        "over 10 minutes"
+    );
+    assert_eq!(
+        mint(json!({"iat": now - 700, "exp": now - 100, "iss": GH_APP_ID}), &key, json!({})).await.0,
+        401,
+        "expired"
+    );
+    let (code, body) = mint(app.clone(), &key, json!({"permissions": {"contents": "write"}})).await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(mint(app, &key, json!({"repositories": ["b"]})).await.0, 422);
+
+    // And the worker's provider reports a refusal clearly, without secrets.
+    let kv: ephemera_worker::vault::KvSecret = [
+        ("client_id", SF_CLIENT_ID),
+        ("username", SF_USER),
+        ("private_key", other.as_str()),
+        ("login_url", sf.url.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), secrecy::SecretString::from(v.to_string())))
+    .collect();
+    let err = ephemera_worker::providers::salesforce::obtain(&http, "uat-org", &kv).await.err().unwrap().to_string();
+    assert!(
+        err.contains("Salesforce refused") && err.contains("HTTP 400") && err.contains("invalid assertion signature"),
+        "{err}"
+    );
+    assert!(!other.lines().filter(|l| l.len() > 16 && !l.starts_with("-----")).any(|l| err.contains(l)));
+    let _ = std::io::stderr().flush();
+}
