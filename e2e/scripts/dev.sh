@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The main job: starts the local cluster and the Ephemera operator, installs the CRDs, runs a demo
-# Task (watch it go Pending -> Scheduled -> Running -> Succeeded), shows kubectl working on the
-# cluster, and keeps everything running until Ctrl-C. (The operator, API server and workers join this stack
-# as their issues land.)
+# The main job: starts the local cluster, OpenBao (Vault) and the Ephemera operator, installs the
+# CRDs, runs a demo Task (watch it go Pending -> Scheduled -> Running -> Succeeded) and a Task that
+# uses a credential from Vault, shows kubectl working on the cluster, and keeps everything running
+# until Ctrl-C.
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$REPO"
 need_kubectl
-cargo build --locked --release -p ephemera-devcluster -p ephemera-operator
+need_openbao
+cargo build --locked --release -p ephemera-devcluster -p ephemera-operator -p ephemera-worker
 state="$REPO/target/dev"
 mkdir -p "$state"
 export KUBECONFIG="$state/kubeconfig"
@@ -16,15 +17,29 @@ rm -f "$KUBECONFIG"
   > "$state/devcluster.out" 2> "$state/devcluster.log" &
 pid=$!
 op=""
-trap 'kill $op $pid 2>/dev/null || true; wait $op $pid 2>/dev/null || true' EXIT
+bao=""
+trap 'kill $op $bao $pid 2>/dev/null || true; wait $op $bao $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q ready "$state/devcluster.out" 2>/dev/null && break; sleep 0.1; done
 grep ready "$state/devcluster.out" || { cat "$state/devcluster.log" >&2; exit 1; }
 
+# OpenBao in dev mode (in memory), prepared the way an admin prepares Vault (e2e/scripts/vault-setup.sh),
+# with one static secret for the demo credential.
+bao_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export BAO_ADDR="http://127.0.0.1:$bao_port" BAO_TOKEN="root-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+HOME="$state" "$BAO" server -dev -dev-no-store-token -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$bao_port" \
+  > "$state/openbao.log" 2>&1 &
+bao=$!
+for _ in $(seq 1 100); do curl -fs "$BAO_ADDR/v1/sys/health" >/dev/null 2>&1 && break; sleep 0.1; done
+HOME="$state" "$REPO/e2e/scripts/vault-setup.sh" "$state/operator-token"
+HOME="$state" "$BAO" kv put -mount=secret ephemera/demo/registry REGISTRY_TOKEN="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
+
 # The operator runs as a local process against the cluster (as it would in a Pod, it finds the
-# cluster through KUBECONFIG); busybox stands in for the worker image until the worker exists.
+# cluster through KUBECONFIG). The dev cluster runs the `ephemera-worker` image as the worker built
+# next to it; busybox task images run their commands on this machine.
 kubectl apply --server-side -f "$REPO/crds/yaml" >/dev/null
 kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev crd/credentials.ephemera.dev --timeout=30s >/dev/null
-"$REPO/target/release/ephemera-operator" --worker-image busybox --metrics-addr 127.0.0.1:0 \
+"$REPO/target/release/ephemera-operator" --worker-image ghcr.io/ephemera-dev/ephemera-worker:dev --metrics-addr 127.0.0.1:0 \
+  --vault-addr "$BAO_ADDR" --vault-auth token --vault-token-file "$state/operator-token" \
   > "$state/operator.log" 2>&1 &
 op=$!
 
@@ -40,6 +55,15 @@ kubectl get tasks.ephemera.dev -o wide
 kubectl get task.ephemera.dev hello -o jsonpath='{.status.phase} attempt={.status.attempt} exit={.status.exitCode} result={.status.result}'
 kubectl logs hello-1
 kubectl get events --field-selector involvedObject.name=hello
+
+# A Task with a credential from Vault.
+kubectl delete task.ephemera.dev publish --ignore-not-found --wait=true
+kubectl apply -f "$REPO/e2e/examples/credential-demo.yaml" -f "$REPO/e2e/examples/task-credential.yaml"
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded task.ephemera.dev/publish --timeout=60s
+kubectl logs publish-1
+kubectl get task.ephemera.dev publish -o jsonpath='{.status.result}{"\n"}{range .status.conditions[*]}{.type}={.status} {end}{"\n"}'
+kubectl get events --field-selector involvedObject.name=publish
+kubectl get secrets -l app.kubernetes.io/managed-by=ephemera-operator
 kubectl get taskqueues
 kubectl get pods -o wide
 { set +x; } 2>/dev/null
@@ -49,7 +73,8 @@ The local cluster and the operator are running. In another shell:
   export KUBECONFIG=$KUBECONFIG
   kubectl apply -f $REPO/e2e/examples/task-retry.yaml
   kubectl get tasks.ephemera.dev -w
-Operator log: $state/operator.log
+  kubectl apply -f $REPO/e2e/examples/task-credential.yaml   # after: kubectl delete etask publish
+Operator log: $state/operator.log   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)
 State is kept in $state/data. Press Ctrl-C to stop.
 MSG
 if [ "${CI:-}" = true ] || [ -n "${DEV_ONESHOT:-}" ]; then exit 0; fi

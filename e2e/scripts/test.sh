@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The project's test command (what CI runs): formatting, lints, then every test, including the
-# differential suite against the real CRD API server and the kubectl suite against the dev cluster.
+# differential suite against the real CRD API server, the kubectl suite against the dev cluster and
+# the credential suite against a real OpenBao.
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$REPO"
 need_kubectl
 need_crd_apiserver
-export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR"
+need_openbao
+export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build (the full-stack tests run the worker binary in Pods)" >&2
+cargo build --workspace --bins --locked
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

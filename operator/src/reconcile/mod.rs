@@ -585,7 +585,7 @@ async fn finish(
     ctx.admission.lock().await.release(task);
     let revoked = credentials::revoke_ended(ctx, task, None).await?;
     if revoked > 0 {
-        ctx.event(task, EventType::Normal, "CredentialsRevoked", format!("revoked {revoked} Vault token(s)")).await;
+        ctx.event(task, EventType::Normal, "CredentialsRevoked", format!("Vault tokens of {revoked} attempt(s) revoked")).await;
     }
     ttl(api, task, &status, now).await
 }
