@@ -26,8 +26,12 @@ pub fn worker_binary() -> PathBuf {
     if !bin.exists() {
         // The same command the test script runs first, so no dependency is built twice.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok =
-            Command::new(cargo).current_dir(repo()).args(["build", "--workspace", "--bins"]).status().expect("cargo");
+        let mut build = Command::new(cargo);
+        build.current_dir(repo()).args(["build", "--workspace", "--bins"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let ok = build.status().expect("cargo");
         assert!(ok.success() && bin.exists(), "could not build ephemera-worker at {}", bin.display());
     }
     bin

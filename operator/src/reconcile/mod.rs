@@ -585,7 +585,13 @@ async fn finish(
     ctx.admission.lock().await.release(task);
     let revoked = credentials::revoke_ended(ctx, task, None).await?;
     if revoked > 0 {
-        ctx.event(task, EventType::Normal, "CredentialsRevoked", format!("Vault tokens of {revoked} attempt(s) revoked")).await;
+        ctx.event(
+            task,
+            EventType::Normal,
+            "CredentialsRevoked",
+            format!("Vault tokens of {revoked} attempt(s) revoked"),
+        )
+        .await;
     }
     ttl(api, task, &status, now).await
 }

@@ -1,0 +1,134 @@
+//! What just-in-time credentials cost. Two measurements, each beside its baseline in the same run:
+//! 1. the Vault handshake of one attempt (operator: policy check + wrapped token; worker: wrapping
+//!    lookup + unwrap + KV read + revoke-self; operator: revoke by accessor) against a single KV read
+//!    with a long-lived token (what a worker holding a static Vault token would do);
+//! 2. Tasks end to end on the local cluster (create → Succeeded, 40 at once) with one static credential
+//!    against the same Tasks without credentials.
+//!
+//! Run: `cargo bench -p ephemera-e2e --bench credentials` (`BENCH_TASKS`, `BENCH_ROUNDS` change sizes).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ephemera_crds::{Credential, Task, TaskPhase};
+use ephemera_e2e::openbao::OpenBao;
+use ephemera_e2e::stack::{config, operator_with, stack};
+use ephemera_operator::vault::{Attempt, Issuer, VaultAuth, VaultConfig};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn handshake(bao: &OpenBao, issuer: &Issuer, cred: &Credential, rounds: usize) -> Vec<Duration> {
+    let worker = ephemera_worker::vault::Vault::new(&bao.addr).expect("vault");
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t = Instant::now();
+        let policy = issuer.ensure_policy(cred).await.expect("policy");
+        let who = Attempt { namespace: "bench", task: "t", attempt: i32::try_from(i).unwrap_or(0) };
+        let minted = issuer.mint(&who, &[policy], Duration::from_secs(600)).await.expect("mint");
+        let token = worker.unwrap(&minted.wrapping_token, "auth/token/create/ephemera-task").await.expect("unwrap");
+        let client = worker.with_token(&token).expect("client");
+        worker.read(&client, "secret", "bench/static").await.expect("read");
+        worker.revoke_self(&client).await.expect("revoke-self");
+        issuer.revoke(&minted.accessor).await.expect("revoke");
+        times.push(t.elapsed());
+    }
+    times
+}
+
+async fn plain_reads(bao: &OpenBao, rounds: usize) -> Vec<Duration> {
+    let worker = ephemera_worker::vault::Vault::new(&bao.addr).expect("vault");
+    let client = worker.with_token(&secrecy::SecretString::from(bao.root_token.clone())).expect("client");
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        worker.read(&client, "secret", "bench/static").await.expect("read");
+        times.push(t.elapsed());
+    }
+    times
+}
+
+/// Creates `n` Tasks at once and returns each one's create → Succeeded time.
+async fn run_tasks(tasks: &Api<Task>, prefix: &str, n: usize, credentials: &[&str]) -> Vec<Duration> {
+    let mut created = HashMap::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        let t: Task = serde_json::from_value(
+            json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": name},
+            "spec": {"image": "busybox", "command": ["true"], "credentials": credentials}}),
+        )
+        .expect("task");
+        created.insert(name, Instant::now());
+        tasks.create(&PostParams::default(), &t).await.expect("create");
+    }
+    let mut done = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while done.len() < n && Instant::now() < deadline {
+        for t in tasks.list(&ListParams::default()).await.expect("list") {
+            let name = t.metadata.name.clone().unwrap_or_default();
+            let phase = t.status.as_ref().map(|s| s.phase).unwrap_or_default();
+            if let (Some(start), true) = (created.get(&name), phase.is_terminal()) {
+                assert_eq!(phase, TaskPhase::Succeeded, "{name}: {:?}", t.status);
+                done.entry(name).or_insert_with(|| start.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(done.len(), n, "not every Task finished");
+    let mut v: Vec<Duration> = done.into_values().collect();
+    v.sort();
+    v
+}
+
+#[tokio::main]
+async fn main() {
+    let rounds = env("BENCH_ROUNDS", 200);
+    let n = env("BENCH_TASKS", 40);
+    ephemera_e2e::tls();
+    let bao = OpenBao::start().await;
+    bao.put("bench/static", &json!({"TOKEN": "bench-value-123456"}).as_object().cloned().unwrap_or_default()).await;
+    let cred: Credential = serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Credential",
+        "metadata": {"name": "bench"}, "spec": {"provider": "static", "vaultPath": "bench/static", "namespaces": ["*"]}}))
+    .expect("credential");
+    let mut vcfg = VaultConfig::new(&bao.addr, VaultAuth::TokenFile(bao.operator_token_file.clone()));
+    vcfg.wrap_ttl = Duration::from_secs(60);
+    let issuer = Issuer::new(vcfg.clone()).expect("issuer");
+
+    let mut base = plain_reads(&bao, rounds).await;
+    let mut full = handshake(&bao, &issuer, &cred, rounds).await;
+    base.sort();
+    full.sort();
+    println!(
+        "vault handshake per attempt ({rounds} rounds): p50 {:.2} ms p99 {:.2} ms",
+        pct(&full, 0.5),
+        pct(&full, 0.99)
+    );
+    println!("baseline single KV read:                   p50 {:.2} ms p99 {:.2} ms", pct(&base, 0.5), pct(&base, 0.99));
+    println!("ratio p50 {:.1}x", pct(&full, 0.5) / pct(&base, 0.5));
+
+    let s = stack().await;
+    let creds: Api<Credential> = Api::all(s.client.clone());
+    creds.create(&PostParams::default(), &cred).await.expect("credential");
+    let mut cfg = config("bench");
+    cfg.vault = Some(vcfg);
+    let op = operator_with(&s.client, cfg);
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    let plain = run_tasks(&tasks, "plain", n, &[]).await;
+    let with = run_tasks(&tasks, "cred", n, &["bench"]).await;
+    println!("{n} Tasks at once, create -> Succeeded:");
+    println!("  with a credential:    p50 {:.0} ms p99 {:.0} ms", pct(&with, 0.5), pct(&with, 0.99));
+    println!("  without (baseline):   p50 {:.0} ms p99 {:.0} ms", pct(&plain, 0.5), pct(&plain, 0.99));
+    println!("  ratio p50 {:.2}x p99 {:.2}x", pct(&with, 0.5) / pct(&plain, 0.5), pct(&with, 0.99) / pct(&plain, 0.99));
+    assert!(bao.live_task_tokens().await.is_empty(), "every token revoked");
+    op.abort();
+}
