@@ -401,7 +401,7 @@ async fn vault_unreachable_fails_the_task_with_a_clear_reason_and_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cancelling_mid_run_still_revokes_everything() {
+async fn cancelling_or_deleting_mid_run_still_revokes_everything() {
     let w = world().await;
     let op = w.operator("op-1");
     let tasks = w.tasks();
@@ -428,8 +428,50 @@ async fn cancelling_mid_run_still_revokes_everything() {
     })
     .await;
     w.no_task_token_left_in_vault().await;
+
+    // Deleting a running Task: the finalizer revokes its Vault token before the Task goes away, and
+    // the worker, stopped, revokes its provider token.
+    create(
+        &tasks,
+        "deleted-deploy",
+        json!({"image": "busybox", "credentials": ["uat-org"], "command": ["sh", "-c", "echo started; sleep 120"]}),
+    )
+    .await;
+    phase(&tasks, "deleted-deploy", TaskPhase::Running).await;
+    let deleted_logs = eventually(30, "the second command started", || async {
+        Some(logs(&w, "deleted-deploy-1").await).filter(|l| l.contains("started"))
+    })
+    .await;
+    assert!(w.bao.live_task_tokens().await.is_empty(), "the worker revoked its Vault token once it had read");
+    tasks.delete("deleted-deploy", &Default::default()).await.unwrap();
+    eventually(30, "the Task gone", || async {
+        tasks.get_opt("deleted-deploy").await.ok().and_then(|t| t.is_none().then_some(()))
+    })
+    .await;
+    eventually(20, "the provider token revoked", || async { w.sf.issued().iter().all(|t| t.revoked).then_some(()) })
+        .await;
+    assert_eq!(w.sf.issued().len(), 2);
+
+    // A token nobody unwrapped yet (the Pod cannot pull its image): deleting the Task revokes it
+    // before the finalizer lets the Task go.
+    create(
+        &tasks,
+        "never-started",
+        json!({"image": "registry.invalid/none:1", "credentials": ["npm"], "command": ["true"]}),
+    )
+    .await;
+    eventually(20, "the attempt's token minted", || async {
+        (w.bao.live_task_tokens().await.len() == 1).then_some(())
+    })
+    .await;
+    tasks.delete("never-started", &Default::default()).await.unwrap();
+    eventually(30, "the Task gone", || async {
+        tasks.get_opt("never-started").await.ok().and_then(|t| t.is_none().then_some(()))
+    })
+    .await;
+    assert!(w.bao.live_task_tokens().await.is_empty(), "revoked before the finalizer let the Task go");
     // The cancelled attempt's Pod is gone; its logs were read while it ran.
-    w.assert_no_secret_leaked(&running_logs).await;
+    w.assert_no_secret_leaked(&format!("{running_logs}{deleted_logs}")).await;
     op.abort();
 }
 
