@@ -1,1 +1,104 @@
-//! The Ephemera API server: REST, webhooks and live streams (filled in by the REST API issue).
+//! `ephemera-api`: the REST API through which CI systems and tools create and follow Tasks without
+//! kubectl. Stateless: every Task it accepts is a `Task` resource in the Kubernetes API; API tokens
+//! are Secrets it watches. Every request is authenticated (API token or OIDC), authorised per
+//! namespace and verb, rate limited per identity, bounded in body size and time, traced, and
+//! counted; every error is a problem document.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod queues;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tracing::Instrument;
+
+use crate::auth::oidc::Oidc;
+use crate::auth::tokens::Tokens;
+use crate::error::ApiError;
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Everything handlers share.
+pub struct AppState {
+    /// Kubernetes client.
+    pub client: kube::Client,
+    /// API tokens.
+    pub tokens: Arc<Tokens>,
+    /// OIDC verifier.
+    pub oidc: Oidc,
+    /// Per-identity limits.
+    pub limiter: RateLimiter,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Longest a request may take before its response starts.
+    pub request_timeout: Duration,
+}
+
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", %method, %route, status = tracing::field::Empty);
+    let resp = async {
+        match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => ApiError::Timeout.into_response(),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let status = resp.status().as_u16();
+    span.record("status", status);
+    state.metrics.observe(&route, &method, status, started.elapsed());
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+async fn openapi() -> Response {
+    ([(CONTENT_TYPE, "application/json")], openapi::json()).into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.client.apiserver_version()).await {
+        Ok(Ok(_)) => "ok".into_response(),
+        _ => ApiError::Unavailable.into_response(),
+    }
+}
+
+/// The whole API.
+pub fn router(state: Arc<AppState>) -> Router {
+    tasks::routes()
+        .route("/api/v1/queues", get(queues::list))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}

@@ -78,3 +78,30 @@ pub fn generate_key() -> String {
     assert!(out.status.success(), "openssl genpkey failed");
     String::from_utf8(out.stdout).expect("PEM")
 }
+
+/// Signs `claims` with a PEM RSA key as an RS256 JWT carrying `kid` (for the test OIDC issuer).
+pub fn sign(private_pem: &str, kid: &str, claims: &Value) -> String {
+    let der = PrivateKeyDer::from_pem_slice(private_pem.as_bytes()).expect("PEM private key");
+    let PrivateKeyDer::Pkcs8(k) = &der else { panic!("PKCS#8 key expected") };
+    let pair = RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).expect("RSA key");
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("json")),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("json"))
+    );
+    let mut sig = vec![0u8; pair.public().modulus_len()];
+    pair.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut sig)
+        .expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// The JWK (`n`, `e` base64url) of a PEM RSA key.
+pub fn jwk(private_pem: &str, kid: &str) -> Value {
+    let der = PrivateKeyDer::from_pem_slice(private_pem.as_bytes()).expect("PEM private key");
+    let PrivateKeyDer::Pkcs8(k) = &der else { panic!("PKCS#8 key expected") };
+    let pair = RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).expect("RSA key");
+    let parts = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+    let (n, e) = (parts.n, parts.e);
+    serde_json::json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+}

@@ -3,4 +3,5 @@
 
 pub mod github;
 pub mod jwt;
+pub mod oidc;
 pub mod salesforce;

@@ -1,0 +1,142 @@
+//! Who is calling and what they may do. Two kinds of bearer credentials: API tokens created by an
+//! admin (stored only as hashes, in Secrets) and OIDC ID tokens from configured issuers (e.g. GitHub
+//! Actions), mapped to namespaces and verbs by admin rules.
+
+pub mod oidc;
+pub mod tokens;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// What a caller may do to Tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    /// Create Tasks.
+    Create,
+    /// Read Tasks, results, logs and queues.
+    Read,
+    /// Cancel Tasks.
+    Cancel,
+    /// Delete Tasks.
+    Delete,
+}
+
+impl Verb {
+    /// Parses `create`, `read`, `cancel`, `delete`.
+    pub fn parse(s: &str) -> Option<Verb> {
+        match s.trim() {
+            "create" => Some(Verb::Create),
+            "read" => Some(Verb::Read),
+            "cancel" => Some(Verb::Cancel),
+            "delete" => Some(Verb::Delete),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Create => "create",
+            Verb::Read => "read",
+            Verb::Cancel => "cancel",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// Namespaces (`*` for all) and the verbs allowed in them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Namespaces.
+    pub namespaces: Vec<String>,
+    /// Verbs.
+    pub verbs: BTreeSet<Verb>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Recorded on the Tasks it creates: `token:<id>` or `oidc:<issuer>#<subject>`.
+    pub id: String,
+    /// What it may do.
+    pub grants: Vec<Grant>,
+}
+
+impl Identity {
+    /// Whether it may `verb` in `namespace`.
+    pub fn allows(&self, namespace: &str, verb: Verb) -> bool {
+        self.grants.iter().any(|g| g.verbs.contains(&verb) && g.namespaces.iter().any(|n| n == "*" || n == namespace))
+    }
+
+    /// Ok, or a 403 saying what is missing.
+    pub fn require(&self, namespace: &str, verb: Verb) -> Result<(), ApiError> {
+        if self.allows(namespace, verb) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("{} may not {} Tasks in namespace {namespace:?}", self.id, verb.as_str())))
+        }
+    }
+}
+
+/// Extracts and checks the bearer credential, then applies the caller's rate limit.
+impl FromRequestParts<Arc<AppState>> for Identity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer header is required".into()))?;
+        let value = header.to_str().map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
+        let identity = if token.starts_with(tokens::PREFIX) {
+            state.tokens.verify(token)?
+        } else {
+            state.oidc.verify(token).await?
+        };
+        state.limiter.check(&identity.id)?;
+        Ok(identity)
+    }
+}
+
+/// Constant-time equality of two byte strings of the same length.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_check_namespace_and_verb() {
+        let id = Identity {
+            id: "token:ci".into(),
+            grants: vec![Grant { namespaces: vec!["team-a".into()], verbs: [Verb::Create, Verb::Read].into() }],
+        };
+        assert!(id.allows("team-a", Verb::Create));
+        assert!(!id.allows("team-b", Verb::Create));
+        assert!(!id.allows("team-a", Verb::Delete));
+        let all = Identity {
+            id: "x".into(),
+            grants: vec![Grant { namespaces: vec!["*".into()], verbs: [Verb::Read].into() }],
+        };
+        assert!(all.allows("anything", Verb::Read));
+        assert!(
+            constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
+        );
+    }
+}

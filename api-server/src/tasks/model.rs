@@ -1,0 +1,271 @@
+//! The API's request and response bodies (what `/openapi.json` describes).
+
+use std::collections::BTreeMap;
+
+use ephemera_crds::{FailureClass, Task};
+use kube::ResourceExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::FieldError;
+
+/// Retry policy of a new Task.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Attempts in all (1-10).
+    #[schema(minimum = 1, maximum = 10)]
+    pub max_attempts: Option<i32>,
+    /// First back-off (0-3600 s), doubling.
+    #[schema(minimum = 0, maximum = 3600)]
+    pub backoff_seconds: Option<i64>,
+    /// Failure classes retried: `ExitCode`, `Infrastructure`, `Timeout`.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub retry_on: Option<Vec<FailureClass>>,
+}
+
+/// A Task to create.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTask {
+    /// Name (DNS label); generated when absent.
+    pub name: Option<String>,
+    /// Container image (default: the operator's worker image).
+    pub image: Option<String>,
+    /// The command (1-64 words).
+    pub command: Vec<String>,
+    /// Arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment (not secrets: name credentials instead).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Parameters (`EPHEMERA_PARAM_<NAME>`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Logical credential names.
+    #[serde(default)]
+    pub credentials: Vec<String>,
+    /// Queue (default `default`).
+    pub queue: Option<String>,
+    /// Priority (-1000..1000).
+    #[schema(minimum = -1000, maximum = 1000)]
+    pub priority: Option<i32>,
+    /// Deadline for all attempts (1 s - 7 days).
+    #[schema(minimum = 1, maximum = 604800)]
+    pub timeout_seconds: Option<i64>,
+    /// Retries.
+    pub retry: Option<RetryRequest>,
+    /// Delete the finished Task after this long.
+    #[schema(minimum = 0, maximum = 31536000)]
+    pub ttl_seconds_after_finished: Option<i64>,
+    /// Labels for filtering.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+impl CreateTask {
+    /// Checks what the CRD schema would refuse, with field paths, before anything reaches the cluster.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut bad =
+            |field: &str, message: &str| errors.push(FieldError { field: field.into(), message: message.into() });
+        if let Some(n) = &self.name {
+            if !dns_label(n) || n.len() > 53 {
+                bad("name", "must be a DNS label (lowercase letters, digits, '-') of at most 53 characters");
+            }
+        }
+        if self.command.is_empty() || self.command.len() > 64 {
+            bad("command", "must have 1 to 64 words");
+        }
+        if self.command.first().is_some_and(|c| c.is_empty()) {
+            bad("command", "the program must not be empty");
+        }
+        if self.args.len() > 128 {
+            bad("args", "at most 128 arguments");
+        }
+        if self.image.as_ref().is_some_and(|i| i.is_empty() || i.len() > 512 || i.contains(char::is_whitespace)) {
+            bad("image", "must be an image reference of at most 512 characters");
+        }
+        if self.env.len() > 64 {
+            bad("env", "at most 64 variables");
+        }
+        for (k, v) in &self.env {
+            let valid = !k.is_empty()
+                && k.len() <= 128
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                bad(&format!("env.{k}"), "must be a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+            } else if k == "HOME" || k.starts_with("EPHEMERA_") {
+                bad(&format!("env.{k}"), "HOME and EPHEMERA_* are reserved");
+            }
+            if v.len() > 4096 {
+                bad(&format!("env.{k}"), "values are at most 4096 bytes");
+            }
+        }
+        if self.credentials.len() > 16 {
+            bad("credentials", "at most 16 credentials");
+        }
+        for c in &self.credentials {
+            if !dns_label(c) {
+                bad("credentials", "names are DNS labels (logical names an admin defined, never Vault paths)");
+            }
+        }
+        if self.queue.as_ref().is_some_and(|q| !dns_label(q)) {
+            bad("queue", "must be a DNS label");
+        }
+        if self.priority.is_some_and(|p| !(-1000..=1000).contains(&p)) {
+            bad("priority", "must be between -1000 and 1000");
+        }
+        if self.timeout_seconds.is_some_and(|t| !(1..=604_800).contains(&t)) {
+            bad("timeoutSeconds", "must be between 1 and 604800");
+        }
+        if self.ttl_seconds_after_finished.is_some_and(|t| !(0..=31_536_000).contains(&t)) {
+            bad("ttlSecondsAfterFinished", "must be between 0 and 31536000");
+        }
+        if let Some(r) = &self.retry {
+            if r.max_attempts.is_some_and(|m| !(1..=10).contains(&m)) {
+                bad("retry.maxAttempts", "must be between 1 and 10");
+            }
+            if r.backoff_seconds.is_some_and(|b| !(0..=3600).contains(&b)) {
+                bad("retry.backoffSeconds", "must be between 0 and 3600");
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A Task as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Unique id.
+    pub uid: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Queue.
+    pub queue: String,
+    /// Priority.
+    pub priority: i32,
+    /// `Pending`, `Scheduled`, `Running`, `Succeeded`, `Failed`, `Cancelled`, `TimedOut`.
+    pub phase: String,
+    /// Machine-readable reason.
+    pub reason: String,
+    /// Explanation.
+    pub message: String,
+    /// Current attempt.
+    pub attempt: i32,
+    /// Exit code, once finished.
+    pub exit_code: Option<i32>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Started running.
+    pub start_time: Option<String>,
+    /// Finished.
+    pub completion_time: Option<String>,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+}
+
+impl From<&Task> for TaskView {
+    fn from(t: &Task) -> Self {
+        let st = t.status.clone().unwrap_or_default();
+        TaskView {
+            name: t.name_any(),
+            namespace: t.namespace().unwrap_or_default(),
+            uid: t.metadata.uid.clone().unwrap_or_default(),
+            labels: t.labels().clone(),
+            queue: t.spec.queue.clone(),
+            priority: t.spec.priority,
+            phase: format!("{:?}", st.phase),
+            reason: st.reason,
+            message: st.message,
+            attempt: st.attempt,
+            exit_code: st.exit_code,
+            created_at: t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()).unwrap_or_default(),
+            start_time: st.start_time,
+            completion_time: st.completion_time,
+            requested_by: t.spec.origin.as_ref().map(|o| o.requester.clone()).unwrap_or_default(),
+            cancel_requested: t.spec.cancel,
+        }
+    }
+}
+
+/// A page of Tasks.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskList {
+    /// Newest first.
+    pub items: Vec<TaskView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A finished Task's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResult {
+    /// Name.
+    pub name: String,
+    /// Final phase.
+    pub phase: String,
+    /// Reason.
+    pub reason: String,
+    /// Exit code of the last attempt.
+    pub exit_code: Option<i32>,
+    /// What the task wrote to `$EPHEMERA_RESULT_FILE` (bounded, secrets masked).
+    pub result: String,
+}
+
+/// A queue's state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueView {
+    /// Name.
+    pub name: String,
+    /// Concurrency limit (0 = unlimited).
+    pub concurrency: i32,
+    /// Tasks holding a Pod.
+    pub running: i32,
+    /// Tasks waiting.
+    pub pending: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_every_bad_field() {
+        let t: CreateTask = serde_json::from_value(serde_json::json!({
+            "name": "Bad_Name", "command": [], "env": {"HOME": "/x", "1x": "y"}, "priority": 5000,
+            "credentials": ["secret/data/prod"]
+        }))
+        .unwrap();
+        let fields: Vec<String> = t.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        for f in ["name", "command", "env.HOME", "env.1x", "priority", "credentials"] {
+            assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
+        }
+        let ok: CreateTask = serde_json::from_value(serde_json::json!({"command": ["true"]})).unwrap();
+        assert!(ok.validate().is_ok());
+        assert!(serde_json::from_value::<CreateTask>(serde_json::json!({"command": ["x"], "bogus": 1})).is_err());
+    }
+}
