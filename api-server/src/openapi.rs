@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{FieldError, Problem};
-use crate::tasks::model::{CreateTask, QueueView, RetryRequest, TaskList, TaskResult, TaskView};
+use crate::tasks::model::{CreateTask, QueueView, RetryOn, RetryRequest, TaskList, TaskResult, TaskView};
 
 struct BearerAuth;
 
@@ -37,7 +37,7 @@ impl Modify for BearerAuth {
         crate::tasks::logs::logs,
         crate::queues::list,
     ),
-    components(schemas(CreateTask, RetryRequest, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
+    components(schemas(CreateTask, RetryRequest, RetryOn, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

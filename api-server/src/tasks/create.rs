@@ -33,14 +33,14 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let key = v.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be printable ASCII".into()))?.trim();
-    if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 characters".into()));
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters".into()));
     }
     Ok(Some(key.to_string()))
 }
 
-/// The Task the request describes.
-fn task(ns: &str, req: &CreateTask, who: &Identity) -> Task {
+/// The Task the request describes, attributed to `who` (unnamed: the caller names it).
+pub fn task(ns: &str, req: &CreateTask, who: &Identity) -> Task {
     let mut retry = RetryPolicy::default();
     if let Some(r) = &req.retry {
         retry.max_attempts = r.max_attempts.unwrap_or(retry.max_attempts);
@@ -79,7 +79,7 @@ fn task(ns: &str, req: &CreateTask, who: &Identity) -> Task {
     tag = "tasks",
     params(
         ("namespace" = String, Path, description = "Namespace"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same Task"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same Task (1-255 printable ASCII characters)", pattern = "^[!-~]([ -~]{0,253}[!-~])?$"),
     ),
     request_body(content = CreateTask, content_type = "application/json"),
     responses(

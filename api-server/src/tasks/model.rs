@@ -15,13 +15,27 @@ use crate::error::FieldError;
 pub struct RetryRequest {
     /// Attempts in all (1-10).
     #[schema(minimum = 1, maximum = 10)]
+    #[serde(default, deserialize_with = "integral::opt_i32")]
     pub max_attempts: Option<i32>,
     /// First back-off (0-3600 s), doubling.
     #[schema(minimum = 0, maximum = 3600)]
+    #[serde(default, deserialize_with = "integral::opt_i64")]
     pub backoff_seconds: Option<i64>,
-    /// Failure classes retried: `ExitCode`, `Infrastructure`, `Timeout`.
-    #[schema(value_type = Option<Vec<String>>)]
+    /// Failure classes retried.
+    #[schema(value_type = Option<Vec<RetryOn>>)]
     pub retry_on: Option<Vec<FailureClass>>,
+}
+
+/// A failure class (the schema of `FailureClass`, which lives in the CRD crate).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum RetryOn {
+    /// The command exited non-zero.
+    ExitCode,
+    /// The Pod could not run it.
+    Infrastructure,
+    /// The attempt ran into the deadline.
+    Timeout,
 }
 
 /// A Task to create.
@@ -29,39 +43,141 @@ pub struct RetryRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTask {
     /// Name (DNS label); generated when absent.
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 53)]
     pub name: Option<String>,
     /// Container image (default: the operator's worker image).
+    #[schema(pattern = "^[^\\s]+$", min_length = 1, max_length = 512)]
     pub image: Option<String>,
-    /// The command (1-64 words).
+    /// The command (1-64 words; the first is the program).
+    #[schema(schema_with = command_schema)]
     pub command: Vec<String>,
     /// Arguments.
     #[serde(default)]
+    #[schema(max_items = 128)]
     pub args: Vec<String>,
-    /// Environment (not secrets: name credentials instead).
+    /// Environment (not secrets: name credentials instead). Names match `[A-Za-z_][A-Za-z0-9_]*`;
+    /// `HOME` and `EPHEMERA_*` are reserved.
     #[serde(default)]
+    #[schema(schema_with = env_schema)]
     pub env: BTreeMap<String, String>,
     /// Parameters (`EPHEMERA_PARAM_<NAME>`).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
-    /// Logical credential names.
+    /// Logical credential names (DNS labels).
     #[serde(default)]
+    #[schema(schema_with = credentials_schema)]
     pub credentials: Vec<String>,
     /// Queue (default `default`).
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
     pub queue: Option<String>,
     /// Priority (-1000..1000).
     #[schema(minimum = -1000, maximum = 1000)]
+    #[serde(default, deserialize_with = "integral::opt_i32")]
     pub priority: Option<i32>,
     /// Deadline for all attempts (1 s - 7 days).
     #[schema(minimum = 1, maximum = 604800)]
+    #[serde(default, deserialize_with = "integral::opt_i64")]
     pub timeout_seconds: Option<i64>,
     /// Retries.
     pub retry: Option<RetryRequest>,
     /// Delete the finished Task after this long.
     #[schema(minimum = 0, maximum = 31536000)]
+    #[serde(default, deserialize_with = "integral::opt_i64")]
     pub ttl_seconds_after_finished: Option<i64>,
-    /// Labels for filtering.
+    /// Labels for filtering (Kubernetes label syntax).
     #[serde(default)]
+    #[schema(schema_with = labels_schema)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// JSON Schema's `integer` includes numbers like `5.0`; serde's integers do not.
+mod integral {
+    use serde::{Deserialize, Deserializer};
+
+    fn whole(n: Option<serde_json::Number>) -> Result<Option<i64>, String> {
+        let Some(n) = n else { return Ok(None) };
+        if let Some(i) = n.as_i64() {
+            return Ok(Some(i));
+        }
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+            _ => Err(format!("{n} is not an integer in range")),
+        }
+    }
+
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        whole(Option::<serde_json::Number>::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+
+    pub fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+        match opt_i64(d)? {
+            None => Ok(None),
+            Some(i) => i32::try_from(i).map(Some).map_err(|_| serde::de::Error::custom(format!("{i} is out of range"))),
+        }
+    }
+}
+
+/// A DNS label.
+const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+/// A label key: optional DNS-subdomain prefix, then a name.
+const LABEL_KEY: &str = "^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// A label value (may be empty).
+const LABEL_VALUE: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+
+fn credentials_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(DNS_LABEL)))
+        .max_items(Some(16))
+        .description(Some("Logical credential names an admin defined (never Vault paths)."))
+        .build()
+}
+
+fn labels_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(LABEL_KEY))))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(LABEL_VALUE))))
+        .description(Some("Labels (Kubernetes label syntax), for filtering with labelSelector."))
+        .build()
+}
+
+static LABEL_KEY_RE: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(LABEL_KEY).ok());
+static LABEL_VALUE_RE: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(LABEL_VALUE).ok());
+
+fn label_ok(key: &str, value: &str) -> bool {
+    let (Some(k), Some(v)) = (LABEL_KEY_RE.as_ref(), LABEL_VALUE_RE.as_ref()) else { return false };
+    key.len() <= 316 && k.is_match(key) && v.is_match(value)
+}
+
+/// `command`: 1-64 words, the program not empty.
+fn command_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))
+        .min_items(Some(1))
+        .max_items(Some(64))
+        .description(Some("The command (1-64 non-empty words; the first is the program)."))
+        .build()
+}
+
+/// `env`: at most 64 variables with valid names and values of at most 4096 bytes.
+fn env_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(
+            ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z_][A-Za-z0-9_]{0,127}$")),
+        ))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(4096))))
+        .max_properties(Some(64))
+        .description(Some(
+            "Environment variables (not secrets: name credentials instead); HOME and EPHEMERA_* are reserved.",
+        ))
+        .build()
 }
 
 fn dns_label(s: &str) -> bool {
@@ -86,8 +202,8 @@ impl CreateTask {
         if self.command.is_empty() || self.command.len() > 64 {
             bad("command", "must have 1 to 64 words");
         }
-        if self.command.first().is_some_and(|c| c.is_empty()) {
-            bad("command", "the program must not be empty");
+        if self.command.iter().any(String::is_empty) {
+            bad("command", "words must not be empty");
         }
         if self.args.len() > 128 {
             bad("args", "at most 128 arguments");
@@ -115,9 +231,20 @@ impl CreateTask {
         if self.credentials.len() > 16 {
             bad("credentials", "at most 16 credentials");
         }
-        for c in &self.credentials {
+        for (i, c) in self.credentials.iter().enumerate() {
             if !dns_label(c) {
-                bad("credentials", "names are DNS labels (logical names an admin defined, never Vault paths)");
+                bad(
+                    &format!("credentials[{i}]"),
+                    "names are DNS labels (logical names an admin defined, never Vault paths)",
+                );
+            }
+        }
+        for (k, v) in &self.labels {
+            if !label_ok(k, v) {
+                bad(
+                    &format!("labels.{k}"),
+                    "keys are [prefix/]name and values at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric",
+                );
             }
         }
         if self.queue.as_ref().is_some_and(|q| !dns_label(q)) {
@@ -261,7 +388,7 @@ mod tests {
         }))
         .unwrap();
         let fields: Vec<String> = t.validate().unwrap_err().into_iter().map(|e| e.field).collect();
-        for f in ["name", "command", "env.HOME", "env.1x", "priority", "credentials"] {
+        for f in ["name", "command", "env.HOME", "env.1x", "priority", "credentials[0]"] {
             assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
         }
         let ok: CreateTask = serde_json::from_value(serde_json::json!({"command": ["true"]})).unwrap();

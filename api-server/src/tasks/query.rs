@@ -26,18 +26,22 @@ const PHASES: [&str; 7] = ["Pending", "Scheduled", "Running", "Succeeded", "Fail
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this phase.
+    /// Only this phase (empty: any).
+    #[param(pattern = "^(Pending|Scheduled|Running|Succeeded|Failed|Cancelled|TimedOut)?$")]
     pub phase: Option<String>,
-    /// Only this queue.
+    /// Only this queue (empty: any).
+    #[param(pattern = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", max_length = 63)]
     pub queue: Option<String>,
-    /// Kubernetes label selector, e.g. `app=web,tier!=db`.
+    /// Kubernetes label selector, e.g. `app=web,tier!=db` (empty: all).
     pub label_selector: Option<String>,
-    /// Only Tasks created at or after this time (RFC 3339).
+    /// Only Tasks created at or after this time (RFC 3339; empty: any).
+    #[param(format = DateTime)]
     pub created_since: Option<String>,
     /// Page size (1-500, default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page (opaque).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -102,6 +106,18 @@ pub async fn list(
 ) -> Result<Json<TaskList>, ApiError> {
     namespace_path(&ns)?;
     who.require(&ns, Verb::Read)?;
+    // An empty parameter means "not given" (as forms and many clients send them).
+    let q = ListQuery {
+        phase: q.phase.filter(|v| !v.is_empty()),
+        queue: q.queue.filter(|v| !v.is_empty()),
+        label_selector: q.label_selector.filter(|v| !v.is_empty()),
+        created_since: q.created_since,
+        limit: q.limit,
+        cursor: q.cursor.filter(|v| !v.is_empty()),
+    };
+    if q.queue.as_ref().is_some_and(|qu| qu.len() > 63 || !crate::extract::plausible_name(qu) || qu.contains('.')) {
+        return Err(ApiError::BadRequest("queue must be a queue name (DNS label)".into()));
+    }
     if let Some(p) = &q.phase {
         if !PHASES.contains(&p.as_str()) {
             return Err(ApiError::BadRequest(format!("phase must be one of {}", PHASES.join(", "))));

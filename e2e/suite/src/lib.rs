@@ -3,6 +3,7 @@
 //! Vault.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod api;
 pub mod fakes;
 pub mod openbao;
 pub mod stack;

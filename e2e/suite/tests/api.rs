@@ -2,16 +2,12 @@
 //! paths, idempotent creation under concurrent retries, paging while Tasks are being created, log
 //! following, and problem documents for every error.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use ephemera_api::auth::oidc::{Issuer, Oidc, OidcConfig, Rule};
-use ephemera_api::auth::tokens::{self, NewToken, Tokens};
+use ephemera_api::auth::oidc::{Issuer, OidcConfig, Rule};
 use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
-use ephemera_api::{router, AppState};
 use ephemera_crds::Task;
 use ephemera_devcluster::testing::eventually;
+use ephemera_e2e::api::{api_token, ApiServer};
 use ephemera_e2e::fakes::oidc::FakeIssuer;
 use ephemera_e2e::stack::{operator, stack, Stack};
 use kube::api::Api;
@@ -24,32 +20,11 @@ struct Api_ {
 }
 
 async fn serve(s: &Stack, oidc: OidcConfig, limiter: RateLimiter) -> Api_ {
-    let tokens = Tokens::watch(s.client.clone(), "default").await;
-    let state = Arc::new(AppState {
-        client: s.client.clone(),
-        tokens,
-        oidc: Oidc::new(oidc),
-        limiter,
-        metrics: Default::default(),
-        request_timeout: Duration::from_secs(30),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router(state)).await;
-    });
-    Api_ { url, http: reqwest::Client::new() }
+    Api_ { url: ApiServer::start(s, oidc, limiter).await.url, http: reqwest::Client::new() }
 }
 
 async fn token(s: &Stack, namespaces: &[&str], verbs: &[Verb], hours: i64) -> String {
-    let expires = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(hours)).unwrap();
-    let new = NewToken {
-        namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
-        verbs: verbs.to_vec(),
-        expires,
-        description: "test".into(),
-    };
-    tokens::create(s.client.clone(), "default", &new).await.unwrap().1
+    api_token(s, namespaces, verbs, hours).await
 }
 
 impl Api_ {
