@@ -100,6 +100,9 @@ async fn main() {
         limiter: RateLimiter::new(1_000_000, 1_000_000.0),
         metrics: Default::default(),
         request_timeout: Duration::from_secs(30),
+        progress_key: None,
+        event_ring: 100,
+        hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
     });
     let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let real_url = format!("http://{}/api/v1/namespaces/default/tasks", real.local_addr().expect("addr"));

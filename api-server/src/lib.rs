@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod queues;
+pub mod stream;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -47,6 +48,13 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Longest a request may take before its response starts.
     pub request_timeout: Duration,
+    /// Key shared with the operator and the other replicas: verifies reporting tokens and signs
+    /// stream tickets (None: progress intake and tickets are off).
+    pub progress_key: Option<Arc<secrecy::SecretSlice<u8>>>,
+    /// Events kept per Task.
+    pub event_ring: usize,
+    /// Live channels.
+    pub hub: Arc<stream::hub::Hub>,
 }
 
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -88,10 +96,27 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// A listening socket whose connections get at most `send_buffer` bytes of kernel send buffer each
+/// (accepted sockets inherit it), so a client that stops reading blocks its own connection quickly
+/// instead of parking megabytes in the kernel.
+pub fn listener(addr: std::net::SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    if let Some(size) = send_buffer {
+        socket.set_send_buffer_size(size)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// The whole API.
 pub fn router(state: Arc<AppState>) -> Router {
     tasks::routes()
         .route("/api/v1/queues", get(queues::list))
+        .route("/api/v1/stream", get(stream::ws::stream))
+        .route("/api/v1/stream/tickets", axum::routing::post(stream::tickets::issue))
+        .route("/api/v1/namespaces/{namespace}/tasks/{name}/events", get(stream::sse::events))
+        .route("/api/v1/namespaces/{namespace}/tasks/{name}/progress", axum::routing::post(tasks::progress::intake))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -44,6 +44,24 @@ enum Cmd {
         /// Seconds before a request without a response fails with 503.
         #[arg(long, env = "EPHEMERA_API_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
         request_timeout_seconds: u64,
+        /// HMAC key shared with the operator and the other replicas (progress intake, stream tickets).
+        #[arg(long, env = "EPHEMERA_PROGRESS_KEY_FILE")]
+        progress_key_file: Option<PathBuf>,
+        /// Events (phase changes and progress) kept in each Task's status.
+        #[arg(long, env = "EPHEMERA_EVENT_RING", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
+        event_ring: u64,
+        /// Updates a live subscriber may fall behind before it is cut off (close code 4008).
+        #[arg(long, env = "EPHEMERA_STREAM_BUFFER", default_value_t = 1024)]
+        stream_buffer: usize,
+        /// Subscriptions per WebSocket connection.
+        #[arg(long, env = "EPHEMERA_STREAM_SUBSCRIPTIONS", default_value_t = 100)]
+        stream_subscriptions: usize,
+        /// Live connections per identity (per replica).
+        #[arg(long, env = "EPHEMERA_STREAM_CONNECTIONS", default_value_t = 20)]
+        stream_connections: usize,
+        /// Kernel send buffer per connection, bytes.
+        #[arg(long, env = "EPHEMERA_SEND_BUFFER", default_value_t = 262144)]
+        send_buffer: u32,
     },
     /// Manage API tokens.
     Token {
@@ -103,7 +121,33 @@ async fn main() -> anyhow::Result<()> {
             tokens::revoke(client, &args.namespace, &id).await.context("deleting the token Secret")?;
             eprintln!("token {id} revoked");
         }
-        Cmd::Serve { listen, config, rate_burst, rate_per_second, request_timeout_seconds } => {
+        Cmd::Serve {
+            listen,
+            config,
+            rate_burst,
+            rate_per_second,
+            request_timeout_seconds,
+            progress_key_file,
+            event_ring,
+            stream_buffer,
+            stream_subscriptions,
+            stream_connections,
+            send_buffer,
+        } => {
+            let progress_key = match progress_key_file {
+                Some(file) => {
+                    let key = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                    anyhow::ensure!(key.len() >= 32, "{} must hold at least 32 bytes of key", file.display());
+                    Some(Arc::new(secrecy::SecretSlice::from(key)))
+                }
+                None => None,
+            };
+            let limits = ephemera_api::stream::hub::Limits {
+                buffer: stream_buffer,
+                subscriptions_per_connection: stream_subscriptions,
+                connections_per_identity: stream_connections,
+            };
+            let hub = ephemera_api::stream::hub::Hub::start(client.clone(), limits);
             let oidc: OidcConfig = match config {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -119,9 +163,12 @@ async fn main() -> anyhow::Result<()> {
                 limiter: RateLimiter::new(rate_burst, rate_per_second),
                 metrics: Default::default(),
                 request_timeout: Duration::from_secs(request_timeout_seconds),
+                progress_key,
+                event_ring: usize::try_from(event_ring).unwrap_or(100),
+                hub,
             });
             let listener =
-                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+                ephemera_api::listener(listen, Some(send_buffer)).with_context(|| format!("listening on {listen}"))?;
             tracing::info!(addr = %listener.local_addr()?, "serving the Ephemera API");
             axum::serve(listener, router(state))
                 .with_graceful_shutdown(async {

@@ -15,6 +15,10 @@ pub struct Metrics {
     latency: Mutex<([u64; BUCKETS.len() + 1], f64, u64)>,
     /// Tasks created through the API.
     pub tasks_created: AtomicU64,
+    /// Progress events taken from workers.
+    pub progress_events: AtomicU64,
+    /// Live subscribers cut off for falling behind.
+    pub slow_consumers: AtomicU64,
 }
 
 impl Metrics {
@@ -59,6 +63,10 @@ impl Metrics {
             "# HELP ephemera_api_tasks_created_total Tasks created.\n# TYPE ephemera_api_tasks_created_total counter"
         );
         let _ = writeln!(out, "ephemera_api_tasks_created_total {}", self.tasks_created.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP ephemera_api_progress_events_total Progress events taken from workers.\n# TYPE ephemera_api_progress_events_total counter");
+        let _ = writeln!(out, "ephemera_api_progress_events_total {}", self.progress_events.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP ephemera_api_slow_consumers_total Live subscribers cut off for falling behind.\n# TYPE ephemera_api_slow_consumers_total counter");
+        let _ = writeln!(out, "ephemera_api_slow_consumers_total {}", self.slow_consumers.load(Ordering::Relaxed));
         out
     }
 }

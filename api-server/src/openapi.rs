@@ -4,7 +4,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{FieldError, Problem};
+use crate::stream::tickets::Ticket;
 use crate::tasks::model::{CreateTask, QueueView, RetryOn, RetryRequest, TaskList, TaskResult, TaskView};
+use crate::tasks::progress::Accepted;
 
 struct BearerAuth;
 
@@ -17,6 +19,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("An API token (eph_...) or an OIDC ID token from a configured issuer"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "attempt",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The attempt's reporting token (workers only)"))
                     .build(),
             ),
         );
@@ -36,8 +47,11 @@ impl Modify for BearerAuth {
         crate::tasks::control::delete,
         crate::tasks::logs::logs,
         crate::queues::list,
+        crate::tasks::progress::intake,
+        crate::stream::sse::events,
+        crate::stream::tickets::issue,
     ),
-    components(schemas(CreateTask, RetryRequest, RetryOn, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
+    components(schemas(Ticket, Accepted, CreateTask, RetryRequest, RetryOn, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -7,6 +7,7 @@
 // kube-derive's repeated `printcolumn(type_ = ...)` attributes trip this lint; they are distinct columns.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod attempt_token;
 pub mod credential;
 pub mod queue;
 pub mod task;
@@ -18,8 +19,8 @@ use kube::CustomResourceExt;
 pub use credential::{Credential, CredentialSpec, GithubScope, Provider};
 pub use queue::{TaskQueue, TaskQueueSpec, TaskQueueStatus};
 pub use task::{
-    Condition, FailureClass, Origin, ProgressEvent, RetryPolicy, Task, TaskEnv, TaskPhase, TaskResources, TaskSpec,
-    TaskStatus,
+    Condition, EventKind, FailureClass, Origin, ProgressEvent, RetryPolicy, Task, TaskEnv, TaskPhase, TaskResources,
+    TaskSpec, TaskStatus,
 };
 
 /// API group of every Ephemera resource.

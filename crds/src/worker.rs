@@ -16,8 +16,12 @@ pub const ENV_CREDENTIALS: &str = "EPHEMERA_CREDENTIALS";
 pub const ENV_RESULT_FILE: &str = "EPHEMERA_RESULT_FILE";
 /// Environment variable: seconds the worker gives the command between SIGTERM and SIGKILL.
 pub const ENV_GRACE_SECONDS: &str = "EPHEMERA_GRACE_SECONDS";
-/// Where the per-attempt Secret's wrapping token is mounted in the task container.
-pub const WRAPPING_TOKEN_DIR: &str = "/var/run/ephemera/vault";
+/// Environment variable: where the worker posts progress (the API server's base URL).
+pub const ENV_PROGRESS_URL: &str = "EPHEMERA_PROGRESS_URL";
+/// Where the per-attempt Secret (wrapping token, reporting token) is mounted in the task container.
+pub const WRAPPING_TOKEN_DIR: &str = "/var/run/ephemera/attempt";
+/// File name of the reporting token inside [`WRAPPING_TOKEN_DIR`].
+pub const PROGRESS_TOKEN_FILE: &str = "progress-token";
 /// File name of the wrapping token inside [`WRAPPING_TOKEN_DIR`].
 pub const WRAPPING_TOKEN_FILE: &str = "wrapping-token";
 /// Memory-backed folder for credentials delivered as files.
@@ -91,6 +95,42 @@ pub struct WorkerReport {
     /// Last progress line (percentage, message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<(u8, String)>,
+    /// Progress events that could not be delivered to the API server.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub progress_undelivered: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// A batch of progress events a worker posts for its attempt.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressBatch {
+    /// The attempt (must match the token's).
+    pub attempt: i32,
+    /// Events, oldest first.
+    pub events: Vec<WorkerEvent>,
+    /// Events the worker dropped so far in this attempt (its buffer was full).
+    #[serde(default)]
+    pub dropped: u64,
+}
+
+/// One progress event as the worker numbers it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerEvent {
+    /// The worker's sequence number (from 1 per attempt): a retried batch is recognised by it.
+    pub wseq: i64,
+    /// When (RFC 3339).
+    pub time: String,
+    /// Percent, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    /// Message (masked).
+    #[serde(default)]
+    pub message: String,
 }
 
 impl WorkerReport {

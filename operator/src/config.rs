@@ -28,6 +28,25 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Vault, for Tasks that name credentials (None: such Tasks fail with `VaultNotConfigured`).
     pub vault: Option<crate::vault::VaultConfig>,
+    /// Live progress reporting (None: workers keep only their last progress line).
+    pub progress: Option<ProgressConfig>,
+    /// Events kept in `status.progress` (phase changes and progress), at most 100.
+    pub event_ring: usize,
+}
+
+/// Where workers report progress and how their reporting tokens are signed.
+#[derive(Clone)]
+pub struct ProgressConfig {
+    /// API server base URL as worker Pods reach it.
+    pub url: String,
+    /// HMAC key shared with the API servers.
+    pub key: std::sync::Arc<secrecy::SecretSlice<u8>>,
+}
+
+impl std::fmt::Debug for ProgressConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressConfig").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {
@@ -44,6 +63,8 @@ impl Default for Config {
             default_queue_concurrency: 0,
             metrics_addr: None,
             vault: None,
+            progress: None,
+            event_ring: ephemera_crds::task::MAX_PROGRESS_EVENTS,
         }
     }
 }

@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
-pub use config::Config;
+pub use config::{Config, ProgressConfig};
 pub use reconcile::Context;
 
 /// Errors that stop the operator.

@@ -92,6 +92,15 @@ struct Args {
     /// Seconds a wrapping token stays unwrappable (must cover Pod start-up, image pulls included).
     #[arg(long, env = "EPHEMERA_VAULT_WRAP_TTL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
     vault_wrap_ttl_seconds: u64,
+    /// API server URL as worker Pods reach it, for live progress (needs --progress-key-file).
+    #[arg(long, env = "EPHEMERA_PROGRESS_URL", requires = "progress_key_file")]
+    progress_url: Option<String>,
+    /// File with the HMAC key for reporting tokens (the same file the API servers read).
+    #[arg(long, env = "EPHEMERA_PROGRESS_KEY_FILE")]
+    progress_key_file: Option<PathBuf>,
+    /// Events (phase changes and progress) kept in each Task's status.
+    #[arg(long, env = "EPHEMERA_EVENT_RING", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
+    event_ring: u64,
 }
 
 fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
@@ -144,6 +153,15 @@ async fn main() -> anyhow::Result<()> {
         default_queue_concurrency: 0,
         metrics_addr: Some(a.metrics_addr),
         vault,
+        progress: match (&a.progress_url, &a.progress_key_file) {
+            (Some(url), Some(file)) => {
+                let key = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                anyhow::ensure!(key.len() >= 32, "{} must hold at least 32 bytes of key", file.display());
+                Some(ephemera_operator::ProgressConfig { url: url.clone(), key: std::sync::Arc::new(key.into()) })
+            }
+            _ => None,
+        },
+        event_ring: usize::try_from(a.event_ring).unwrap_or(100),
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
     // Kubernetes stops Pods with SIGTERM; Ctrl-C for local runs.

@@ -2,7 +2,7 @@
 //! on SIGTERM a graceful stop of its whole process group, then SIGKILL after the grace period.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -10,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::mask::Masker;
-use crate::progress::{self, Progress};
+use crate::progress;
+use crate::reporter::Reporter;
 
 /// Lines longer than this are forwarded in pieces.
 const MAX_LINE: usize = 64 * 1024;
@@ -42,7 +43,7 @@ pub struct Spec<'a> {
 pub async fn run(
     spec: Spec<'_>,
     masker: Arc<Masker>,
-    last_progress: Arc<Mutex<Option<Progress>>>,
+    reporter: Arc<Reporter>,
     stop: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<Exit> {
     let (program, args) = spec.argv.split_first().ok_or_else(|| std::io::Error::other("empty command"))?;
@@ -57,7 +58,7 @@ pub async fn run(
     let mut child = cmd.spawn()?;
     let pgid = child.id().and_then(|p| i32::try_from(p).ok());
     let out =
-        child.stdout.take().map(|s| tokio::spawn(forward(s, tokio::io::stdout(), masker.clone(), Some(last_progress))));
+        child.stdout.take().map(|s| tokio::spawn(forward(s, tokio::io::stdout(), masker.clone(), Some(reporter))));
     let err = child.stderr.take().map(|s| tokio::spawn(forward(s, tokio::io::stderr(), masker, None)));
     tokio::pin!(stop);
     let exit = tokio::select! {
@@ -107,7 +108,7 @@ async fn forward(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     masker: Arc<Masker>,
-    progress: Option<Arc<Mutex<Option<Progress>>>>,
+    progress: Option<Arc<Reporter>>,
 ) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 8192];
@@ -130,18 +131,11 @@ async fn forward(
     let _ = to.flush().await;
 }
 
-async fn emit(
-    line: &[u8],
-    to: &mut (impl AsyncWrite + Unpin),
-    masker: &Masker,
-    progress: Option<&Arc<Mutex<Option<Progress>>>>,
-) {
+async fn emit(line: &[u8], to: &mut (impl AsyncWrite + Unpin), masker: &Masker, progress: Option<&Arc<Reporter>>) {
     let masked = masker.apply(line);
-    if let Some(slot) = progress {
+    if let Some(reporter) = progress {
         if let Some(p) = progress::parse(&String::from_utf8_lossy(&masked)) {
-            if let Ok(mut last) = slot.lock() {
-                *last = Some(p);
-            }
+            reporter.offer(&p);
         }
     }
     let _ = to.write_all(&masked).await;
@@ -155,7 +149,7 @@ mod tests {
     async fn output_is_masked_and_progress_recorded() {
         let mut m = Masker::default();
         m.add("hunter2-secret");
-        let progress = Arc::new(Mutex::new(None));
+        let progress = Arc::new(Reporter::disabled());
         let (mut w, r) = tokio::io::duplex(1024);
         let (out_w, mut out_r) = tokio::io::duplex(1024);
         let h = tokio::spawn(forward(r, out_w, Arc::new(m), Some(progress.clone())));
@@ -165,7 +159,7 @@ mod tests {
         let mut s = String::new();
         out_r.read_to_string(&mut s).await.unwrap();
         assert_eq!(s, "token ***\n::progress pct=50 msg=half\nend");
-        assert_eq!(progress.lock().unwrap().clone(), Some(Progress { pct: Some(50), msg: "half".into() }));
+        assert_eq!(progress.last(), Some(crate::progress::Progress { pct: Some(50), msg: "half".into() }));
     }
 
     #[tokio::test]
@@ -176,7 +170,7 @@ mod tests {
         let exit = run(
             spec,
             Arc::new(Masker::default()),
-            Arc::new(Mutex::new(None)),
+            Arc::new(Reporter::disabled()),
             tokio::time::sleep(Duration::from_millis(300)),
         )
         .await

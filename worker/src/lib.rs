@@ -8,6 +8,7 @@ pub mod jwt;
 pub mod mask;
 pub mod progress;
 pub mod providers;
+pub mod reporter;
 pub mod session;
 pub mod settings;
 pub mod vault;

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::io::Read as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ephemera_crds::worker::{WorkerFailure, WorkerReport, ENV_RESULT_FILE};
@@ -49,14 +49,23 @@ pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver
     let _ = std::fs::remove_file(&settings.result_file);
     let mut env: Vec<(String, SecretString)> = grants.iter().flat_map(|g| g.env.iter().cloned()).collect();
     env.push((ENV_RESULT_FILE.into(), SecretString::from(settings.result_file.to_string_lossy().into_owned())));
-    let last_progress = Arc::new(Mutex::new(None));
+    let reporter = Arc::new(reporter(settings));
     let spec = command::Spec { argv, env: &env, remove: &WORKER_ONLY, grace: settings.grace };
-    let exit = command::run(spec, masker.clone(), last_progress.clone(), stopped(&mut stop)).await;
+    let exit = command::run(spec, masker.clone(), reporter.clone(), stopped(&mut stop)).await;
     drop(env);
     let (revoked, revoke_failed) = release(&http, grants).await;
     let result = read_result(settings, &masker);
-    let progress = last_progress.lock().ok().and_then(|p| p.clone()).map(|p| (p.pct.unwrap_or(0), p.msg));
-    let mut report = WorkerReport { result, revoked, revoke_failed, progress, ..Default::default() };
+    let progress = reporter.last().map(|p| (p.pct.unwrap_or(0), p.msg));
+    // A bounded wait: an unreachable API server never holds the attempt's end hostage.
+    let progress_undelivered = match Arc::try_unwrap(reporter) {
+        Ok(r) => r.finish(Duration::from_secs(3)).await,
+        Err(_) => 0,
+    };
+    if progress_undelivered > 0 {
+        tracing::warn!(undelivered = progress_undelivered, "some progress events were not delivered to the API server");
+    }
+    let mut report =
+        WorkerReport { result, revoked, revoke_failed, progress, progress_undelivered, ..Default::default() };
     match exit {
         Ok(Exit::Code(c)) => report.exit_code = Some(c),
         Ok(Exit::Signal(s)) => report.message = format!("the task command was killed by signal {s}"),
@@ -72,6 +81,18 @@ pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver
         }
     }
     report
+}
+
+/// Live progress reporting, when the operator configured it and gave the attempt a token.
+fn reporter(settings: &Settings) -> crate::reporter::Reporter {
+    use crate::reporter::{Reporter, Target};
+    let Some(url) = settings.progress_url.clone() else { return Reporter::disabled() };
+    let Ok(raw) = std::fs::read_to_string(&settings.progress_token_file) else {
+        tracing::warn!("no reporting token mounted: progress is not reported live");
+        return Reporter::disabled();
+    };
+    let (namespace, task, attempt) = settings.task.clone();
+    Reporter::start(Target { url, token: SecretString::from(raw.trim().to_string()), namespace, task, attempt })
 }
 
 /// The exit code the worker leaves (the command's own when it ran).

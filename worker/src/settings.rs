@@ -4,13 +4,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ephemera_crds::worker::{
-    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_RESULT_FILE, ENV_TERMINATION_LOG, ENV_VAULT_ADDR,
-    ENV_VAULT_CREATION_PATH, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_RESULT_FILE, ENV_TERMINATION_LOG,
+    ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, PROGRESS_TOKEN_FILE, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
 };
 
 /// Variables meant for the worker only: the task command never sees them.
-pub const WORKER_ONLY: [&str; 5] =
-    [ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_TERMINATION_LOG];
+pub const WORKER_ONLY: [&str; 6] = [
+    ENV_VAULT_ADDR,
+    ENV_VAULT_CREATION_PATH,
+    ENV_CREDENTIALS,
+    ENV_GRACE_SECONDS,
+    ENV_TERMINATION_LOG,
+    ENV_PROGRESS_URL,
+];
 
 /// Unusable settings.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,12 @@ pub struct Settings {
     pub termination_log: PathBuf,
     /// SIGTERM → SIGKILL grace for the command.
     pub grace: Duration,
+    /// Where to post progress (None: not reported live).
+    pub progress_url: Option<String>,
+    /// The attempt's reporting token.
+    pub progress_token_file: PathBuf,
+    /// The Task's namespace, name and attempt (from the operator's variables).
+    pub task: (String, String, i32),
 }
 
 impl Settings {
@@ -72,6 +84,13 @@ impl Settings {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/dev/termination-log")),
             grace: Duration::from_secs(grace),
+            progress_url: var(ENV_PROGRESS_URL),
+            progress_token_file: PathBuf::from(WRAPPING_TOKEN_DIR).join(PROGRESS_TOKEN_FILE),
+            task: (
+                var("EPHEMERA_TASK_NAMESPACE").unwrap_or_default(),
+                var("EPHEMERA_TASK_NAME").unwrap_or_default(),
+                var("EPHEMERA_ATTEMPT").and_then(|a| a.parse().ok()).unwrap_or(0),
+            ),
         };
         if !settings.credentials.is_empty() && settings.vault_addr.is_none() {
             return Err(SettingsError::Invalid {

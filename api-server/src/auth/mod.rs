@@ -102,13 +102,18 @@ impl FromRequestParts<Arc<AppState>> for Identity {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
-        let identity = if token.starts_with(tokens::PREFIX) {
-            state.tokens.verify(token)?
-        } else {
-            state.oidc.verify(token).await?
-        };
+        let identity = authenticate(state, token).await?;
         state.limiter.check(&identity.id)?;
         Ok(identity)
+    }
+}
+
+/// Checks a bearer token (API token or OIDC ID token).
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, ApiError> {
+    if token.starts_with(tokens::PREFIX) {
+        state.tokens.verify(token)
+    } else {
+        state.oidc.verify(token).await
     }
 }
 

@@ -4,6 +4,7 @@ pub mod control;
 pub mod create;
 pub mod logs;
 pub mod model;
+pub mod progress;
 pub mod query;
 
 use std::sync::Arc;

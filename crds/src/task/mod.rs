@@ -6,7 +6,7 @@ mod spec;
 mod status;
 
 pub use spec::{FailureClass, Origin, RetryPolicy, Task, TaskEnv, TaskResources, TaskSpec};
-pub use status::{Condition, ProgressEvent, TaskPhase, TaskStatus};
+pub use status::{Condition, EventKind, ProgressEvent, TaskPhase, TaskStatus};
 
 /// Largest `status.result` the operator stores (the rest is cut, and says so).
 pub const MAX_RESULT_BYTES: usize = 4096;

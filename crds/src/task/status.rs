@@ -53,11 +53,30 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
-/// One progress report from the worker.
+/// What an event is about.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum EventKind {
+    /// A progress line from the task (`::progress pct=.. msg=..`).
+    #[default]
+    Progress,
+    /// The Task changed phase (written by the operator).
+    Phase,
+}
+
+/// One event of a Task: a progress report from the worker or a phase change.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct ProgressEvent {
     /// Strictly increasing per Task.
     pub seq: i64,
+    /// Progress or phase change.
+    #[serde(default)]
+    pub kind: EventKind,
+    /// The new phase, for phase changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<TaskPhase>,
+    /// The attempt it belongs to.
+    #[serde(default)]
+    pub attempt: i32,
     /// When it happened (RFC 3339).
     pub time: String,
     /// Percent done, if known.
@@ -121,6 +140,34 @@ pub struct TaskStatus {
     /// Progress events dropped from `progress` to keep it bounded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub progress_compacted: i64,
+    /// The last `seq` given to an event (kept even when `progress` is compacted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_seq: i64,
+    /// Progress events the worker could not deliver (its buffer was full or the API unreachable).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub progress_dropped: i64,
+    /// The worker's own sequence number of the last event accepted for the current attempt (a
+    /// retried delivery of the same events is ignored).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub worker_seq: i64,
+}
+
+impl TaskStatus {
+    /// Appends events (their `seq` is assigned here) and keeps at most `ring` of them, counting what
+    /// was compacted away.
+    pub fn push_events(&mut self, events: impl IntoIterator<Item = ProgressEvent>, ring: usize) {
+        for mut e in events {
+            self.last_seq = self.last_seq.max(self.progress.last().map(|p| p.seq).unwrap_or(0)) + 1;
+            e.seq = self.last_seq;
+            self.progress.push(e);
+        }
+        let ring = ring.clamp(1, super::MAX_PROGRESS_EVENTS);
+        if self.progress.len() > ring {
+            let cut = self.progress.len() - ring;
+            self.progress.drain(..cut);
+            self.progress_compacted += i64::try_from(cut).unwrap_or(i64::MAX);
+        }
+    }
 }
 
 fn is_zero(v: &i64) -> bool {

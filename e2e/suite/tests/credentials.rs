@@ -320,7 +320,7 @@ async fn a_second_unwrap_fails_the_task_as_possible_interception() {
         )
         .await;
         let secret = eventually(30, "the attempt's Secret", || {
-            let (secrets, name) = (secrets.clone(), format!("{name}-1-vault"));
+            let (secrets, name) = (secrets.clone(), format!("{name}-1-attempt"));
             async move { secrets.get_opt(&name).await.ok().flatten() }
         })
         .await;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use ephemera_crds::worker::{CredentialRef, WRAPPING_TOKEN_FILE};
+use ephemera_crds::attempt_token::{self, AttemptClaims};
+use ephemera_crds::worker::{CredentialRef, PROGRESS_TOKEN_FILE, WRAPPING_TOKEN_FILE};
 use ephemera_crds::{Credential, Task};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
@@ -29,7 +30,7 @@ pub type Refusal = (&'static str, String);
 
 /// The per-attempt Secret's name.
 pub fn secret_name(pod_name: &str) -> String {
-    format!("{pod_name}-vault")
+    format!("{pod_name}-attempt")
 }
 
 /// Resolves the Task's names to Credentials, or says which name is refused and why.
@@ -98,8 +99,14 @@ fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Makes sure the attempt's Secret exists with an unwrappable token: mints one when there is none,
-/// or when the one there can no longer be unwrapped and its Pod has not been created yet.
+/// Whether attempts of `task` get a per-attempt Secret (credentials or live reporting).
+pub fn needs_secret(ctx: &Context, task: &Task) -> bool {
+    !task.spec.credentials.is_empty() || ctx.config.progress.is_some()
+}
+
+/// Makes sure the attempt's Secret exists: the wrapped Vault token (when the Task has credentials;
+/// re-minted when the one there can no longer be unwrapped and the Pod has not been created yet) and
+/// the reporting token (when live progress is configured).
 pub async fn ensure_secret(
     ctx: &Context,
     task: &Task,
@@ -107,37 +114,60 @@ pub async fn ensure_secret(
     attempt: i32,
     pod_name: &str,
     remaining: Duration,
-) -> Result<Result<(), VaultError>, Error> {
-    let Some(issuer) = ctx.issuer.as_ref() else { return Ok(Ok(())) };
+) -> Result<Result<bool, VaultError>, Error> {
+    if !needs_secret(ctx, task) {
+        return Ok(Ok(false));
+    }
     let ns = task.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = secret_name(pod_name);
     if let Some(existing) = secrets.get_opt(&name).await? {
         let wrap_expires =
             existing.annotations().get(WRAP_EXPIRES_ANNOTATION).and_then(|t| t.parse::<Timestamp>().ok());
-        if wrap_expires.is_some_and(|t| t > Timestamp::now()) {
-            return Ok(Ok(()));
+        if creds.is_empty() || wrap_expires.is_some_and(|t| t > Timestamp::now()) {
+            return Ok(Ok(false));
         }
         // Stale (the Pod never started in time): replace it rather than hand the worker a dead token.
         revoke_secret(ctx, &secrets, &existing).await?;
     }
-    let mut policies = Vec::with_capacity(creds.len());
-    for c in creds {
-        match issuer.ensure_policy(c).await {
-            Ok(p) => policies.push(p),
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    let task_name = task.name_any();
-    let who = Attempt { namespace: &ns, task: &task_name, attempt };
-    // The token never outlives the Task's deadline (plus the Pod's grace to revoke itself).
-    let ttl = remaining + ctx.config.termination_grace;
-    let minted = match issuer.mint(&who, &policies, ttl).await {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(e)),
-    };
     let now = Timestamp::now();
     let plus = |d: Duration| rfc3339(now.checked_add(d).unwrap_or(now));
+    let task_name = task.name_any();
+    let mut data = serde_json::Map::new();
+    let mut annotations = serde_json::Map::new();
+    let mut minted_accessor = None;
+    if let (false, Some(issuer)) = (creds.is_empty(), ctx.issuer.as_ref()) {
+        let mut policies = Vec::with_capacity(creds.len());
+        for c in creds {
+            match issuer.ensure_policy(c).await {
+                Ok(p) => policies.push(p),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let who = Attempt { namespace: &ns, task: &task_name, attempt };
+        // The token never outlives the Task's deadline (plus the Pod's grace to revoke itself).
+        let ttl = remaining + ctx.config.termination_grace;
+        let minted = match issuer.mint(&who, &policies, ttl).await {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        data.insert(WRAPPING_TOKEN_FILE.into(), json!(minted.wrapping_token.expose_secret()));
+        data.insert(ACCESSOR_KEY.into(), json!(minted.accessor));
+        annotations.insert(EXPIRES_ANNOTATION.into(), json!(plus(minted.ttl)));
+        annotations.insert(WRAP_EXPIRES_ANNOTATION.into(), json!(plus(issuer.config().wrap_ttl)));
+        minted_accessor = Some(minted.accessor);
+    }
+    if let Some(progress) = &ctx.config.progress {
+        let claims = AttemptClaims {
+            namespace: ns.clone(),
+            task: task_name.clone(),
+            uid: task.metadata.uid.clone().unwrap_or_default(),
+            attempt,
+            expires: now.as_second()
+                + i64::try_from((remaining + ctx.config.termination_grace).as_secs()).unwrap_or(i64::MAX / 2),
+        };
+        data.insert(PROGRESS_TOKEN_FILE.into(), json!(attempt_token::sign(progress.key.expose_secret(), &claims)));
+    }
     let owner = task.controller_owner_ref(&()).map(|o| serde_json::to_value(o).unwrap_or_default());
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -150,18 +180,20 @@ pub async fn ensure_secret(
                 pod::TASK_LABEL: pod::task_label(&task_name),
                 pod::ATTEMPT_LABEL: attempt.to_string(),
             },
-            "annotations": {EXPIRES_ANNOTATION: plus(minted.ttl), WRAP_EXPIRES_ANNOTATION: plus(issuer.config().wrap_ttl)},
+            "annotations": annotations,
             "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
         },
         "type": "Opaque",
-        "stringData": {WRAPPING_TOKEN_FILE: minted.wrapping_token.expose_secret(), ACCESSOR_KEY: minted.accessor},
+        "stringData": data,
     }))?;
     match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(Ok(())),
+        Ok(_) => Ok(Ok(minted_accessor.is_some())),
         Err(e) => {
             // Nobody will ever unwrap this one: revoke it before reporting the failure.
-            if let Err(re) = issuer.revoke(&minted.accessor).await {
-                tracing::warn!(error = %re, "could not revoke a token whose Secret was not created");
+            if let (Some(accessor), Some(issuer)) = (minted_accessor, ctx.issuer.as_ref()) {
+                if let Err(re) = issuer.revoke(&accessor).await {
+                    tracing::warn!(error = %re, "could not revoke a token whose Secret was not created");
+                }
             }
             Err(e.into())
         }
@@ -171,7 +203,7 @@ pub async fn ensure_secret(
 /// Revokes the tokens of every attempt of `task` except `keep` (a Secret name) and deletes their
 /// Secrets. Returns how many were revoked.
 pub async fn revoke_ended(ctx: &Context, task: &Task, keep: Option<&str>) -> Result<usize, Error> {
-    if task.spec.credentials.is_empty() {
+    if !needs_secret(ctx, task) {
         return Ok(0);
     }
     let ns = task.namespace().unwrap_or_default();
@@ -189,14 +221,16 @@ pub async fn revoke_ended(ctx: &Context, task: &Task, keep: Option<&str>) -> Res
         if !ours || keep == Some(s.name_any().as_str()) {
             continue;
         }
-        revoke_secret(ctx, &secrets, &s).await?;
-        n += 1;
+        if revoke_secret(ctx, &secrets, &s).await? {
+            n += 1;
+        }
     }
     Ok(n)
 }
 
-/// Revokes one Secret's token (unless it has expired anyway) and deletes the Secret.
-async fn revoke_secret(ctx: &Context, secrets: &Api<Secret>, s: &Secret) -> Result<(), Error> {
+/// Revokes one Secret's Vault token (unless it has expired anyway) and deletes the Secret; says
+/// whether it held a token.
+async fn revoke_secret(ctx: &Context, secrets: &Api<Secret>, s: &Secret) -> Result<bool, Error> {
     let accessor =
         s.data.as_ref().and_then(|d| d.get(ACCESSOR_KEY)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
     let expired = s
@@ -204,13 +238,14 @@ async fn revoke_secret(ctx: &Context, secrets: &Api<Secret>, s: &Secret) -> Resu
         .get(EXPIRES_ANNOTATION)
         .and_then(|t| t.parse::<Timestamp>().ok())
         .is_some_and(|t| t <= Timestamp::now());
+    let had_token = accessor.is_some();
     if let (Some(accessor), false, Some(issuer)) = (accessor, expired, ctx.issuer.as_ref()) {
         issuer.revoke(&accessor).await.map_err(Error::Vault)?;
         ctx.metrics.tokens_revoked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     match secrets.delete(&s.name_any(), &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Ok(_) => Ok(had_token),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(had_token),
         Err(e) => Err(e.into()),
     }
 }

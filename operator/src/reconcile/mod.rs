@@ -29,6 +29,10 @@ use self::schedule::Admission;
 use crate::metrics::Metrics;
 use crate::Config;
 
+/// Events kept in `status.progress` (set from the configuration when the operator starts).
+static EVENT_RING: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(ephemera_crds::task::MAX_PROGRESS_EVENTS);
+
 /// Finalizer that makes deletion wait for clean-up.
 pub const FINALIZER: &str = "ephemera.dev/cleanup";
 const FIELD_MANAGER: &str = "ephemera-operator";
@@ -74,6 +78,7 @@ impl Context {
             Reporter { controller: FIELD_MANAGER.into(), instance: Some(config.identity.clone()) },
         );
         let issuer = config.vault.clone().map(crate::vault::Issuer::new).transpose()?;
+        EVENT_RING.store(config.event_ring, std::sync::atomic::Ordering::Relaxed);
         let admission = tokio::sync::Mutex::new(Admission::default());
         Ok(Self { client, config, metrics, store, admission, recorder, issuer })
     }
@@ -175,8 +180,30 @@ pub fn error_policy(_task: Arc<Task>, err: &Error, ctx: Arc<Context>) -> Action 
     Action::requeue(Duration::from_secs(2))
 }
 
-/// Writes the status (only when it changed), guarded by the resourceVersion that was read.
-async fn write_status(api: &Api<Task>, task: &Task, status: TaskStatus) -> Result<Task, Error> {
+/// Writes the status (only when it changed), guarded by the resourceVersion that was read. A phase
+/// change is also recorded as an event in `status.progress` (so live streams see phases and progress
+/// in one sequence), and a new attempt resets the worker's sequence.
+async fn write_status(api: &Api<Task>, task: &Task, mut status: TaskStatus) -> Result<Task, Error> {
+    let before = task.status.clone().unwrap_or_default();
+    // The event ring belongs to the object being replaced (callers may hold an older copy, and the API
+    // server appends progress): only a phase change adds to it here.
+    status.progress = before.progress.clone();
+    status.last_seq = before.last_seq;
+    status.progress_compacted = before.progress_compacted;
+    status.progress_dropped = before.progress_dropped;
+    status.worker_seq = if status.attempt == before.attempt { before.worker_seq } else { 0 };
+    if status.phase != before.phase {
+        let event = ephemera_crds::ProgressEvent {
+            seq: 0,
+            kind: ephemera_crds::EventKind::Phase,
+            phase: Some(status.phase),
+            attempt: status.attempt,
+            time: rfc3339(Timestamp::now()),
+            percent: None,
+            message: status.message.chars().take(1024).collect(),
+        };
+        status.push_events([event], EVENT_RING.load(std::sync::atomic::Ordering::Relaxed));
+    }
     if task.status.as_ref() == Some(&status) {
         return Ok(task.clone());
     }
@@ -450,9 +477,10 @@ async fn create_pod(
             return finish(ctx, api, task, status, TaskPhase::Failed, reason, message).await;
         }
     };
-    if !creds.is_empty() && pods.get_opt(&name).await?.is_none() {
+    if credentials::needs_secret(ctx, task) && pods.get_opt(&name).await?.is_none() {
         let left = Duration::from_secs(u64::try_from(remaining).unwrap_or(1));
-        if let Err(e) = credentials::ensure_secret(ctx, task, &creds, status.attempt, &name, left).await? {
+        let issued = credentials::ensure_secret(ctx, task, &creds, status.attempt, &name, left).await?;
+        if let Err(e) = issued {
             ctx.metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let reason = match e {
                 crate::vault::VaultError::Unavailable(_) => "VaultUnavailable",
@@ -474,11 +502,16 @@ async fn create_pod(
             )
             .await;
         }
-        ctx.metrics.tokens_minted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        set_condition(&mut status, "CredentialsIssued", true, "TokenIssued", "", task.metadata.generation);
+        if issued.unwrap_or(false) {
+            ctx.metrics.tokens_minted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            set_condition(&mut status, "CredentialsIssued", true, "TokenIssued", "", task.metadata.generation);
+        }
     }
-    let worker =
-        pod::WorkerSettings { credentials: credentials::refs(&creds), vault: ctx.issuer.as_ref().map(|i| i.config()) };
+    let worker = pod::WorkerSettings {
+        credentials: credentials::refs(&creds),
+        vault: ctx.issuer.as_ref().map(|i| i.config()),
+        progress_url: ctx.config.progress.as_ref().map(|p| p.url.as_str()),
+    };
     let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config, &worker)?;
     // Never apply over someone else's Pod that happens to have the name.
     if let Some(existing) = pods.get_opt(&name).await? {

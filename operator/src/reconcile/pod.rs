@@ -2,8 +2,8 @@
 //! "restricted" profile, with a read-only root and memory-backed scratch and home folders.
 
 use ephemera_crds::worker::{
-    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, SECRETS_DIR,
-    WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH,
+    PROGRESS_TOKEN_FILE, SECRETS_DIR, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
 };
 use ephemera_crds::Task;
 use k8s_openapi::api::core::v1::Pod;
@@ -26,6 +26,8 @@ pub struct WorkerSettings<'a> {
     pub credentials: Vec<CredentialRef>,
     /// Vault settings (present whenever credentials are).
     pub vault: Option<&'a VaultConfig>,
+    /// Where the worker reports progress (with the reporting token in the attempt's Secret).
+    pub progress_url: Option<&'a str>,
 }
 
 /// Label every managed Pod carries (the controller watches only these).
@@ -97,21 +99,30 @@ pub fn worker_pod(
         json!({"name": "home", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}),
         json!({"name": "ephemera-bin", "emptyDir": {"sizeLimit": "256Mi"}}),
     ];
+    // The attempt's Secret: only the tokens meant for the worker (the Vault accessor stays with the
+    // operator).
+    let mut items = Vec::new();
     if let (false, Some(vault)) = (worker.credentials.is_empty(), worker.vault) {
         env.extend([
             json!({"name": ENV_VAULT_ADDR, "value": vault.worker_addr}),
             json!({"name": ENV_VAULT_CREATION_PATH, "value": vault.creation_path()}),
             json!({"name": ENV_CREDENTIALS, "value": serde_json::to_string(&worker.credentials)?}),
         ]);
-        mounts.push(json!({"name": "vault-token", "mountPath": WRAPPING_TOKEN_DIR, "readOnly": true}));
         mounts.push(json!({"name": "secrets", "mountPath": SECRETS_DIR}));
-        volumes.push(json!({"name": "vault-token", "secret": {
+        volumes.push(json!({"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}));
+        items.push(json!({"key": WRAPPING_TOKEN_FILE, "path": WRAPPING_TOKEN_FILE}));
+    }
+    if let Some(url) = worker.progress_url {
+        env.push(json!({"name": ENV_PROGRESS_URL, "value": url}));
+        items.push(json!({"key": PROGRESS_TOKEN_FILE, "path": PROGRESS_TOKEN_FILE}));
+    }
+    if !items.is_empty() {
+        mounts.push(json!({"name": "attempt", "mountPath": WRAPPING_TOKEN_DIR, "readOnly": true}));
+        volumes.push(json!({"name": "attempt", "secret": {
             "secretName": super::credentials::secret_name(&name),
-            // Only the wrapping token: the accessor in the same Secret stays with the operator.
-            "items": [{"key": WRAPPING_TOKEN_FILE, "path": WRAPPING_TOKEN_FILE}],
+            "items": items,
             "defaultMode": 0o440,
         }}));
-        volumes.push(json!({"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}));
     }
     let restricted = json!({
         "allowPrivilegeEscalation": false,
@@ -214,7 +225,7 @@ mod tests {
         );
         task.metadata.namespace = Some("ns".into());
         task.metadata.uid = Some("u1".into());
-        let worker = WorkerSettings { credentials: Vec::new(), vault: None };
+        let worker = WorkerSettings { credentials: Vec::new(), vault: None, progress_url: None };
         let pod = worker_pod(&task, 1, 100, &Config::default(), &worker).unwrap();
         let v = serde_json::to_value(&pod).unwrap();
         let c = &v["spec"]["containers"][0];

@@ -1,0 +1,208 @@
+//! `GET /api/v1/stream`: the WebSocket channel. Authentication as for REST (Authorization header), or
+//! for browsers a `?ticket=` from `POST /api/v1/stream/tickets`, or the subprotocols
+//! `ephemera.v1, bearer.<token>`. Clients send `subscribe`/`unsubscribe`; the server sends
+//! `snapshot`, `event`, `resync`, `end`, `heartbeat` and `error` messages (JSON text frames). A client
+//! that falls behind is closed with code 4008 and resumes with `since`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::hub::{Slot, Update};
+use super::messages::{catch_up, ClientMessage, ServerMessage};
+use crate::auth::{authenticate, Identity, Verb};
+use crate::error::ApiError;
+use crate::extract::{plausible_name, ApiQuery};
+use crate::AppState;
+
+/// The subprotocol spoken.
+pub const PROTOCOL: &str = "ephemera.v1";
+/// Close code for a consumer that fell behind.
+pub const CLOSE_SLOW: u16 = 4008;
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// A send that takes longer than this means the client is not reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Query of the stream endpoint.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    /// A stream ticket.
+    pub ticket: Option<String>,
+}
+
+/// Opens the live channel.
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let header_token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let protocols: Vec<String> = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
+        .collect();
+    let protocol_token = protocols.iter().find_map(|p| p.strip_prefix("bearer.").map(String::from));
+    let who = match (header_token, q.ticket, protocol_token) {
+        (Some(t), _, _) => authenticate(&state, &t).await?,
+        (None, Some(ticket), _) => super::tickets::verify(&state, &ticket)?,
+        (None, None, Some(t)) => authenticate(&state, &t).await?,
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "a bearer token, a ticket or the bearer.<token> subprotocol is required".into(),
+            ))
+        }
+    };
+    state.limiter.check(&who.id)?;
+    let slot = state.hub.connect(&who.id)?;
+    let ws = if protocols.iter().any(|p| p == PROTOCOL) { ws.protocols([PROTOCOL]) } else { ws };
+    Ok(ws.max_message_size(64 * 1024).on_upgrade(move |socket| run(socket, state, who, slot)))
+}
+
+struct Subscription {
+    namespace: String,
+    task: Option<String>,
+}
+
+/// Where a client is for one Task: last `seq` delivered, and whether `end` was sent.
+#[derive(Default)]
+struct Cursor {
+    since: Option<i64>,
+    ended: bool,
+}
+
+async fn run(socket: WebSocket, state: Arc<AppState>, who: Identity, _slot: Slot) {
+    let (mut sink, mut source) = socket.split();
+    // Subscribed before anything is read from the store, so no change falls between the two.
+    let mut rx = state.hub.receiver();
+    let mut subs: Vec<Subscription> = Vec::new();
+    let mut cursors: HashMap<(String, String), Cursor> = HashMap::new();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    let span = tracing::info_span!("stream", who = %who.id);
+    let _enter = span.enter();
+    loop {
+        let mut out: Vec<ServerMessage> = Vec::new();
+        tokio::select! {
+            msg = source.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(m) => handle(&state, &who, m, &mut subs, &mut cursors, &mut out),
+                        Err(e) => out.push(error("bad-request", &format!("not a message this server understands: {e}"))),
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            update = rx.recv() => match update {
+                Ok(Update::Changed(t)) => {
+                    let key = (t.metadata.namespace.clone().unwrap_or_default(), t.metadata.name.clone().unwrap_or_default());
+                    if subs.iter().any(|s| s.namespace == key.0 && s.task.as_ref().is_none_or(|n| *n == key.1)) {
+                        let c = cursors.entry(key).or_default();
+                        let (msgs, seq) = catch_up(&t, c.since, &mut c.ended);
+                        c.since = Some(seq);
+                        out.extend(msgs);
+                    }
+                }
+                Ok(Update::Deleted(t)) => {
+                    let key = (t.metadata.namespace.clone().unwrap_or_default(), t.metadata.name.clone().unwrap_or_default());
+                    if let Some(c) = cursors.remove(&key) {
+                        if !c.ended {
+                            out.push(ServerMessage::End { namespace: key.0, task: key.1, phase: "Deleted".into(), last_seq: c.since.unwrap_or(0) });
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    state.metrics.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let frame = CloseFrame { code: CLOSE_SLOW, reason: "slow consumer: reconnect and resubscribe with since".into() };
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = heartbeat.tick() => out.push(ServerMessage::Heartbeat { time: jiff::Timestamp::now().to_string() }),
+        }
+        for m in out {
+            let Ok(text) = serde_json::to_string(&m) else { continue };
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                // Not reading: its send buffer stays full. Cut it off (it resumes with `since`).
+                Err(_) => {
+                    state.metrics.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn error(code: &str, message: &str) -> ServerMessage {
+    ServerMessage::Error { code: code.into(), message: message.into() }
+}
+
+fn handle(
+    state: &AppState,
+    who: &Identity,
+    m: ClientMessage,
+    subs: &mut Vec<Subscription>,
+    cursors: &mut HashMap<(String, String), Cursor>,
+    out: &mut Vec<ServerMessage>,
+) {
+    match m {
+        ClientMessage::Subscribe { namespace, task, since } => {
+            if !plausible_name(&namespace) || task.as_ref().is_some_and(|t| !plausible_name(t)) {
+                return out.push(error("bad-request", "namespace and task must be Kubernetes names"));
+            }
+            if !who.allows(&namespace, Verb::Read) {
+                return out
+                    .push(error("forbidden", &format!("{} may not read Tasks in namespace {namespace:?}", who.id)));
+            }
+            if since.is_some() && task.is_none() {
+                return out.push(error("bad-request", "since needs a task"));
+            }
+            if subs.len() >= state.hub.limits.subscriptions_per_connection {
+                return out.push(error("too-many-subscriptions", "this connection has reached its subscription limit"));
+            }
+            subs.push(Subscription { namespace: namespace.clone(), task: task.clone() });
+            out.push(ServerMessage::Subscribed { namespace: namespace.clone(), task: task.clone() });
+            let tasks = match &task {
+                Some(name) => state.hub.get(&namespace, name).into_iter().collect(),
+                None => state.hub.in_namespace(&namespace),
+            };
+            for t in tasks {
+                let key = (namespace.clone(), t.metadata.name.clone().unwrap_or_default());
+                let c = cursors.entry(key).or_default();
+                if c.since.is_none() {
+                    c.since = since;
+                }
+                let (msgs, seq) = catch_up(&t, c.since, &mut c.ended);
+                c.since = Some(seq);
+                out.extend(msgs);
+            }
+            if let (Some(name), Some(s)) = (&task, since) {
+                cursors.entry((namespace, name.clone())).or_default().since.get_or_insert(s);
+            }
+        }
+        ClientMessage::Unsubscribe { namespace, task } => {
+            subs.retain(|s| !(s.namespace == namespace && s.task == task));
+            cursors.retain(|(ns, name), _| {
+                subs.iter().any(|s| s.namespace == *ns && s.task.as_ref().is_none_or(|t| t == name))
+            });
+        }
+    }
+}

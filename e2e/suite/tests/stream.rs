@@ -1,0 +1,262 @@
+//! Live status end to end: operator + worker Pods reporting progress + two API server replicas.
+//! Subscribers see every phase and progress event in order, resume on the other replica with no gap
+//! and no duplicate, get a snapshot when they resume from before the retained events, are refused
+//! namespaces they may not read, and a consumer that stops reading is cut off without affecting the
+//! others. A worker whose API server is down still finishes its task.
+
+use std::time::Duration;
+
+use ephemera_api::auth::oidc::OidcConfig;
+use ephemera_api::auth::Verb;
+use ephemera_api::limits::RateLimiter;
+use ephemera_api::stream::hub::Limits;
+use ephemera_crds::{Task, TaskPhase};
+use ephemera_e2e::api::{api_token, ApiServer, Live};
+use ephemera_e2e::stack::{config, create, operator_with, phase, stack, Stack};
+use futures::{SinkExt, StreamExt};
+use kube::api::Api;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const RING: usize = 8;
+
+fn key() -> Vec<u8> {
+    b"0123456789abcdef0123456789abcdef-test-key".to_vec()
+}
+
+async fn replica(s: &Stack, limits: Limits, send_buffer: Option<u32>) -> ApiServer {
+    let live = Live { key: key(), ring: RING, limits, send_buffer };
+    ApiServer::start_live(s, OidcConfig::default(), RateLimiter::new(10_000, 10_000.0), Some(live)).await
+}
+
+fn operator(s: &Stack, progress_url: &str) -> tokio::task::JoinHandle<()> {
+    let mut cfg = config("op-1");
+    cfg.progress =
+        Some(ephemera_operator::ProgressConfig { url: progress_url.into(), key: std::sync::Arc::new(key().into()) });
+    cfg.event_ring = RING;
+    operator_with(&s.client, cfg)
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(api: &ApiServer, token: &str) -> Ws {
+    let mut req = format!("{}/api/v1/stream", api.url.replace("http://", "ws://")).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn next_json(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await.ok()?? {
+            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads messages until `stop` says so; returns them.
+async fn read_until(ws: &mut Ws, mut stop: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Some(m) = next_json(ws).await {
+        let done = stop(&m);
+        out.push(m);
+        if done {
+            break;
+        }
+    }
+    out
+}
+
+/// The event sequence numbers a client saw, from snapshots and events, in order.
+fn seqs(msgs: &[Value]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for m in msgs {
+        match m["type"].as_str() {
+            Some("snapshot") => out.extend(m["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap())),
+            Some("event") => out.push(m["event"]["seq"].as_i64().unwrap()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn events(msgs: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for m in msgs {
+        match m["type"].as_str() {
+            Some("snapshot") => out.extend(m["events"].as_array().unwrap().iter().cloned()),
+            Some("event") => out.push(m["event"].clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+const STEPS: &str = "for i in 1 2 3 4 5 6 7 8 9 10; do echo \"::progress pct=$((i*10)) msg=step $i\"; sleep 0.3; done";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots() {
+    ephemera_e2e::tls();
+    let s = stack().await;
+    let a = replica(&s, Limits::default(), None).await;
+    let b = replica(&s, Limits::default(), None).await;
+    let op = operator(&s, &a.url);
+    let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 1).await;
+    let outsider = api_token(&s, &["other"], &[Verb::Read], 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Refused: a namespace the caller may not read.
+    let mut ws = connect(&a, &outsider).await;
+    send(&mut ws, json!({"type": "subscribe", "namespace": "default"})).await;
+    let m = next_json(&mut ws).await.unwrap();
+    assert_eq!((m["type"].as_str(), m["code"].as_str()), (Some("error"), Some("forbidden")), "{m}");
+
+    // X follows the whole Task on replica A; Y drops out after step 3 and resumes on replica B.
+    let mut x = connect(&a, &token).await;
+    send(&mut x, json!({"type": "subscribe", "namespace": "default", "task": "live"})).await;
+    let mut y = connect(&a, &token).await;
+    send(&mut y, json!({"type": "subscribe", "namespace": "default", "task": "live"})).await;
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(&tasks, "live", json!({"image": "busybox", "command": ["sh", "-c", STEPS]})).await;
+    let x_msgs = tokio::spawn(async move { read_until(&mut x, |m| m["type"] == "end").await });
+    let y_first = read_until(&mut y, |m| m["type"] == "event" && m["event"]["message"] == "step 3").await;
+    drop(y);
+    let last_seen = *seqs(&y_first).last().unwrap();
+    let mut y2 = connect(&b, &token).await;
+    send(&mut y2, json!({"type": "subscribe", "namespace": "default", "task": "live", "since": last_seen})).await;
+    let y_rest = read_until(&mut y2, |m| m["type"] == "end").await;
+    let x_msgs = x_msgs.await.unwrap();
+
+    let all = seqs(&x_msgs);
+    assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "X saw every event once, in order: {all:?}");
+    let x_events = events(&x_msgs);
+    let progress: Vec<&str> =
+        x_events.iter().filter(|e| e["kind"] == "Progress").map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(progress, (1..=10).map(|i| format!("step {i}")).collect::<Vec<_>>(), "{x_events:?}");
+    let phases: Vec<&str> =
+        x_events.iter().filter(|e| e["kind"] == "Phase").map(|e| e["phase"].as_str().unwrap()).collect();
+    let status = serde_json::to_string_pretty(&tasks.get("live").await.unwrap().status).unwrap();
+    assert!(phases.ends_with(&["Running", "Succeeded"]) && phases.contains(&"Scheduled"), "{phases:?} {status}");
+    assert_eq!(x_msgs.last().unwrap()["phase"], "Succeeded");
+    let mut y_all = seqs(&y_first);
+    y_all.extend(seqs(&y_rest));
+    assert_eq!(y_all, all, "Y, across a reconnect to the other replica: no gap, no duplicate");
+
+    // Resuming from before what is retained: told so, then a fresh snapshot.
+    let mut late = connect(&b, &token).await;
+    send(&mut late, json!({"type": "subscribe", "namespace": "default", "task": "live", "since": 1})).await;
+    let msgs = read_until(&mut late, |m| m["type"] == "end").await;
+    let kinds: Vec<&str> = msgs.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["subscribed", "resync", "snapshot", "end"], "{msgs:?}");
+    assert_eq!(msgs[2]["events"].as_array().unwrap().len(), RING);
+    let st = tasks.get("live").await.unwrap().status.unwrap();
+    assert!(st.progress_compacted > 0 && st.progress.len() == RING && st.last_seq == *all.last().unwrap());
+
+    // SSE on replica B with Last-Event-ID: exactly the events after it, then the end.
+    let resume_from = all[all.len() - 3];
+    let text = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces/default/tasks/live/events", b.url))
+        .bearer_auth(&token)
+        .header("Last-Event-ID", resume_from.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = text.lines().filter_map(|l| l.strip_prefix("id: ")).map(|i| i.parse().unwrap()).collect();
+    assert_eq!(ids, vec![all[all.len() - 2], all[all.len() - 1], all[all.len() - 1]], "{text}");
+    assert!(text.contains("event: end"), "{text}");
+
+    // Browsers: a ticket, or the token as a subprotocol.
+    let ticket: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/stream/tickets", a.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url =
+        format!("{}/api/v1/stream?ticket={}", b.url.replace("http://", "ws://"), ticket["ticket"].as_str().unwrap());
+    let (mut t, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    send(&mut t, json!({"type": "subscribe", "namespace": "default", "task": "live", "since": all[all.len() - 1]}))
+        .await;
+    assert_eq!(next_json(&mut t).await.unwrap()["type"], "subscribed");
+    let mut req = format!("{}/api/v1/stream", a.url.replace("http://", "ws://")).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", format!("ephemera.v1, bearer.{token}").parse().unwrap());
+    let (_, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "ephemera.v1");
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_consumer_is_cut_off_and_a_worker_without_api_still_finishes() {
+    ephemera_e2e::tls();
+    let s = stack().await;
+    let limits = Limits { buffer: 16, ..Limits::default() };
+    let api = replica(&s, limits, Some(4096)).await;
+    // The workers report to an address nobody listens on: their tasks must finish anyway.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let op = operator(&s, &format!("http://127.0.0.1:{closed}"));
+    let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(&tasks, "unreported", json!({"image": "busybox", "command": ["sh", "-c", "echo '::progress pct=50 msg=half'; echo done > \"$EPHEMERA_RESULT_FILE\""]})).await;
+    let t = phase(&tasks, "unreported", TaskPhase::Succeeded).await;
+    assert_eq!(t.status.unwrap().result, "done\n", "the task finished although its progress could not be delivered");
+
+    // A slow consumer (tiny receive window, never reads) and a normal one watch the same namespace.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(api.url.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    let mut req = format!("{}/api/v1/stream", api.url.replace("http://", "ws://")).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut slow, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await.unwrap();
+    send(&mut slow, json!({"type": "subscribe", "namespace": "default"})).await;
+    let mut fast = connect(&api, &token).await;
+    send(&mut fast, json!({"type": "subscribe", "namespace": "default"})).await;
+    let n = 40;
+    let fast_reader = tokio::spawn(async move {
+        let mut ended = std::collections::BTreeSet::new();
+        while ended.len() < n {
+            let Some(m) = next_json(&mut fast).await else { break };
+            if m["type"] == "end" {
+                ended.insert(m["task"].as_str().unwrap().to_string());
+            }
+        }
+        ended.len()
+    });
+    for i in 0..n {
+        create(&tasks, &format!("flood-{i}"), json!({"image": "busybox", "command": ["sh", "-c", "echo '::progress pct=1 msg=padding padding padding padding padding padding padding padding'"]}))
+            .await;
+    }
+    assert_eq!(fast_reader.await.unwrap(), n, "the reading subscriber saw every Task end");
+    // The slow one was cut off: reading now drains what was buffered, then the connection ends.
+    let drained = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut count = 0;
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Close(frame))) => return (count, frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => count += 1,
+                Some(Err(_)) | None => return (count, None),
+            }
+        }
+    })
+    .await
+    .expect("the slow consumer's connection ended");
+    let metrics = reqwest::get(format!("{}/metrics", api.url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ephemera_api_slow_consumers_total 1"), "{metrics}");
+    if let Some(code) = drained.1 {
+        assert_eq!(code, 4008, "closed as a slow consumer");
+    }
+    op.abort();
+}
