@@ -51,7 +51,7 @@ impl Modify for BearerAuth {
         crate::stream::sse::events,
         crate::stream::tickets::issue,
     ),
-    components(schemas(Ticket, Accepted, CreateTask, RetryRequest, RetryOn, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
+    components(schemas(Ticket, Accepted, ephemera_crds::worker::ProgressBatch, ephemera_crds::worker::WorkerEvent, CreateTask, RetryRequest, RetryOn, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -9,6 +9,7 @@
 
 pub mod attempt_token;
 pub mod credential;
+pub mod json_int;
 pub mod queue;
 pub mod task;
 pub mod worker;

@@ -106,30 +106,38 @@ fn is_zero(v: &u64) -> bool {
 
 /// A batch of progress events a worker posts for its attempt.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressBatch {
     /// The attempt (must match the token's).
+    #[serde(deserialize_with = "crate::json_int::i32")]
     pub attempt: i32,
     /// Events, oldest first.
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub events: Vec<WorkerEvent>,
     /// Events the worker dropped so far in this attempt (its buffer was full).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_int::u64")]
     pub dropped: u64,
 }
 
 /// One progress event as the worker numbers it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerEvent {
     /// The worker's sequence number (from 1 per attempt): a retried batch is recognised by it.
+    #[serde(deserialize_with = "crate::json_int::i64")]
     pub wseq: i64,
     /// When (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(max_length = 40))]
     pub time: String,
     /// Percent, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::json_int::opt_u8")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub percent: Option<u8>,
     /// Message (masked).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub message: String,
 }
 

@@ -59,7 +59,7 @@ fn sse_event(m: &ServerMessage) -> Event {
     params(
         ("namespace" = String, Path, description = "Namespace"),
         ("name" = String, Path, description = "Task name"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this seq", pattern = "^[0-9]{1,18}$"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this seq", minimum = 0),
         EventsQuery,
     ),
     responses(

@@ -15,11 +15,11 @@ use crate::error::FieldError;
 pub struct RetryRequest {
     /// Attempts in all (1-10).
     #[schema(minimum = 1, maximum = 10)]
-    #[serde(default, deserialize_with = "integral::opt_i32")]
+    #[serde(default, deserialize_with = "ephemera_crds::json_int::opt_i32")]
     pub max_attempts: Option<i32>,
     /// First back-off (0-3600 s), doubling.
     #[schema(minimum = 0, maximum = 3600)]
-    #[serde(default, deserialize_with = "integral::opt_i64")]
+    #[serde(default, deserialize_with = "ephemera_crds::json_int::opt_i64")]
     pub backoff_seconds: Option<i64>,
     /// Failure classes retried.
     #[schema(value_type = Option<Vec<RetryOn>>)]
@@ -72,49 +72,22 @@ pub struct CreateTask {
     pub queue: Option<String>,
     /// Priority (-1000..1000).
     #[schema(minimum = -1000, maximum = 1000)]
-    #[serde(default, deserialize_with = "integral::opt_i32")]
+    #[serde(default, deserialize_with = "ephemera_crds::json_int::opt_i32")]
     pub priority: Option<i32>,
     /// Deadline for all attempts (1 s - 7 days).
     #[schema(minimum = 1, maximum = 604800)]
-    #[serde(default, deserialize_with = "integral::opt_i64")]
+    #[serde(default, deserialize_with = "ephemera_crds::json_int::opt_i64")]
     pub timeout_seconds: Option<i64>,
     /// Retries.
     pub retry: Option<RetryRequest>,
     /// Delete the finished Task after this long.
     #[schema(minimum = 0, maximum = 31536000)]
-    #[serde(default, deserialize_with = "integral::opt_i64")]
+    #[serde(default, deserialize_with = "ephemera_crds::json_int::opt_i64")]
     pub ttl_seconds_after_finished: Option<i64>,
     /// Labels for filtering (Kubernetes label syntax).
     #[serde(default)]
     #[schema(schema_with = labels_schema)]
     pub labels: BTreeMap<String, String>,
-}
-
-/// JSON Schema's `integer` includes numbers like `5.0`; serde's integers do not.
-mod integral {
-    use serde::{Deserialize, Deserializer};
-
-    fn whole(n: Option<serde_json::Number>) -> Result<Option<i64>, String> {
-        let Some(n) = n else { return Ok(None) };
-        if let Some(i) = n.as_i64() {
-            return Ok(Some(i));
-        }
-        match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-            _ => Err(format!("{n} is not an integer in range")),
-        }
-    }
-
-    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        whole(Option::<serde_json::Number>::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-
-    pub fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
-        match opt_i64(d)? {
-            None => Ok(None),
-            Some(i) => i32::try_from(i).map(Some).map_err(|_| serde::de::Error::custom(format!("{i} is out of range"))),
-        }
-    }
 }
 
 /// A DNS label.

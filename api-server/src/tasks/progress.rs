@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use ephemera_crds::attempt_token::{self, TokenError};
 use ephemera_crds::worker::ProgressBatch;
@@ -20,6 +20,24 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
 use crate::AppState;
+
+/// The bearer of a worker's request, checked for presence before the body is read (so a missing
+/// credential is a 401 whatever the body).
+pub struct ReportingToken(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReportingToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| ReportingToken(t.trim().to_string()))
+            .ok_or_else(|| ApiError::Unauthorized("a reporting token is required".into()))
+    }
+}
 
 /// Events per batch at most.
 const MAX_BATCH: usize = 100;
@@ -40,7 +58,7 @@ pub struct Accepted {
     path = "/api/v1/namespaces/{namespace}/tasks/{name}/progress",
     tag = "workers",
     params(("namespace" = String, Path, description = "Namespace"), ("name" = String, Path, description = "Task name")),
-    request_body(content = inline(serde_json::Value), content_type = "application/json", description = "A ProgressBatch: attempt, events (wseq, time, percent, message), dropped"),
+    request_body(content = ProgressBatch, content_type = "application/json"),
     responses(
         (status = 202, description = "Stored", body = Accepted),
         (status = 400, description = "Malformed", body = Problem, content_type = "application/problem+json"),
@@ -58,20 +76,16 @@ pub struct Accepted {
 pub async fn intake(
     State(state): State<Arc<AppState>>,
     Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    ReportingToken(bearer): ReportingToken,
     ApiJson(batch): ApiJson<ProgressBatch>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let key = state.progress_key.as_ref().ok_or_else(|| ApiError::NotFound("progress intake is not enabled".into()))?;
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::Unauthorized("a reporting token is required".into()))?;
-    let claims = attempt_token::verify(key.expose_secret(), bearer.trim(), jiff::Timestamp::now().as_second())
-        .map_err(|e| match e {
+    let claims = attempt_token::verify(key.expose_secret(), &bearer, jiff::Timestamp::now().as_second()).map_err(
+        |e| match e {
             TokenError::Expired => ApiError::Unauthorized("the reporting token has expired".into()),
             TokenError::Invalid => ApiError::Unauthorized("invalid reporting token".into()),
-        })?;
+        },
+    )?;
     if claims.namespace != ns || claims.task != name {
         return Err(ApiError::Forbidden("this reporting token is for another Task".into()));
     }

@@ -7,7 +7,7 @@ use std::process::Command;
 use ephemera_api::auth::oidc::OidcConfig;
 use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
-use ephemera_e2e::api::{api_token, ApiServer};
+use ephemera_e2e::api::{api_token, ApiServer, Live};
 use ephemera_e2e::stack::{operator, repo, stack};
 
 fn st_binary() -> PathBuf {
@@ -30,7 +30,14 @@ fn st_binary() -> PathBuf {
 async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     let s = stack().await;
     let op = operator(&s.client, "op-1");
-    let api = ApiServer::start(&s, OidcConfig::default(), RateLimiter::new(100_000, 100_000.0)).await;
+    // With live status on: the progress intake and stream tickets are part of the document.
+    let live = Live {
+        key: b"schemathesis-shared-key-0123456789abcdef".to_vec(),
+        ring: 100,
+        limits: Default::default(),
+        send_buffer: None,
+    };
+    let api = ApiServer::start_live(&s, OidcConfig::default(), RateLimiter::new(100_000, 100_000.0), Some(live)).await;
     let token = api_token(&s, &["*"], &[Verb::Create, Verb::Read, Verb::Cancel, Verb::Delete], 1).await;
     // Token Secrets are watched; give the cache a moment.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -40,7 +47,11 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
         Command::new(st)
             .arg("--config-file")
             .arg(repo().join("e2e/suite/schemathesis.toml"))
-            .args(["run", &format!("{url}/openapi.json"), "--checks", "all", "--max-examples", "25", "--workers", "2"])
+            .args(["run", &format!("{url}/openapi.json"), "--checks", "all", "--max-examples", "25", "--workers", "1"])
+            // One worker: with several, Python 3.11 intermittently crashes inside schemathesis
+            // ("AST constructor recursion depth mismatch"), which says nothing about this API.
+            // A stream that lasts as long as its Task is not something to fuzz; tests/stream.rs covers it.
+            .args(["--exclude-path-regex", "/events$"])
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .env("SCHEMATHESIS_HOOKS", "")
             .env("NO_COLOR", "1")

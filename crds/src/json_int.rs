@@ -1,0 +1,67 @@
+//! Integers as JSON Schema means them: `5` and `5.0` are both the integer 5 (serde's integer types
+//! only take the first). For request bodies validated against a published schema.
+
+use serde::{Deserialize, Deserializer};
+
+fn whole(n: serde_json::Number) -> Result<i64, String> {
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(format!("{n} is not an integer in range")),
+    }
+}
+
+fn narrow<T: TryFrom<i64>, E: serde::de::Error>(i: i64) -> Result<T, E> {
+    T::try_from(i).map_err(|_| E::custom(format!("{i} is out of range")))
+}
+
+/// An optional `i64`.
+pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<serde_json::Number>::deserialize(d)?.map(whole).transpose().map_err(serde::de::Error::custom)
+}
+
+/// An optional `i32`.
+pub fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    opt_i64(d)?.map(narrow).transpose()
+}
+
+/// An optional `u8`.
+pub fn opt_u8<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    opt_i64(d)?.map(narrow).transpose()
+}
+
+/// An `i64`.
+pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    whole(serde_json::Number::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+/// An `i32`.
+pub fn i32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    narrow(i64(d)?)
+}
+
+/// A `u64`.
+pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    narrow(i64(d)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Deserialize)]
+    struct T {
+        #[serde(deserialize_with = "super::i32")]
+        a: i32,
+        #[serde(default, deserialize_with = "super::opt_u8")]
+        b: Option<u8>,
+    }
+
+    #[test]
+    fn integral_floats_are_integers_fractions_are_not() {
+        let t: T = serde_json::from_str(r#"{"a": 5.0, "b": 7}"#).unwrap();
+        assert_eq!((t.a, t.b), (5, Some(7)));
+        assert!(serde_json::from_str::<T>(r#"{"a": 5.5}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"a": 1, "b": 300}"#).is_err());
+    }
+}
