@@ -8,7 +8,10 @@ fn whole(n: serde_json::Number) -> Result<i64, String> {
         return Ok(i);
     }
     match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        // Every float at or beyond ±2^63 is out of range; below that, a whole float converts exactly.
+        Some(f) if f.fract() == 0.0 && f >= -9.223_372_036_854_775_808e18 && f < 9.223_372_036_854_775_808e18 => {
+            Ok(f as i64)
+        }
         _ => Err(format!("{n} is not an integer in range")),
     }
 }
