@@ -3,15 +3,15 @@
 
 use serde::{Deserialize, Deserializer};
 
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+
 fn whole(n: serde_json::Number) -> Result<i64, String> {
     if let Some(i) = n.as_i64() {
         return Ok(i);
     }
     match n.as_f64() {
-        // Every float at or beyond ±2^63 is out of range; below that, a whole float converts exactly.
-        Some(f) if f.fract() == 0.0 && f >= -9.223_372_036_854_775_808e18 && f < 9.223_372_036_854_775_808e18 => {
-            Ok(f as i64)
-        }
+        // 2^63 as f64: every whole float in [-2^63, 2^63) converts exactly.
+        Some(f) if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) => Ok(f as i64),
         _ => Err(format!("{n} is not an integer in range")),
     }
 }
