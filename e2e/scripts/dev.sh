@@ -34,6 +34,13 @@ for _ in $(seq 1 100); do curl -fs "$BAO_ADDR/v1/sys/health" >/dev/null 2>&1 && 
 HOME="$state" "$REPO/e2e/scripts/vault-setup.sh" "$state/operator-token"
 HOME="$state" "$BAO" kv put -mount=secret ephemera/demo/registry REGISTRY_TOKEN="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
 
+# The key the operator signs reporting tokens with and the API servers verify (in a cluster: a Secret
+# mounted into both).
+head -c 48 /dev/urandom > "$state/progress-key"
+chmod 600 "$state/progress-key"
+api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+API="http://127.0.0.1:$api_port"
+
 # The operator runs as a local process against the cluster (as it would in a Pod, it finds the
 # cluster through KUBECONFIG). The dev cluster runs the `ephemera-worker` image as the worker built
 # next to it; busybox task images run their commands on this machine.
@@ -41,12 +48,12 @@ kubectl apply --server-side -f "$REPO/crds/yaml" >/dev/null
 kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev crd/credentials.ephemera.dev --timeout=30s >/dev/null
 "$REPO/target/release/ephemera-operator" --worker-image ghcr.io/ephemera-dev/ephemera-worker:dev --metrics-addr 127.0.0.1:0 \
   --vault-addr "$BAO_ADDR" --vault-auth token --vault-token-file "$state/operator-token" \
+  --progress-url "$API" --progress-key-file "$state/progress-key" \
   > "$state/operator.log" 2>&1 &
 op=$!
 # The REST API, and an API token for the demo (printed once; only its hash is stored).
-api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-API="http://127.0.0.1:$api_port"
-"$REPO/target/release/ephemera-api" serve --listen "127.0.0.1:$api_port" > "$state/api.log" 2>&1 &
+"$REPO/target/release/ephemera-api" serve --listen "127.0.0.1:$api_port" --progress-key-file "$state/progress-key" \
+  > "$state/api.log" 2>&1 &
 apisrv=$!
 TOKEN=$("$REPO/target/release/ephemera-api" token create --namespaces default --verbs create,read,cancel,delete --days 1 --description "dev.sh demo" 2>/dev/null)
 for _ in $(seq 1 100); do curl -fs "$API/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -75,7 +82,8 @@ kubectl get secrets -l app.kubernetes.io/managed-by=ephemera-operator
 kubectl get taskqueues
 kubectl get pods -o wide
 
-# The same through the REST API, as a CI job would: create (idempotent), follow the logs, get the result.
+# The same through the REST API, as a CI job would: create (idempotent), watch it live (Server-Sent
+# Events: phases and progress as they happen, ending with the Task), then its logs and result.
 run_id="demo-$(date +%s)"
 curl -sS -X POST "$API/api/v1/namespaces/default/tasks" -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' -H "Idempotency-Key: $run_id" \
@@ -83,10 +91,8 @@ curl -sS -X POST "$API/api/v1/namespaces/default/tasks" -H "Authorization: Beare
   | tee "$state/api-create.json"
 echo
 name=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$state/api-create.json")
-for _ in $(seq 1 100); do
-  curl -fsS -N "$API/api/v1/namespaces/default/tasks/$name/logs?follow=true" -H "Authorization: Bearer $TOKEN" 2>/dev/null && break
-  sleep 0.2
-done
+curl -sS -N "$API/api/v1/namespaces/default/tasks/$name/events" -H "Authorization: Bearer $TOKEN"
+curl -sS "$API/api/v1/namespaces/default/tasks/$name/logs" -H "Authorization: Bearer $TOKEN"
 for _ in $(seq 1 100); do
   curl -fsS "$API/api/v1/namespaces/default/tasks/$name/result" -H "Authorization: Bearer $TOKEN" 2>/dev/null && break
   sleep 0.2
