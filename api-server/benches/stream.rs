@@ -228,9 +228,13 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for n in sizes {
+    // Baselines first, while this process's memory is not yet full of client connections.
+    let mut baselines = Vec::new();
+    for &n in &sizes {
+        baselines.push(broadcast_baseline(n, events).await);
+    }
+    for (n, (bc, bc_mem)) in sizes.into_iter().zip(baselines) {
         let (ws, ws_mem) = websocket(&url, &token, server.id(), &tasks, n, events).await;
-        let (bc, bc_mem) = broadcast_baseline(n, events).await;
         println!("{n} subscribers, {events} status changes each:");
         println!("  WebSocket via the API server: p50 {:.2} ms  p99 {:.2} ms  ({} deliveries)  server memory {:.1} KiB/connection", pct(&ws, 0.5), pct(&ws, 0.99), ws.len(), ws_mem);
         println!("  bare tokio broadcast:         p50 {:.3} ms  p99 {:.3} ms  ({} deliveries)  memory {:.1} KiB/receiver task", pct(&bc, 0.5), pct(&bc, 0.99), bc.len(), bc_mem);

@@ -70,7 +70,14 @@ pub async fn stream(
     state.limiter.check(&who.id)?;
     let slot = state.hub.connect(&who.id)?;
     let ws = if protocols.iter().any(|p| p == PROTOCOL) { ws.protocols([PROTOCOL]) } else { ws };
-    Ok(ws.max_message_size(64 * 1024).on_upgrade(move |socket| run(socket, state, who, slot)))
+    // Small buffers: clients send a few short messages and receive small JSON; per-connection memory
+    // is what limits how many subscribers a replica holds.
+    let ws = ws
+        .max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024);
+    Ok(ws.on_upgrade(move |socket| run(socket, state, who, slot)))
 }
 
 struct Subscription {

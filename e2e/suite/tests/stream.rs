@@ -174,6 +174,47 @@ async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots()
     assert_eq!(ids, vec![all[all.len() - 2], all[all.len() - 1], all[all.len() - 1]], "{text}");
     assert!(text.contains("event: end"), "{text}");
 
+    // Intake refuses anything but the current attempt of the Task its token names.
+    let uid = tasks.get("live").await.unwrap().metadata.uid.unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let claims = |task: &str, attempt: i32, expires: i64| ephemera_crds::attempt_token::AttemptClaims {
+        namespace: "default".into(),
+        task: task.into(),
+        uid: uid.clone(),
+        attempt,
+        expires,
+    };
+    let batch = json!({"attempt": 1, "events": [{"wseq": 99, "time": "2026-01-01T00:00:00Z", "message": "forged"}]});
+    let post = |token: Option<String>| {
+        let (url, batch) = (format!("{}/api/v1/namespaces/default/tasks/live/progress", a.url), batch.clone());
+        async move {
+            let mut r = reqwest::Client::new().post(url).json(&batch);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    let sign = |c| ephemera_crds::attempt_token::sign(&key(), &c);
+    assert_eq!(post(None).await, 401, "no token");
+    assert_eq!(
+        post(Some(ephemera_crds::attempt_token::sign(
+            b"another key that is long enough!!",
+            &claims("live", 1, now + 60)
+        )))
+        .await,
+        401,
+        "forged"
+    );
+    assert_eq!(post(Some(sign(claims("live", 1, now - 1)))).await, 401, "expired");
+    assert_eq!(post(Some(sign(claims("other", 1, now + 60)))).await, 403, "another Task");
+    assert_eq!(
+        post(Some(sign(claims("live", 1, now + 60)))).await,
+        409,
+        "the attempt is over: replaying its token does nothing"
+    );
+    assert!(!tasks.get("live").await.unwrap().status.unwrap().progress.iter().any(|e| e.message == "forged"));
+
     // Browsers: a ticket, or the token as a subprotocol.
     let ticket: Value = reqwest::Client::new()
         .post(format!("{}/api/v1/stream/tickets", a.url))
