@@ -241,4 +241,5 @@ async fn main() {
         println!("  ratio p50 {:.0}x  p99 {:.0}x", pct(&ws, 0.5) / pct(&bc, 0.5), pct(&ws, 0.99) / pct(&bc, 0.99));
     }
     let _ = server.kill();
+    let _ = server.wait();
 }
