@@ -148,6 +148,8 @@ async fn main() -> anyhow::Result<()> {
                 connections_per_identity: stream_connections,
             };
             let hub = ephemera_api::stream::hub::Hub::start(client.clone(), limits);
+            // Subscribers get snapshots from the watch cache: fill it before serving.
+            hub.ready().await;
             let oidc: OidcConfig = match config {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
