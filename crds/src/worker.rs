@@ -24,6 +24,8 @@ pub const WRAPPING_TOKEN_DIR: &str = "/var/run/ephemera/attempt";
 pub const PROGRESS_TOKEN_FILE: &str = "progress-token";
 /// File name of the wrapping token inside [`WRAPPING_TOKEN_DIR`].
 pub const WRAPPING_TOKEN_FILE: &str = "wrapping-token";
+/// File name of the wrapping token's expiry (RFC 3339, not secret) inside [`WRAPPING_TOKEN_DIR`].
+pub const WRAP_EXPIRES_FILE: &str = "wrap-expires";
 /// Memory-backed folder for credentials delivered as files.
 pub const SECRETS_DIR: &str = "/var/run/ephemera/secrets";
 /// Environment variable: where the worker writes its report (default `/dev/termination-log`).
@@ -56,6 +58,8 @@ pub struct CredentialRef {
 pub enum WorkerFailure {
     /// The wrapping token was already used, expired or not genuine: possible interception.
     CredentialUnwrapFailed,
+    /// The wrapping token expired before the worker started (a slow Pod start, not interception).
+    CredentialExpired,
     /// Vault could not be reached or answered with an error.
     VaultUnavailable,
     /// Vault held no usable secret at a credential's path (missing keys, bad key).
@@ -80,7 +84,7 @@ pub struct WorkerReport {
     /// Human-readable, never secret.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    /// The command's exit code (None when it never ran or died by a signal).
+    /// The command's exit code (128 + the signal when a signal killed it; None when it never ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// The task's bounded result (masked).

@@ -1,6 +1,7 @@
 //! Runs the task command: its output forwarded line by line (masked, progress lines recognised), and
 //! on SIGTERM a graceful stop of its whole process group, then SIGKILL after the grace period.
 
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct Spec<'a> {
     pub env: &'a [(String, SecretString)],
     /// Variables removed from the worker's own environment before the command sees it.
     pub remove: &'a [&'a str],
+    /// Variables the worker took out of its own environment, given back to the command.
+    pub restore: &'a [(OsString, OsString)],
     /// SIGTERM → SIGKILL grace.
     pub grace: Duration,
 }
@@ -51,6 +54,9 @@ pub async fn run(
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     for name in spec.remove {
         cmd.env_remove(name);
+    }
+    for (k, v) in spec.restore {
+        cmd.env(k, v);
     }
     for (k, v) in spec.env {
         cmd.env(k, v.expose_secret());
@@ -78,9 +84,11 @@ pub async fn run(
             Exit::Stopped(code)
         }
     };
-    // Background processes may hold the pipes open: do not wait for them forever.
+    // Background processes may hold the pipes open: one short deadline for both, so the time left
+    // for revoking credentials stays predictable.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     for h in [out, err].into_iter().flatten() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        let _ = tokio::time::timeout_at(deadline, h).await;
     }
     Ok(exit)
 }
@@ -166,7 +174,7 @@ mod tests {
     async fn stop_sends_sigterm_then_reports_stopped() {
         let argv: Vec<String> =
             ["sh", "-c", "trap 'exit 7' TERM; sleep 30 & wait"].iter().map(|s| s.to_string()).collect();
-        let spec = Spec { argv: &argv, env: &[], remove: &[], grace: Duration::from_secs(5) };
+        let spec = Spec { argv: &argv, env: &[], remove: &[], restore: &[], grace: Duration::from_secs(5) };
         let exit = run(
             spec,
             Arc::new(Masker::default()),

@@ -4,6 +4,7 @@
 //! then revokes and wipes everything and reports through the termination message.
 
 pub mod command;
+pub mod isolation;
 pub mod jwt;
 pub mod mask;
 pub mod progress;

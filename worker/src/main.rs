@@ -1,6 +1,7 @@
 //! `ephemera-worker install DEST` copies the worker into a shared volume (init container);
 //! `ephemera-worker run -- COMMAND...` runs an attempt (see the library docs).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -33,18 +34,21 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    // First, while this process has one thread: nothing the Task set may steer the worker's calls.
+    let command_only_env = ephemera_worker::isolation::take_connection_overrides();
+    // Dependencies' debug output can include request headers: only the worker's own level is tunable.
+    let own_level = std::env::var("EPHEMERA_WORKER_LOG").ok().filter(|l| l.parse::<tracing::Level>().is_ok());
+    let filter = format!("warn,ephemera_worker={}", own_level.as_deref().unwrap_or("info"));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EPHEMERA_WORKER_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .init();
     match Args::parse().command {
         Cmd::Install { dest } => install(&dest),
         Cmd::Run { command } => {
-            let code = run(command)?;
+            let code = run(command, command_only_env)?;
             std::process::exit(code)
         }
     }
@@ -58,7 +62,7 @@ fn install(dest: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(command: Vec<String>) -> anyhow::Result<i32> {
+fn run(command: Vec<String>, command_only_env: Vec<(OsString, OsString)>) -> anyhow::Result<i32> {
     // No core dumps and no same-user memory reads of the worker (it holds private keys briefly);
     // reset for the task command by execve.
     // SAFETY: prctl(PR_SET_DUMPABLE) only changes a flag of this process.
@@ -81,7 +85,7 @@ fn run(command: Vec<String>) -> anyhow::Result<i32> {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             let _ = tx.send(true);
         });
-        match Settings::from_env() {
+        match Settings::from_env(command_only_env) {
             Ok(settings) => {
                 let report = session::run(&settings, &command, rx).await;
                 (report, settings.termination_log)

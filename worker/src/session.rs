@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ephemera_crds::worker::{WorkerFailure, WorkerReport, ENV_RESULT_FILE};
+use ephemera_crds::worker::{WorkerFailure, WorkerReport, ENV_RESULT_FILE, WRAP_EXPIRES_FILE};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use zeroize::Zeroize;
@@ -21,22 +21,38 @@ use crate::vault::{self, Vault, VaultError};
 /// Bytes of the task's result kept (the report must fit in 4 KiB with its other fields).
 const MAX_RESULT: u64 = 3072;
 
+/// How long one provider revocation may take (they run concurrently; the operator keeps 10 s of the
+/// Pod's grace for the worker after the command: pipes 2 s + revocations 5 s + progress 2 s).
+const REVOKE_WITHIN: Duration = Duration::from_secs(5);
+
+/// How long a stop waits for a credential request already on the wire.
+const IN_FLIGHT_MINT: Duration = Duration::from_secs(5);
+
 /// Failure before the command ran.
 struct Failed(WorkerFailure, String);
 
 /// Runs the attempt; `stop` flips to true on SIGTERM.
 pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver<bool>) -> WorkerReport {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = match reqwest::Client::builder().timeout(Duration::from_secs(20)).build() {
+    let http = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build() {
         Ok(h) => h,
         Err(e) => return failed(WorkerFailure::Misconfigured, format!("HTTP client: {e}")),
     };
     let mut masker = Masker::default();
     let mut grants: Vec<Grant> = Vec::new();
     if !settings.credentials.is_empty() {
-        let obtained = tokio::select! {
-            r = obtain(settings, &http, &mut grants, &mut masker) => r,
-            _ = stopped(&mut stop) => Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into())),
+        let obtained = {
+            let obtaining = obtain(settings, &http, &mut grants, &mut masker);
+            tokio::pin!(obtaining);
+            tokio::select! {
+                r = &mut obtaining => r,
+                _ = stopped(&mut stop) => {
+                    // A token being minted right now would be lost if this were dropped: let it land
+                    // (briefly) so it is revoked with the others.
+                    let _ = tokio::time::timeout(IN_FLIGHT_MINT, &mut obtaining).await;
+                    Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into()))
+                }
+            }
         };
         if let Err(Failed(failure, message)) = obtained {
             let message = masker.apply_str(&message);
@@ -50,7 +66,13 @@ pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver
     let mut env: Vec<(String, SecretString)> = grants.iter().flat_map(|g| g.env.iter().cloned()).collect();
     env.push((ENV_RESULT_FILE.into(), SecretString::from(settings.result_file.to_string_lossy().into_owned())));
     let reporter = Arc::new(reporter(settings));
-    let spec = command::Spec { argv, env: &env, remove: &WORKER_ONLY, grace: settings.grace };
+    let spec = command::Spec {
+        argv,
+        env: &env,
+        remove: &WORKER_ONLY,
+        restore: &settings.command_only_env,
+        grace: settings.grace,
+    };
     let exit = command::run(spec, masker.clone(), reporter.clone(), stopped(&mut stop)).await;
     drop(env);
     let (revoked, revoke_failed) = release(&http, grants).await;
@@ -58,7 +80,7 @@ pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver
     let progress = reporter.last().map(|p| (p.pct.unwrap_or(0), p.msg));
     // A bounded wait: an unreachable API server never holds the attempt's end hostage.
     let progress_undelivered = match Arc::try_unwrap(reporter) {
-        Ok(r) => r.finish(Duration::from_secs(3)).await,
+        Ok(r) => r.finish(Duration::from_secs(2)).await,
         Err(_) => 0,
     };
     if progress_undelivered > 0 {
@@ -68,7 +90,11 @@ pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver
         WorkerReport { result, revoked, revoke_failed, progress, progress_undelivered, ..Default::default() };
     match exit {
         Ok(Exit::Code(c)) => report.exit_code = Some(c),
-        Ok(Exit::Signal(s)) => report.message = format!("the task command was killed by signal {s}"),
+        Ok(Exit::Signal(s)) => {
+            // As a shell reports it, so the attempt fails with a recognisable code.
+            report.exit_code = Some(128 + s);
+            report.message = format!("the task command was killed by signal {s}");
+        }
         Ok(Exit::Stopped(code)) => {
             report.exit_code = code;
             report.failure = Some(WorkerFailure::Terminated);
@@ -95,13 +121,15 @@ fn reporter(settings: &Settings) -> crate::reporter::Reporter {
     Reporter::start(Target { url, token: SecretString::from(raw.trim().to_string()), namespace, task, attempt })
 }
 
-/// The exit code the worker leaves (the command's own when it ran).
+/// The exit code the worker leaves: the command's own when it ran to its end; never 0 when the
+/// worker ended the attempt (a command stopped by SIGTERM that exits 0 did not finish its task).
 pub fn exit_code(report: &WorkerReport) -> i32 {
     match (report.exit_code, report.failure) {
-        (Some(c), _) => c,
-        (None, Some(WorkerFailure::Terminated)) => 143,
-        (None, Some(_)) => 1,
-        (None, None) => 137,
+        (Some(c), None) => c,
+        (Some(c), Some(_)) if c != 0 => c,
+        (_, Some(WorkerFailure::Terminated)) => 143,
+        (_, Some(_)) => 1,
+        (None, None) => 1,
     }
 }
 
@@ -131,7 +159,16 @@ async fn obtain(
     raw.zeroize();
     masker.add(wrapping.expose_secret());
     let vault = Vault::new(addr).map_err(vault_failure)?;
-    let token = vault.unwrap(&wrapping, &settings.creation_path).await.map_err(vault_failure)?;
+    let token =
+        match vault.unwrap(&wrapping, &settings.creation_path).await {
+            Ok(t) => t,
+            Err(VaultError::Unwrap(_)) if wrap_expired(settings) => return Err(Failed(
+                WorkerFailure::CredentialExpired,
+                "the wrapping token expired before the worker started: the Pod took longer to start than the wrap TTL"
+                    .into(),
+            )),
+            Err(e) => return Err(vault_failure(e)),
+        };
     drop(wrapping);
     masker.add(token.expose_secret());
     let client = vault.with_token(&token).map_err(vault_failure)?;
@@ -170,6 +207,18 @@ async fn obtain(
     Ok(())
 }
 
+/// Whether the wrapping token's expiry (written by the operator beside it) has passed. A token that
+/// was still valid when the worker asked, yet could not be unwrapped, was used by someone else.
+fn wrap_expired(settings: &Settings) -> bool {
+    let path = settings.wrapping_token_file.with_file_name(WRAP_EXPIRES_FILE);
+    let Some(expires) = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<jiff::Timestamp>().ok())
+    else {
+        return false;
+    };
+    // Vault's clock and the node's may differ a little; within that margin, assume interception.
+    jiff::Timestamp::now() > expires + jiff::SignedDuration::from_secs(2)
+}
+
 fn vault_failure(e: VaultError) -> Failed {
     match e {
         VaultError::Unwrap(_) => Failed(WorkerFailure::CredentialUnwrapFailed, e.to_string()),
@@ -178,28 +227,30 @@ fn vault_failure(e: VaultError) -> Failed {
     }
 }
 
-/// Revokes every provider token and wipes every file; returns (revoked, failed).
+/// Revokes every provider token (all at once, each within [`REVOKE_WITHIN`], so the whole release
+/// fits the Pod's grace reserve) and wipes every file; returns (revoked, failed).
 async fn release(http: &reqwest::Client, grants: Vec<Grant>) -> (u32, u32) {
-    let (mut revoked, mut failed) = (0, 0);
-    for grant in grants {
-        if let Some(r) = &grant.revoke {
-            match tokio::time::timeout(Duration::from_secs(10), providers::revoke(http, r)).await {
-                Ok(Ok(())) => revoked += 1,
-                Ok(Err(e)) => {
-                    failed += 1;
-                    tracing::warn!(error = %e, "could not revoke a provider token (it expires on its own)");
-                }
-                Err(_) => {
-                    failed += 1;
-                    tracing::warn!("revoking a provider token timed out (it expires on its own)");
-                }
+    let revocations = grants.iter().filter_map(|g| g.revoke.as_ref()).map(|r| async move {
+        match tokio::time::timeout(REVOKE_WITHIN, providers::revoke(http, r)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not revoke a provider token (it expires on its own)");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("revoking a provider token timed out (it expires on its own)");
+                false
             }
         }
+    });
+    let outcomes = futures::future::join_all(revocations).await;
+    for grant in &grants {
         for f in &grant.files {
             wipe(f);
         }
     }
-    (revoked, failed)
+    let revoked = outcomes.iter().filter(|ok| **ok).count();
+    (u32::try_from(revoked).unwrap_or(u32::MAX), u32::try_from(outcomes.len() - revoked).unwrap_or(u32::MAX))
 }
 
 /// Overwrites a file with zeros, then removes it.
@@ -230,4 +281,48 @@ fn read_result(settings: &Settings, masker: &Masker) -> String {
 /// A future that never resolves, for callers without a stop signal.
 pub fn never() -> impl Future<Output = ()> {
     std::future::pending()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(exit_code: Option<i32>, failure: Option<WorkerFailure>) -> WorkerReport {
+        WorkerReport { exit_code, failure, ..Default::default() }
+    }
+
+    #[test]
+    fn the_worker_never_exits_0_for_an_attempt_it_ended() {
+        assert_eq!(exit_code(&report(Some(0), None)), 0);
+        assert_eq!(exit_code(&report(Some(3), None)), 3);
+        assert_eq!(exit_code(&report(Some(0), Some(WorkerFailure::Terminated))), 143, "stopped, then exited 0");
+        assert_eq!(exit_code(&report(Some(2), Some(WorkerFailure::Terminated))), 2);
+        assert_eq!(exit_code(&report(None, Some(WorkerFailure::VaultUnavailable))), 1);
+    }
+
+    #[test]
+    fn an_expired_wrapping_token_is_told_from_a_used_one_by_the_expiry_beside_it() {
+        let dir = std::env::temp_dir().join(format!("ephemera-wrap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = Settings {
+            vault_addr: None,
+            creation_path: String::new(),
+            credentials: Vec::new(),
+            wrapping_token_file: dir.join("wrapping-token"),
+            result_file: dir.join("result"),
+            termination_log: dir.join("log"),
+            grace: Duration::from_secs(1),
+            progress_url: None,
+            progress_token_file: dir.join("progress-token"),
+            task: Default::default(),
+            command_only_env: Vec::new(),
+        };
+        assert!(!wrap_expired(&settings), "no expiry written: assume interception");
+        let at = |secs: i64| (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs)).to_string();
+        std::fs::write(dir.join(WRAP_EXPIRES_FILE), at(-60)).unwrap();
+        assert!(wrap_expired(&settings));
+        std::fs::write(dir.join(WRAP_EXPIRES_FILE), at(120)).unwrap();
+        assert!(!wrap_expired(&settings), "still valid, yet not unwrappable: someone else used it");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,5 +1,6 @@
 //! The worker's settings, from the environment the operator gives its Pod.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -54,11 +55,13 @@ pub struct Settings {
     pub progress_token_file: PathBuf,
     /// The Task's namespace, name and attempt (from the operator's variables).
     pub task: (String, String, i32),
+    /// Connection-steering variables taken out of the worker's environment, for the command only.
+    pub command_only_env: Vec<(OsString, OsString)>,
 }
 
 impl Settings {
-    /// Reads the environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
+    /// Reads the environment; `command_only_env` is what [`crate::isolation`] took out of it.
+    pub fn from_env(command_only_env: Vec<(OsString, OsString)>) -> Result<Self, SettingsError> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         let credentials = match var(ENV_CREDENTIALS) {
             Some(json) => serde_json::from_str(&json)
@@ -91,6 +94,7 @@ impl Settings {
                 var("EPHEMERA_TASK_NAME").unwrap_or_default(),
                 var("EPHEMERA_ATTEMPT").and_then(|a| a.parse().ok()).unwrap_or(0),
             ),
+            command_only_env,
         };
         if !settings.credentials.is_empty() && settings.vault_addr.is_none() {
             return Err(SettingsError::Invalid {

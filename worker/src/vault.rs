@@ -75,6 +75,7 @@ impl Vault {
         // reqwest is built without a TLS provider of its own: use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
+            .no_proxy()
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| VaultError::Unavailable { addr: addr.into(), detail: e.to_string() })?;

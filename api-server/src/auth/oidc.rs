@@ -21,6 +21,8 @@ const LEEWAY: i64 = 60;
 const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
 /// An unknown `kid` refetches the JWKS at most this often.
 const REFETCH_MIN: Duration = Duration::from_secs(30);
+/// After a failed fetch, requests fail fast for this long instead of queueing behind new fetches.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 
 /// One rule: when every listed claim equals its value (a trailing `*` matches a prefix), grant.
 #[derive(Debug, Clone, Deserialize)]
@@ -80,11 +82,19 @@ struct Cached {
     fetched: Instant,
 }
 
+/// One issuer's keys. Its lock is held across a fetch on purpose: concurrent requests wait for one
+/// fetch instead of each starting their own; other issuers are not affected.
+#[derive(Default)]
+struct Slot {
+    cached: Option<Cached>,
+    failed: Option<Instant>,
+}
+
 /// Verifies ID tokens.
 pub struct Oidc {
     config: OidcConfig,
     http: reqwest::Client,
-    cache: Mutex<HashMap<String, Cached>>,
+    slots: HashMap<String, Mutex<Slot>>,
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, ApiError> {
@@ -111,7 +121,8 @@ impl Oidc {
     /// A verifier for `config`.
     pub fn new(config: OidcConfig) -> Oidc {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        Oidc { config, http, cache: Mutex::new(HashMap::new()) }
+        let slots = config.issuers.iter().map(|i| (i.issuer.clone(), Mutex::new(Slot::default()))).collect();
+        Oidc { config, http, slots }
     }
 
     /// Checks an ID token and maps it to an identity.
@@ -162,20 +173,32 @@ impl Oidc {
     }
 
     async fn key(&self, issuer: &Issuer, kid: &str) -> Result<(Vec<u8>, Vec<u8>), ApiError> {
-        let mut cache = self.cache.lock().await;
-        let fresh = |c: &Cached| c.fetched.elapsed() < JWKS_MAX_AGE;
-        let entry = cache.get(&issuer.issuer);
-        let hit = entry.filter(|c| fresh(c)).and_then(|c| c.keys.get(kid).cloned());
-        if let Some(k) = hit {
+        let unknown = || ApiError::Unauthorized("unknown token signing key".into());
+        let slot =
+            self.slots.get(&issuer.issuer).ok_or_else(|| ApiError::Unauthorized("unknown token issuer".into()))?;
+        let mut slot = slot.lock().await;
+        let fresh = slot.cached.as_ref().filter(|c| c.fetched.elapsed() < JWKS_MAX_AGE);
+        if let Some(k) = fresh.and_then(|c| c.keys.get(kid).cloned()) {
             return Ok(k);
         }
-        if entry.is_some_and(|c| fresh(c) && c.fetched.elapsed() < REFETCH_MIN) {
-            return Err(ApiError::Unauthorized("unknown token signing key".into()));
+        // A kid we do not know refetches at most every REFETCH_MIN (keys rotate; forged kids are cheap).
+        if fresh.is_some_and(|c| c.fetched.elapsed() < REFETCH_MIN) {
+            return Err(unknown());
         }
-        let keys = self.fetch(issuer).await?;
-        let found = keys.get(kid).cloned();
-        cache.insert(issuer.issuer.clone(), Cached { keys, fetched: Instant::now() });
-        found.ok_or_else(|| ApiError::Unauthorized("unknown token signing key".into()))
+        if slot.failed.is_some_and(|f| f.elapsed() < FAILURE_BACKOFF) {
+            return Err(ApiError::Unavailable);
+        }
+        match self.fetch(issuer).await {
+            Ok(keys) => {
+                let found = keys.get(kid).cloned();
+                *slot = Slot { cached: Some(Cached { keys, fetched: Instant::now() }), failed: None };
+                found.ok_or_else(unknown)
+            }
+            Err(e) => {
+                slot.failed = Some(Instant::now());
+                Err(e)
+            }
+        }
     }
 
     async fn fetch(&self, issuer: &Issuer) -> Result<HashMap<String, (Vec<u8>, Vec<u8>)>, ApiError> {

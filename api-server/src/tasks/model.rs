@@ -56,7 +56,7 @@ pub struct CreateTask {
     #[schema(max_items = 128)]
     pub args: Vec<String>,
     /// Environment (not secrets: name credentials instead). Names match `[A-Za-z_][A-Za-z0-9_]*`;
-    /// `HOME` and `EPHEMERA_*` are reserved.
+    /// `HOME`, `EPHEMERA_*` and `LD_*` are reserved.
     #[serde(default)]
     #[schema(schema_with = env_schema)]
     pub env: BTreeMap<String, String>,
@@ -148,7 +148,7 @@ fn env_schema() -> utoipa::openapi::Object {
         .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(4096))))
         .max_properties(Some(64))
         .description(Some(
-            "Environment variables (not secrets: name credentials instead); HOME and EPHEMERA_* are reserved.",
+            "Environment variables (not secrets: name credentials instead); HOME, EPHEMERA_* and LD_* are reserved.",
         ))
         .build()
 }
@@ -194,8 +194,8 @@ impl CreateTask {
                 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 bad(&format!("env.{k}"), "must be a variable name ([A-Za-z_][A-Za-z0-9_]*)");
-            } else if k == "HOME" || k.starts_with("EPHEMERA_") {
-                bad(&format!("env.{k}"), "HOME and EPHEMERA_* are reserved");
+            } else if k == "HOME" || k.starts_with("EPHEMERA_") || k.starts_with("LD_") {
+                bad(&format!("env.{k}"), "HOME, EPHEMERA_* and LD_* are reserved");
             }
             if v.len() > 4096 {
                 bad(&format!("env.{k}"), "values are at most 4096 bytes");

@@ -41,10 +41,11 @@ pub struct TaskSpec {
     #[schemars(length(max = 128))]
     pub args: Vec<String>,
     /// Non-secret environment for the command. Secrets come only through `credentials`. `HOME` and
-    /// `EPHEMERA_*` are reserved (set by the operator).
+    /// `EPHEMERA_*` are reserved (set by the operator), and so is `LD_*` (it would load code into the
+    /// worker, which holds private keys).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.all(e, e.name != 'HOME' && !e.name.startsWith('EPHEMERA_'))").message("HOME and EPHEMERA_* are reserved"))]
+    #[x_kube(validation = Rule::new("self.all(e, e.name != 'HOME' && !e.name.startsWith('EPHEMERA_') && !e.name.startsWith('LD_'))").message("HOME, EPHEMERA_* and LD_* are reserved"))]
     pub env: Vec<TaskEnv>,
     /// Free-form parameters, given to the command as `EPHEMERA_PARAM_<NAME>` variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -476,6 +476,51 @@ async fn cancelling_or_deleting_mid_run_still_revokes_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_task_cannot_steer_the_workers_vault_and_provider_calls_through_its_own_proxy() {
+    let w = world().await;
+    let op = w.operator("op-1");
+    let tasks = w.tasks();
+    // The Task author's "proxy": it counts every connection the worker would send through it.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_url = format!("http://{}", trap.local_addr().unwrap());
+    let caught = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = caught.clone();
+    let trap_task = tokio::spawn(async move {
+        while let Ok((conn, _)) = trap.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let mut env: Vec<Value> = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"]
+        .iter()
+        .map(|n| json!({"name": n, "value": trap_url}))
+        .collect();
+    env.push(json!({"name": "SSL_CERT_FILE", "value": "/nonexistent/ca.pem"}));
+    env.push(json!({"name": "VAULT_CACERT", "value": "/nonexistent/ca.pem"}));
+    env.push(json!({"name": "VAULT_ADDR", "value": trap_url}));
+    create(
+        &tasks,
+        "proxied",
+        json!({"image": "busybox", "credentials": ["uat-org", "acme-repo"], "env": env, "command": ["sh", "-c",
+            "[ -n \"$SF_ACCESS_TOKEN\" ] && [ -n \"$GITHUB_TOKEN\" ] && [ \"$HTTPS_PROXY\" = \"$ALL_PROXY\" ] \
+             && [ \"$VAULT_ADDR\" = \"$HTTPS_PROXY\" ] && echo proxy-kept > \"$EPHEMERA_RESULT_FILE\""]}),
+    )
+    .await;
+    let t = phase(&tasks, "proxied", TaskPhase::Succeeded).await;
+    assert_eq!(t.status.unwrap().result, "proxy-kept\n", "the command still sees its own proxy settings");
+    assert_eq!(caught.load(std::sync::atomic::Ordering::SeqCst), 0, "the worker never used the Task's proxy");
+    eventually(20, "provider tokens revoked directly", || async {
+        (w.sf.issued().iter().all(|t| t.revoked) && w.gh.issued().iter().all(|t| t.revoked)).then_some(())
+    })
+    .await;
+    assert_eq!((w.sf.issued().len(), w.gh.issued().len()), (1, 1));
+    assert_eq!(caught.load(std::sync::atomic::Ordering::SeqCst), 0);
+    w.no_task_token_left_in_vault().await;
+    trap_task.abort();
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_test_doubles_check_signatures_audiences_and_expiry_like_the_providers() {
     use ephemera_worker::jwt::RsaSigner;
     ephemera_e2e::tls();

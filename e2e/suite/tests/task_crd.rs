@@ -104,7 +104,7 @@ async fn crds_install_and_validate_identically_on_the_real_apiserver_and_the_dev
     )
     .await;
     assert_eq!(code, 422, "{body}");
-    assert!(body["message"].as_str().unwrap_or_default().contains("HOME and EPHEMERA_* are reserved"), "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("HOME, EPHEMERA_* and LD_* are reserved"), "{body}");
     let patch = http::Request::builder()
         .method("PATCH")
         .uri(format!("{tasks}/hello"))

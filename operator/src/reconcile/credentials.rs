@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ephemera_crds::attempt_token::{self, AttemptClaims};
-use ephemera_crds::worker::{CredentialRef, PROGRESS_TOKEN_FILE, WRAPPING_TOKEN_FILE};
+use ephemera_crds::worker::{CredentialRef, PROGRESS_TOKEN_FILE, WRAPPING_TOKEN_FILE, WRAP_EXPIRES_FILE};
 use ephemera_crds::{Credential, Task};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
@@ -154,7 +154,10 @@ pub async fn ensure_secret(
         data.insert(WRAPPING_TOKEN_FILE.into(), json!(minted.wrapping_token.expose_secret()));
         data.insert(ACCESSOR_KEY.into(), json!(minted.accessor));
         annotations.insert(EXPIRES_ANNOTATION.into(), json!(plus(minted.ttl)));
-        annotations.insert(WRAP_EXPIRES_ANNOTATION.into(), json!(plus(issuer.config().wrap_ttl)));
+        let wrap_expires = plus(issuer.config().wrap_ttl);
+        // The worker tells a token that expired while the Pod was starting from a stolen one.
+        data.insert(WRAP_EXPIRES_FILE.into(), json!(wrap_expires));
+        annotations.insert(WRAP_EXPIRES_ANNOTATION.into(), json!(wrap_expires));
         minted_accessor = Some(minted.accessor);
     }
     if let Some(progress) = &ctx.config.progress {

@@ -244,15 +244,15 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             .is_some_and(|p| matches!(observe::attempt(p), Attempt::Succeeded { .. } | Attempt::Failed { .. }));
     if task.spec.cancel && !ended {
         if let Some(p) = running_pod {
-            let grace = u32::try_from(ctx.config.termination_grace.as_secs()).unwrap_or(30);
-            pods.delete(&p.name_any(), &DeleteParams::default().grace_period(grace)).await?;
+            stop_gracefully(ctx, &pods, p).await?;
         }
         return finish(ctx, &api, &task, status, TaskPhase::Cancelled, "Cancelled", "cancelled on request".into())
             .await;
     }
     if now >= deadline && !ended {
+        // The same grace as a cancel: the worker still revokes its provider tokens on the way out.
         if let Some(p) = running_pod {
-            pods.delete(&p.name_any(), &DeleteParams::default().grace_period(0)).await?;
+            stop_gracefully(ctx, &pods, p).await?;
         }
         let msg = format!("the Task did not finish within {}s", task.spec.timeout_seconds);
         return finish(ctx, &api, &task, status, TaskPhase::TimedOut, "DeadlineExceeded", msg).await;
@@ -546,6 +546,14 @@ async fn create_pod(
     ctx.event(task, EventType::Normal, "Scheduled", status.message.clone()).await;
     write_status(api, task, status).await?;
     Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// Deletes a running attempt's Pod with the configured grace, so its worker can stop the command and
+/// revoke what it minted.
+async fn stop_gracefully(ctx: &Context, pods: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
+    let grace = u32::try_from(ctx.config.termination_grace.as_secs()).unwrap_or(30);
+    pods.delete(&pod.name_any(), &DeleteParams::default().grace_period(grace)).await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -59,8 +59,9 @@ pub fn attempt(pod: &Pod) -> Attempt {
     // The worker's report; a Pod without the worker leaves plain text (kept as the result).
     let report = WorkerReport::parse(&message).unwrap_or(WorkerReport { result: message, ..Default::default() });
     match status.phase.as_deref() {
-        Some("Succeeded") => Attempt::Succeeded { result: report.result },
-        Some("Failed") => {
+        // A worker that ended the attempt itself never leaves 0, but an older one might: trust its report.
+        Some("Succeeded") if report.failure.is_none() => Attempt::Succeeded { result: report.result },
+        Some("Succeeded" | "Failed") => {
             let exit_code = terminated.as_ref().map(|t| t.exit_code);
             let result = report.result;
             let pod_reason = status.reason.unwrap_or_default();
@@ -162,6 +163,16 @@ mod tests {
         let vault = ended("Failed", 1, r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
         assert!(
             matches!(attempt(&vault), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable")
+        );
+        let expired = ended("Failed", 1, r#"{"failure":"CredentialExpired","message":"slow start"}"#);
+        assert!(
+            matches!(attempt(&expired), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "CredentialExpired"),
+            "an expired wrapping token is retried like any infrastructure failure, not reported as interception"
+        );
+        let stopped = ended("Succeeded", 0, r#"{"failure":"Terminated","exitCode":0}"#);
+        assert!(
+            matches!(attempt(&stopped), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "Terminated"),
+            "a command that exited 0 after being stopped did not succeed"
         );
         let code = ended("Failed", 4, r#"{"exitCode":4,"result":"partial"}"#);
         assert!(
