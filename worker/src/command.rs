@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
+use zeroize::Zeroize as _;
 
 use crate::mask::Masker;
 use crate::progress;
@@ -126,11 +127,19 @@ async fn forward(
             Ok(n) => n,
         };
         pending.extend_from_slice(&buf[..n]);
-        while let Some(pos) =
-            pending.iter().position(|b| *b == b'\n').or((pending.len() >= MAX_LINE).then_some(MAX_LINE - 1))
-        {
+        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=pos).collect();
             emit(&line, &mut to, &masker, progress.as_ref()).await;
+        }
+        if pending.len() >= MAX_LINE {
+            // A long line goes out in pieces. Mask before cutting, and keep back the bytes that could
+            // be the start of a secret whose rest has not arrived yet.
+            let masked = masker.apply(&pending);
+            pending.zeroize();
+            let keep = masker.longest().saturating_sub(1).min(masked.len());
+            let (piece, rest) = masked.split_at(masked.len() - keep);
+            emit(piece, &mut to, &masker, progress.as_ref()).await;
+            pending = rest.to_vec();
         }
     }
     if !pending.is_empty() {
@@ -168,6 +177,34 @@ mod tests {
         out_r.read_to_string(&mut s).await.unwrap();
         assert_eq!(s, "token ***\n::progress pct=50 msg=half\nend");
         assert_eq!(progress.last(), Some(crate::progress::Progress { pct: Some(50), msg: "half".into() }));
+    }
+
+    #[tokio::test]
+    async fn a_secret_across_the_cut_of_a_long_line_is_still_masked() {
+        let secret = "ghs_0123456789abcdefghij";
+        // Every offset of the secret around the first cut, written in small uneven chunks.
+        for shift in 0..secret.len() + 2 {
+            let mut line = "x".repeat(MAX_LINE - secret.len() / 2 - shift);
+            line.push_str(secret);
+            line.push_str(&"y".repeat(MAX_LINE + 100));
+            line.push_str(secret);
+            line.push('\n');
+            let (mut w, r) = tokio::io::duplex(4096);
+            let (out_w, mut out_r) = tokio::io::duplex(4 * MAX_LINE);
+            let mut masker = Masker::default();
+            masker.add(secret);
+            let h = tokio::spawn(forward(r, out_w, Arc::new(masker), None));
+            for chunk in line.as_bytes().chunks(3001) {
+                w.write_all(chunk).await.unwrap();
+            }
+            drop(w);
+            h.await.unwrap();
+            let mut out = String::new();
+            out_r.read_to_string(&mut out).await.unwrap();
+            assert!(!out.contains("0123456789"), "shift {shift}: part of the secret escaped");
+            assert_eq!(out.matches("***").count(), 2, "shift {shift}");
+            assert_eq!(out.len(), line.len() - 2 * (secret.len() - 3), "shift {shift}: nothing else changed");
+        }
     }
 
     #[tokio::test]

@@ -53,6 +53,11 @@ impl Masker {
         out
     }
 
+    /// Length of the longest secret value (0 when there is none).
+    pub fn longest(&self) -> usize {
+        self.values.first().map(|s| s.expose_secret().len()).unwrap_or(0)
+    }
+
     /// `text` masked, as a string.
     pub fn apply_str(&self, text: &str) -> String {
         String::from_utf8_lossy(&self.apply(text.as_bytes())).into_owned()

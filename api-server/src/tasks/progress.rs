@@ -69,6 +69,7 @@ pub struct Accepted {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Reporting too often for this attempt (the worker backs off)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("attempt" = []))
@@ -92,6 +93,8 @@ pub async fn intake(
     if batch.attempt != claims.attempt {
         return Err(ApiError::Forbidden("this reporting token is for another attempt".into()));
     }
+    // Each status write costs the cluster a write: one chatty worker gets the same budget as a caller.
+    state.limiter.check(&format!("attempt:{ns}/{name}/{}", claims.attempt))?;
     if batch.events.len() > MAX_BATCH {
         return Err(ApiError::Validation(vec![crate::error::FieldError {
             field: "events".into(),
