@@ -256,6 +256,15 @@ async fn tasks_end_to_end_with_api_tokens() {
     assert!(doc["paths"]["/api/v1/namespaces/{namespace}/tasks"]["post"].is_object());
     let (_, _, m) = api.call("GET", "/metrics", None, None).await;
     assert!(m.as_str().unwrap().contains("ephemera_api_tasks_created_total"));
+
+    // Revoking a token (what `ephemera-api token revoke <id>` does) takes effect without a restart.
+    let id = reader.split('_').nth(1).unwrap().to_string();
+    ephemera_api::auth::tokens::revoke(s.client.clone(), "default", &id).await.unwrap();
+    eventually(10, "the revoked token refused", || async {
+        (api.call("GET", base, Some(&reader), None).await.0 == 401).then_some(())
+    })
+    .await;
+    assert_eq!(api.call("GET", base, Some(&full), None).await.0, 200, "other tokens still work");
     op.abort();
 }
 
@@ -295,6 +304,9 @@ async fn oidc_tokens_and_rate_limits() {
     let mut expired = claims.clone();
     expired["exp"] = json!(now - 600);
     variants.push(("expired", issuer.token(expired), 401));
+    let mut early = claims.clone();
+    early["nbf"] = json!(now + 600);
+    variants.push(("not valid yet", issuer.token(early), 401));
     let mut unknown = claims.clone();
     unknown["iss"] = json!("https://token.actions.githubusercontent.com");
     variants.push(("unknown issuer", issuer.token(unknown), 401));

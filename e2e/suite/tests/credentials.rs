@@ -521,6 +521,47 @@ async fn a_task_cannot_steer_the_workers_vault_and_provider_calls_through_its_ow
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_operator_can_log_in_with_approle() {
+    use vaultrs::api::auth::approle::requests::SetAppRoleRequest;
+    let w = world().await;
+    // As a Vault admin would: an AppRole carrying the operator policy vault-setup.sh wrote.
+    let root = w.bao.root();
+    vaultrs::sys::auth::enable(&root, "approle", "approle", None).await.unwrap();
+    vaultrs::auth::approle::role::set(
+        &root,
+        "approle",
+        "ephemera-operator",
+        Some(SetAppRoleRequest::builder().token_policies(vec!["ephemera-operator".to_string()]).token_ttl("10m")),
+    )
+    .await
+    .unwrap();
+    let role_id = vaultrs::auth::approle::role::read_id(&root, "approle", "ephemera-operator").await.unwrap().role_id;
+    let secret_id =
+        vaultrs::auth::approle::role::secret::generate(&root, "approle", "ephemera-operator", None).await.unwrap();
+    let secret_id_file = w.bao.operator_token_file.with_file_name("approle-secret-id");
+    std::fs::write(&secret_id_file, &secret_id.secret_id).unwrap();
+    let mut cfg = config("op-approle");
+    let mut vault = vault_config(&w.bao);
+    vault.auth = VaultAuth::AppRole { mount: "approle".into(), role_id, secret_id_file };
+    cfg.vault = Some(vault);
+    let op = operator_with(&w.s.client, cfg);
+    let tasks = w.tasks();
+    create(
+        &tasks,
+        "approle-npm",
+        json!({"image": "busybox", "credentials": ["npm"], "env": [{"name": "WANT", "value": hex_sha256(&w.npm_token)}],
+               "command": ["sh", "-c", "[ \"$(printf %s \"$NPM_TOKEN\" | sha256sum | cut -d' ' -f1)\" = \"$WANT\" ]"]}),
+    )
+    .await;
+    phase(&tasks, "approle-npm", TaskPhase::Succeeded).await;
+    w.no_task_token_left_in_vault().await;
+    w.assert_no_secret_leaked("").await;
+    let log = String::from_utf8_lossy(&operator_log().lock().unwrap()).into_owned();
+    assert!(!log.contains(&secret_id.secret_id), "the AppRole secret id is never logged");
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_test_doubles_check_signatures_audiences_and_expiry_like_the_providers() {
     use ephemera_worker::jwt::RsaSigner;
     ephemera_e2e::tls();
