@@ -16,6 +16,11 @@ pub const ENV_CREDENTIALS: &str = "EPHEMERA_CREDENTIALS";
 pub const ENV_RESULT_FILE: &str = "EPHEMERA_RESULT_FILE";
 /// Environment variable: seconds the worker gives the command between SIGTERM and SIGKILL.
 pub const ENV_GRACE_SECONDS: &str = "EPHEMERA_GRACE_SECONDS";
+/// Environment variable: the egress proxy for the worker's own calls (Vault, providers), set by the
+/// admin through the operator; the Task's own proxy variables never apply to them.
+pub const ENV_WORKER_PROXY: &str = "EPHEMERA_WORKER_PROXY";
+/// Environment variable: hosts the worker reaches without [`ENV_WORKER_PROXY`] (`NO_PROXY` syntax).
+pub const ENV_WORKER_NO_PROXY: &str = "EPHEMERA_WORKER_NO_PROXY";
 /// Environment variable: where the worker posts progress (the API server's base URL).
 pub const ENV_PROGRESS_URL: &str = "EPHEMERA_PROGRESS_URL";
 /// Where the per-attempt Secret (wrapping token, reporting token) is mounted in the task container.
@@ -24,8 +29,6 @@ pub const WRAPPING_TOKEN_DIR: &str = "/var/run/ephemera/attempt";
 pub const PROGRESS_TOKEN_FILE: &str = "progress-token";
 /// File name of the wrapping token inside [`WRAPPING_TOKEN_DIR`].
 pub const WRAPPING_TOKEN_FILE: &str = "wrapping-token";
-/// File name of the wrapping token's expiry (RFC 3339, not secret) inside [`WRAPPING_TOKEN_DIR`].
-pub const WRAP_EXPIRES_FILE: &str = "wrap-expires";
 /// Memory-backed folder for credentials delivered as files.
 pub const SECRETS_DIR: &str = "/var/run/ephemera/secrets";
 /// Environment variable: where the worker writes its report (default `/dev/termination-log`).
@@ -58,8 +61,8 @@ pub struct CredentialRef {
 pub enum WorkerFailure {
     /// The wrapping token was already used, expired or not genuine: possible interception.
     CredentialUnwrapFailed,
-    /// The wrapping token expired before the worker started (a slow Pod start, not interception).
-    CredentialExpired,
+    /// The wrapping token is valid but was not issued through the operator's token role: forged.
+    CredentialNotGenuine,
     /// Vault could not be reached or answered with an error.
     VaultUnavailable,
     /// Vault held no usable secret at a credential's path (missing keys, bad key).

@@ -32,6 +32,8 @@ pub struct Config {
     pub progress: Option<ProgressConfig>,
     /// Events kept in `status.progress` (phase changes and progress), at most 100.
     pub event_ring: usize,
+    /// Egress proxy for workers' own calls to Vault and the providers, and the hosts that bypass it.
+    pub worker_proxy: Option<(String, String)>,
 }
 
 /// Where workers report progress and how their reporting tokens are signed.
@@ -65,6 +67,7 @@ impl Default for Config {
             vault: None,
             progress: None,
             event_ring: ephemera_crds::task::MAX_PROGRESS_EVENTS,
+            worker_proxy: None,
         }
     }
 }

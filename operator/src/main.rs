@@ -52,6 +52,13 @@ struct Args {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "EPHEMERA_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// Egress proxy for the worker's own calls to Vault, Salesforce and GitHub (the Task's proxy
+    /// variables never apply to them).
+    #[arg(long, env = "EPHEMERA_WORKER_PROXY")]
+    worker_proxy: Option<String>,
+    /// Hosts the worker reaches without --worker-proxy (NO_PROXY syntax, e.g. `.svc,.cluster.local`).
+    #[arg(long, env = "EPHEMERA_WORKER_NO_PROXY", default_value = "")]
+    worker_no_proxy: String,
     /// Vault address; without it, Tasks that name credentials fail with VaultNotConfigured.
     #[arg(long, env = "EPHEMERA_VAULT_ADDR")]
     vault_addr: Option<String>,
@@ -162,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
             _ => None,
         },
         event_ring: usize::try_from(a.event_ring).unwrap_or(100),
+        worker_proxy: a.worker_proxy.map(|p| (p, a.worker_no_proxy)),
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
     // Kubernetes stops Pods with SIGTERM; Ctrl-C for local runs.

@@ -132,14 +132,14 @@ async fn forward(
             emit(&line, &mut to, &masker, progress.as_ref()).await;
         }
         if pending.len() >= MAX_LINE {
-            // A long line goes out in pieces. Mask before cutting, and keep back the bytes that could
-            // be the start of a secret whose rest has not arrived yet.
-            let masked = masker.apply(&pending);
-            pending.zeroize();
-            let keep = masker.longest().saturating_sub(1).min(masked.len());
-            let (piece, rest) = masked.split_at(masked.len() - keep);
-            emit(piece, &mut to, &masker, progress.as_ref()).await;
-            pending = rest.to_vec();
+            // A long line goes out in pieces. Keep back (unmasked) the bytes that could start a
+            // secret whose rest has not arrived, and never cut through one that has.
+            let keep = masker.longest().saturating_sub(1).min(MAX_LINE / 2);
+            let cut = masker.safe_cut(&pending, pending.len() - keep);
+            let cut = if cut == 0 { pending.len() } else { cut };
+            let mut piece: Vec<u8> = pending.drain(..cut).collect();
+            emit(&piece, &mut to, &masker, progress.as_ref()).await;
+            piece.zeroize();
         }
     }
     if !pending.is_empty() {

@@ -58,6 +58,18 @@ impl Masker {
         self.values.first().map(|s| s.expose_secret().len()).unwrap_or(0)
     }
 
+    /// The largest cut point at most `cut` that splits no whole occurrence of a secret in `buf`.
+    pub fn safe_cut(&self, buf: &[u8], mut cut: usize) -> usize {
+        // Each move goes left, to the start of a whole secret that crossed the cut; repeat until none does.
+        while let Some(start) = self.values.iter().find_map(|secret| {
+            let needle = secret.expose_secret().as_bytes();
+            (cut.saturating_sub(needle.len() - 1)..cut).find(|&start| buf[start..].starts_with(needle))
+        }) {
+            cut = start;
+        }
+        cut
+    }
+
     /// `text` masked, as a string.
     pub fn apply_str(&self, text: &str) -> String {
         String::from_utf8_lossy(&self.apply(text.as_bytes())).into_owned()
@@ -77,5 +89,16 @@ mod tests {
         assert_eq!(m.apply_str("token=ghs_abcdefgh123!"), "token=***!");
         assert_eq!(m.apply_str("x MIIEvQIBADANBg y"), "x *** y");
         assert_eq!(m.apply_str("ok: true"), "ok: true");
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_secret() {
+        let mut m = Masker::default();
+        m.add("abcdefgh");
+        let buf = b"0123abcdefgh4567";
+        assert_eq!(m.safe_cut(buf, 6), 4, "moved before the secret");
+        assert_eq!(m.safe_cut(buf, 4), 4);
+        assert_eq!(m.safe_cut(buf, 12), 12, "right after it is fine");
+        assert_eq!(m.safe_cut(buf, 14), 14);
     }
 }

@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ephemera_crds::worker::{WorkerFailure, WorkerReport, ENV_RESULT_FILE, WRAP_EXPIRES_FILE};
+use ephemera_crds::worker::{WorkerFailure, WorkerReport, ENV_RESULT_FILE};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use zeroize::Zeroize;
@@ -34,7 +34,7 @@ struct Failed(WorkerFailure, String);
 /// Runs the attempt; `stop` flips to true on SIGTERM.
 pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver<bool>) -> WorkerReport {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build() {
+    let http = match reqwest::Client::builder().timeout(Duration::from_secs(20)).build() {
         Ok(h) => h,
         Err(e) => return failed(WorkerFailure::Misconfigured, format!("HTTP client: {e}")),
     };
@@ -42,7 +42,7 @@ pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver
     let mut grants: Vec<Grant> = Vec::new();
     if !settings.credentials.is_empty() {
         let obtained = {
-            let obtaining = obtain(settings, &http, &mut grants, &mut masker);
+            let obtaining = obtain(settings, &http, &mut grants, &mut masker, stop.clone());
             tokio::pin!(obtaining);
             tokio::select! {
                 r = &mut obtaining => r,
@@ -146,6 +146,7 @@ async fn obtain(
     http: &reqwest::Client,
     grants: &mut Vec<Grant>,
     masker: &mut Masker,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), Failed> {
     let addr = settings.vault_addr.as_deref().unwrap_or_default();
     let mut raw = String::new();
@@ -159,16 +160,7 @@ async fn obtain(
     raw.zeroize();
     masker.add(wrapping.expose_secret());
     let vault = Vault::new(addr).map_err(vault_failure)?;
-    let token =
-        match vault.unwrap(&wrapping, &settings.creation_path).await {
-            Ok(t) => t,
-            Err(VaultError::Unwrap(_)) if wrap_expired(settings) => return Err(Failed(
-                WorkerFailure::CredentialExpired,
-                "the wrapping token expired before the worker started: the Pod took longer to start than the wrap TTL"
-                    .into(),
-            )),
-            Err(e) => return Err(vault_failure(e)),
-        };
+    let token = vault.unwrap(&wrapping, &settings.creation_path).await.map_err(vault_failure)?;
     drop(wrapping);
     masker.add(token.expose_secret());
     let client = vault.with_token(&token).map_err(vault_failure)?;
@@ -193,6 +185,10 @@ async fn obtain(
         return Err(e);
     }
     for (cred, kv) in secrets {
+        // Asked to stop while a mint was in flight: that one landed; mint no more.
+        if *stop.borrow() {
+            return Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into()));
+        }
         let grant = providers::obtain(http, cred, &kv).await.map_err(|e| {
             let failure =
                 if e.is_invalid_secret() { WorkerFailure::CredentialInvalid } else { WorkerFailure::ProviderFailed };
@@ -207,21 +203,10 @@ async fn obtain(
     Ok(())
 }
 
-/// Whether the wrapping token's expiry (written by the operator beside it) has passed. A token that
-/// was still valid when the worker asked, yet could not be unwrapped, was used by someone else.
-fn wrap_expired(settings: &Settings) -> bool {
-    let path = settings.wrapping_token_file.with_file_name(WRAP_EXPIRES_FILE);
-    let Some(expires) = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<jiff::Timestamp>().ok())
-    else {
-        return false;
-    };
-    // Vault's clock and the node's may differ a little; within that margin, assume interception.
-    jiff::Timestamp::now() > expires + jiff::SignedDuration::from_secs(2)
-}
-
 fn vault_failure(e: VaultError) -> Failed {
     match e {
         VaultError::Unwrap(_) => Failed(WorkerFailure::CredentialUnwrapFailed, e.to_string()),
+        VaultError::NotGenuine(_) => Failed(WorkerFailure::CredentialNotGenuine, e.to_string()),
         VaultError::Unavailable { .. } => Failed(WorkerFailure::VaultUnavailable, e.to_string()),
         VaultError::Refused { .. } => Failed(WorkerFailure::CredentialInvalid, e.to_string()),
     }
@@ -298,31 +283,5 @@ mod tests {
         assert_eq!(exit_code(&report(Some(0), Some(WorkerFailure::Terminated))), 143, "stopped, then exited 0");
         assert_eq!(exit_code(&report(Some(2), Some(WorkerFailure::Terminated))), 2);
         assert_eq!(exit_code(&report(None, Some(WorkerFailure::VaultUnavailable))), 1);
-    }
-
-    #[test]
-    fn an_expired_wrapping_token_is_told_from_a_used_one_by_the_expiry_beside_it() {
-        let dir = std::env::temp_dir().join(format!("ephemera-wrap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let settings = Settings {
-            vault_addr: None,
-            creation_path: String::new(),
-            credentials: Vec::new(),
-            wrapping_token_file: dir.join("wrapping-token"),
-            result_file: dir.join("result"),
-            termination_log: dir.join("log"),
-            grace: Duration::from_secs(1),
-            progress_url: None,
-            progress_token_file: dir.join("progress-token"),
-            task: Default::default(),
-            command_only_env: Vec::new(),
-        };
-        assert!(!wrap_expired(&settings), "no expiry written: assume interception");
-        let at = |secs: i64| (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs)).to_string();
-        std::fs::write(dir.join(WRAP_EXPIRES_FILE), at(-60)).unwrap();
-        assert!(wrap_expired(&settings));
-        std::fs::write(dir.join(WRAP_EXPIRES_FILE), at(120)).unwrap();
-        assert!(!wrap_expired(&settings), "still valid, yet not unwrappable: someone else used it");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,9 +16,14 @@ pub type KvSecret = BTreeMap<String, SecretString>;
 /// What went wrong with Vault (never includes a token or a secret value).
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    /// The wrapping token was already used, expired, or was not issued by the operator.
-    #[error("the wrapping token could not be unwrapped ({0}): it was already used, has expired or was not issued for this Task (possible interception)")]
+    /// The wrapping token was already used or has expired.
+    #[error(
+        "the wrapping token could not be unwrapped ({0}): it was already used or has expired (possible interception)"
+    )]
     Unwrap(String),
+    /// The wrapping token is valid but was not created through the operator's token role: forged.
+    #[error("the wrapping token was not issued for this Task ({0}): possible forgery")]
+    NotGenuine(String),
     /// Network or server failure.
     #[error("Vault at {addr} is unavailable: {detail}")]
     Unavailable {
@@ -74,8 +79,8 @@ impl Vault {
     pub fn new(addr: &str) -> Result<Self, VaultError> {
         // reqwest is built without a TLS provider of its own: use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Proxies come from the environment, which `isolation` has reduced to the admin's.
         let http = reqwest::Client::builder()
-            .no_proxy()
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| VaultError::Unavailable { addr: addr.into(), detail: e.to_string() })?;
@@ -100,7 +105,7 @@ impl Vault {
             200 => {
                 let lookup: Lookup = resp.json().await.map_err(|e| self.unavailable(e))?;
                 if lookup.data.creation_path != creation_path {
-                    return Err(VaultError::Unwrap(format!(
+                    return Err(VaultError::NotGenuine(format!(
                         "it was created at {:?}, not {creation_path:?}",
                         lookup.data.creation_path
                     )));

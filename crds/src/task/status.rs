@@ -114,6 +114,11 @@ pub struct TaskStatus {
     /// Uid of that Pod once the operator has seen it (empty: not created yet).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pod_uid: String,
+    /// When the current attempt's one-time wrapping token stops being unwrappable (RFC 3339; set
+    /// when it is minted). Kept here, where only the operator writes, to tell a slow Pod start from
+    /// an interception.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub wrap_expires: String,
     /// When the first attempt started running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,

@@ -208,7 +208,11 @@ async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots()
     );
     assert_eq!(post(Some(sign(claims("live", 1, now - 1)))).await, 401, "expired");
     assert_eq!(post(Some(sign(claims("other", 1, now + 60)))).await, 403, "another Task");
-    assert_eq!(post(Some(sign(claims("live", 2, now + 60)))).await, 403, "another attempt");
+    assert_eq!(
+        post(Some(sign(claims("live", 2, now + 60)))).await,
+        403,
+        "a batch for an attempt its token does not name"
+    );
     let mut recreated = claims("live", 1, now + 60);
     recreated.uid = "00000000-0000-0000-0000-000000000000".into();
     assert_eq!(post(Some(sign(recreated))).await, 403, "an earlier Task of the same name");

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ephemera_crds::attempt_token::{self, AttemptClaims};
-use ephemera_crds::worker::{CredentialRef, PROGRESS_TOKEN_FILE, WRAPPING_TOKEN_FILE, WRAP_EXPIRES_FILE};
+use ephemera_crds::worker::{CredentialRef, PROGRESS_TOKEN_FILE, WRAPPING_TOKEN_FILE};
 use ephemera_crds::{Credential, Task};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
@@ -106,7 +106,8 @@ pub fn needs_secret(ctx: &Context, task: &Task) -> bool {
 
 /// Makes sure the attempt's Secret exists: the wrapped Vault token (when the Task has credentials;
 /// re-minted when the one there can no longer be unwrapped and the Pod has not been created yet) and
-/// the reporting token (when live progress is configured).
+/// the reporting token (when live progress is configured). Returns the wrapping token's expiry when
+/// this call minted one.
 pub async fn ensure_secret(
     ctx: &Context,
     task: &Task,
@@ -114,9 +115,9 @@ pub async fn ensure_secret(
     attempt: i32,
     pod_name: &str,
     remaining: Duration,
-) -> Result<Result<bool, VaultError>, Error> {
+) -> Result<Result<Option<String>, VaultError>, Error> {
     if !needs_secret(ctx, task) {
-        return Ok(Ok(false));
+        return Ok(Ok(None));
     }
     let ns = task.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -125,7 +126,7 @@ pub async fn ensure_secret(
         let wrap_expires =
             existing.annotations().get(WRAP_EXPIRES_ANNOTATION).and_then(|t| t.parse::<Timestamp>().ok());
         if creds.is_empty() || wrap_expires.is_some_and(|t| t > Timestamp::now()) {
-            return Ok(Ok(false));
+            return Ok(Ok(None));
         }
         // Stale (the Pod never started in time): replace it rather than hand the worker a dead token.
         revoke_secret(ctx, &secrets, &existing).await?;
@@ -136,6 +137,7 @@ pub async fn ensure_secret(
     let mut data = serde_json::Map::new();
     let mut annotations = serde_json::Map::new();
     let mut minted_accessor = None;
+    let mut wrap_expires = None;
     if let (false, Some(issuer)) = (creds.is_empty(), ctx.issuer.as_ref()) {
         let mut policies = Vec::with_capacity(creds.len());
         for c in creds {
@@ -154,11 +156,10 @@ pub async fn ensure_secret(
         data.insert(WRAPPING_TOKEN_FILE.into(), json!(minted.wrapping_token.expose_secret()));
         data.insert(ACCESSOR_KEY.into(), json!(minted.accessor));
         annotations.insert(EXPIRES_ANNOTATION.into(), json!(plus(minted.ttl)));
-        let wrap_expires = plus(issuer.config().wrap_ttl);
-        // The worker tells a token that expired while the Pod was starting from a stolen one.
-        data.insert(WRAP_EXPIRES_FILE.into(), json!(wrap_expires));
-        annotations.insert(WRAP_EXPIRES_ANNOTATION.into(), json!(wrap_expires));
+        let expires = plus(issuer.config().wrap_ttl);
+        annotations.insert(WRAP_EXPIRES_ANNOTATION.into(), json!(expires));
         minted_accessor = Some(minted.accessor);
+        wrap_expires = Some(expires);
     }
     if let Some(progress) = &ctx.config.progress {
         let claims = AttemptClaims {
@@ -190,7 +191,7 @@ pub async fn ensure_secret(
         "stringData": data,
     }))?;
     match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(Ok(minted_accessor.is_some())),
+        Ok(_) => Ok(Ok(wrap_expires)),
         Err(e) => {
             // Nobody will ever unwrap this one: revoke it before reporting the failure.
             if let (Some(accessor), Some(issuer)) = (minted_accessor, ctx.issuer.as_ref()) {

@@ -318,6 +318,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             status.attempt += 1;
             status.pod_name = pod::pod_name(&name, status.attempt);
             status.pod_uid = String::new();
+            status.wrap_expires = String::new();
             status.phase = TaskPhase::Scheduled;
             status.reason = "CreatingPod".into();
             status.message = format!("starting attempt {}", status.attempt);
@@ -422,7 +423,28 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                         )
                         .await
                     }
-                    Attempt::Intercepted { message } => {
+                    Attempt::Intercepted { started, .. } if expired_before_start(&status.wrap_expires, started) => {
+                        let msg = format!(
+                            "the attempt's one-time Vault token expired at {} before its Pod started (not an interception); raise --vault-wrap-ttl-seconds if Pods here start this slowly",
+                            status.wrap_expires
+                        );
+                        ctx.event(&task, EventType::Warning, "CredentialExpired", msg.clone()).await;
+                        let class = FailureClass::Infrastructure;
+                        retry_or_fail(
+                            ctx,
+                            &api,
+                            &task,
+                            status,
+                            class,
+                            "CredentialExpired",
+                            msg,
+                            None,
+                            String::new(),
+                            deadline,
+                        )
+                        .await
+                    }
+                    Attempt::Intercepted { message, .. } => {
                         ctx.metrics.unwrap_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let msg = format!(
                             "possible credential interception: the worker could not unwrap its one-time Vault token ({message}); the attempt's token was revoked and the Task is not retried"
@@ -502,7 +524,8 @@ async fn create_pod(
             )
             .await;
         }
-        if issued.unwrap_or(false) {
+        if let Ok(Some(expires)) = issued {
+            status.wrap_expires = expires;
             ctx.metrics.tokens_minted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             set_condition(&mut status, "CredentialsIssued", true, "TokenIssued", "", task.metadata.generation);
         }
@@ -546,6 +569,14 @@ async fn create_pod(
     ctx.event(task, EventType::Normal, "Scheduled", status.message.clone()).await;
     write_status(api, task, status).await?;
     Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// Whether a wrapping token that could not be unwrapped had simply expired: its container started
+/// (kubelet time) no earlier than moments before the expiry the operator recorded when minting.
+fn expired_before_start(wrap_expires: &str, started: Option<Timestamp>) -> bool {
+    let (Ok(expires), Some(started)) = (wrap_expires.parse::<Timestamp>(), started) else { return false };
+    // The worker asks Vault within moments of starting.
+    started + SignedDuration::from_secs(2) >= expires
 }
 
 /// Deletes a running attempt's Pod with the configured grace, so its worker can stop the command and
@@ -671,4 +702,20 @@ async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     credentials::revoke_ended(ctx, &task, None).await?;
     ctx.admission.lock().await.release(&task);
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unwrap_failure_is_expiry_only_when_the_container_started_after_the_token_expired() {
+        let expires = "2026-12-01T10:00:00Z";
+        let at = |s: &str| Some(s.parse::<Timestamp>().unwrap());
+        assert!(expired_before_start(expires, at("2026-12-01T10:05:00Z")), "a Pod that started late");
+        assert!(expired_before_start(expires, at("2026-12-01T09:59:59Z")), "within the 2 s the worker needs to ask");
+        assert!(!expired_before_start(expires, at("2026-12-01T09:59:00Z")), "in time: someone else unwrapped it");
+        assert!(!expired_before_start("", at("2026-12-01T10:05:00Z")), "no expiry recorded: assume interception");
+        assert!(!expired_before_start(expires, None), "a forged token is never put down to expiry");
+    }
 }

@@ -29,10 +29,13 @@ pub enum Attempt {
         /// Termination message.
         result: String,
     },
-    /// The worker could not unwrap its one-time token: someone else may have. Never retried.
+    /// The worker could not unwrap its one-time token: someone else may have, or it had expired.
     Intercepted {
         /// The worker's explanation.
         message: String,
+        /// When the task container started (kubelet-reported), to compare with the token's expiry;
+        /// None when the token was forged (expiry cannot explain that).
+        started: Option<k8s_openapi::jiff::Timestamp>,
     },
     /// Ended unsuccessfully.
     Failed {
@@ -66,7 +69,13 @@ pub fn attempt(pod: &Pod) -> Attempt {
             let result = report.result;
             let pod_reason = status.reason.unwrap_or_default();
             match report.failure {
-                Some(WorkerFailure::CredentialUnwrapFailed) => return Attempt::Intercepted { message: report.message },
+                Some(WorkerFailure::CredentialUnwrapFailed) => {
+                    let started = terminated.as_ref().and_then(|t| t.started_at.as_ref()).map(|t| t.0);
+                    return Attempt::Intercepted { message: report.message, started };
+                }
+                Some(WorkerFailure::CredentialNotGenuine) => {
+                    return Attempt::Intercepted { message: report.message, started: None }
+                }
                 Some(failure) if failure != WorkerFailure::Terminated || pod_reason != "DeadlineExceeded" => {
                     return Attempt::Failed {
                         class: FailureClass::Infrastructure,
@@ -159,15 +168,10 @@ mod tests {
         let ok = ended("Succeeded", 0, r#"{"exitCode":0,"result":"42"}"#);
         assert_eq!(attempt(&ok), Attempt::Succeeded { result: "42".into() });
         let stolen = ended("Failed", 1, r#"{"failure":"CredentialUnwrapFailed","message":"already used"}"#);
-        assert_eq!(attempt(&stolen), Attempt::Intercepted { message: "already used".into() });
+        assert_eq!(attempt(&stolen), Attempt::Intercepted { message: "already used".into(), started: None });
         let vault = ended("Failed", 1, r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
         assert!(
             matches!(attempt(&vault), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable")
-        );
-        let expired = ended("Failed", 1, r#"{"failure":"CredentialExpired","message":"slow start"}"#);
-        assert!(
-            matches!(attempt(&expired), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "CredentialExpired"),
-            "an expired wrapping token is retried like any infrastructure failure, not reported as interception"
         );
         let stopped = ended("Succeeded", 0, r#"{"failure":"Terminated","exitCode":0}"#);
         assert!(

@@ -3,7 +3,7 @@
 
 use ephemera_crds::worker::{
     CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH,
-    PROGRESS_TOKEN_FILE, SECRETS_DIR, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+    ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, PROGRESS_TOKEN_FILE, SECRETS_DIR, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
 };
 use ephemera_crds::Task;
 use k8s_openapi::api::core::v1::Pod;
@@ -87,6 +87,10 @@ pub fn worker_pod(
         json!({"name": "HOME", "value": "/home/task"}),
         json!({"name": ENV_GRACE_SECONDS, "value": config.termination_grace.as_secs().saturating_sub(REVOKE_RESERVE).max(1).to_string()}),
     ]);
+    if let Some((proxy, no_proxy)) = &config.worker_proxy {
+        env.push(json!({"name": ENV_WORKER_PROXY, "value": proxy}));
+        env.push(json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy}));
+    }
     let mut mounts = vec![
         json!({"name": "scratch", "mountPath": "/tmp"}),
         json!({"name": "work", "mountPath": "/work"}),
