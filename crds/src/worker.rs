@@ -31,6 +31,11 @@ pub const PROGRESS_TOKEN_FILE: &str = "progress-token";
 pub const WRAPPING_TOKEN_FILE: &str = "wrapping-token";
 /// Memory-backed folder for credentials delivered as files.
 pub const SECRETS_DIR: &str = "/var/run/ephemera/secrets";
+/// File in [`SECRETS_DIR`] where the `credentials` init container leaves the grants for the task
+/// container (removed as soon as it is read).
+pub const HANDOFF_FILE: &str = ".handoff";
+/// Name of the init container that obtains the credentials (in the operator's worker image).
+pub const CREDENTIALS_CONTAINER: &str = "credentials";
 /// Environment variable: where the worker writes its report (default `/dev/termination-log`).
 pub const ENV_TERMINATION_LOG: &str = "EPHEMERA_TERMINATION_LOG";
 /// Largest termination message Kubernetes keeps (bytes); the report always fits.

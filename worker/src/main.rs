@@ -25,6 +25,9 @@ enum Cmd {
         /// Destination file.
         dest: PathBuf,
     },
+    /// Obtain the Task's credentials and hand them to the task container (the Pod's `credentials`
+    /// init container, from the operator's worker image).
+    Credentials,
     /// Run the task command with its credentials.
     Run {
         /// The task command and its arguments.
@@ -47,8 +50,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Args::parse().command {
         Cmd::Install { dest } => install(&dest),
+        Cmd::Credentials => {
+            let code = run(None, command_only_env)?;
+            std::process::exit(code)
+        }
         Cmd::Run { command } => {
-            let code = run(command, command_only_env)?;
+            let code = run(Some(command), command_only_env)?;
             std::process::exit(code)
         }
     }
@@ -62,7 +69,8 @@ fn install(dest: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(command: Vec<String>, command_only_env: Vec<(OsString, OsString)>) -> anyhow::Result<i32> {
+/// Runs a step: the task command when given, else the `credentials` step.
+fn run(command: Option<Vec<String>>, command_only_env: Vec<(OsString, OsString)>) -> anyhow::Result<i32> {
     // No core dumps and no same-user memory reads of the worker (it holds private keys briefly);
     // reset for the task command by execve.
     // SAFETY: prctl(PR_SET_DUMPABLE) only changes a flag of this process.
@@ -85,9 +93,15 @@ fn run(command: Vec<String>, command_only_env: Vec<(OsString, OsString)>) -> any
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             let _ = tx.send(true);
         });
-        match Settings::from_env(command_only_env) {
+        let settings =
+            Settings::from_env(command_only_env)
+                .and_then(|s| if command.is_none() { s.for_credentials() } else { Ok(s) });
+        match settings {
             Ok(settings) => {
-                let report = session::run(&settings, &command, rx).await;
+                let report = match &command {
+                    Some(argv) => session::run(&settings, argv, rx).await,
+                    None => session::hand_off(&settings, rx).await,
+                };
                 (report, settings.termination_log)
             }
             Err(e) => (

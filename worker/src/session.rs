@@ -1,6 +1,7 @@
-//! One attempt, start to end: obtain the credentials (unwrap once, read, revoke the Vault token at
-//! once, mint provider tokens), run the command, then revoke the provider tokens, wipe files and
-//! memory, and produce the report. Every path out of here revokes what was minted.
+//! One attempt's two steps. `hand_off` (init container): unwrap once, read, revoke the Vault token at
+//! once, mint provider tokens, hand them to the task container. `run` (task container): take them, run
+//! the command, then revoke the provider tokens, wipe files and memory, and produce the report. Every
+//! path out of either revokes what was minted.
 
 use std::future::Future;
 use std::io::Read as _;
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 use zeroize::Zeroize;
 
 use crate::command::{self, Exit};
+use crate::handoff;
 use crate::mask::Masker;
 use crate::providers::{self, Grant};
 use crate::settings::{Settings, WORKER_ONLY};
@@ -31,34 +33,73 @@ const IN_FLIGHT_MINT: Duration = Duration::from_secs(5);
 /// Failure before the command ran.
 struct Failed(WorkerFailure, String);
 
-/// Runs the attempt; `stop` flips to true on SIGTERM.
-pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver<bool>) -> WorkerReport {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = match reqwest::Client::builder().timeout(Duration::from_secs(20)).build() {
+/// The `credentials` step (init container, operator's image): obtains every credential and hands
+/// the result to the task container; on any failure revokes what it minted. `stop` flips on SIGTERM.
+pub async fn hand_off(settings: &Settings, mut stop: watch::Receiver<bool>) -> WorkerReport {
+    let http = match http_client() {
         Ok(h) => h,
-        Err(e) => return failed(WorkerFailure::Misconfigured, format!("HTTP client: {e}")),
+        Err(report) => return report,
+    };
+    let mut masker = Masker::default();
+    let mut grants: Vec<Grant> = Vec::new();
+    let obtained = {
+        let obtaining = obtain(settings, &http, &mut grants, &mut masker, stop.clone());
+        tokio::pin!(obtaining);
+        tokio::select! {
+            r = &mut obtaining => r,
+            _ = stopped(&mut stop) => {
+                // A token being minted right now would be lost if this were dropped: let it land
+                // (briefly) so it is revoked with the others.
+                let _ = tokio::time::timeout(IN_FLIGHT_MINT, &mut obtaining).await;
+                Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into()))
+            }
+        }
+    };
+    let failure = match obtained {
+        Ok(()) => match handoff::write(&settings.handoff_file, &grants) {
+            Ok(()) => {
+                tracing::info!(credentials = grants.len(), "credentials handed to the task container");
+                return WorkerReport {
+                    exit_code: Some(0),
+                    message: "credentials handed off".into(),
+                    ..Default::default()
+                };
+            }
+            Err(e) => Failed(WorkerFailure::Misconfigured, e.to_string()),
+        },
+        Err(f) => f,
+    };
+    let Failed(failure, message) = failure;
+    let message = masker.apply_str(&message);
+    tracing::error!(reason = ?failure, "{message}");
+    let (revoked, revoke_failed) = release(&http, grants).await;
+    WorkerReport { failure: Some(failure), message, revoked, revoke_failed, ..Default::default() }
+}
+
+fn http_client() -> Result<reqwest::Client, WorkerReport> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| failed(WorkerFailure::Misconfigured, format!("HTTP client: {e}")))
+}
+
+/// The `run` step (task container, the Task's image): takes the hand-off, runs the command, then
+/// revokes and wipes. `stop` flips to true on SIGTERM.
+pub async fn run(settings: &Settings, argv: &[String], mut stop: watch::Receiver<bool>) -> WorkerReport {
+    let http = match http_client() {
+        Ok(h) => h,
+        Err(report) => return report,
     };
     let mut masker = Masker::default();
     let mut grants: Vec<Grant> = Vec::new();
     if !settings.credentials.is_empty() {
-        let obtained = {
-            let obtaining = obtain(settings, &http, &mut grants, &mut masker, stop.clone());
-            tokio::pin!(obtaining);
-            tokio::select! {
-                r = &mut obtaining => r,
-                _ = stopped(&mut stop) => {
-                    // A token being minted right now would be lost if this were dropped: let it land
-                    // (briefly) so it is revoked with the others.
-                    let _ = tokio::time::timeout(IN_FLIGHT_MINT, &mut obtaining).await;
-                    Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into()))
-                }
-            }
-        };
-        if let Err(Failed(failure, message)) = obtained {
-            let message = masker.apply_str(&message);
-            tracing::error!(reason = ?failure, "{message}");
-            let (revoked, revoke_failed) = release(&http, grants).await;
-            return WorkerReport { failure: Some(failure), message, revoked, revoke_failed, ..Default::default() };
+        match handoff::take(&settings.handoff_file) {
+            Ok(g) => grants = g,
+            Err(e) => return failed(WorkerFailure::Misconfigured, e.to_string()),
+        }
+        for s in grants.iter().flat_map(|g| g.secrets.iter()) {
+            masker.add(s.expose_secret());
         }
     }
     let masker = Arc::new(masker);

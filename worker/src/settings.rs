@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ephemera_crds::worker::{
     CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_RESULT_FILE, ENV_TERMINATION_LOG,
-    ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, PROGRESS_TOKEN_FILE,
-    WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+    ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, HANDOFF_FILE, PROGRESS_TOKEN_FILE,
+    SECRETS_DIR, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
 };
 
 /// Variables meant for the worker only: the task command never sees them.
@@ -46,6 +46,8 @@ pub struct Settings {
     pub credentials: Vec<CredentialRef>,
     /// Where the wrapping token is mounted.
     pub wrapping_token_file: PathBuf,
+    /// Where the `credentials` step leaves the grants for the `run` step.
+    pub handoff_file: PathBuf,
     /// Where the command may write its result.
     pub result_file: PathBuf,
     /// Where the report goes.
@@ -83,6 +85,7 @@ impl Settings {
             creation_path: var(ENV_VAULT_CREATION_PATH).unwrap_or_else(|| "auth/token/create/ephemera-task".into()),
             credentials,
             wrapping_token_file: PathBuf::from(WRAPPING_TOKEN_DIR).join(WRAPPING_TOKEN_FILE),
+            handoff_file: PathBuf::from(SECRETS_DIR).join(HANDOFF_FILE),
             result_file: var(ENV_RESULT_FILE)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/tmp/ephemera-result")),
@@ -99,12 +102,17 @@ impl Settings {
             ),
             command_only_env,
         };
-        if !settings.credentials.is_empty() && settings.vault_addr.is_none() {
+        Ok(settings)
+    }
+
+    /// Checks what the `credentials` step needs beyond the common settings.
+    pub fn for_credentials(self) -> Result<Self, SettingsError> {
+        if !self.credentials.is_empty() && self.vault_addr.is_none() {
             return Err(SettingsError::Invalid {
                 name: ENV_VAULT_ADDR,
                 detail: "required when the Task names credentials".into(),
             });
         }
-        Ok(settings)
+        Ok(self)
     }
 }

@@ -46,7 +46,7 @@ pub struct CreateTask {
     #[schema(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 53)]
     pub name: Option<String>,
     /// Container image (default: the operator's worker image).
-    #[schema(pattern = "^[^\\s]+$", min_length = 1, max_length = 512)]
+    #[schema(pattern = "^[!-~]+$", min_length = 1, max_length = 512)]
     pub image: Option<String>,
     /// The command (1-64 words; the first is the program).
     #[schema(schema_with = command_schema)]
@@ -181,8 +181,13 @@ impl CreateTask {
         if self.args.len() > 128 {
             bad("args", "at most 128 arguments");
         }
-        if self.image.as_ref().is_some_and(|i| i.is_empty() || i.len() > 512 || i.contains(char::is_whitespace)) {
-            bad("image", "must be an image reference of at most 512 characters");
+        // Image references are printable ASCII without spaces; the schema says exactly this.
+        if self
+            .image
+            .as_ref()
+            .is_some_and(|i| i.is_empty() || i.len() > 512 || !i.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            bad("image", "must be an image reference (printable ASCII, no spaces) of at most 512 characters");
         }
         if self.env.len() > 64 {
             bad("env", "at most 64 variables");

@@ -206,7 +206,7 @@ impl World {
             seen.push_str(&serde_json::to_string(&p).unwrap());
             let ns = p.namespace().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(self.s.client.clone(), &ns);
-            for c in ["install-worker", "task"] {
+            for c in ["install-worker", "credentials", "task"] {
                 let lp = LogParams { container: Some(c.into()), ..Default::default() };
                 if let Ok(l) = api.logs(&p.name_any(), &lp).await {
                     logs += 1;
@@ -247,6 +247,7 @@ async fn salesforce_github_and_static_tasks_get_working_credentials_and_everythi
         "sf-deploy",
         json!({"image": "busybox", "credentials": ["uat-org"], "command": ["sh", "-c",
             "curl -fsS -H \"Authorization: Bearer $SF_ACCESS_TOKEN\" \"$SF_INSTANCE_URL/services/oauth2/userinfo\" | grep -q ci@acme.com \
+             && [ ! -e /var/run/ephemera/attempt/wrapping-token ] && [ ! -e /var/run/ephemera/secrets/.handoff ] && [ -z \"$EPHEMERA_VAULT_ADDR\" ] \
              && echo \"printing the token: $SF_ACCESS_TOKEN\" && echo '::progress pct=100 msg=deployed' && echo sf-ok > \"$EPHEMERA_RESULT_FILE\""]}),
     )
     .await;
@@ -275,6 +276,19 @@ async fn salesforce_github_and_static_tasks_get_working_credentials_and_everythi
         assert_eq!(issued.status, "True");
     }
     assert!(logs(&w, "sf-deploy-1").await.contains("printing the token: ***"), "output is masked");
+    // Vault and the private keys stay in the `credentials` init container (the operator's image):
+    // the task container, whose image the Task author chose, never gets the wrapping token.
+    let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
+    let pod = pods.get("sf-deploy-1").await.unwrap();
+    let spec = serde_json::to_value(pod.spec.unwrap()).unwrap();
+    let task_container = spec["containers"].as_array().unwrap().iter().find(|c| c["name"] == "task").unwrap();
+    assert!(
+        !task_container["volumeMounts"].to_string().contains("attempt-vault")
+            && !task_container["env"].to_string().contains("EPHEMERA_VAULT"),
+        "{task_container}"
+    );
+    let step = spec["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == "credentials").unwrap();
+    assert!(!step.to_string().contains("busybox"), "the credentials step runs the operator's worker image");
     assert!(logs(&w, "npm-publish-1").await.contains("leaking on purpose: ***"));
 
     let sf = w.sf.issued();

@@ -1,6 +1,6 @@
 //! What a worker Pod says about its attempt.
 
-use ephemera_crds::worker::{WorkerFailure, WorkerReport};
+use ephemera_crds::worker::{WorkerFailure, WorkerReport, CREDENTIALS_CONTAINER};
 use ephemera_crds::FailureClass;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -57,7 +57,14 @@ pub fn attempt(pod: &Pod) -> Attempt {
     let status = pod.status.clone().unwrap_or_default();
     let container = status.container_statuses.unwrap_or_default().into_iter().next();
     let state = container.as_ref().and_then(|c| c.state.clone()).unwrap_or_default();
-    let terminated = state.terminated.clone();
+    // A failed `credentials` step ends the Pod before the task container starts: its report speaks.
+    let failed_step = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .filter(|c| c.name == CREDENTIALS_CONTAINER)
+        .find_map(|c| c.state.as_ref()?.terminated.clone().filter(|t| t.exit_code != 0));
+    let terminated = state.terminated.clone().or(failed_step);
     let message = terminated.as_ref().and_then(|t| t.message.clone()).unwrap_or_default();
     // The worker's report; a Pod without the worker leaves plain text (kept as the result).
     let report = WorkerReport::parse(&message).unwrap_or(WorkerReport { result: message, ..Default::default() });
@@ -181,6 +188,24 @@ mod tests {
         let code = ended("Failed", 4, r#"{"exitCode":4,"result":"partial"}"#);
         assert!(
             matches!(attempt(&code), Attempt::Failed { class: FailureClass::ExitCode, exit_code: Some(4), ref result, .. } if result == "partial")
+        );
+        // The credentials step failed: the task container never ran; the step's report decides.
+        let step = |message: &str| {
+            pod(json!({"phase": "Failed",
+                "initContainerStatuses": [{"name": "credentials", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 1, "message": message, "startedAt": "2026-12-01T10:00:00Z"}}}],
+                "containerStatuses": [{"name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "PodInitializing"}}}]}))
+        };
+        let stolen_in_step = step(r#"{"failure":"CredentialUnwrapFailed","message":"already used"}"#);
+        assert!(
+            matches!(attempt(&stolen_in_step), Attempt::Intercepted { started: Some(t), .. } if t.to_string() == "2026-12-01T10:00:00Z")
+        );
+        let forged = step(r#"{"failure":"CredentialNotGenuine","message":"wrong path"}"#);
+        assert!(matches!(attempt(&forged), Attempt::Intercepted { started: None, .. }));
+        let down = step(r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
+        assert!(
+            matches!(attempt(&down), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable")
         );
         let init = pod(
             json!({"phase": "Pending", "initContainerStatuses": [{"name": "install-worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}]}),

@@ -2,8 +2,9 @@
 //! "restricted" profile, with a read-only root and memory-backed scratch and home folders.
 
 use ephemera_crds::worker::{
-    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH,
-    ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, PROGRESS_TOKEN_FILE, SECRETS_DIR, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+    CredentialRef, CREDENTIALS_CONTAINER, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_VAULT_ADDR,
+    ENV_VAULT_CREATION_PATH, ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, PROGRESS_TOKEN_FILE, SECRETS_DIR,
+    WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
 };
 use ephemera_crds::Task;
 use k8s_openapi::api::core::v1::Pod;
@@ -88,6 +89,7 @@ pub fn worker_pod(
         json!({"name": ENV_GRACE_SECONDS, "value": config.termination_grace.as_secs().saturating_sub(REVOKE_RESERVE).max(1).to_string()}),
     ]);
     if let Some((proxy, no_proxy)) = &config.worker_proxy {
+        // For the worker's own calls in the task container (revocation, progress).
         env.push(json!({"name": ENV_WORKER_PROXY, "value": proxy}));
         env.push(json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy}));
     }
@@ -104,17 +106,34 @@ pub fn worker_pod(
         json!({"name": "ephemera-bin", "emptyDir": {"sizeLimit": "256Mi"}}),
     ];
     // The attempt's Secret: only the tokens meant for the worker (the Vault accessor stays with the
-    // operator).
+    // operator), each in the one container that uses it.
     let mut items = Vec::new();
+    let mut credentials_step = None;
     if let (false, Some(vault)) = (worker.credentials.is_empty(), worker.vault) {
-        env.extend([
-            json!({"name": ENV_VAULT_ADDR, "value": vault.worker_addr}),
-            json!({"name": ENV_VAULT_CREATION_PATH, "value": vault.creation_path()}),
-            json!({"name": ENV_CREDENTIALS, "value": serde_json::to_string(&worker.credentials)?}),
-        ]);
+        let credentials = serde_json::to_string(&worker.credentials)?;
+        env.push(json!({"name": ENV_CREDENTIALS, "value": credentials}));
         mounts.push(json!({"name": "secrets", "mountPath": SECRETS_DIR}));
         volumes.push(json!({"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}));
-        items.push(json!({"key": WRAPPING_TOKEN_FILE, "path": WRAPPING_TOKEN_FILE}));
+        volumes.push(json!({"name": "attempt-vault", "secret": {
+            "secretName": super::credentials::secret_name(&name),
+            "items": [{"key": WRAPPING_TOKEN_FILE, "path": WRAPPING_TOKEN_FILE}],
+            "defaultMode": 0o440,
+        }}));
+        // Only operator-set variables: nothing the Task author wrote reaches the step that holds
+        // the Vault token and the private keys.
+        let mut step_env = vec![
+            json!({"name": "EPHEMERA_TASK_NAME", "value": task.name_any()}),
+            json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
+            json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
+            json!({"name": ENV_VAULT_ADDR, "value": vault.worker_addr}),
+            json!({"name": ENV_VAULT_CREATION_PATH, "value": vault.creation_path()}),
+            json!({"name": ENV_CREDENTIALS, "value": credentials}),
+        ];
+        if let Some((proxy, no_proxy)) = &config.worker_proxy {
+            step_env.push(json!({"name": ENV_WORKER_PROXY, "value": proxy}));
+            step_env.push(json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy}));
+        }
+        credentials_step = Some(step_env);
     }
     if let Some(url) = worker.progress_url {
         env.push(json!({"name": ENV_PROGRESS_URL, "value": url}));
@@ -158,6 +177,21 @@ pub fn worker_pod(
         "terminationMessagePolicy": "File",
         "volumeMounts": [{"name": "ephemera-bin", "mountPath": WORKER_DIR}],
     });
+    let mut init = vec![install];
+    if let Some(step_env) = credentials_step {
+        init.push(json!({
+            "name": CREDENTIALS_CONTAINER,
+            "image": config.worker_image,
+            "command": [WORKER_IN_IMAGE, "credentials"],
+            "env": step_env,
+            "securityContext": restricted,
+            "terminationMessagePolicy": "File",
+            "volumeMounts": [
+                {"name": "secrets", "mountPath": SECRETS_DIR},
+                {"name": "attempt-vault", "mountPath": WRAPPING_TOKEN_DIR, "readOnly": true},
+            ],
+        }));
+    }
     if !spec.args.is_empty() {
         container["args"] = json!(spec.args);
     }
@@ -192,7 +226,7 @@ pub fn worker_pod(
                 "fsGroup": config.worker_uid,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "initContainers": [install],
+            "initContainers": init,
             "containers": [container],
             "volumes": volumes,
         },
