@@ -169,6 +169,11 @@ impl IntoResponse for ApiError {
                     h.insert(header::RETRY_AFTER, v);
                 }
             }
+            // The rest of the body is not read: the connection cannot carry another request, and
+            // saying so keeps clients from reusing it (they would see a reset, not an answer).
+            ApiError::TooLarge(_) => {
+                h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         resp

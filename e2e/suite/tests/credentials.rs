@@ -471,13 +471,21 @@ async fn cancelling_or_deleting_mid_run_still_revokes_everything() {
     create(
         &tasks,
         "never-started",
-        json!({"image": "registry.invalid/none:1", "credentials": ["npm"], "command": ["true"]}),
+        json!({"image": "registry.invalid/none:1", "credentials": ["npm", "uat-org"], "command": ["true"]}),
     )
     .await;
     eventually(20, "the attempt's token minted", || async {
         (w.bao.live_task_tokens().await.len() == 1).then_some(())
     })
     .await;
+    // The Task's image is pulled (and fails) before the credentials step: no provider token is
+    // minted for a task container that could never start, so none is left unrevoked.
+    eventually(30, "the pull failure reported", || async {
+        let t = tasks.get("never-started").await.ok()?;
+        t.status?.conditions.iter().any(|c| c.type_ == "PodStarted" && c.status == "False").then_some(())
+    })
+    .await;
+    assert_eq!(w.sf.issued().len(), 2, "nothing minted for a Pod whose image cannot be pulled");
     tasks.delete("never-started", &Default::default()).await.unwrap();
     eventually(30, "the Task gone", || async {
         tasks.get_opt("never-started").await.ok().and_then(|t| t.is_none().then_some(()))

@@ -369,7 +369,8 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                             status.message = message.clone();
                         }
                         if now >= stuck_at {
-                            pods.delete(&p.name_any(), &DeleteParams::default().grace_period(0)).await?;
+                            // With grace: the credentials step may be running and must revoke.
+                            stop_gracefully(ctx, &pods, &p).await?;
                             let detail = problem.map(|(r, m)| format!(": {r}: {m}")).unwrap_or_default();
                             let msg = format!(
                                 "Pod {} did not start within {}s{detail}",

@@ -57,15 +57,23 @@ pub fn attempt(pod: &Pod) -> Attempt {
     let status = pod.status.clone().unwrap_or_default();
     let container = status.container_statuses.unwrap_or_default().into_iter().next();
     let state = container.as_ref().and_then(|c| c.state.clone()).unwrap_or_default();
-    // A failed `credentials` step ends the Pod before the task container starts: its report speaks.
-    let failed_step = status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .filter(|c| c.name == CREDENTIALS_CONTAINER)
-        .find_map(|c| c.state.as_ref()?.terminated.clone().filter(|t| t.exit_code != 0));
-    let terminated = state.terminated.clone().or(failed_step);
-    let message = terminated.as_ref().and_then(|t| t.message.clone()).unwrap_or_default();
+    // A failed init container ends the Pod before the task container starts; the `credentials`
+    // step's report then speaks for the attempt.
+    let failed_step = status.init_container_statuses.iter().flatten().find_map(|c| {
+        let t = c.state.as_ref()?.terminated.clone().filter(|t| t.exit_code != 0)?;
+        Some((c.name.clone(), t))
+    });
+    let task_terminated = state.terminated.clone();
+    let step_failed = task_terminated.is_none() && failed_step.is_some();
+    let (failed_step_name, terminated) = match (task_terminated, failed_step) {
+        (Some(t), _) => (None, Some(t)),
+        (None, Some((name, t))) => (Some(name), Some(t)),
+        (None, None) => (None, None),
+    };
+    let message = match &failed_step_name {
+        Some(name) if name != CREDENTIALS_CONTAINER => String::new(),
+        _ => terminated.as_ref().and_then(|t| t.message.clone()).unwrap_or_default(),
+    };
     // The worker's report; a Pod without the worker leaves plain text (kept as the result).
     let report = WorkerReport::parse(&message).unwrap_or(WorkerReport { result: message, ..Default::default() });
     match status.phase.as_deref() {
@@ -104,6 +112,21 @@ pub fn attempt(pod: &Pod) -> Attempt {
                 };
             }
             let term_reason = terminated.as_ref().and_then(|t| t.reason.clone()).unwrap_or_default();
+            if step_failed {
+                // The command never ran: an init container failed without a worker report (OOM,
+                // a worker binary that cannot run in the Task's image, a version mismatch).
+                let step = failed_step_name.unwrap_or_default();
+                return Attempt::Failed {
+                    class: FailureClass::Infrastructure,
+                    reason: "InitContainerFailed".into(),
+                    message: format!(
+                        "init container {step:?} exited with code {} ({term_reason}) before the task command ran",
+                        exit_code.unwrap_or_default()
+                    ),
+                    exit_code: None,
+                    result: String::new(),
+                };
+            }
             match exit_code {
                 Some(code) if code != 0 && term_reason != "ContainerStatusUnknown" && pod_reason != "Evicted" => {
                     Attempt::Failed {
@@ -203,6 +226,11 @@ mod tests {
         );
         let forged = step(r#"{"failure":"CredentialNotGenuine","message":"wrong path"}"#);
         assert!(matches!(attempt(&forged), Attempt::Intercepted { started: None, .. }));
+        let oom = step("");
+        assert!(
+            matches!(attempt(&oom), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, exit_code: None, .. } if reason == "InitContainerFailed"),
+            "a step that died without a report is not blamed on the command"
+        );
         let down = step(r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
         assert!(
             matches!(attempt(&down), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable")

@@ -18,6 +18,8 @@ use crate::Config;
 const WORKER_DIR: &str = "/ephemera/bin";
 /// The worker binary inside the worker image (the image's entrypoint).
 const WORKER_IN_IMAGE: &str = "/ephemera-worker";
+/// Init container that pulls the Task's image and runs the worker in it before credentials exist.
+const PREFLIGHT_CONTAINER: &str = "preflight";
 /// Seconds of the Pod's grace period kept for the worker to revoke and report after the command.
 const REVOKE_RESERVE: u64 = 10;
 
@@ -113,7 +115,8 @@ pub fn worker_pod(
         let credentials = serde_json::to_string(&worker.credentials)?;
         env.push(json!({"name": ENV_CREDENTIALS, "value": credentials}));
         mounts.push(json!({"name": "secrets", "mountPath": SECRETS_DIR}));
-        volumes.push(json!({"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}));
+        // Static files, plus their copy in the hand-off until the task container has read it.
+        volumes.push(json!({"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "4Mi"}}));
         volumes.push(json!({"name": "attempt-vault", "secret": {
             "secretName": super::credentials::secret_name(&name),
             "items": [{"key": WRAPPING_TOKEN_FILE, "path": WRAPPING_TOKEN_FILE}],
@@ -179,6 +182,16 @@ pub fn worker_pod(
     });
     let mut init = vec![install];
     if let Some(step_env) = credentials_step {
+        // Pull the Task's image and check the worker runs in it before anything is minted: tokens
+        // handed to a task container that never starts would be revoked by no one.
+        init.push(json!({
+            "name": PREFLIGHT_CONTAINER,
+            "image": container["image"],
+            "command": [format!("{WORKER_DIR}/ephemera-worker"), "--version"],
+            "securityContext": restricted,
+            "terminationMessagePolicy": "File",
+            "volumeMounts": [{"name": "ephemera-bin", "mountPath": WORKER_DIR, "readOnly": true}],
+        }));
         init.push(json!({
             "name": CREDENTIALS_CONTAINER,
             "image": config.worker_image,
