@@ -23,7 +23,11 @@ pub fn worker_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
     let bin = profile_dir.join("ephemera-worker");
-    if !bin.exists() {
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    // A binary older than the worker's sources (e.g. a release build left by the dev stack) would
+    // test yesterday's worker.
+    let stale = built.is_none_or(|b| ["worker", "crds"].iter().any(|d| newest_source(&repo().join(d)) > Some(b)));
+    if stale {
         // The same command the test script runs first, so no dependency is built twice.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
@@ -35,6 +39,17 @@ pub fn worker_binary() -> PathBuf {
         assert!(ok.success() && bin.exists(), "could not build ephemera-worker at {}", bin.display());
     }
     bin
+}
+
+/// The newest modification time of the files under `dir` (recursively).
+fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() { newest_source(&path) } else { entry.metadata().and_then(|m| m.modified()).ok() };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// A dev cluster with the CRDs installed, and a client.
