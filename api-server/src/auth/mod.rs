@@ -108,6 +108,27 @@ impl FromRequestParts<Arc<AppState>> for Identity {
     }
 }
 
+/// What a long-lived stream was opened with, kept to check it again while the stream lives: a
+/// revoked API token or an expired ID token must not keep a stream open.
+pub enum Presented {
+    /// A bearer token (header or subprotocol).
+    Bearer(secrecy::SecretString),
+    /// A stream ticket, for this identity id (API tokens are re-checked by id; OIDC subjects cannot
+    /// be without their token, so such streams live on after the ticket).
+    Ticket(String),
+}
+
+impl Presented {
+    /// Whether the stream's credentials are still good.
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        use secrecy::ExposeSecret as _;
+        match self {
+            Presented::Bearer(t) => authenticate(state, t.expose_secret()).await.is_ok(),
+            Presented::Ticket(id) => id.strip_prefix("token:").is_none_or(|t| state.tokens.is_active(t)),
+        }
+    }
+}
+
 /// Checks a bearer token (API token or OIDC ID token).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Identity, ApiError> {
     if token.starts_with(tokens::PREFIX) {

@@ -102,6 +102,17 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// Whether token `id` still exists and has not expired (for streams opened with a ticket).
+    pub fn is_active(&self, id: &str) -> bool {
+        let name = secret_name(id);
+        self.store.state().into_iter().any(|s| {
+            s.metadata.name.as_deref() == Some(name.as_str())
+                && field(&s, "expires").parse::<Timestamp>().is_ok_and(|e| e > Timestamp::now())
+        })
+    }
+}
+
 /// Creates a token Secret; returns (id, the token to hand out once).
 pub async fn create(client: kube::Client, namespace: &str, new: &NewToken) -> Result<(String, String), kube::Error> {
     let mut raw = [0u8; 6 + 32];

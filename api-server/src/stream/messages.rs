@@ -96,7 +96,8 @@ pub enum ServerMessage {
     },
     /// A refused request; the connection stays open.
     Error {
-        /// Stable code (`forbidden`, `bad-request`, `too-many-subscriptions`).
+        /// Stable code (`forbidden`, `bad-request`, `too-many-subscriptions`, `slow-consumer`,
+        /// `unauthorized`).
         code: String,
         /// Explanation.
         message: String,

@@ -17,7 +17,10 @@ use utoipa::IntoParams;
 
 use super::hub::Update;
 use super::messages::{catch_up, ServerMessage};
-use crate::auth::{Identity, Verb};
+use crate::auth::{Identity, Presented, Verb};
+
+/// How often an open stream's credentials are checked again.
+const REAUTHORIZE: Duration = Duration::from_secs(15);
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 use crate::tasks::query::load;
@@ -89,6 +92,12 @@ pub async fn events(
     if since.is_some_and(|s| s < 0) {
         return Err(ApiError::BadRequest("since must not be negative".into()));
     }
+    // The extractor accepted this header; kept to check it again while the stream lives.
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(7..))
+        .map(|t| Presented::Bearer(t.trim().to_string().into()));
     let mut rx = state.hub.receiver();
     let (_, task) = load(&state, &who, &ns, &name, Verb::Read).await?;
     let slot = state.hub.connect(&who.id)?;
@@ -105,8 +114,26 @@ pub async fn events(
                 return;
             }
         }
+        let mut recheck = tokio::time::interval(REAUTHORIZE);
+        recheck.tick().await;
         while !ended {
-            match rx.recv().await {
+            let update = tokio::select! {
+                u = rx.recv() => u,
+                _ = recheck.tick() => {
+                    if let Some(p) = &presented {
+                        if !p.still_valid(&state).await {
+                            let m = ServerMessage::Error {
+                                code: "unauthorized".into(),
+                                message: "credentials revoked or expired: reconnect with valid ones".into(),
+                            };
+                            let _ = tx.send(Ok(sse_event(&m))).await;
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            };
+            match update {
                 Ok(Update::Changed(t))
                     if t.metadata.namespace.as_deref() == Some(ns.as_str())
                         && t.metadata.name.as_deref() == Some(name.as_str()) =>

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::hub::{Slot, Update};
 use super::messages::{catch_up, ClientMessage, ServerMessage};
-use crate::auth::{authenticate, Identity, Verb};
+use crate::auth::{authenticate, Identity, Presented, Verb};
 use crate::error::ApiError;
 use crate::extract::{plausible_name, ApiQuery};
 use crate::AppState;
@@ -27,6 +27,9 @@ use crate::AppState;
 pub const PROTOCOL: &str = "ephemera.v1";
 /// Close code for a consumer that fell behind.
 pub const CLOSE_SLOW: u16 = 4008;
+/// Close code: the credentials the stream was opened with were revoked or expired (checked at
+/// every heartbeat).
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// A send that takes longer than this means the client is not reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,10 +60,16 @@ pub async fn stream(
         .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
         .collect();
     let protocol_token = protocols.iter().find_map(|p| p.strip_prefix("bearer.").map(String::from));
-    let who = match (header_token, q.ticket, protocol_token) {
-        (Some(t), _, _) => authenticate(&state, &t).await?,
-        (None, Some(ticket), _) => super::tickets::verify(&state, &ticket)?,
-        (None, None, Some(t)) => authenticate(&state, &t).await?,
+    let (who, presented) = match (header_token, q.ticket, protocol_token) {
+        (Some(t), _, _) | (None, None, Some(t)) => {
+            let who = authenticate(&state, &t).await?;
+            (who, Presented::Bearer(t.into()))
+        }
+        (None, Some(ticket), _) => {
+            let who = super::tickets::verify(&state, &ticket)?;
+            let id = who.id.clone();
+            (who, Presented::Ticket(id))
+        }
         _ => {
             return Err(ApiError::Unauthorized(
                 "a bearer token, a ticket or the bearer.<token> subprotocol is required".into(),
@@ -77,7 +86,7 @@ pub async fn stream(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024);
-    Ok(ws.on_upgrade(move |socket| run(socket, state, who, slot)))
+    Ok(ws.on_upgrade(move |socket| run(socket, state, who, presented, slot)))
 }
 
 struct Subscription {
@@ -92,7 +101,7 @@ struct Cursor {
     ended: bool,
 }
 
-async fn run(socket: WebSocket, state: Arc<AppState>, who: Identity, _slot: Slot) {
+async fn run(socket: WebSocket, state: Arc<AppState>, who: Identity, presented: Presented, _slot: Slot) {
     let (mut sink, mut source) = socket.split();
     // Subscribed before anything is read from the store, so no change falls between the two.
     let mut rx = state.hub.receiver();
@@ -141,7 +150,14 @@ async fn run(socket: WebSocket, state: Arc<AppState>, who: Identity, _slot: Slot
                 }
                 Err(RecvError::Closed) => break,
             },
-            _ = heartbeat.tick() => out.push(ServerMessage::Heartbeat { time: jiff::Timestamp::now().to_string() }),
+            _ = heartbeat.tick() => {
+                if !presented.still_valid(&state).await {
+                    let frame = CloseFrame { code: CLOSE_UNAUTHORIZED, reason: "credentials revoked or expired: reconnect with valid ones".into() };
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                    break;
+                }
+                out.push(ServerMessage::Heartbeat { time: jiff::Timestamp::now().to_string() })
+            }
         }
         for m in out {
             let Ok(text) = serde_json::to_string(&m) else { continue };

@@ -11,6 +11,7 @@ use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
 use ephemera_api::stream::hub::Limits;
 use ephemera_crds::{Task, TaskPhase};
+use ephemera_devcluster::testing::eventually;
 use ephemera_e2e::api::{api_token, ApiServer, Live};
 use ephemera_e2e::stack::{config, create, operator_with, phase, stack, Stack};
 use futures::{SinkExt, StreamExt};
@@ -243,6 +244,30 @@ async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots()
     req.headers_mut().insert("sec-websocket-protocol", format!("ephemera.v1, bearer.{token}").parse().unwrap());
     let (_, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "ephemera.v1");
+
+    // Revoking a token ends the streams it opened (checked at every heartbeat), with close code 4001.
+    let doomed = api_token(&s, &["default"], &[Verb::Read], 1).await;
+    let mut ws = eventually(10, "the new token known", || async {
+        let mut req = format!("{}/api/v1/stream", a.url.replace("http://", "ws://")).into_client_request().ok()?;
+        req.headers_mut().insert("authorization", format!("Bearer {doomed}").parse().ok()?);
+        tokio_tungstenite::connect_async(req).await.ok().map(|c| c.0)
+    })
+    .await;
+    send(&mut ws, json!({"type": "subscribe", "namespace": "default"})).await;
+    let id = doomed.split('_').nth(1).unwrap().to_string();
+    ephemera_api::auth::tokens::revoke(s.client.clone(), "default", &id).await.unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the revoked token's stream was closed");
+    assert_eq!(code, Some(4001));
     op.abort();
 }
 
