@@ -30,6 +30,9 @@ const REVOKE_WITHIN: Duration = Duration::from_secs(5);
 /// How long a stop waits for a credential request already on the wire.
 const IN_FLIGHT_MINT: Duration = Duration::from_secs(5);
 
+/// Why a `credentials` step ended early on SIGTERM.
+const STOPPED_OBTAINING: &str = "stopped while obtaining credentials";
+
 /// Failure before the command ran.
 struct Failed(WorkerFailure, String);
 
@@ -51,7 +54,7 @@ pub async fn hand_off(settings: &Settings, mut stop: watch::Receiver<bool>) -> W
                 // A token being minted right now would be lost if this were dropped: let it land
                 // (briefly) so it is revoked with the others.
                 let _ = tokio::time::timeout(IN_FLIGHT_MINT, &mut obtaining).await;
-                Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into()))
+                Err(Failed(WorkerFailure::Terminated, STOPPED_OBTAINING.into()))
             }
         }
     };
@@ -228,7 +231,7 @@ async fn obtain(
     for (cred, kv) in secrets {
         // Asked to stop while a mint was in flight: that one landed; mint no more.
         if *stop.borrow() {
-            return Err(Failed(WorkerFailure::Terminated, "stopped while obtaining credentials".into()));
+            return Err(Failed(WorkerFailure::Terminated, STOPPED_OBTAINING.into()));
         }
         let grant = providers::obtain(http, cred, &kv).await.map_err(|e| {
             let failure =

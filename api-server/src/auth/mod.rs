@@ -86,6 +86,11 @@ impl Identity {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim).filter(|t| !t.is_empty())
+}
+
 /// Extracts and checks the bearer credential, then applies the caller's rate limit.
 impl FromRequestParts<Arc<AppState>> for Identity {
     type Rejection = ApiError;
@@ -96,11 +101,7 @@ impl FromRequestParts<Arc<AppState>> for Identity {
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer header is required".into()))?;
         let value = header.to_str().map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        let token = bearer_token(value)
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
         let identity = authenticate(state, token).await?;
         state.limiter.check(&identity.id)?;

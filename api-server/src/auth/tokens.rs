@@ -77,39 +77,33 @@ impl Tokens {
         tokens
     }
 
+    /// Whether token `id` still exists and has not expired (for streams opened with a ticket).
+    pub fn is_active(&self, id: &str) -> bool {
+        self.active(id).is_some()
+    }
+
+    /// Token `id`'s Secret, unless it is gone or expired.
+    fn active(&self, id: &str) -> Option<Arc<Secret>> {
+        let name = secret_name(id);
+        self.store.state().into_iter().find(|s| {
+            s.metadata.name.as_deref() == Some(name.as_str())
+                && field(s, "expires").parse::<Timestamp>().is_ok_and(|e| e > Timestamp::now())
+        })
+    }
+
     /// Checks a presented token.
     pub fn verify(&self, token: &str) -> Result<Identity, ApiError> {
         let invalid = || ApiError::Unauthorized("invalid or expired API token".into());
         let rest = token.strip_prefix(PREFIX).ok_or_else(invalid)?;
         let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-        let s = self
-            .store
-            .state()
-            .into_iter()
-            .find(|s| s.metadata.name.as_deref() == Some(secret_name(id).as_str()))
-            .ok_or_else(invalid)?;
+        let s = self.active(id).ok_or_else(invalid)?;
         if !constant_time_eq(field(&s, "sha256").as_bytes(), hash(secret).as_bytes()) {
-            return Err(invalid());
-        }
-        let expires: Timestamp = field(&s, "expires").parse().map_err(|_| invalid())?;
-        if expires <= Timestamp::now() {
             return Err(invalid());
         }
         let namespaces =
             field(&s, "namespaces").split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
         let verbs = field(&s, "verbs").split(',').filter_map(Verb::parse).collect();
         Ok(Identity { id: format!("token:{id}"), grants: vec![Grant { namespaces, verbs }] })
-    }
-}
-
-impl Tokens {
-    /// Whether token `id` still exists and has not expired (for streams opened with a ticket).
-    pub fn is_active(&self, id: &str) -> bool {
-        let name = secret_name(id);
-        self.store.state().into_iter().any(|s| {
-            s.metadata.name.as_deref() == Some(name.as_str())
-                && field(&s, "expires").parse::<Timestamp>().is_ok_and(|e| e > Timestamp::now())
-        })
     }
 }
 

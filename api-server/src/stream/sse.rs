@@ -17,14 +17,14 @@ use utoipa::IntoParams;
 
 use super::hub::Update;
 use super::messages::{catch_up, ServerMessage};
-use crate::auth::{Identity, Presented, Verb};
-
-/// How often an open stream's credentials are checked again.
-const REAUTHORIZE: Duration = Duration::from_secs(15);
+use crate::auth::{bearer_token, Identity, Presented, Verb};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 use crate::tasks::query::load;
 use crate::AppState;
+
+/// How often an open stream's credentials are checked again.
+const REAUTHORIZE: Duration = Duration::from_secs(15);
 
 /// Resume point.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -96,8 +96,8 @@ pub async fn events(
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(7..))
-        .map(|t| Presented::Bearer(t.trim().to_string().into()));
+        .and_then(bearer_token)
+        .map(|t| Presented::Bearer(t.to_string().into()));
     let mut rx = state.hub.receiver();
     let (_, task) = load(&state, &who, &ns, &name, Verb::Read).await?;
     let slot = state.hub.connect(&who.id)?;

@@ -59,18 +59,18 @@ pub fn attempt(pod: &Pod) -> Attempt {
     let state = container.as_ref().and_then(|c| c.state.clone()).unwrap_or_default();
     // A failed init container ends the Pod before the task container starts; the `credentials`
     // step's report then speaks for the attempt.
-    let failed_step = status.init_container_statuses.iter().flatten().find_map(|c| {
-        let t = c.state.as_ref()?.terminated.clone().filter(|t| t.exit_code != 0)?;
-        Some((c.name.clone(), t))
-    });
-    let task_terminated = state.terminated.clone();
-    let step_failed = task_terminated.is_none() && failed_step.is_some();
-    let (failed_step_name, terminated) = match (task_terminated, failed_step) {
-        (Some(t), _) => (None, Some(t)),
-        (None, Some((name, t))) => (Some(name), Some(t)),
-        (None, None) => (None, None),
+    let failed_init = || {
+        status.init_container_statuses.iter().flatten().find_map(|c| {
+            let t = c.state.as_ref()?.terminated.clone().filter(|t| t.exit_code != 0)?;
+            Some((c.name.clone(), t))
+        })
     };
-    let message = match &failed_step_name {
+    // The init container that ended the attempt, if the task container never did.
+    let (failed_step, terminated) = match state.terminated.clone() {
+        Some(t) => (None, Some(t)),
+        None => failed_init().map_or((None, None), |(name, t)| (Some(name), Some(t))),
+    };
+    let message = match &failed_step {
         Some(name) if name != CREDENTIALS_CONTAINER => String::new(),
         _ => terminated.as_ref().and_then(|t| t.message.clone()).unwrap_or_default(),
     };
@@ -112,10 +112,9 @@ pub fn attempt(pod: &Pod) -> Attempt {
                 };
             }
             let term_reason = terminated.as_ref().and_then(|t| t.reason.clone()).unwrap_or_default();
-            if step_failed {
+            if let Some(step) = failed_step {
                 // The command never ran: an init container failed without a worker report (OOM,
                 // a worker binary that cannot run in the Task's image, a version mismatch).
-                let step = failed_step_name.unwrap_or_default();
                 return Attempt::Failed {
                     class: FailureClass::Infrastructure,
                     reason: "InitContainerFailed".into(),

@@ -83,18 +83,25 @@ pub fn worker_pod(
             k.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
         env.push(json!({"name": format!("EPHEMERA_PARAM_{key}"), "value": v}));
     }
-    env.extend([
+    // Set for both worker steps: which attempt this is, and the admin's proxy for the worker's own calls.
+    let attempt_env = [
         json!({"name": "EPHEMERA_TASK_NAME", "value": task.name_any()}),
         json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
         json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
+    ];
+    let proxy_env: Vec<serde_json::Value> = config
+        .worker_proxy
+        .iter()
+        .flat_map(|(proxy, no_proxy)| {
+            [json!({"name": ENV_WORKER_PROXY, "value": proxy}), json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy})]
+        })
+        .collect();
+    env.extend(attempt_env.iter().cloned());
+    env.extend([
         json!({"name": "HOME", "value": "/home/task"}),
         json!({"name": ENV_GRACE_SECONDS, "value": config.termination_grace.as_secs().saturating_sub(REVOKE_RESERVE).max(1).to_string()}),
     ]);
-    if let Some((proxy, no_proxy)) = &config.worker_proxy {
-        // For the worker's own calls in the task container (revocation, progress).
-        env.push(json!({"name": ENV_WORKER_PROXY, "value": proxy}));
-        env.push(json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy}));
-    }
+    env.extend(proxy_env.iter().cloned());
     let mut mounts = vec![
         json!({"name": "scratch", "mountPath": "/tmp"}),
         json!({"name": "work", "mountPath": "/work"}),
@@ -124,18 +131,13 @@ pub fn worker_pod(
         }}));
         // Only operator-set variables: nothing the Task author wrote reaches the step that holds
         // the Vault token and the private keys.
-        let mut step_env = vec![
-            json!({"name": "EPHEMERA_TASK_NAME", "value": task.name_any()}),
-            json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
-            json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
+        let mut step_env = attempt_env.to_vec();
+        step_env.extend([
             json!({"name": ENV_VAULT_ADDR, "value": vault.worker_addr}),
             json!({"name": ENV_VAULT_CREATION_PATH, "value": vault.creation_path()}),
             json!({"name": ENV_CREDENTIALS, "value": credentials}),
-        ];
-        if let Some((proxy, no_proxy)) = &config.worker_proxy {
-            step_env.push(json!({"name": ENV_WORKER_PROXY, "value": proxy}));
-            step_env.push(json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy}));
-        }
+        ]);
+        step_env.extend(proxy_env);
         credentials_step = Some(step_env);
     }
     if let Some(url) = worker.progress_url {
