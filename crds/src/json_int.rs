@@ -67,4 +67,19 @@ mod tests {
         assert!(serde_json::from_str::<T>(r#"{"a": 5.5}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"a": 1, "b": 300}"#).is_err());
     }
+
+    #[derive(serde::Deserialize)]
+    struct Wide {
+        #[serde(deserialize_with = "super::i64")]
+        w: i64,
+    }
+
+    #[test]
+    fn large_whole_floats_are_read_exactly() {
+        // Without exact float parsing `2^51 - 1` written as a float came back with a fraction.
+        let w: Wide = serde_json::from_str(r#"{"w": 2251799813685247.0}"#).unwrap();
+        assert_eq!(w.w, 2_251_799_813_685_247);
+        let w: Wide = serde_json::from_str(r#"{"w": -9007199254740991.0}"#).unwrap();
+        assert_eq!(w.w, -9_007_199_254_740_991);
+    }
 }
