@@ -32,6 +32,7 @@ async fn bare(
     let who = Identity {
         id: "bench".into(),
         grants: vec![Grant { namespaces: vec!["*".into()], verbs: [Verb::Create].into() }],
+        valid_until: None,
     };
     let mut t = ephemera_api::tasks::create::task(&ns, &req, &who);
     t.metadata.name = Some("bench".into());

@@ -68,6 +68,9 @@ pub struct Identity {
     pub id: String,
     /// What it may do.
     pub grants: Vec<Grant>,
+    /// Unix second from which the presented credential is no longer valid (streams opened with a
+    /// ticket end then; the ticket itself lives only 30 s).
+    pub valid_until: Option<i64>,
 }
 
 impl Identity {
@@ -86,9 +89,11 @@ impl Identity {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header value.
+/// The token of an `Authorization: Bearer <token>` header value (the scheme is case-insensitive, RFC 9110).
 pub fn bearer_token(value: &str) -> Option<&str> {
-    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim).filter(|t| !t.is_empty())
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Extracts and checks the bearer credential, then applies the caller's rate limit.
@@ -114,9 +119,14 @@ impl FromRequestParts<Arc<AppState>> for Identity {
 pub enum Presented {
     /// A bearer token (header or subprotocol).
     Bearer(secrecy::SecretString),
-    /// A stream ticket, for this identity id (API tokens are re-checked by id; OIDC subjects cannot
-    /// be without their token, so such streams live on after the ticket).
-    Ticket(String),
+    /// A stream ticket: API tokens are re-checked by id; every stream ends when the credential the
+    /// ticket was issued for expires.
+    Ticket {
+        /// The identity id (`token:<id>` or `oidc:<issuer>#<subject>`).
+        id: String,
+        /// When the credential behind the ticket expires.
+        valid_until: Option<i64>,
+    },
 }
 
 impl Presented {
@@ -125,7 +135,10 @@ impl Presented {
         use secrecy::ExposeSecret as _;
         match self {
             Presented::Bearer(t) => authenticate(state, t.expose_secret()).await.is_ok(),
-            Presented::Ticket(id) => id.strip_prefix("token:").is_none_or(|t| state.tokens.is_active(t)),
+            Presented::Ticket { id, valid_until } => {
+                valid_until.is_none_or(|u| jiff::Timestamp::now().as_second() < u)
+                    && id.strip_prefix("token:").is_none_or(|t| state.tokens.is_active(t))
+            }
         }
     }
 }
@@ -153,6 +166,7 @@ mod tests {
         let id = Identity {
             id: "token:ci".into(),
             grants: vec![Grant { namespaces: vec!["team-a".into()], verbs: [Verb::Create, Verb::Read].into() }],
+            valid_until: None,
         };
         assert!(id.allows("team-a", Verb::Create));
         assert!(!id.allows("team-b", Verb::Create));
@@ -160,10 +174,21 @@ mod tests {
         let all = Identity {
             id: "x".into(),
             grants: vec![Grant { namespaces: vec!["*".into()], verbs: [Verb::Read].into() }],
+            valid_until: None,
         };
         assert!(all.allows("anything", Verb::Read));
         assert!(
             constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
         );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
     }
 }

@@ -155,10 +155,10 @@ impl Oidc {
             return Err(unauthorized("the token's audience is not this server"));
         }
         let now = jiff::Timestamp::now().as_second();
-        match claims["exp"].as_i64() {
-            Some(exp) if exp + LEEWAY > now => {}
+        let valid_until = match claims["exp"].as_i64() {
+            Some(exp) if exp.saturating_add(LEEWAY) > now => exp.saturating_add(LEEWAY),
             _ => return Err(unauthorized("the token has expired")),
-        }
+        };
         if claims["nbf"].as_i64().is_some_and(|nbf| nbf - LEEWAY > now) {
             return Err(unauthorized("the token is not valid yet"));
         }
@@ -169,7 +169,7 @@ impl Oidc {
             .map(|r| Grant { namespaces: r.namespaces.clone(), verbs: r.verbs.iter().copied().collect() })
             .collect();
         let sub = claims["sub"].as_str().unwrap_or_default();
-        Ok(Identity { id: format!("oidc:{iss}#{sub}"), grants })
+        Ok(Identity { id: format!("oidc:{iss}#{sub}"), grants, valid_until: Some(valid_until) })
     }
 
     async fn key(&self, issuer: &Issuer, kid: &str) -> Result<(Vec<u8>, Vec<u8>), ApiError> {

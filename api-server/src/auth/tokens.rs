@@ -103,7 +103,8 @@ impl Tokens {
         let namespaces =
             field(&s, "namespaces").split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
         let verbs = field(&s, "verbs").split(',').filter_map(Verb::parse).collect();
-        Ok(Identity { id: format!("token:{id}"), grants: vec![Grant { namespaces, verbs }] })
+        let valid_until = field(&s, "expires").parse::<Timestamp>().ok().map(|e| e.as_second());
+        Ok(Identity { id: format!("token:{id}"), grants: vec![Grant { namespaces, verbs }], valid_until })
     }
 }
 

@@ -36,6 +36,9 @@ struct Claims {
     id: String,
     grants: Vec<Grant>,
     exp: i64,
+    /// When the credential the ticket was issued for expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
 }
 
 fn mac(key: &[u8], payload: &str) -> Result<Hmac<Sha256>, ApiError> {
@@ -63,12 +66,15 @@ pub async fn issue(
     who: Identity,
 ) -> Result<(axum::http::StatusCode, Json<Ticket>), ApiError> {
     let key = state.progress_key.as_ref().ok_or_else(|| ApiError::NotFound("stream tickets are not enabled".into()))?;
-    let claims = Claims { id: who.id, grants: who.grants, exp: jiff::Timestamp::now().as_second() + TICKET_SECONDS };
+    let now = jiff::Timestamp::now().as_second();
+    // Never valid past the credential it was issued for.
+    let exp = who.valid_until.map_or(now + TICKET_SECONDS, |u| u.min(now + TICKET_SECONDS));
+    let claims = Claims { id: who.id, grants: who.grants, exp, until: who.valid_until };
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|_| ApiError::Internal)?);
     let sig = URL_SAFE_NO_PAD.encode(mac(key.expose_secret(), &payload)?.finalize().into_bytes());
     Ok((
         axum::http::StatusCode::CREATED,
-        Json(Ticket { ticket: format!("{payload}.{sig}"), expires_in_seconds: TICKET_SECONDS }),
+        Json(Ticket { ticket: format!("{payload}.{sig}"), expires_in_seconds: exp - now }),
     ))
 }
 
@@ -84,5 +90,5 @@ pub fn verify(state: &AppState, ticket: &str) -> Result<Identity, ApiError> {
     if claims.exp <= jiff::Timestamp::now().as_second() {
         return Err(invalid());
     }
-    Ok(Identity { id: claims.id, grants: claims.grants })
+    Ok(Identity { id: claims.id, grants: claims.grants, valid_until: claims.until })
 }

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::hub::{Slot, Update};
 use super::messages::{catch_up, ClientMessage, ServerMessage};
-use crate::auth::{authenticate, Identity, Presented, Verb};
+use crate::auth::{authenticate, bearer_token, Identity, Presented, Verb};
 use crate::error::ApiError;
 use crate::extract::{plausible_name, ApiQuery};
 use crate::AppState;
@@ -51,8 +51,8 @@ pub async fn stream(
     let header_token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
+        .and_then(bearer_token)
+        .map(String::from);
     let protocols: Vec<String> = headers
         .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -67,8 +67,8 @@ pub async fn stream(
         }
         (None, Some(ticket), _) => {
             let who = super::tickets::verify(&state, &ticket)?;
-            let id = who.id.clone();
-            (who, Presented::Ticket(id))
+            let presented = Presented::Ticket { id: who.id.clone(), valid_until: who.valid_until };
+            (who, presented)
         }
         _ => {
             return Err(ApiError::Unauthorized(

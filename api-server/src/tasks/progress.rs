@@ -33,8 +33,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReportingToken {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| ReportingToken(t.trim().to_string()))
+            .and_then(crate::auth::bearer_token)
+            .map(|t| ReportingToken(t.to_string()))
             .ok_or_else(|| ApiError::Unauthorized("a reporting token is required".into()))
     }
 }

@@ -2,17 +2,19 @@
 //! Subscribers see every phase and progress event in order, resume on the other replica with no gap
 //! and no duplicate, get a snapshot when they resume from before the retained events, are refused
 //! namespaces they may not read, and a consumer that stops reading is cut off without affecting the
-//! others. A worker whose API server is down still finishes its task.
+//! others. A worker whose API server is down still finishes its task. Streams end when the
+//! credentials they were opened with are revoked or expire.
 
 use std::time::Duration;
 
-use ephemera_api::auth::oidc::OidcConfig;
+use ephemera_api::auth::oidc::{Issuer, OidcConfig, Rule};
 use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
 use ephemera_api::stream::hub::Limits;
 use ephemera_crds::{Task, TaskPhase};
 use ephemera_devcluster::testing::eventually;
 use ephemera_e2e::api::{api_token, ApiServer, Live};
+use ephemera_e2e::fakes::oidc::FakeIssuer;
 use ephemera_e2e::stack::{config, create, operator_with, phase, stack, Stack};
 use futures::{SinkExt, StreamExt};
 use kube::api::Api;
@@ -256,7 +258,13 @@ async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots()
     send(&mut ws, json!({"type": "subscribe", "namespace": "default"})).await;
     let id = doomed.split('_').nth(1).unwrap().to_string();
     ephemera_api::auth::tokens::revoke(s.client.clone(), "default", &id).await.unwrap();
-    let code = tokio::time::timeout(Duration::from_secs(40), async {
+    assert_eq!(close_code(&mut ws).await, Some(4001), "the revoked token's stream was closed");
+    op.abort();
+}
+
+/// The close code the server ends `ws` with (streams re-check credentials every 15 s heartbeat).
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    tokio::time::timeout(Duration::from_secs(40), async {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
@@ -266,9 +274,49 @@ async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots()
         }
     })
     .await
-    .expect("the revoked token's stream was closed");
-    assert_eq!(code, Some(4001));
-    op.abort();
+    .expect("the server closed the stream")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ticket_stream_ends_when_the_oidc_token_it_came_from_expires() {
+    ephemera_e2e::tls();
+    let s = stack().await;
+    let issuer = FakeIssuer::start().await;
+    let oidc = OidcConfig {
+        issuers: vec![Issuer {
+            issuer: issuer.url.clone(),
+            audience: "ephemera".into(),
+            jwks_url: None,
+            rules: vec![Rule {
+                matches: [("repository".to_string(), "acme/app".to_string())].into(),
+                namespaces: vec!["default".into()],
+                verbs: vec![Verb::Read],
+            }],
+        }],
+    };
+    let live = Live { key: key(), ring: RING, limits: Limits::default(), send_buffer: None };
+    let api = ApiServer::start_live(&s, oidc, RateLimiter::new(10_000, 10_000.0), Some(live)).await;
+    // Past `exp`, inside the server's 60 s leeway: good for about 8 more seconds.
+    let now = jiff::Timestamp::now().as_second();
+    let id_token = issuer
+        .token(json!({"sub": "ci", "aud": "ephemera", "repository": "acme/app", "iat": now - 120, "exp": now - 52}));
+    let ticket: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/stream/tickets", api.url))
+        .bearer_auth(&id_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lifetime = ticket["expiresInSeconds"].as_i64().unwrap();
+    assert!(lifetime <= 8, "a ticket outlives the token it came from: {ticket}");
+    let url =
+        format!("{}/api/v1/stream?ticket={}", api.url.replace("http://", "ws://"), ticket["ticket"].as_str().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    send(&mut ws, json!({"type": "subscribe", "namespace": "default"})).await;
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "subscribed");
+    assert_eq!(close_code(&mut ws).await, Some(4001), "the stream outlived the ID token behind its ticket");
 }
 
 #[tokio::test(flavor = "multi_thread")]
