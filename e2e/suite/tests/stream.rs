@@ -278,7 +278,7 @@ async fn close_code(ws: &mut Ws) -> Option<u16> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_ticket_stream_ends_when_the_oidc_token_it_came_from_expires() {
+async fn streams_end_when_the_oidc_token_they_came_from_expires() {
     ephemera_e2e::tls();
     let s = stack().await;
     let issuer = FakeIssuer::start().await;
@@ -296,10 +296,10 @@ async fn a_ticket_stream_ends_when_the_oidc_token_it_came_from_expires() {
     };
     let live = Live { key: key(), ring: RING, limits: Limits::default(), send_buffer: None };
     let api = ApiServer::start_live(&s, oidc, RateLimiter::new(10_000, 10_000.0), Some(live)).await;
-    // Past `exp`, inside the server's 60 s leeway: good for about 8 more seconds.
+    // Past `exp`, inside the server's 60 s leeway: good for about 12 more seconds.
     let now = jiff::Timestamp::now().as_second();
     let id_token = issuer
-        .token(json!({"sub": "ci", "aud": "ephemera", "repository": "acme/app", "iat": now - 120, "exp": now - 52}));
+        .token(json!({"sub": "ci", "aud": "ephemera", "repository": "acme/app", "iat": now - 120, "exp": now - 48}));
     let ticket: Value = reqwest::Client::new()
         .post(format!("{}/api/v1/stream/tickets", api.url))
         .bearer_auth(&id_token)
@@ -310,13 +310,35 @@ async fn a_ticket_stream_ends_when_the_oidc_token_it_came_from_expires() {
         .await
         .unwrap();
     let lifetime = ticket["expiresInSeconds"].as_i64().unwrap();
-    assert!(lifetime <= 8, "a ticket outlives the token it came from: {ticket}");
+    assert!(lifetime <= 12, "a ticket outlives the token it came from: {ticket}");
     let url =
         format!("{}/api/v1/stream?ticket={}", api.url.replace("http://", "ws://"), ticket["ticket"].as_str().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     send(&mut ws, json!({"type": "subscribe", "namespace": "default"})).await;
     assert_eq!(next_json(&mut ws).await.unwrap()["type"], "subscribed");
+
+    // SSE with the ID token itself, on a Task that never ends (no operator runs here).
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(&tasks, "waiting", json!({"image": "busybox", "command": ["true"]})).await;
+    let mut sse = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces/default/tasks/waiting/events", api.url))
+        .bearer_auth(&id_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+
     assert_eq!(close_code(&mut ws).await, Some(4001), "the stream outlived the ID token behind its ticket");
+    let text = tokio::time::timeout(Duration::from_secs(40), async {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = sse.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the SSE stream outlived its ID token");
+    assert!(text.contains("event: error") && text.contains("\"unauthorized\""), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
