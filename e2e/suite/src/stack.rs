@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ephemera_crds::{Task, TaskPhase, TaskQueue, TaskQueueSpec};
+use ephemera_devcluster::kubelet::ImageMap;
 use ephemera_devcluster::testing::{kubectl, ok, Dev};
 use ephemera_operator::Config;
 use kube::api::{Api, PostParams};
@@ -62,11 +63,17 @@ pub struct Stack {
 
 /// Starts the stack.
 pub async fn stack() -> Stack {
+    stack_with(|_| {}).await
+}
+
+/// Starts the stack with the node's image map adjusted (e.g. a slow pull).
+pub async fn stack_with(images: impl FnOnce(&mut ImageMap)) -> Stack {
     let worker = worker_binary();
     let dev = Dev::start_with(|c| {
         if let Some(k) = c.kubelet.as_mut() {
             k.backoff_base = Duration::from_millis(500);
             k.images.add("ephemera-worker", worker);
+            images(&mut k.images);
         }
     })
     .await;

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ephemera_crds::{Credential, Task, TaskPhase};
+use ephemera_devcluster::kubelet::ImageMap;
 use ephemera_devcluster::testing::eventually;
 use ephemera_e2e::fakes::github::{FakeGithub, Installation};
 use ephemera_e2e::fakes::jwt;
 use ephemera_e2e::fakes::salesforce::{ConnectedApp, FakeSalesforce};
 use ephemera_e2e::openbao::OpenBao;
-use ephemera_e2e::stack::{config, create, operator_with, phase, stack, Stack};
+use ephemera_e2e::stack::{config, create, operator_with, phase, stack_with, Stack};
 use ephemera_operator::vault::{VaultAuth, VaultConfig};
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -85,8 +86,13 @@ async fn credential(s: &Stack, name: &str, spec: Value) {
 }
 
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// The world on a node whose image map `images` adjusts.
+async fn world_with(images: impl FnOnce(&mut ImageMap)) -> World {
     operator_log();
-    let s = stack().await;
+    let s = stack_with(images).await;
     let bao = OpenBao::start().await;
     let (sf_key, gh_key) = (jwt::generate_key(), jwt::generate_key());
     // A sandbox org: the JWT audience is test.salesforce.com whatever the login URL.
@@ -369,6 +375,49 @@ async fn a_second_unwrap_fails_the_task_as_possible_interception() {
         async move { vaultrs::token::lookup_self(thief).await.is_err().then_some(()) }
     })
     .await;
+    w.no_task_token_left_in_vault().await;
+    w.assert_no_secret_leaked("").await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_that_starts_after_its_wrapping_token_expired_is_retried_not_called_an_interception() {
+    // The Task's image takes 6 s to pull the first time; the attempt's wrapping token lives 3 s.
+    let w = world_with(|images| images.slow_pull("busybox", Duration::from_secs(6))).await;
+    let mut cfg = config("op-1");
+    cfg.pod_start_timeout = Duration::from_secs(30);
+    let mut v = vault_config(&w.bao);
+    v.wrap_ttl = Duration::from_secs(3);
+    cfg.vault = Some(v);
+    let op = operator_with(&w.s.client, cfg);
+    let tasks = w.tasks();
+    create(
+        &tasks,
+        "slow-pull",
+        json!({"image": "busybox", "credentials": ["npm"], "command": ["sh", "-c", "[ -n \"$NPM_TOKEN\" ]"],
+        "retry": {"maxAttempts": 2, "backoffSeconds": 1, "retryOn": ["Infrastructure"]}}),
+    )
+    .await;
+    let st = phase(&tasks, "slow-pull", TaskPhase::Succeeded).await.status.unwrap();
+    assert_eq!(st.attempt, 2, "the second attempt (image cached) got its credentials");
+    let events: Api<Event> = Api::namespaced(w.s.client.clone(), "default");
+    let list = events.list(&ListParams::default().fields("involvedObject.name=slow-pull")).await.unwrap();
+    let warning = list
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("CredentialExpired") && e.type_.as_deref() == Some("Warning"))
+        .unwrap_or_else(|| {
+            panic!(
+                "a Warning event says the token expired before the Pod started: {:?}",
+                list.items.iter().map(|e| (e.reason.clone(), e.message.clone())).collect::<Vec<_>>()
+            )
+        });
+    let said = warning.message.clone().unwrap_or_default();
+    assert!(said.contains("--vault-wrap-ttl-seconds"), "it tells the admin what to change: {said}");
+    assert!(
+        !list.items.iter().any(|e| e.reason.as_deref() == Some("CredentialUnwrapFailed")),
+        "a slow start is not reported as an interception"
+    );
     w.no_task_token_left_in_vault().await;
     w.assert_no_secret_leaked("").await;
     op.abort();

@@ -2,8 +2,10 @@
 //! so an image either names a binary built by this project (the Ephemera worker) or a generic
 //! distribution image whose shell commands run on the host; anything else fails like a pull error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How a container image runs here.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +23,10 @@ pub enum Image {
 #[derive(Debug, Clone, Default)]
 pub struct ImageMap {
     binaries: BTreeMap<String, PathBuf>,
+    /// How long the first pull of a repository takes (default: instant).
+    pull_times: BTreeMap<String, Duration>,
+    /// Repositories already on the node (shared by clones: one node, one image cache).
+    pulled: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// The repository part of an image reference, without registry, tag or digest:
@@ -47,6 +53,24 @@ impl ImageMap {
     /// Maps images whose repository (or its last path segment) is `repo` to `binary`.
     pub fn add(&mut self, repo: &str, binary: PathBuf) {
         self.binaries.insert(repository(repo), binary);
+    }
+
+    /// Makes the first pull of `repo` take `time`; later containers find it cached, as a kubelet
+    /// does with `imagePullPolicy: IfNotPresent`.
+    pub fn slow_pull(&mut self, repo: &str, time: Duration) {
+        self.pull_times.insert(repository(repo), time);
+    }
+
+    /// How long pulling `image` takes now (zero once it is on the node); records it as pulled.
+    pub fn pull(&self, image: &str) -> Duration {
+        let repo = repository(image);
+        let Some(time) = self.pull_times.get(&repo) else { return Duration::ZERO };
+        let first = self.pulled.lock().map(|mut pulled| pulled.insert(repo)).unwrap_or(false);
+        if first {
+            *time
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Parses `REPO=PATH` entries (the `--image` flag).
@@ -83,6 +107,16 @@ mod tests {
         assert_eq!(repository("docker.io/library/busybox:1.36"), "busybox");
         assert_eq!(repository("localhost:5000/acme/ephemera-worker:dev"), "acme/ephemera-worker");
         assert_eq!(repository("ghcr.io/acme/ephemera-worker@sha256:abc"), "acme/ephemera-worker");
+    }
+
+    #[test]
+    fn a_slow_image_is_slow_once() {
+        let mut map = ImageMap::default();
+        map.slow_pull("busybox", Duration::from_secs(3));
+        let node = map.clone();
+        assert_eq!(node.pull("docker.io/library/busybox:1.36"), Duration::from_secs(3));
+        assert_eq!(map.pull("busybox"), Duration::ZERO, "cached on the node");
+        assert_eq!(map.pull("alpine"), Duration::ZERO);
     }
 
     #[test]

@@ -340,6 +340,12 @@ impl Worker {
     async fn start(&mut self, init: bool, i: usize) -> Result<Run, Outcome> {
         let c = self.container_spec(init, i);
         let mut pull_failures = 0u32;
+        // A slow first pull: the container waits in its current state (ContainerCreating /
+        // PodInitializing), as it does while a kubelet pulls.
+        let pulling = self.k.images.pull(c["image"].as_str().unwrap_or_default());
+        if !pulling.is_zero() {
+            self.pause(pulling).await?;
+        }
         loop {
             let run = self.status_mut(init, i).restarts;
             match self.prepare(&c, run) {
