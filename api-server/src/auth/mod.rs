@@ -96,6 +96,11 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The bearer token of a request's `Authorization` header, if it has a well-formed one.
+pub fn bearer_header(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token)
+}
+
 /// Extracts and checks the bearer credential, then applies the caller's rate limit.
 impl FromRequestParts<Arc<AppState>> for Identity {
     type Rejection = ApiError;

@@ -82,13 +82,12 @@ impl Tokens {
         self.active(id).is_some()
     }
 
-    /// Token `id`'s Secret, unless it is gone or expired.
-    fn active(&self, id: &str) -> Option<Arc<Secret>> {
+    /// Token `id`'s Secret and expiry, unless it is gone or expired.
+    fn active(&self, id: &str) -> Option<(Arc<Secret>, Timestamp)> {
         let name = secret_name(id);
-        self.store.state().into_iter().find(|s| {
-            s.metadata.name.as_deref() == Some(name.as_str())
-                && field(s, "expires").parse::<Timestamp>().is_ok_and(|e| e > Timestamp::now())
-        })
+        let s = self.store.state().into_iter().find(|s| s.metadata.name.as_deref() == Some(name.as_str()))?;
+        let expires = field(&s, "expires").parse::<Timestamp>().ok().filter(|e| *e > Timestamp::now())?;
+        Some((s, expires))
     }
 
     /// Checks a presented token.
@@ -96,15 +95,18 @@ impl Tokens {
         let invalid = || ApiError::Unauthorized("invalid or expired API token".into());
         let rest = token.strip_prefix(PREFIX).ok_or_else(invalid)?;
         let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-        let s = self.active(id).ok_or_else(invalid)?;
+        let (s, expires) = self.active(id).ok_or_else(invalid)?;
         if !constant_time_eq(field(&s, "sha256").as_bytes(), hash(secret).as_bytes()) {
             return Err(invalid());
         }
         let namespaces =
             field(&s, "namespaces").split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
         let verbs = field(&s, "verbs").split(',').filter_map(Verb::parse).collect();
-        let valid_until = field(&s, "expires").parse::<Timestamp>().ok().map(|e| e.as_second());
-        Ok(Identity { id: format!("token:{id}"), grants: vec![Grant { namespaces, verbs }], valid_until })
+        Ok(Identity {
+            id: format!("token:{id}"),
+            grants: vec![Grant { namespaces, verbs }],
+            valid_until: Some(expires.as_second()),
+        })
     }
 }
 

@@ -17,14 +17,12 @@ use utoipa::IntoParams;
 
 use super::hub::Update;
 use super::messages::{catch_up, ServerMessage};
-use crate::auth::{bearer_token, Identity, Presented, Verb};
+use super::ws::HEARTBEAT;
+use crate::auth::{bearer_header, Identity, Presented, Verb};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 use crate::tasks::query::load;
 use crate::AppState;
-
-/// How often an open stream's credentials are checked again.
-const REAUTHORIZE: Duration = Duration::from_secs(15);
 
 /// Resume point.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -93,11 +91,7 @@ pub async fn events(
         return Err(ApiError::BadRequest("since must not be negative".into()));
     }
     // The extractor accepted this header; kept to check it again while the stream lives.
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .map(|t| Presented::Bearer(t.to_string().into()));
+    let presented = bearer_header(&headers).map(|t| Presented::Bearer(t.to_string().into()));
     let mut rx = state.hub.receiver();
     let (_, task) = load(&state, &who, &ns, &name, Verb::Read).await?;
     let slot = state.hub.connect(&who.id)?;
@@ -114,7 +108,7 @@ pub async fn events(
                 return;
             }
         }
-        let mut recheck = tokio::time::interval(REAUTHORIZE);
+        let mut recheck = tokio::time::interval(HEARTBEAT);
         recheck.tick().await;
         while !ended {
             let update = tokio::select! {
@@ -176,5 +170,5 @@ pub async fn events(
         }
     });
     let stream = futures::stream::unfold(out, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT)).into_response())
 }

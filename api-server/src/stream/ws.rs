@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::hub::{Slot, Update};
 use super::messages::{catch_up, ClientMessage, ServerMessage};
-use crate::auth::{authenticate, bearer_token, Identity, Presented, Verb};
+use crate::auth::{authenticate, bearer_header, Identity, Presented, Verb};
 use crate::error::ApiError;
 use crate::extract::{plausible_name, ApiQuery};
 use crate::AppState;
@@ -30,7 +30,8 @@ pub const CLOSE_SLOW: u16 = 4008;
 /// Close code: the credentials the stream was opened with were revoked or expired (checked at
 /// every heartbeat).
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
-const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often both transports (WebSocket, SSE) send a heartbeat and check credentials again.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
 /// A send that takes longer than this means the client is not reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -48,11 +49,7 @@ pub async fn stream(
     ApiQuery(q): ApiQuery<StreamQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let header_token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .map(String::from);
+    let header_token = bearer_header(&headers).map(String::from);
     let protocols: Vec<String> = headers
         .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .iter()

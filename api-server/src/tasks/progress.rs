@@ -29,11 +29,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReportingToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::auth::bearer_token)
+        crate::auth::bearer_header(&parts.headers)
             .map(|t| ReportingToken(t.to_string()))
             .ok_or_else(|| ApiError::Unauthorized("a reporting token is required".into()))
     }

@@ -33,8 +33,8 @@ pub enum Attempt {
     Intercepted {
         /// The worker's explanation.
         message: String,
-        /// When the task container started (kubelet-reported), to compare with the token's expiry;
-        /// None when the token was forged (expiry cannot explain that).
+        /// When the container that tried to unwrap started (kubelet-reported), to compare with the
+        /// token's expiry; None when the token was forged (expiry cannot explain that).
         started: Option<k8s_openapi::jiff::Timestamp>,
     },
     /// Ended unsuccessfully.
