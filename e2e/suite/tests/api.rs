@@ -2,7 +2,7 @@
 //! paths, idempotent creation under concurrent retries, paging while Tasks are being created, log
 //! following, and problem documents for every error.
 
-use ephemera_api::auth::oidc::{Issuer, OidcConfig, Rule};
+use ephemera_api::auth::oidc::{OidcConfig, Rule};
 use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
 use ephemera_crds::Task;
@@ -273,22 +273,15 @@ async fn oidc_tokens_and_rate_limits() {
     ephemera_e2e::tls();
     let s = stack().await;
     let issuer = FakeIssuer::start().await;
-    let oidc = OidcConfig {
-        issuers: vec![Issuer {
-            issuer: issuer.url.clone(),
-            audience: "ephemera".into(),
-            jwks_url: None,
-            rules: vec![Rule {
-                matches: [
-                    ("repository".to_string(), "acme/app".to_string()),
-                    ("ref".to_string(), "refs/heads/main".to_string()),
-                ]
-                .into(),
-                namespaces: vec!["default".into()],
-                verbs: vec![Verb::Create, Verb::Read],
-            }],
-        }],
-    };
+    let oidc = issuer.config(Rule {
+        matches: [
+            ("repository".to_string(), "acme/app".to_string()),
+            ("ref".to_string(), "refs/heads/main".to_string()),
+        ]
+        .into(),
+        namespaces: vec!["default".into()],
+        verbs: vec![Verb::Create, Verb::Read],
+    });
     let api = serve(&s, oidc, RateLimiter::new(5, 0.2)).await;
     let now = jiff::Timestamp::now().as_second();
     let claims = json!({"sub": "repo:acme/app:ref:refs/heads/main", "aud": "ephemera", "repository": "acme/app", "ref": "refs/heads/main", "iat": now, "nbf": now - 5, "exp": now + 300});

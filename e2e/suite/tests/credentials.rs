@@ -158,8 +158,19 @@ async fn world_with(images: impl FnOnce(&mut ImageMap)) -> World {
 
 impl World {
     fn operator(&self, identity: &str) -> tokio::task::JoinHandle<()> {
+        self.operator_tweaked(identity, |_, _| {})
+    }
+
+    /// An operator whose settings and Vault settings `tweak` adjusts first.
+    fn operator_tweaked(
+        &self,
+        identity: &str,
+        tweak: impl FnOnce(&mut ephemera_operator::Config, &mut VaultConfig),
+    ) -> tokio::task::JoinHandle<()> {
         let mut cfg = config(identity);
-        cfg.vault = Some(vault_config(&self.bao));
+        let mut vault = vault_config(&self.bao);
+        tweak(&mut cfg, &mut vault);
+        cfg.vault = Some(vault);
         operator_with(&self.s.client, cfg)
     }
 
@@ -384,12 +395,10 @@ async fn a_second_unwrap_fails_the_task_as_possible_interception() {
 async fn a_pod_that_starts_after_its_wrapping_token_expired_is_retried_not_called_an_interception() {
     // The Task's image takes 6 s to pull the first time; the attempt's wrapping token lives 3 s.
     let w = world_with(|images| images.slow_pull("busybox", Duration::from_secs(6))).await;
-    let mut cfg = config("op-1");
-    cfg.pod_start_timeout = Duration::from_secs(30);
-    let mut v = vault_config(&w.bao);
-    v.wrap_ttl = Duration::from_secs(3);
-    cfg.vault = Some(v);
-    let op = operator_with(&w.s.client, cfg);
+    let op = w.operator_tweaked("op-1", |cfg, vault| {
+        cfg.pod_start_timeout = Duration::from_secs(30);
+        vault.wrap_ttl = Duration::from_secs(3);
+    });
     let tasks = w.tasks();
     create(
         &tasks,
@@ -429,11 +438,7 @@ async fn vault_unreachable_fails_the_task_with_a_clear_reason_and_retries() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let tasks = w.tasks();
     // The operator cannot reach Vault: no token, no Pod, retried as an infrastructure failure.
-    let mut cfg = config("op-down");
-    let mut v = vault_config(&w.bao);
-    v.addr = format!("http://127.0.0.1:{closed}");
-    cfg.vault = Some(v);
-    let op = operator_with(&w.s.client, cfg);
+    let op = w.operator_tweaked("op-down", |_, vault| vault.addr = format!("http://127.0.0.1:{closed}"));
     create(
         &tasks,
         "no-vault",
@@ -449,11 +454,7 @@ async fn vault_unreachable_fails_the_task_with_a_clear_reason_and_retries() {
     op.abort();
 
     // The worker cannot reach Vault (the operator can): the worker says so and the token is revoked.
-    let mut cfg = config("op-worker-down");
-    let mut v = vault_config(&w.bao);
-    v.worker_addr = format!("http://127.0.0.1:{closed}");
-    cfg.vault = Some(v);
-    let op = operator_with(&w.s.client, cfg);
+    let op = w.operator_tweaked("op-worker-down", |_, vault| vault.worker_addr = format!("http://127.0.0.1:{closed}"));
     create(&tasks, "worker-no-vault", json!({"image": "busybox", "credentials": ["npm"], "command": ["true"]})).await;
     let st = phase(&tasks, "worker-no-vault", TaskPhase::Failed).await.status.unwrap();
     assert_eq!(st.reason, "VaultUnavailable", "{}", st.message);
@@ -611,11 +612,9 @@ async fn the_operator_can_log_in_with_approle() {
         vaultrs::auth::approle::role::secret::generate(&root, "approle", "ephemera-operator", None).await.unwrap();
     let secret_id_file = w.bao.operator_token_file.with_file_name("approle-secret-id");
     std::fs::write(&secret_id_file, &secret_id.secret_id).unwrap();
-    let mut cfg = config("op-approle");
-    let mut vault = vault_config(&w.bao);
-    vault.auth = VaultAuth::AppRole { mount: "approle".into(), role_id, secret_id_file };
-    cfg.vault = Some(vault);
-    let op = operator_with(&w.s.client, cfg);
+    let op = w.operator_tweaked("op-approle", |_, vault| {
+        vault.auth = VaultAuth::AppRole { mount: "approle".into(), role_id, secret_id_file }
+    });
     let tasks = w.tasks();
     create(
         &tasks,

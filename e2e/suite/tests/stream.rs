@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ephemera_api::auth::oidc::{Issuer, OidcConfig, Rule};
+use ephemera_api::auth::oidc::{OidcConfig, Rule};
 use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
 use ephemera_api::stream::hub::Limits;
@@ -39,6 +39,19 @@ fn operator(s: &Stack, progress_url: &str) -> tokio::task::JoinHandle<()> {
         Some(ephemera_operator::ProgressConfig { url: progress_url.into(), key: std::sync::Arc::new(key().into()) });
     cfg.event_ring = RING;
     operator_with(&s.client, cfg)
+}
+
+/// A stream ticket (`POST /api/v1/stream/tickets`) for `bearer`.
+async fn ticket(api: &ApiServer, bearer: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/stream/tickets", api.url))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -227,15 +240,7 @@ async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots()
     assert!(!tasks.get("live").await.unwrap().status.unwrap().progress.iter().any(|e| e.message == "forged"));
 
     // Browsers: a ticket, or the token as a subprotocol.
-    let ticket: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/stream/tickets", a.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket = ticket(&a, &token).await;
     let url =
         format!("{}/api/v1/stream?ticket={}", b.url.replace("http://", "ws://"), ticket["ticket"].as_str().unwrap());
     let (mut t, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -282,33 +287,18 @@ async fn streams_end_when_the_oidc_token_they_came_from_expires() {
     ephemera_e2e::tls();
     let s = stack().await;
     let issuer = FakeIssuer::start().await;
-    let oidc = OidcConfig {
-        issuers: vec![Issuer {
-            issuer: issuer.url.clone(),
-            audience: "ephemera".into(),
-            jwks_url: None,
-            rules: vec![Rule {
-                matches: [("repository".to_string(), "acme/app".to_string())].into(),
-                namespaces: vec!["default".into()],
-                verbs: vec![Verb::Read],
-            }],
-        }],
-    };
+    let oidc = issuer.config(Rule {
+        matches: [("repository".to_string(), "acme/app".to_string())].into(),
+        namespaces: vec!["default".into()],
+        verbs: vec![Verb::Read],
+    });
     let live = Live { key: key(), ring: RING, limits: Limits::default(), send_buffer: None };
     let api = ApiServer::start_live(&s, oidc, RateLimiter::new(10_000, 10_000.0), Some(live)).await;
     // Past `exp`, inside the server's 60 s leeway: good for about 12 more seconds.
     let now = jiff::Timestamp::now().as_second();
     let id_token = issuer
         .token(json!({"sub": "ci", "aud": "ephemera", "repository": "acme/app", "iat": now - 120, "exp": now - 48}));
-    let ticket: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/stream/tickets", api.url))
-        .bearer_auth(&id_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket = ticket(&api, &id_token).await;
     let lifetime = ticket["expiresInSeconds"].as_i64().unwrap();
     assert!(lifetime <= 12, "a ticket outlives the token it came from: {ticket}");
     let url =

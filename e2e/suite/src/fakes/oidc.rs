@@ -2,6 +2,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
+use ephemera_api::auth::oidc::{Issuer, OidcConfig, Rule};
 use serde_json::{json, Value};
 
 use super::jwt;
@@ -28,6 +29,18 @@ impl FakeIssuer {
             let _ = axum::serve(listener, app).await;
         });
         FakeIssuer { url, key }
+    }
+
+    /// The API server's OIDC settings trusting this issuer, for audience `ephemera`, with one rule.
+    pub fn config(&self, rule: Rule) -> OidcConfig {
+        OidcConfig {
+            issuers: vec![Issuer {
+                issuer: self.url.clone(),
+                audience: "ephemera".into(),
+                jwks_url: None,
+                rules: vec![rule],
+            }],
+        }
     }
 
     /// An ID token with these claims (`iss` filled in unless given).
