@@ -41,6 +41,35 @@ pub struct CredentialSpec {
     /// removed at the end) instead of environment variables.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub files: bool,
+    /// `salesforce` / `github-app`: the Vault Transit key that signs the provider's JWT assertions.
+    /// The private key never leaves Vault (import it once as a non-exportable key). Without it the
+    /// key is read from KV (`private_key`), which the operator allows only with
+    /// `--allow-kv-private-keys` (weaker: a stolen per-attempt token could read the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<TransitKey>,
+}
+
+/// A Vault Transit signing key (RSA, imported by the admin, not exportable).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct TransitKey {
+    /// Transit secrets engine mount.
+    #[serde(default = "default_transit_mount")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"))]
+    pub mount: String,
+    /// Key name under the mount.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.-]+$"))]
+    pub name: String,
+}
+
+fn default_transit_mount() -> String {
+    "transit".into()
+}
+
+impl Provider {
+    /// Whether the provider signs JWT assertions with a private key (Salesforce, GitHub App).
+    pub fn signs(self) -> bool {
+        matches!(self, Provider::Salesforce | Provider::GithubApp)
+    }
 }
 
 fn default_mount() -> String {

@@ -17,7 +17,7 @@ pub mod worker;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use credential::{Credential, CredentialSpec, GithubScope, Provider};
+pub use credential::{Credential, CredentialSpec, GithubScope, Provider, TransitKey};
 pub use queue::{TaskQueue, TaskQueueSpec, TaskQueueStatus};
 pub use task::{
     Condition, EventKind, FailureClass, Origin, ProgressEvent, RetryPolicy, Task, TaskEnv, TaskPhase, TaskResources,

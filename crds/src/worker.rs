@@ -1,10 +1,11 @@
 //! The contract between the operator and `ephemera-worker`: what the operator tells the worker through
 //! its environment, and the report the worker leaves in its termination message. Nothing here is
-//! secret: the only secret the worker gets from the operator is the wrapping token, as a file.
+//! secret: the only secret the worker gets from the operator is the wrapping token, and only over the
+//! credential hand-off, to the attempt's own Pod (proven by its Pod-bound ServiceAccount token).
 
 use serde::{Deserialize, Serialize};
 
-use crate::{GithubScope, Provider};
+use crate::{GithubScope, Provider, TransitKey};
 
 /// Environment variable: Vault address as seen from worker Pods.
 pub const ENV_VAULT_ADDR: &str = "EPHEMERA_VAULT_ADDR";
@@ -23,12 +24,24 @@ pub const ENV_WORKER_PROXY: &str = "EPHEMERA_WORKER_PROXY";
 pub const ENV_WORKER_NO_PROXY: &str = "EPHEMERA_WORKER_NO_PROXY";
 /// Environment variable: where the worker posts progress (the API server's base URL).
 pub const ENV_PROGRESS_URL: &str = "EPHEMERA_PROGRESS_URL";
-/// Where the per-attempt Secret (wrapping token, reporting token) is mounted in the task container.
-pub const WRAPPING_TOKEN_DIR: &str = "/var/run/ephemera/attempt";
-/// File name of the reporting token inside [`WRAPPING_TOKEN_DIR`].
+/// Environment variable: the operator's credential hand-off endpoint (base URL), where the
+/// `credentials` step exchanges its Pod-bound identity for the attempt's wrapping token, once.
+pub const ENV_HANDOFF_URL: &str = "EPHEMERA_HANDOFF_URL";
+/// Environment variable: the Task's uid (with the attempt, it names the operator's attempt record).
+pub const ENV_TASK_UID: &str = "EPHEMERA_TASK_UID";
+/// Where the per-attempt Secret (the reporting token) is mounted in the task container.
+pub const ATTEMPT_SECRET_DIR: &str = "/var/run/ephemera/attempt";
+/// File name of the reporting token inside [`ATTEMPT_SECRET_DIR`].
 pub const PROGRESS_TOKEN_FILE: &str = "progress-token";
-/// File name of the wrapping token inside [`WRAPPING_TOKEN_DIR`].
-pub const WRAPPING_TOKEN_FILE: &str = "wrapping-token";
+/// Where the `credentials` step's projected, Pod-bound ServiceAccount token is mounted.
+pub const IDENTITY_TOKEN_DIR: &str = "/var/run/ephemera/identity";
+/// File name of that token inside [`IDENTITY_TOKEN_DIR`].
+pub const IDENTITY_TOKEN_FILE: &str = "token";
+/// Audience of the hand-off identity token (TokenReview checks it: no other token is accepted, and
+/// this one is accepted by nothing else).
+pub const HANDOFF_AUDIENCE: &str = "ephemera.dev/credential-handoff";
+/// Path of the hand-off endpoint under [`ENV_HANDOFF_URL`].
+pub const HANDOFF_PATH: &str = "/v1/handoff";
 /// Memory-backed folder for credentials delivered as files.
 pub const SECRETS_DIR: &str = "/var/run/ephemera/secrets";
 /// File in [`SECRETS_DIR`] where the `credentials` init container leaves the grants for the task
@@ -59,6 +72,39 @@ pub struct CredentialRef {
     /// Static values as files under [`SECRETS_DIR`]`/<name>/` instead of environment variables.
     #[serde(default)]
     pub files: bool,
+    /// The Transit key that signs this credential's JWT assertions (None: legacy KV `private_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<TransitKey>,
+}
+
+/// What the `credentials` step asks the hand-off for (its bearer token proves which Pod it is).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoffRequest {
+    /// The Task's namespace.
+    pub namespace: String,
+    /// The Task's name.
+    pub task: String,
+    /// The Task's uid.
+    pub task_uid: String,
+    /// The attempt.
+    pub attempt: i32,
+}
+
+/// Field of the hand-off's answer holding the wrapping token (JSON `{"wrappingToken": "..."}`).
+pub const HANDOFF_TOKEN_FIELD: &str = "wrappingToken";
+
+/// Vault token metadata the operator sets on every per-attempt token; the worker checks it names its
+/// own attempt, and the operator checks it before revoking anything by accessor.
+pub mod token_meta {
+    /// The Task's namespace.
+    pub const NAMESPACE: &str = "namespace";
+    /// The Task's name.
+    pub const TASK: &str = "task";
+    /// The Task's uid.
+    pub const TASK_UID: &str = "task_uid";
+    /// The attempt number.
+    pub const ATTEMPT: &str = "attempt";
 }
 
 /// Why the worker ended an attempt itself (the command's own failures are plain exit codes).
@@ -80,6 +126,9 @@ pub enum WorkerFailure {
     Terminated,
     /// The worker's settings from the operator are unusable (a version mismatch or a hand-made Pod).
     Misconfigured,
+    /// The operator refused to hand this Pod the attempt's token (not the attempt's Pod, or the token
+    /// was already handed out: possible interception).
+    HandoffRefused,
 }
 
 /// The worker's report, written as JSON to the termination message.

@@ -34,6 +34,17 @@ pub struct Config {
     pub event_ring: usize,
     /// Egress proxy for workers' own calls to Vault and the providers, and the hosts that bypass it.
     pub worker_proxy: Option<(String, String)>,
+    /// The operator's own namespace: the per-attempt credential records live here (tenants must
+    /// not be able to read Secrets in it).
+    pub namespace: String,
+    /// Where the credential hand-off is served (None: not served by this replica).
+    pub handoff_addr: Option<SocketAddr>,
+    /// The credential hand-off's base URL as worker Pods reach it (None: Tasks with credentials fail
+    /// with `VaultNotConfigured`).
+    pub handoff_url: Option<String>,
+    /// Legacy: allow Salesforce / GitHub App Credentials whose private key is read from KV (weaker:
+    /// the key leaves Vault and a stolen attempt token could read it). Off by default.
+    pub allow_kv_private_keys: bool,
 }
 
 /// Where workers report progress and how their reporting tokens are signed.
@@ -68,6 +79,10 @@ impl Default for Config {
             progress: None,
             event_ring: ephemera_crds::task::MAX_PROGRESS_EVENTS,
             worker_proxy: None,
+            namespace: "ephemera-system".into(),
+            handoff_addr: None,
+            handoff_url: None,
+            allow_kv_private_keys: false,
         }
     }
 }

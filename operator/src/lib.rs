@@ -2,7 +2,9 @@
 //! Pod per attempt, respecting queues (`TaskQueue` concurrency), priority, deadlines, retries and
 //! cancellation, and projects each Pod's fate back into the Task's status. Only the Lease holder acts.
 
+pub mod attempt_record;
 pub mod config;
+pub mod handoff;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
@@ -31,8 +33,8 @@ pub enum RunError {
     /// The Vault client could not be built.
     #[error("vault: {0}")]
     Vault(#[from] vault::VaultError),
-    /// The metrics/health listener could not start.
-    #[error("metrics listener on {addr}: {source}")]
+    /// The metrics/health or hand-off listener could not start.
+    #[error("listener on {addr}: {source}")]
     Listen {
         /// Address.
         addr: std::net::SocketAddr,
@@ -91,6 +93,12 @@ pub async fn run(
     let metrics = Arc::new(metrics::Metrics::default());
     if let Some(addr) = config.metrics_addr {
         serve::spawn(addr, metrics.clone()).await.map_err(|source| RunError::Listen { addr, source })?;
+    }
+    // Every replica serves the hand-off: a standby one too (the attempt records are the shared state).
+    if let Some(addr) = config.handoff_addr {
+        handoff::spawn(addr, client.clone(), &config.namespace, metrics.clone())
+            .await
+            .map_err(|source| RunError::Listen { addr, source })?;
     }
     let lease = leader::Lease::new(client.clone(), &config);
     lease.acquire().await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ephemera_operator::vault::{VaultAuth, VaultConfig};
+use ephemera_operator::vault::{PolicyMode, VaultAuth, VaultConfig};
 use ephemera_operator::Config;
 
 /// How the operator logs in to Vault.
@@ -21,10 +21,31 @@ enum AuthMethod {
     Token,
 }
 
+/// One-off admin commands (without one, the operator runs).
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Write the per-Credential Vault policies for every Credential, with this command's own Vault
+    /// identity (a Vault admin's, or one with policy `ephemera-policy-sync`), for operators running
+    /// with `--vault-policies external`. Uses the same --vault-* flags; run again after changing
+    /// Credentials.
+    SyncVaultPolicies,
+}
+
+/// Who owns the per-Credential policies.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PolicyArg {
+    /// The operator writes them.
+    Managed,
+    /// An admin does; the operator only reads them.
+    External,
+}
+
 /// The Ephemera operator.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// Worker image for Tasks that name none.
     #[arg(long, env = "EPHEMERA_WORKER_IMAGE", default_value = "ghcr.io/ephemera-dev/ephemera-worker:latest")]
     worker_image: String,
@@ -37,9 +58,13 @@ struct Args {
     /// Non-root UID/GID for worker Pods.
     #[arg(long, env = "EPHEMERA_WORKER_UID", default_value_t = 65532)]
     worker_uid: i64,
-    /// Namespace of the leader-election Lease (default: this Pod's namespace, else `default`).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    lease_namespace: String,
+    /// The operator's own namespace (this Pod's): per-attempt credential records live here, so no
+    /// tenant may read Secrets in it.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ephemera-system")]
+    namespace: String,
+    /// Namespace of the leader-election Lease (default: --namespace).
+    #[arg(long, env = "EPHEMERA_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
     /// Name of the leader-election Lease.
     #[arg(long, env = "EPHEMERA_LEASE_NAME", default_value = "ephemera-operator")]
     lease_name: String,
@@ -60,41 +85,42 @@ struct Args {
     #[arg(long, env = "EPHEMERA_WORKER_NO_PROXY", default_value = "")]
     worker_no_proxy: String,
     /// Vault address; without it, Tasks that name credentials fail with VaultNotConfigured.
-    #[arg(long, env = "EPHEMERA_VAULT_ADDR")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_ADDR")]
     vault_addr: Option<String>,
     /// Vault address as worker Pods reach it (default: --vault-addr).
     #[arg(long, env = "EPHEMERA_VAULT_WORKER_ADDR")]
     vault_worker_addr: Option<String>,
     /// How the operator logs in to Vault.
-    #[arg(long, env = "EPHEMERA_VAULT_AUTH", value_enum, default_value = "kubernetes")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_AUTH", value_enum, default_value = "kubernetes")]
     vault_auth: AuthMethod,
     /// Mount of the auth method (default: `kubernetes` or `approle`).
-    #[arg(long, env = "EPHEMERA_VAULT_AUTH_MOUNT")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_AUTH_MOUNT")]
     vault_auth_mount: Option<String>,
     /// Vault role for Kubernetes auth.
-    #[arg(long, env = "EPHEMERA_VAULT_ROLE", default_value = "ephemera-operator")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_ROLE", default_value = "ephemera-operator")]
     vault_role: String,
     /// ServiceAccount token for Kubernetes auth.
     #[arg(
+        global = true,
         long,
         env = "EPHEMERA_VAULT_JWT_FILE",
         default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     )]
     vault_jwt_file: PathBuf,
     /// AppRole role id.
-    #[arg(long, env = "EPHEMERA_VAULT_ROLE_ID")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_ROLE_ID")]
     vault_role_id: Option<String>,
     /// File holding the AppRole secret id.
-    #[arg(long, env = "EPHEMERA_VAULT_SECRET_ID_FILE")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_SECRET_ID_FILE")]
     vault_secret_id_file: Option<PathBuf>,
     /// File holding a Vault token (re-read when Vault refuses the current one).
-    #[arg(long, env = "EPHEMERA_VAULT_TOKEN_FILE")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_TOKEN_FILE")]
     vault_token_file: Option<PathBuf>,
     /// Token role per-attempt tokens are created through.
     #[arg(long, env = "EPHEMERA_VAULT_TOKEN_ROLE", default_value = "ephemera-task")]
     vault_token_role: String,
     /// Prefix of the per-Credential policies the operator writes (the token role allows only these).
-    #[arg(long, env = "EPHEMERA_VAULT_POLICY_PREFIX", default_value = "ephemera-cred-")]
+    #[arg(global = true, long, env = "EPHEMERA_VAULT_POLICY_PREFIX", default_value = "ephemera-cred-")]
     vault_policy_prefix: String,
     /// Seconds a wrapping token stays unwrappable (must cover Pod start-up, image pulls included).
     #[arg(long, env = "EPHEMERA_VAULT_WRAP_TTL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
@@ -105,6 +131,21 @@ struct Args {
     /// File with the HMAC key for reporting tokens (the same file the API servers read).
     #[arg(long, env = "EPHEMERA_PROGRESS_KEY_FILE")]
     progress_key_file: Option<PathBuf>,
+    /// Address the credential hand-off listens on (every replica serves it).
+    #[arg(long, env = "EPHEMERA_HANDOFF_ADDR", default_value = "0.0.0.0:8082")]
+    handoff_addr: SocketAddr,
+    /// The credential hand-off's base URL as worker Pods reach it (e.g. the operator Service's
+    /// `http://ephemera-operator.ephemera-system.svc:8082`); required for Tasks with credentials.
+    #[arg(long, env = "EPHEMERA_HANDOFF_URL")]
+    handoff_url: Option<String>,
+    /// Legacy: allow Salesforce / GitHub App Credentials without spec.signingKey, whose private key is
+    /// read from KV. Weaker: the key leaves Vault, and a stolen per-attempt token could read it.
+    #[arg(long, env = "EPHEMERA_ALLOW_KV_PRIVATE_KEYS")]
+    allow_kv_private_keys: bool,
+    /// Who writes the per-Credential Vault policies: `managed` (the operator) or `external` (an admin
+    /// or `sync-vault-policies` with its own Vault identity; the operator only checks them).
+    #[arg(long, env = "EPHEMERA_VAULT_POLICIES", value_enum, default_value = "managed")]
+    vault_policies: PolicyArg,
     /// Events (phase changes and progress) kept in each Task's status.
     #[arg(long, env = "EPHEMERA_EVENT_RING", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
     event_ring: u64,
@@ -137,12 +178,17 @@ fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
     v.token_role = a.vault_token_role.clone();
     v.policy_prefix = a.vault_policy_prefix.clone();
     v.wrap_ttl = Duration::from_secs(a.vault_wrap_ttl_seconds);
+    v.policies = match a.vault_policies {
+        PolicyArg::Managed => PolicyMode::Managed,
+        PolicyArg::External => PolicyMode::External,
+    };
     Ok(Some(v))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -153,7 +199,11 @@ async fn main() -> anyhow::Result<()> {
         pod_start_timeout: Duration::from_secs(a.pod_start_timeout_seconds),
         termination_grace: Duration::from_secs(a.termination_grace_seconds),
         worker_uid: a.worker_uid,
-        lease_namespace: a.lease_namespace,
+        lease_namespace: a.lease_namespace.unwrap_or_else(|| a.namespace.clone()),
+        namespace: a.namespace,
+        handoff_addr: Some(a.handoff_addr),
+        handoff_url: a.handoff_url,
+        allow_kv_private_keys: a.allow_kv_private_keys,
         lease_name: a.lease_name,
         identity: a.identity,
         lease_duration: Duration::from_secs(a.lease_seconds),
@@ -172,6 +222,17 @@ async fn main() -> anyhow::Result<()> {
         worker_proxy: a.worker_proxy.map(|p| (p, a.worker_no_proxy)),
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
+    if let Some(Cmd::SyncVaultPolicies) = a.command {
+        let mut vault = config.vault.clone().context("sync-vault-policies needs --vault-addr")?;
+        vault.policies = PolicyMode::Managed;
+        let issuer = ephemera_operator::vault::Issuer::new(vault)?;
+        let creds: kube::Api<ephemera_crds::Credential> = kube::Api::all(client);
+        for c in creds.list(&Default::default()).await.context("listing Credentials")? {
+            let name = issuer.ensure_policy(&c).await?;
+            println!("{name}");
+        }
+        return Ok(());
+    }
     // Kubernetes stops Pods with SIGTERM; Ctrl-C for local runs.
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -63,6 +63,10 @@ pub struct Metrics {
     pub vault_errors: AtomicU64,
     /// Wrapping tokens a worker could not unwrap (possible interception).
     pub unwrap_failures: AtomicU64,
+    /// Wrapping tokens the hand-off released to their attempt's Pod.
+    pub handoffs_released: AtomicU64,
+    /// Hand-off requests refused (not the attempt's Pod, already released, bad identity).
+    pub handoffs_refused: AtomicU64,
     leader: AtomicBool,
     /// Tasks by phase and queue depth, refreshed from the controller's cache on each reconcile.
     snapshot: Mutex<Snapshot>,
@@ -127,6 +131,16 @@ impl Metrics {
                 "ephemera_credential_unwrap_failures_total",
                 "Wrapping tokens a worker could not unwrap (possible interception).",
                 &self.unwrap_failures,
+            ),
+            (
+                "ephemera_credential_handoffs_total",
+                "Wrapping tokens released to their attempt's Pod.",
+                &self.handoffs_released,
+            ),
+            (
+                "ephemera_credential_handoffs_refused_total",
+                "Credential hand-off requests refused (wrong Pod, already released, bad identity).",
+                &self.handoffs_refused,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));

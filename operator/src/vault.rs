@@ -1,9 +1,11 @@
 //! The operator's side of Vault: it logs in (token file, AppRole or Kubernetes auth), keeps one
-//! policy per Credential (`<prefix><name>`: read on exactly that KV v2 path), mints one orphan child
-//! token per attempt through a token role (only those policies, TTL bounded by the Task's deadline,
-//! a use count of one per credential plus one to revoke itself, not renewable), response-wrapped with
-//! a short wrap TTL, and revokes it by accessor when the attempt ends. The operator never sees the
-//! child token itself: only the wrapping token and the child's accessor.
+//! policy per Credential (`<prefix><name>`: read on exactly that KV v2 path, `update` on exactly its
+//! Transit sign path), or, in the external mode, only checks that the admin's copy is current; mints
+//! one orphan child token per attempt through a token role (only those policies, TTL bounded by the
+//! Task's deadline, a use count of one per read and signature plus one to revoke itself, not
+//! renewable, metadata naming the attempt), response-wrapped with a short wrap TTL; and revokes it by
+//! accessor when the attempt ends, after checking the accessor's metadata names that attempt. The
+//! operator never sees the child token itself: only the wrapping token and the child's accessor.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,6 +59,20 @@ pub struct VaultConfig {
     pub policy_prefix: String,
     /// How long a wrapping token stays unwrappable (covers Pod start-up).
     pub wrap_ttl: Duration,
+    /// Who writes the per-Credential policies.
+    pub policies: PolicyMode,
+}
+
+/// Who owns the per-Credential policies in Vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyMode {
+    /// The operator writes them (it may write any `ephemera-cred-*` policy: a compromised operator
+    /// can grant itself any path through the token role).
+    #[default]
+    Managed,
+    /// An admin (or `ephemera-operator sync-vault-policies` with its own Vault identity) writes them;
+    /// the operator only reads them to check they match the Credential, and mints with them.
+    External,
 }
 
 impl VaultConfig {
@@ -69,6 +85,7 @@ impl VaultConfig {
             token_role: "ephemera-task".into(),
             policy_prefix: "ephemera-cred-".into(),
             wrap_ttl: Duration::from_secs(300),
+            policies: PolicyMode::Managed,
         }
     }
 
@@ -99,14 +116,43 @@ pub struct Minted {
     pub ttl: Duration,
 }
 
-/// The Task attempt a token is minted for (recorded as token metadata for Vault's audit log).
+/// The Task attempt a token is minted for (recorded as token metadata: Vault's audit log shows it, the
+/// worker checks it, and the operator checks it before revoking by accessor).
+#[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
     /// Namespace.
     pub namespace: &'a str,
     /// Task name.
     pub task: &'a str,
+    /// Task uid.
+    pub task_uid: &'a str,
     /// Attempt number.
     pub attempt: i32,
+}
+
+impl Attempt<'_> {
+    /// The token metadata naming this attempt.
+    pub fn meta(&self) -> HashMap<String, String> {
+        use ephemera_crds::worker::token_meta as m;
+        [
+            (m::NAMESPACE, self.namespace.to_string()),
+            (m::TASK, self.task.to_string()),
+            (m::TASK_UID, self.task_uid.to_string()),
+            (m::ATTEMPT, self.attempt.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// What revoking by accessor found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// The attempt's token was revoked (or was already gone).
+    Done,
+    /// The accessor belongs to a token of another attempt: left alone.
+    NotOurs,
 }
 
 #[derive(Deserialize)]
@@ -143,21 +189,39 @@ fn safe_path(p: &str) -> bool {
         })
 }
 
-/// The policy letting a token read exactly one Credential's KV v2 secret (and revoke itself).
+/// The policy letting a token read exactly one Credential's KV v2 secret, sign with exactly its
+/// Transit key (SHA-256, the RS256 path), and revoke itself.
 pub fn policy_for(cred: &Credential) -> Result<String, VaultError> {
     let (mount, path) = (cred.spec.mount.trim_matches('/'), cred.spec.vault_path.trim_matches('/'));
+    let unusable = |what: &str| VaultError::Refused(format!("credential {:?} has an unusable {what}", cred.name_any()));
     if !safe_path(mount) || !safe_path(path) {
-        return Err(VaultError::Refused(format!(
-            "credential {:?} has an unusable mount or vaultPath",
-            cred.name_any()
-        )));
+        return Err(unusable("mount or vaultPath"));
     }
-    Ok(format!(
-        "# Managed by ephemera-operator for Credential {name}; rewritten when the Credential changes.\n\
-         path \"{mount}/data/{path}\" {{\n  capabilities = [\"read\"]\n}}\n\
-         path \"auth/token/revoke-self\" {{\n  capabilities = [\"update\"]\n}}\n",
+    let mut policy = format!(
+        "# Ephemera policy for Credential {name}; generated from the Credential, rewritten when it changes.\n\
+         path \"{mount}/data/{path}\" {{\n  capabilities = [\"read\"]\n}}\n",
         name = cred.name_any()
-    ))
+    );
+    if let Some(key) = cred.spec.signing_key.as_ref().filter(|_| cred.spec.provider.signs()) {
+        let transit = key.mount.trim_matches('/');
+        if !safe_path(transit) || !safe_path(&key.name) || key.name.contains('/') {
+            return Err(unusable("signingKey"));
+        }
+        policy.push_str(&format!(
+            "path \"{transit}/sign/{key}/sha2-256\" {{\n  capabilities = [\"update\"]\n}}\n",
+            key = key.name
+        ));
+    }
+    policy.push_str("path \"auth/token/revoke-self\" {\n  capabilities = [\"update\"]\n}\n");
+    Ok(policy)
+}
+
+/// The Vault requests one attempt's token makes with `creds`: a read each, a signature per signing
+/// Credential, and revoking itself. Its use count is exactly this, so a stolen token is good for
+/// nothing more.
+pub fn uses_for(creds: &[Credential]) -> usize {
+    let signatures = creds.iter().filter(|c| c.spec.provider.signs() && c.spec.signing_key.is_some()).count();
+    creds.len() + signatures + 1
 }
 
 fn from_client(e: ClientError) -> VaultError {
@@ -237,7 +301,8 @@ impl Issuer {
         Ok(())
     }
 
-    /// Writes the Credential's policy (when it changed); returns its name.
+    /// Makes sure the Credential's policy is current: writes it (managed mode, when it changed), or
+    /// checks the admin's copy matches it (external mode). Returns its name.
     pub async fn ensure_policy(&self, cred: &Credential) -> Result<String, VaultError> {
         let name = format!("{}{}", self.config.policy_prefix, cred.name_any());
         let body = policy_for(cred)?;
@@ -245,6 +310,26 @@ impl Issuer {
             return Ok(name);
         }
         self.ensure_login().await?;
+        if self.config.policies == PolicyMode::External {
+            let mut r = vaultrs::sys::policy::read(&*self.client.read().await, &name).await.map_err(from_client);
+            if r.as_ref().is_err_and(is_denied) {
+                self.login().await?;
+                r = vaultrs::sys::policy::read(&*self.client.read().await, &name).await.map_err(from_client);
+            }
+            let current = match r {
+                Ok(p) => p.rules,
+                Err(VaultError::Refused(m)) if m.starts_with("HTTP 404") => String::new(),
+                Err(e) => return Err(e),
+            };
+            if current.trim() != body.trim() {
+                return Err(VaultError::Refused(format!(
+                    "Vault policy {name:?} is missing or does not match Credential {:?}: a Vault admin must run `ephemera-operator sync-vault-policies`",
+                    cred.name_any()
+                )));
+            }
+            self.policies.lock().await.insert(name.clone(), body);
+            return Ok(name);
+        }
         let mut r = vaultrs::sys::policy::set(&*self.client.read().await, &name, &body).await.map_err(from_client);
         if r.as_ref().is_err_and(is_denied) {
             self.login().await?;
@@ -255,29 +340,41 @@ impl Issuer {
         Ok(name)
     }
 
-    /// Mints the attempt's child token (wrapped). `ttl` is capped by the Task's remaining time.
-    pub async fn mint(&self, attempt: &Attempt<'_>, policies: &[String], ttl: Duration) -> Result<Minted, VaultError> {
+    /// Mints the attempt's child token (wrapped), good for `uses` requests. `ttl` is capped by the
+    /// Task's remaining time.
+    pub async fn mint(
+        &self,
+        attempt: &Attempt<'_>,
+        policies: &[String],
+        uses: usize,
+        ttl: Duration,
+    ) -> Result<Minted, VaultError> {
         self.ensure_login().await?;
-        let mut r = self.mint_once(attempt, policies, ttl).await;
+        let mut r = self.mint_once(attempt, policies, uses, ttl).await;
         if r.as_ref().is_err_and(is_denied) {
             self.login().await?;
-            r = self.mint_once(attempt, policies, ttl).await;
+            r = self.mint_once(attempt, policies, uses, ttl).await;
         }
         r
     }
 
-    async fn mint_once(&self, attempt: &Attempt<'_>, policies: &[String], ttl: Duration) -> Result<Minted, VaultError> {
+    async fn mint_once(
+        &self,
+        attempt: &Attempt<'_>,
+        policies: &[String],
+        uses: usize,
+        ttl: Duration,
+    ) -> Result<Minted, VaultError> {
         let ttl_s = format!("{}s", ttl.as_secs().max(60));
         let body = serde_json::json!({
             "policies": policies,
             "ttl": ttl_s,
             "explicit_max_ttl": ttl_s,
-            // One read per credential, one to revoke itself.
-            "num_uses": policies.len() + 1,
+            "num_uses": uses,
             "renewable": false,
             "no_default_policy": true,
             "display_name": format!("ephemera-{}-{}", attempt.namespace, attempt.task),
-            "meta": {"namespace": attempt.namespace, "task": attempt.task, "attempt": attempt.attempt.to_string()},
+            "meta": attempt.meta(),
         });
         let token = self.client.read().await.settings().token.clone();
         let resp = self
@@ -300,17 +397,37 @@ impl Issuer {
         Ok(Minted { wrapping_token: info.token, accessor: info.wrapped_accessor, ttl })
     }
 
-    /// Revokes a child token by accessor; an accessor Vault no longer knows counts as revoked.
-    pub async fn revoke(&self, accessor: &str) -> Result<(), VaultError> {
+    /// Revokes `attempt`'s child token by accessor, after checking (lookup-accessor) that the token's
+    /// metadata names exactly that attempt: the operator's global revoke right is never turned against
+    /// another token. An accessor Vault no longer knows counts as revoked.
+    pub async fn revoke(&self, accessor: &str, attempt: &Attempt<'_>) -> Result<Revoked, VaultError> {
         self.ensure_login().await?;
-        let mut r = vaultrs::token::revoke_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
-        if r.as_ref().is_err_and(is_denied) {
+        let mut found =
+            vaultrs::token::lookup_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
+        if found.as_ref().is_err_and(is_denied) {
             self.login().await?;
-            r = vaultrs::token::revoke_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
+            found = vaultrs::token::lookup_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
         }
+        let info = match found {
+            Ok(info) => info,
+            Err(VaultError::Refused(m)) if m.contains("invalid accessor") || m.contains("invalid token") => {
+                return Ok(Revoked::Done)
+            }
+            Err(e) => return Err(e),
+        };
+        if info.meta.unwrap_or_default() != attempt.meta() {
+            tracing::warn!(
+                namespace = attempt.namespace,
+                task = attempt.task,
+                attempt = attempt.attempt,
+                "an attempt record names a Vault token of another attempt: not revoking it"
+            );
+            return Ok(Revoked::NotOurs);
+        }
+        let r = vaultrs::token::revoke_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
         match r {
-            Err(VaultError::Refused(m)) if m.contains("invalid accessor") => Ok(()),
-            other => other,
+            Err(VaultError::Refused(m)) if m.contains("invalid accessor") => Ok(Revoked::Done),
+            other => other.map(|()| Revoked::Done),
         }
     }
 }
@@ -330,6 +447,7 @@ mod tests {
                 namespaces: vec!["*".into()],
                 github: None,
                 files: false,
+                signing_key: None,
             },
         )
     }

@@ -1,4 +1,5 @@
-//! RS256 JSON Web Tokens for the providers' assertions (Salesforce JWT bearer, GitHub App JWT).
+//! RS256 JSON Web Tokens for the providers' assertions (Salesforce JWT bearer, GitHub App JWT),
+//! signed by Vault Transit (the key never leaves Vault) or, in the legacy mode, by a key read from KV.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -17,6 +18,53 @@ pub enum JwtError {
     /// Signing failed.
     #[error("signing failed")]
     Sign,
+    /// Vault Transit did not sign (its message says why: a missing key, a denied path).
+    #[error("Vault Transit could not sign with key {key:?}: {detail}")]
+    Transit {
+        /// `mount/name` of the key.
+        key: String,
+        /// Vault's answer.
+        detail: String,
+    },
+}
+
+/// Who signs an assertion.
+pub enum Signer<'a> {
+    /// A key held in this process (legacy: read from KV).
+    Local(Box<RsaSigner>),
+    /// Vault Transit (`<mount>/sign/<name>/sha2-256`, PKCS#1 v1.5): the key stays in Vault.
+    Transit {
+        /// The Vault endpoint.
+        vault: &'a crate::vault::Vault,
+        /// The attempt's Vault token.
+        token: &'a secrecy::SecretString,
+        /// The key.
+        key: &'a ephemera_crds::TransitKey,
+    },
+}
+
+impl Signer<'_> {
+    /// `header.claims.signature`, RS256.
+    pub async fn sign<C: Serialize>(&self, claims: &C) -> Result<String, JwtError> {
+        match self {
+            Signer::Local(k) => k.sign(claims),
+            Signer::Transit { vault, token, key } => {
+                let input = signing_input(claims)?;
+                let sig = vault.transit_sign(token, key, input.as_bytes()).await.map_err(|e| JwtError::Transit {
+                    key: format!("{}/{}", key.mount, key.name),
+                    detail: e.to_string(),
+                })?;
+                Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+            }
+        }
+    }
+}
+
+/// `base64url(header).base64url(claims)`.
+fn signing_input<C: Serialize>(claims: &C) -> Result<String, JwtError> {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| JwtError::Sign)?);
+    Ok(format!("{header}.{body}"))
 }
 
 /// An RSA signing key; its DER is held by ring and dropped with it.
@@ -36,9 +84,7 @@ impl RsaSigner {
 
     /// `header.claims.signature`, RS256.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, JwtError> {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| JwtError::Sign)?);
-        let input = format!("{header}.{body}");
+        let input = signing_input(claims)?;
         let mut sig = vec![0u8; self.0.public().modulus_len()];
         self.0.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).map_err(|_| JwtError::Sign)?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))

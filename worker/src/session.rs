@@ -1,5 +1,6 @@
-//! One attempt's two steps. `hand_off` (init container): unwrap once, read, revoke the Vault token at
-//! once, mint provider tokens, hand them to the task container. `run` (task container): take them, run
+//! One attempt's two steps. `hand_off` (init container): claim the wrapping token from the operator
+//! with the Pod's identity, unwrap once, read, sign with Transit, mint provider tokens, revoke the
+//! Vault token, hand the provider tokens to the task container. `run` (task container): take them, run
 //! the command, then revoke the provider tokens, wipe files and memory, and produce the report. Every
 //! path out of either revokes what was minted.
 
@@ -8,11 +9,12 @@ use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ephemera_crds::worker::{WorkerFailure, WorkerReport, ENV_RESULT_FILE};
+use ephemera_crds::worker::{HandoffRequest, WorkerFailure, WorkerReport, ENV_RESULT_FILE};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use zeroize::Zeroize;
 
+use crate::claim::{self, ClaimError};
 use crate::command::{self, Exit};
 use crate::handoff;
 use crate::mask::Masker;
@@ -193,47 +195,72 @@ async fn obtain(
     stop: watch::Receiver<bool>,
 ) -> Result<(), Failed> {
     let addr = settings.vault_addr.as_deref().unwrap_or_default();
+    let misconfigured = |m: String| Failed(WorkerFailure::Misconfigured, m);
+    let handoff_url = settings
+        .handoff_url
+        .as_deref()
+        .ok_or_else(|| misconfigured("no credential hand-off configured (EPHEMERA_HANDOFF_URL)".into()))?;
     let mut raw = String::new();
-    std::fs::File::open(&settings.wrapping_token_file).and_then(|mut f| f.read_to_string(&mut raw)).map_err(|e| {
-        Failed(
-            WorkerFailure::Misconfigured,
-            format!("no wrapping token at {}: {e}", settings.wrapping_token_file.display()),
-        )
+    std::fs::File::open(&settings.identity_token_file).and_then(|mut f| f.read_to_string(&mut raw)).map_err(|e| {
+        misconfigured(format!("no Pod identity token at {}: {e}", settings.identity_token_file.display()))
     })?;
-    let wrapping = SecretString::from(raw.trim().to_string());
+    let identity = SecretString::from(raw.trim().to_string());
     raw.zeroize();
+    masker.add(identity.expose_secret());
+    let (namespace, task, attempt) = settings.task.clone();
+    let me = vault::AttemptIdentity { namespace, task, task_uid: settings.task_uid.clone(), attempt };
+    let request = HandoffRequest {
+        namespace: me.namespace.clone(),
+        task: me.task.clone(),
+        task_uid: me.task_uid.clone(),
+        attempt: me.attempt,
+    };
+    let wrapping = claim::wrapping_token(http, handoff_url, &identity, &request).await.map_err(|e| match e {
+        ClaimError::AlreadyClaimed(_) => Failed(WorkerFailure::CredentialUnwrapFailed, e.to_string()),
+        ClaimError::Refused { .. } => Failed(WorkerFailure::HandoffRefused, e.to_string()),
+        ClaimError::Unavailable { .. } => Failed(WorkerFailure::HandoffRefused, e.to_string()),
+    })?;
+    drop(identity);
     masker.add(wrapping.expose_secret());
     let vault = Vault::new(addr).map_err(vault_failure)?;
-    let token = vault.unwrap(&wrapping, &settings.creation_path).await.map_err(vault_failure)?;
+    let token = vault.unwrap(&wrapping, &settings.creation_path, Some(&me)).await.map_err(vault_failure)?;
     drop(wrapping);
     masker.add(token.expose_secret());
     let client = vault.with_token(&token).map_err(vault_failure)?;
-    drop(token);
-    let mut secrets = Vec::with_capacity(settings.credentials.len());
-    let mut read_error = None;
-    for cred in &settings.credentials {
-        match vault.read(&client, &cred.mount, &cred.path).await {
-            Ok(kv) => secrets.push((cred, kv)),
-            Err(e) => {
-                read_error = Some(vault_failure(e));
-                break;
-            }
-        }
-    }
-    // The Vault token has done its job: revoke it now rather than at the end.
+    let outcome = read_and_mint(settings, http, &vault, &client, &token, grants, masker, stop).await;
+    // The Vault token has done its job (its uses are spent but this one): revoke it now rather
+    // than at the end.
     if let Err(e) = vault.revoke_self(&client).await {
         tracing::warn!(error = %e, "could not revoke the Vault token (the operator revokes it when the attempt ends)");
     }
     vault::forget(client);
-    if let Some(e) = read_error {
-        return Err(e);
+    drop(token);
+    outcome
+}
+
+/// Reads every credential's KV secret, then mints each provider token (Transit signs the assertions
+/// with `token`).
+#[allow(clippy::too_many_arguments)]
+async fn read_and_mint(
+    settings: &Settings,
+    http: &reqwest::Client,
+    vault: &Vault,
+    client: &vaultrs::client::VaultClient,
+    token: &SecretString,
+    grants: &mut Vec<Grant>,
+    masker: &mut Masker,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Failed> {
+    let mut secrets = Vec::with_capacity(settings.credentials.len());
+    for cred in &settings.credentials {
+        secrets.push((cred, vault.read(client, &cred.mount, &cred.path).await.map_err(vault_failure)?));
     }
     for (cred, kv) in secrets {
         // Asked to stop while a mint was in flight: that one landed; mint no more.
         if *stop.borrow() {
             return Err(Failed(WorkerFailure::Terminated, STOPPED_OBTAINING.into()));
         }
-        let grant = providers::obtain(http, cred, &kv).await.map_err(|e| {
+        let grant = providers::obtain(http, cred, &kv, vault, token).await.map_err(|e| {
             let failure =
                 if e.is_invalid_secret() { WorkerFailure::CredentialInvalid } else { WorkerFailure::ProviderFailed };
             Failed(failure, e.to_string())

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ephemera_crds::worker::{
-    CredentialRef, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_RESULT_FILE, ENV_TERMINATION_LOG,
-    ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, HANDOFF_FILE, PROGRESS_TOKEN_FILE,
-    SECRETS_DIR, WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+    CredentialRef, ATTEMPT_SECRET_DIR, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_HANDOFF_URL, ENV_PROGRESS_URL,
+    ENV_RESULT_FILE, ENV_TASK_UID, ENV_TERMINATION_LOG, ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH, ENV_WORKER_NO_PROXY,
+    ENV_WORKER_PROXY, HANDOFF_FILE, IDENTITY_TOKEN_DIR, IDENTITY_TOKEN_FILE, PROGRESS_TOKEN_FILE, SECRETS_DIR,
 };
 
-/// Variables meant for the worker only: the task command never sees them.
-pub const WORKER_ONLY: [&str; 8] = [
+/// Variables meant for the worker only: the task command never sees them. The operator sets every
+/// one of them explicitly (empty = none), so an image's `ENV` can never supply one.
+pub const WORKER_ONLY: [&str; 10] = [
     ENV_VAULT_ADDR,
     ENV_VAULT_CREATION_PATH,
     ENV_CREDENTIALS,
@@ -20,6 +21,8 @@ pub const WORKER_ONLY: [&str; 8] = [
     ENV_PROGRESS_URL,
     ENV_WORKER_PROXY,
     ENV_WORKER_NO_PROXY,
+    ENV_HANDOFF_URL,
+    ENV_TASK_UID,
 ];
 
 /// Unusable settings.
@@ -44,8 +47,12 @@ pub struct Settings {
     pub creation_path: String,
     /// Credentials to obtain.
     pub credentials: Vec<CredentialRef>,
-    /// Where the wrapping token is mounted.
-    pub wrapping_token_file: PathBuf,
+    /// The operator's credential hand-off (base URL).
+    pub handoff_url: Option<String>,
+    /// The `credentials` step's Pod-bound identity token.
+    pub identity_token_file: PathBuf,
+    /// The Task's uid.
+    pub task_uid: String,
     /// Where the `credentials` step leaves the grants for the `run` step.
     pub handoff_file: PathBuf,
     /// Where the command may write its result.
@@ -84,7 +91,9 @@ impl Settings {
             vault_addr: var(ENV_VAULT_ADDR),
             creation_path: var(ENV_VAULT_CREATION_PATH).unwrap_or_else(|| "auth/token/create/ephemera-task".into()),
             credentials,
-            wrapping_token_file: PathBuf::from(WRAPPING_TOKEN_DIR).join(WRAPPING_TOKEN_FILE),
+            handoff_url: var(ENV_HANDOFF_URL),
+            identity_token_file: PathBuf::from(IDENTITY_TOKEN_DIR).join(IDENTITY_TOKEN_FILE),
+            task_uid: var(ENV_TASK_UID).unwrap_or_default(),
             handoff_file: PathBuf::from(SECRETS_DIR).join(HANDOFF_FILE),
             result_file: var(ENV_RESULT_FILE)
                 .map(PathBuf::from)
@@ -94,7 +103,7 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from("/dev/termination-log")),
             grace: Duration::from_secs(grace),
             progress_url: var(ENV_PROGRESS_URL),
-            progress_token_file: PathBuf::from(WRAPPING_TOKEN_DIR).join(PROGRESS_TOKEN_FILE),
+            progress_token_file: PathBuf::from(ATTEMPT_SECRET_DIR).join(PROGRESS_TOKEN_FILE),
             task: (
                 var("EPHEMERA_TASK_NAMESPACE").unwrap_or_default(),
                 var("EPHEMERA_TASK_NAME").unwrap_or_default(),
@@ -107,11 +116,19 @@ impl Settings {
 
     /// Checks what the `credentials` step needs beyond the common settings.
     pub fn for_credentials(self) -> Result<Self, SettingsError> {
-        if !self.credentials.is_empty() && self.vault_addr.is_none() {
-            return Err(SettingsError::Invalid {
-                name: ENV_VAULT_ADDR,
-                detail: "required when the Task names credentials".into(),
-            });
+        if !self.credentials.is_empty() {
+            for (name, missing) in [
+                (ENV_VAULT_ADDR, self.vault_addr.is_none()),
+                (ENV_HANDOFF_URL, self.handoff_url.is_none()),
+                (ENV_TASK_UID, self.task_uid.is_empty()),
+            ] {
+                if missing {
+                    return Err(SettingsError::Invalid {
+                        name,
+                        detail: "required when the Task names credentials".into(),
+                    });
+                }
+            }
         }
         Ok(self)
     }

@@ -1,5 +1,6 @@
-//! The worker's side of Vault: check and unwrap the one-time wrapping token, read the Task's KV v2
-//! secrets with the unwrapped child token, and revoke that token as soon as they are read.
+//! The worker's side of Vault: check and unwrap the one-time wrapping token (it must come from the
+//! operator's token role and name this very attempt), read the Task's KV v2 secrets and have Transit
+//! sign the provider assertions with the unwrapped child token, and revoke that token at once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,7 +34,7 @@ pub enum VaultError {
         detail: String,
     },
     /// Vault answered, but refused (e.g. a missing secret or policy).
-    #[error("Vault refused to read {what}: {detail}")]
+    #[error("Vault refused {what}: {detail}")]
     Refused {
         /// What was read.
         what: String,
@@ -61,6 +62,49 @@ struct Lookup {
 #[derive(Deserialize)]
 struct UnwrapAuth {
     client_token: SecretString,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+/// The attempt a genuine token was minted for (the operator's token metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptIdentity {
+    /// Namespace.
+    pub namespace: String,
+    /// Task name.
+    pub task: String,
+    /// Task uid.
+    pub task_uid: String,
+    /// Attempt.
+    pub attempt: i32,
+}
+
+/// Whether the token's metadata names exactly `want` (anything else: not this attempt's token).
+pub fn names_attempt(meta: &BTreeMap<String, String>, want: &AttemptIdentity) -> Result<(), String> {
+    use ephemera_crds::worker::token_meta as m;
+    let attempt = want.attempt.to_string();
+    for (key, expected) in [
+        (m::NAMESPACE, want.namespace.as_str()),
+        (m::TASK, want.task.as_str()),
+        (m::TASK_UID, want.task_uid.as_str()),
+        (m::ATTEMPT, attempt.as_str()),
+    ] {
+        let have = meta.get(key).map(String::as_str).unwrap_or_default();
+        if have != expected {
+            return Err(format!("it was minted for {key} {have:?}, not {expected:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct SignData {
+    signature: String,
+}
+
+#[derive(Deserialize)]
+struct Signed {
+    data: SignData,
 }
 
 #[derive(Deserialize)]
@@ -91,9 +135,15 @@ impl Vault {
         VaultError::Unavailable { addr: self.addr.clone(), detail: ephemera_crds::error_chain(&e) }
     }
 
-    /// Checks the wrapping token (it must come from `creation_path`) and unwraps it: the child token.
-    /// Vault answers 400 for a used, expired or unknown wrapping token.
-    pub async fn unwrap(&self, wrapping: &SecretString, creation_path: &str) -> Result<SecretString, VaultError> {
+    /// Checks the wrapping token (it must come from `creation_path`), unwraps it, and checks the child
+    /// token was minted for `attempt` (when given). Vault answers 400 for a used, expired or unknown
+    /// wrapping token.
+    pub async fn unwrap(
+        &self,
+        wrapping: &SecretString,
+        creation_path: &str,
+        attempt: Option<&AttemptIdentity>,
+    ) -> Result<SecretString, VaultError> {
         let resp = self
             .http
             .post(format!("{}/v1/sys/wrapping/lookup", self.addr))
@@ -127,9 +177,13 @@ impl Vault {
         match resp.status().as_u16() {
             200 => {
                 let body: Unwrapped = resp.json().await.map_err(|e| self.unavailable(e))?;
-                body.auth
-                    .map(|a| a.client_token)
-                    .ok_or_else(|| VaultError::Unwrap("the wrapped response holds no token".into()))
+                let auth = body.auth.ok_or_else(|| VaultError::Unwrap("the wrapped response holds no token".into()))?;
+                if let Some(want) = attempt {
+                    // Unwrapped, so nobody else can have it; but a token for another attempt (a planted
+                    // or swapped one) must not be used: the operator revokes it when this attempt ends.
+                    names_attempt(&auth.metadata.unwrap_or_default(), want).map_err(VaultError::NotGenuine)?;
+                }
+                Ok(auth.client_token)
             }
             400 | 403 | 404 => Err(VaultError::Unwrap(vault_errors(resp).await)),
             s => Err(VaultError::Unavailable {
@@ -160,6 +214,44 @@ impl Vault {
             },
             other => self.unavailable(other),
         })
+    }
+
+    /// Signs `input` with the Transit key (`<mount>/sign/<name>/sha2-256`, PKCS#1 v1.5, as RS256
+    /// needs) and returns the raw signature.
+    pub async fn transit_sign(
+        &self,
+        token: &SecretString,
+        key: &ephemera_crds::TransitKey,
+        input: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        let what = format!("{}/sign/{}/sha2-256", key.mount, key.name);
+        let resp = self
+            .http
+            .post(format!("{}/v1/{what}", self.addr))
+            .header("X-Vault-Token", token.expose_secret())
+            .json(&serde_json::json!({"input": STANDARD.encode(input), "signature_algorithm": "pkcs1v15"}))
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        match resp.status().as_u16() {
+            200 => {
+                let signed: Signed = resp.json().await.map_err(|e| self.unavailable(e))?;
+                // `vault:v<version>:<base64>`.
+                let b64 = signed.data.signature.rsplit(':').next().unwrap_or_default();
+                STANDARD
+                    .decode(b64)
+                    .map_err(|_| VaultError::Refused { what, detail: "the signature is not base64".into() })
+            }
+            s if s < 500 => {
+                Err(VaultError::Refused { what, detail: format!("HTTP {s}: {}", vault_errors(resp).await) })
+            }
+            s => Err(VaultError::Unavailable {
+                addr: self.addr.clone(),
+                detail: format!("transit sign: HTTP {s}: {}", vault_errors(resp).await),
+            }),
+        }
     }
 
     /// Revokes the client's own token (best effort: the operator also revokes it by accessor).

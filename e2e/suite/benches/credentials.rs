@@ -14,6 +14,7 @@ use ephemera_crds::{Credential, Task, TaskPhase};
 use ephemera_e2e::openbao::OpenBao;
 use ephemera_e2e::stack::{config, operator_with, stack};
 use ephemera_operator::vault::{Attempt, Issuer, VaultAuth, VaultConfig};
+use ephemera_worker::vault::AttemptIdentity;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
@@ -34,13 +35,16 @@ async fn handshake(bao: &OpenBao, issuer: &Issuer, cred: &Credential, rounds: us
     for i in 0..rounds {
         let t = Instant::now();
         let policy = issuer.ensure_policy(cred).await.expect("policy");
-        let who = Attempt { namespace: "bench", task: "t", attempt: i32::try_from(i).unwrap_or(0) };
-        let minted = issuer.mint(&who, &[policy], Duration::from_secs(600)).await.expect("mint");
-        let token = worker.unwrap(&minted.wrapping_token, "auth/token/create/ephemera-task").await.expect("unwrap");
+        let attempt = i32::try_from(i).unwrap_or(0);
+        let who = Attempt { namespace: "bench", task: "t", task_uid: "u", attempt };
+        let minted = issuer.mint(&who, &[policy], 2, Duration::from_secs(600)).await.expect("mint");
+        let me = AttemptIdentity { namespace: "bench".into(), task: "t".into(), task_uid: "u".into(), attempt };
+        let token =
+            worker.unwrap(&minted.wrapping_token, "auth/token/create/ephemera-task", Some(&me)).await.expect("unwrap");
         let client = worker.with_token(&token).expect("client");
         worker.read(&client, "secret", "bench/static").await.expect("read");
         worker.revoke_self(&client).await.expect("revoke-self");
-        issuer.revoke(&minted.accessor).await.expect("revoke");
+        issuer.revoke(&minted.accessor, &who).await.expect("revoke");
         times.push(t.elapsed());
     }
     times

@@ -42,6 +42,11 @@ pub struct OpenBao {
 impl OpenBao {
     /// Starts a dev server on a free port and runs `vault-setup.sh` against it.
     pub async fn start() -> OpenBao {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`OpenBao::start`], with extra environment for `vault-setup.sh` (e.g. the policy mode).
+    pub async fn start_with(setup_env: &[(&str, &str)]) -> OpenBao {
         crate::tls();
         let bao = bao_binary();
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
@@ -68,6 +73,7 @@ impl OpenBao {
             .env("BAO_ADDR", &server.addr)
             .env("BAO_TOKEN", &server.root_token)
             .env("HOME", server._dir.path())
+            .envs(setup_env.iter().copied())
             .output()
             .expect("vault-setup.sh");
         assert!(out.status.success(), "vault-setup.sh failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -99,6 +105,32 @@ impl OpenBao {
             .build()
             .expect("settings");
         VaultClient::new(settings).expect("client")
+    }
+
+    /// Imports an RSA private key (PEM) into Transit as `name` with the project's
+    /// `vault-import-key.sh`, as an admin does.
+    pub fn import_key(&self, name: &str, pem: &str) {
+        let file = self._dir.path().join(format!("{name}.pem"));
+        std::fs::write(&file, pem).expect("key file");
+        let out = Command::new("bash")
+            .arg(repo().join("e2e/scripts/vault-import-key.sh"))
+            .arg(name)
+            .arg(&file)
+            .env("BAO", bao_binary())
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", &self.root_token)
+            .env("HOME", self._dir.path())
+            .output()
+            .expect("vault-import-key.sh");
+        let _ = std::fs::remove_file(&file);
+        assert!(out.status.success(), "vault-import-key.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A file holding the root token (for commands that read a token file).
+    pub fn root_token_file(&self) -> PathBuf {
+        let file = self._dir.path().join("root-token");
+        std::fs::write(&file, &self.root_token).expect("root token file");
+        file
     }
 
     /// Writes a KV v2 secret under the `secret` mount.

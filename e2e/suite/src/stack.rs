@@ -27,7 +27,8 @@ pub fn worker_binary() -> PathBuf {
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
     // A binary older than the worker's sources (e.g. a release build left by the dev stack) would
     // test yesterday's worker.
-    let stale = built.is_none_or(|b| ["worker", "crds"].iter().any(|d| newest_source(&repo().join(d)) > Some(b)));
+    let stale =
+        built.is_none_or(|b| ["worker", "crds", "operator"].iter().any(|d| newest_source(&repo().join(d)) > Some(b)));
     if stale {
         // The same command the test script runs first, so no dependency is built twice.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -40,6 +41,11 @@ pub fn worker_binary() -> PathBuf {
         assert!(ok.success() && bin.exists(), "could not build ephemera-worker at {}", bin.display());
     }
     bin
+}
+
+/// The `ephemera-operator` binary of this build (beside the worker's, built with it).
+pub fn operator_binary() -> PathBuf {
+    worker_binary().with_file_name("ephemera-operator")
 }
 
 /// The newest modification time of the files under `dir` (recursively).
@@ -89,18 +95,28 @@ pub async fn stack_with(images: impl FnOnce(&mut ImageMap)) -> Stack {
             None,
         ));
     }
+    // The operator's own namespace (its attempt records live there, out of the tenants' reach).
+    ok(kubectl(&dev.kubeconfig, &["create", "namespace", OPERATOR_NAMESPACE], None));
     let client = dev.client().await;
     Stack { dev, client }
 }
 
-/// Operator settings for tests: short timeouts, the mapped worker image.
+/// The namespace the test operators run in.
+pub const OPERATOR_NAMESPACE: &str = "ephemera-system";
+
+/// Operator settings for tests: short timeouts, the mapped worker image, the credential hand-off on
+/// a free loopback port.
 pub fn config(identity: &str) -> Config {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     Config {
         worker_image: "ghcr.io/ephemera-dev/ephemera-worker:test".into(),
         pod_start_timeout: Duration::from_secs(5),
         termination_grace: Duration::from_secs(2),
         identity: identity.into(),
         lease_duration: Duration::from_secs(3),
+        namespace: OPERATOR_NAMESPACE.into(),
+        handoff_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        handoff_url: Some(format!("http://127.0.0.1:{port}")),
         ..Config::default()
     }
 }

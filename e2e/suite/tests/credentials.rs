@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use ephemera_crds::worker::CredentialRef;
 use ephemera_crds::{Credential, Task, TaskPhase};
 use ephemera_devcluster::kubelet::ImageMap;
 use ephemera_devcluster::testing::eventually;
@@ -14,7 +15,7 @@ use ephemera_e2e::fakes::github::{FakeGithub, Installation};
 use ephemera_e2e::fakes::jwt;
 use ephemera_e2e::fakes::salesforce::{ConnectedApp, FakeSalesforce};
 use ephemera_e2e::openbao::OpenBao;
-use ephemera_e2e::stack::{config, create, operator_with, phase, stack_with, Stack};
+use ephemera_e2e::stack::{config, create, operator_with, phase, stack_with, Stack, OPERATOR_NAMESPACE};
 use ephemera_operator::vault::{VaultAuth, VaultConfig};
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -64,6 +65,8 @@ struct World {
     gh: FakeGithub,
     secrets: Vec<String>,
     npm_token: String,
+    /// The Salesforce and GitHub App private keys (PEM), now inside Transit.
+    keys: [String; 2],
 }
 
 fn vault_config(bao: &OpenBao) -> VaultConfig {
@@ -114,27 +117,32 @@ async fn world_with(images: impl FnOnce(&mut ImageMap)) -> World {
     }])
     .await;
     let npm_token = jwt::random_token("npm_");
+    // The keys live in Transit (imported as an admin would); KV keeps only the non-secret settings.
+    bao.import_key("sf-uat", &sf_key);
+    bao.import_key("gh-acme", &gh_key);
     bao.put(
         "ephemera/salesforce/uat",
-        &map(json!({"client_id": SF_CLIENT_ID, "username": SF_USER, "private_key": sf_key, "login_url": sf.url, "audience": "https://test.salesforce.com"})),
+        &map(json!({"client_id": SF_CLIENT_ID, "username": SF_USER, "login_url": sf.url, "audience": "https://test.salesforce.com"})),
     )
     .await;
     bao.put(
         "ephemera/github/acme",
-        &map(json!({"app_id": GH_APP_ID, "installation_id": GH_INSTALLATION.to_string(), "private_key": gh_key, "api_url": gh.url})),
+        &map(json!({"app_id": GH_APP_ID, "installation_id": GH_INSTALLATION.to_string(), "api_url": gh.url})),
     )
     .await;
     bao.put("ephemera/npm", &map(json!({"NPM_TOKEN": npm_token}))).await;
     credential(
         &s,
         "uat-org",
-        json!({"provider": "salesforce", "vaultPath": "ephemera/salesforce/uat", "namespaces": ["default"]}),
+        json!({"provider": "salesforce", "vaultPath": "ephemera/salesforce/uat", "namespaces": ["default"],
+               "signingKey": {"name": "sf-uat"}}),
     )
     .await;
     credential(
         &s,
         "acme-repo",
         json!({"provider": "github-app", "vaultPath": "ephemera/github/acme", "namespaces": ["*"],
+               "signingKey": {"name": "gh-acme"},
                "github": {"repositories": ["ephemera"], "permissions": {"contents": "read"}}}),
     )
     .await;
@@ -153,7 +161,7 @@ async fn world_with(images: impl FnOnce(&mut ImageMap)) -> World {
     for key in [&sf_key, &gh_key] {
         secrets.extend(key.lines().filter(|l| l.len() >= 16 && !l.starts_with("-----")).map(String::from));
     }
-    World { s, bao, sf, gh, secrets, npm_token }
+    World { s, bao, sf, gh, secrets, npm_token, keys: [sf_key, gh_key] }
 }
 
 impl World {
@@ -167,11 +175,28 @@ impl World {
         identity: &str,
         tweak: impl FnOnce(&mut ephemera_operator::Config, &mut VaultConfig),
     ) -> tokio::task::JoinHandle<()> {
+        self.operator_serving(identity, tweak).0
+    }
+
+    /// An operator (as [`World::operator_tweaked`]) and the URL of its credential hand-off.
+    fn operator_serving(
+        &self,
+        identity: &str,
+        tweak: impl FnOnce(&mut ephemera_operator::Config, &mut VaultConfig),
+    ) -> (tokio::task::JoinHandle<()>, String) {
         let mut cfg = config(identity);
         let mut vault = vault_config(&self.bao);
         tweak(&mut cfg, &mut vault);
         cfg.vault = Some(vault);
-        operator_with(&self.s.client, cfg)
+        let url = cfg.handoff_url.clone().unwrap_or_default();
+        (operator_with(&self.s.client, cfg), url)
+    }
+
+    /// The operator's attempt record of `task`'s `attempt` (admin view; no tenant can read it).
+    async fn record(&self, task: &str, attempt: i32) -> Option<Secret> {
+        let uid = self.tasks().get(task).await.ok()?.metadata.uid?;
+        let records: Api<Secret> = Api::namespaced(self.s.client.clone(), OPERATOR_NAMESPACE);
+        records.get_opt(&format!("attempt-{uid}-{attempt}")).await.ok().flatten()
     }
 
     fn tasks(&self) -> Api<Task> {
@@ -189,6 +214,12 @@ impl World {
     async fn no_task_token_left_in_vault(&self) {
         eventually(20, "every per-attempt Vault token revoked", || async {
             self.bao.live_task_tokens().await.is_empty().then_some(())
+        })
+        .await;
+        let records: Api<Secret> = Api::namespaced(self.s.client.clone(), OPERATOR_NAMESPACE);
+        eventually(20, "attempt records deleted", || {
+            let records = records.clone();
+            async move { records.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(()) }
         })
         .await;
         let secrets: Api<Secret> = Api::namespaced(self.s.client.clone(), "default");
@@ -265,6 +296,7 @@ async fn salesforce_github_and_static_tasks_get_working_credentials_and_everythi
         json!({"image": "busybox", "credentials": ["uat-org"], "command": ["sh", "-c",
             "curl -fsS -H \"Authorization: Bearer $SF_ACCESS_TOKEN\" \"$SF_INSTANCE_URL/services/oauth2/userinfo\" | grep -q ci@acme.com \
              && [ ! -e /var/run/ephemera/attempt/wrapping-token ] && [ ! -e /var/run/ephemera/secrets/.handoff ] && [ -z \"$EPHEMERA_VAULT_ADDR\" ] \
+             && [ ! -e /var/run/ephemera/identity ] && ! grep -rqs 'PRIVATE KEY' /var/run/ephemera /home/task /tmp /work && ! env | grep -q 'PRIVATE KEY' \
              && echo \"printing the token: $SF_ACCESS_TOKEN\" && echo '::progress pct=100 msg=deployed' && echo sf-ok > \"$EPHEMERA_RESULT_FILE\""]}),
     )
     .await;
@@ -299,11 +331,13 @@ async fn salesforce_github_and_static_tasks_get_working_credentials_and_everythi
     let pod = pods.get("sf-deploy-1").await.unwrap();
     let spec = serde_json::to_value(pod.spec.unwrap()).unwrap();
     let task_container = spec["containers"].as_array().unwrap().iter().find(|c| c["name"] == "task").unwrap();
-    assert!(
-        !task_container["volumeMounts"].to_string().contains("attempt-vault")
-            && !task_container["env"].to_string().contains("EPHEMERA_VAULT"),
-        "{task_container}"
-    );
+    let vault_env = task_container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("EPHEMERA_VAULT") || n == "EPHEMERA_HANDOFF_URL"))
+        .all(|e| e["value"] == "");
+    assert!(!task_container["volumeMounts"].to_string().contains("identity") && vault_env, "{task_container}");
     let step = spec["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == "credentials").unwrap();
     assert!(!step.to_string().contains("busybox"), "the credentials step runs the operator's worker image");
     assert!(logs(&w, "npm-publish-1").await.contains("leaking on purpose: ***"));
@@ -331,40 +365,131 @@ async fn salesforce_github_and_static_tasks_get_working_credentials_and_everythi
     op.abort();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_second_unwrap_fails_the_task_as_possible_interception() {
-    let w = world().await;
-    let op = w.operator("op-1");
-    let tasks = w.tasks();
-    let secrets: Api<Secret> = Api::namespaced(w.s.client.clone(), "default");
-    let vault = ephemera_worker::vault::Vault::new(&w.bao.addr).unwrap();
-    // The test plays the interceptor: it unwraps the token from the Secret before the worker can.
-    // Should the worker win the race (its Pod started first), that Task succeeds and we try again.
-    let mut stolen = None;
-    for round in 0..5 {
-        let name = format!("intercepted-{round}");
-        create(
-            &tasks,
-            &name,
-            json!({"image": "busybox", "credentials": ["npm"], "command": ["true"],
-            "retry": {"maxAttempts": 3, "backoffSeconds": 1, "retryOn": ["Infrastructure", "ExitCode"]}}),
-        )
-        .await;
-        let secret = eventually(30, "the attempt's Secret", || {
-            let (secrets, name) = (secrets.clone(), format!("{name}-1-attempt"));
-            async move { secrets.get_opt(&name).await.ok().flatten() }
-        })
-        .await;
-        let token = secret.data.unwrap()["wrapping-token"].0.clone();
-        let token = secrecy::SecretString::from(String::from_utf8(token).unwrap());
-        if let Ok(child) = vault.unwrap(&token, "auth/token/create/ephemera-task").await {
-            stolen = Some((name, child));
-            break;
-        }
-        phase(&tasks, &name, TaskPhase::Succeeded).await;
+/// A claim at the operator's hand-off for `task`'s first attempt, with `identity` as the bearer token.
+async fn claim(w: &World, url: &str, task: &str, identity: Option<&str>) -> (u16, Value) {
+    let t = w.tasks().get(task).await.unwrap();
+    let body = ephemera_crds::worker::HandoffRequest {
+        namespace: "default".into(),
+        task: task.into(),
+        task_uid: t.metadata.uid.unwrap_or_default(),
+        attempt: 1,
+    };
+    let mut req = reqwest::Client::new().post(format!("{url}/v1/handoff")).json(&body);
+    if let Some(token) = identity {
+        req = req.bearer_auth(token);
     }
-    let (name, child) = stolen.expect("the test never won the race to unwrap");
-    let st = phase(&tasks, &name, TaskPhase::Failed).await.status.unwrap();
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// A ServiceAccount token for `default/default` from the TokenRequest API (audience of the hand-off),
+/// bound to `pod` when given.
+async fn minted_identity(w: &World, pod: Option<&str>) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sas: Api<ServiceAccount> = Api::namespaced(w.s.client.clone(), "default");
+    let mut spec = json!({"audiences": [ephemera_crds::worker::HANDOFF_AUDIENCE], "expirationSeconds": 600});
+    if let Some(p) = pod {
+        let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
+        let uid = pods.get(p).await.unwrap().metadata.uid.unwrap_or_default();
+        spec["boundObjectRef"] = json!({"kind": "Pod", "apiVersion": "v1", "name": p, "uid": uid});
+    }
+    let req: TokenRequest = serde_json::from_value(json!({"spec": spec})).unwrap();
+    let out = sas.create_token_request("default", &PostParams::default(), &req).await.unwrap();
+    out.status.unwrap().token.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_who_reads_every_secret_and_runs_pods_with_the_same_service_account_gets_no_token() {
+    // The Task's image takes 8 s to pull: its attempt's token waits in the operator's record meanwhile.
+    let w = world_with(|images| images.slow_pull("busybox", Duration::from_secs(8))).await;
+    let (op, url) = w.operator_serving("op-1", |cfg, _| cfg.pod_start_timeout = Duration::from_secs(60));
+    let tasks = w.tasks();
+    create(
+        &tasks,
+        "guarded",
+        json!({"image": "busybox", "credentials": ["uat-org"], "command": ["sh", "-c", "[ -n \"$SF_ACCESS_TOKEN\" ]"]}),
+    )
+    .await;
+    let record = eventually(30, "the attempt's token minted and its Pod recorded", || async {
+        let r = w.record("guarded", 1).await?;
+        r.metadata.annotations.as_ref()?.get("ephemera.dev/pod-uid").map(|_| r.clone())
+    })
+    .await;
+    let wrapping = String::from_utf8(record.data.unwrap()["wrapping-token"].0.clone()).unwrap();
+    // 1. Every Secret of the Task's namespace, as the tenant reads them: nothing unwrappable.
+    let vault = ephemera_worker::vault::Vault::new(&w.bao.addr).unwrap();
+    let secrets: Api<Secret> = Api::namespaced(w.s.client.clone(), "default");
+    let mut values = 0;
+    for sec in secrets.list(&ListParams::default()).await.unwrap() {
+        for v in sec.data.unwrap_or_default().into_values() {
+            let v = String::from_utf8_lossy(&v.0).trim().to_string();
+            assert_ne!(v, wrapping, "the wrapping token sits in the tenant's namespace");
+            let token = secrecy::SecretString::from(v);
+            assert!(vault.unwrap(&token, "auth/token/create/ephemera-task", None).await.is_err());
+            values += 1;
+        }
+    }
+    // (Without live progress the namespace holds no Secret of the operator's at all.)
+    let _ = values;
+    // 2. A Pod of the tenant's, same ServiceAccount, with a hand-off-audience token of its own.
+    let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
+    let thief: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "thief"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "alpine",
+            "command": ["sh", "-c", "cat /var/run/id/token; echo; sleep 60"],
+            "volumeMounts": [{"name": "id", "mountPath": "/var/run/id"}]}],
+        "volumes": [{"name": "id", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": ephemera_crds::worker::HANDOFF_AUDIENCE, "expirationSeconds": 600, "path": "token"}}]}}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &thief).await.unwrap();
+    let stolen_identity = eventually(30, "the thief Pod's token", || async {
+        let l = pods.logs("thief", &LogParams::default()).await.ok()?;
+        Some(l.trim().to_string()).filter(|t| t.len() > 20)
+    })
+    .await;
+    assert_eq!(claim(&w, &url, "guarded", Some(&stolen_identity)).await.0, 403, "another Pod of the namespace");
+    assert_eq!(claim(&w, &url, "guarded", None).await.0, 401, "no identity");
+    assert_eq!(claim(&w, &url, "guarded", Some("not-a-token")).await.0, 401, "a made-up identity");
+    let unbound = minted_identity(&w, None).await;
+    assert_eq!(claim(&w, &url, "guarded", Some(&unbound)).await.0, 403, "a token bound to no Pod");
+    // 3. Nothing of that reached the attempt: its own Pod claims the token and the Task succeeds.
+    let st = phase(&tasks, "guarded", TaskPhase::Succeeded).await.status.unwrap();
+    assert_eq!(st.attempt, 1);
+    assert_eq!(w.sf.issued().len(), 1);
+    pods.delete("thief", &Default::default()).await.unwrap();
+    w.no_task_token_left_in_vault().await;
+    w.assert_no_secret_leaked("").await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_claimed_before_the_worker_fails_the_task_as_possible_interception() {
+    // Someone who may mint ServiceAccount tokens bound to the attempt's own Pod (`serviceaccounts/token`
+    // in the namespace) can claim first; the worker then finds it gone and raises the alarm.
+    let w = world_with(|images| images.slow_pull("busybox", Duration::from_secs(8))).await;
+    let (op, url) = w.operator_serving("op-1", |cfg, _| cfg.pod_start_timeout = Duration::from_secs(60));
+    let tasks = w.tasks();
+    create(
+        &tasks,
+        "intercepted",
+        json!({"image": "busybox", "credentials": ["npm"], "command": ["true"],
+        "retry": {"maxAttempts": 3, "backoffSeconds": 1, "retryOn": ["Infrastructure", "ExitCode"]}}),
+    )
+    .await;
+    eventually(30, "the attempt's Pod recorded", || async {
+        let r = w.record("intercepted", 1).await?;
+        r.metadata.annotations.as_ref()?.get("ephemera.dev/pod-uid").map(|_| ())
+    })
+    .await;
+    let identity = minted_identity(&w, Some("intercepted-1")).await;
+    let (code, body) = claim(&w, &url, "intercepted", Some(&identity)).await;
+    assert_eq!(code, 200, "{body}");
+    let wrapping = secrecy::SecretString::from(body["wrappingToken"].as_str().unwrap().to_string());
+    assert_eq!(claim(&w, &url, "intercepted", Some(&identity)).await.0, 409, "released once");
+    let vault = ephemera_worker::vault::Vault::new(&w.bao.addr).unwrap();
+    let child = vault.unwrap(&wrapping, "auth/token/create/ephemera-task", None).await.unwrap();
+    let st = phase(&tasks, "intercepted", TaskPhase::Failed).await.status.unwrap();
     assert_eq!(
         (st.reason.as_str(), st.attempt),
         ("CredentialUnwrapFailed", 1),
@@ -372,7 +497,7 @@ async fn a_second_unwrap_fails_the_task_as_possible_interception() {
     );
     assert!(st.message.contains("possible credential interception"), "{}", st.message);
     let events: Api<Event> = Api::namespaced(w.s.client.clone(), "default");
-    let list = events.list(&ListParams::default().fields(&format!("involvedObject.name={name}"))).await.unwrap();
+    let list = events.list(&ListParams::default().fields("involvedObject.name=intercepted")).await.unwrap();
     assert!(
         list.items
             .iter()
@@ -387,7 +512,159 @@ async fn a_second_unwrap_fails_the_task_as_possible_interception() {
     })
     .await;
     w.no_task_token_left_in_vault().await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_secret_never_makes_the_operator_revoke_someone_elses_vault_token() {
+    let w = world().await;
+    let op = w.operator("op-1");
+    let tasks = w.tasks();
+    // Someone else's live Vault token, and a Secret planted where the old operator kept its records.
+    let victim = vaultrs::token::new(&w.bao.root(), None).await.unwrap();
+    let t = create(&tasks, "planted", json!({"image": "busybox", "credentials": ["npm"], "command": ["true"]})).await;
+    let secrets: Api<Secret> = Api::namespaced(w.s.client.clone(), "default");
+    let planted: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "planted-1-attempt",
+            "labels": {"app.kubernetes.io/managed-by": "ephemera-operator", "ephemera.dev/task": "planted", "ephemera.dev/attempt": "1"},
+            "ownerReferences": [{"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "name": "planted",
+                "uid": t.metadata.uid.clone().unwrap(), "controller": true}]},
+        "stringData": {"accessor": victim.accessor.clone(), "wrapping-token": "hvs.planted"}}))
+    .unwrap();
+    secrets.create(&PostParams::default(), &planted).await.unwrap();
+    phase(&tasks, "planted", TaskPhase::Succeeded).await;
+    eventually(20, "every per-attempt Vault token revoked", || async {
+        w.bao.live_task_tokens().await.is_empty().then_some(())
+    })
+    .await;
+    let victim_client = w.bao.root();
+    let info = vaultrs::token::lookup_accessor(&victim_client, &victim.accessor).await;
+    assert!(info.is_ok(), "the victim's token is still alive: {:?}", info.err());
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_keys_never_reach_the_hand_off_and_kv_keys_are_refused_unless_the_admin_allows_them() {
+    let w = world().await;
+    // The credentials step's hand-off, as the task container's worker would read it: only tokens.
+    let http = reqwest::Client::new();
+    let root = secrecy::SecretString::from(w.bao.root_token.clone());
+    let vault = ephemera_worker::vault::Vault::new(&w.bao.addr).unwrap();
+    let client = vault.with_token(&root).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (cred, path) in [("uat-org", "ephemera/salesforce/uat"), ("acme-repo", "ephemera/github/acme")] {
+        let c: Credential = Api::all(w.s.client.clone()).get(cred).await.unwrap();
+        let r = CredentialRef {
+            name: cred.into(),
+            provider: c.spec.provider,
+            mount: "secret".into(),
+            path: path.into(),
+            github: c.spec.github.clone(),
+            files: false,
+            signing_key: c.spec.signing_key.clone(),
+        };
+        let kv = vault.read(&client, "secret", path).await.unwrap();
+        let grant = ephemera_worker::providers::obtain(&http, &r, &kv, &vault, &root).await.unwrap();
+        let file = dir.path().join(cred);
+        ephemera_worker::handoff::write(&file, &[grant]).unwrap();
+        let written = std::fs::read_to_string(&file).unwrap();
+        for key in &w.keys {
+            for line in key.lines().filter(|l| l.len() >= 16 && !l.starts_with("-----")) {
+                assert!(!written.contains(line), "{cred}: the hand-off carries a private key");
+            }
+        }
+        assert!(!written.contains("PRIVATE KEY"), "{cred}");
+    }
+    assert!(w.sf.rejections().is_empty() && w.gh.rejections().is_empty(), "Transit's RS256 signatures verify");
+
+    // A Credential that keeps its key in KV (legacy) fails before any Pod, unless the admin allows it.
+    w.bao
+        .put(
+            "ephemera/salesforce/legacy",
+            &map(json!({"client_id": SF_CLIENT_ID, "username": SF_USER,
+        "private_key": w.keys[0], "login_url": w.sf.url, "audience": "https://test.salesforce.com"})),
+        )
+        .await;
+    credential(
+        &w.s,
+        "legacy-org",
+        json!({"provider": "salesforce", "vaultPath": "ephemera/salesforce/legacy", "namespaces": ["default"]}),
+    )
+    .await;
+    let op = w.operator("op-1");
+    let tasks = w.tasks();
+    create(&tasks, "legacy", json!({"image": "busybox", "credentials": ["legacy-org"], "command": ["true"]})).await;
+    let st = phase(&tasks, "legacy", TaskPhase::Failed).await.status.unwrap();
+    assert_eq!(st.reason, "PrivateKeyNotInTransit", "{}", st.message);
+    assert!(st.message.contains("--allow-kv-private-keys"), "{}", st.message);
+    let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
+    assert!(pods.get_opt("legacy-1").await.unwrap().is_none(), "no Pod");
+    op.abort();
+    let op = w.operator_tweaked("op-legacy", |cfg, _| cfg.allow_kv_private_keys = true);
+    create(
+        &tasks,
+        "legacy-allowed",
+        json!({"image": "busybox", "credentials": ["legacy-org"],
+        "command": ["sh", "-c", "[ -n \"$SF_ACCESS_TOKEN\" ]"]}),
+    )
+    .await;
+    phase(&tasks, "legacy-allowed", TaskPhase::Succeeded).await;
+    w.no_task_token_left_in_vault().await;
     w.assert_no_secret_leaked("").await;
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_admin_owned_policies_the_operator_cannot_write_them_and_runs_once_they_are_synced() {
+    operator_log();
+    let s = stack_with(|_| {}).await;
+    let bao = OpenBao::start_with(&[("EPHEMERA_VAULT_POLICIES", "external")]).await;
+    let npm = jwt::random_token("npm_");
+    bao.put("ephemera/npm", &map(json!({"NPM_TOKEN": npm}))).await;
+    credential(&s, "npm", json!({"provider": "static", "vaultPath": "ephemera/npm", "namespaces": ["default"]})).await;
+    // The operator's own Vault identity cannot write a policy (what a compromised operator would do).
+    let operator_token = std::fs::read_to_string(&bao.operator_token_file).unwrap().trim().to_string();
+    let settings = vaultrs::client::VaultClientSettingsBuilder::default()
+        .address(&bao.addr)
+        .token(&operator_token)
+        .build()
+        .unwrap();
+    let as_operator = vaultrs::client::VaultClient::new(settings).unwrap();
+    let written =
+        vaultrs::sys::policy::set(&as_operator, "ephemera-cred-npm", "path \"*\" { capabilities = [\"sudo\"] }").await;
+    assert!(written.is_err(), "the operator may not write policies in external mode");
+    let mut cfg = config("op-ext");
+    let mut vault = vault_config(&bao);
+    vault.policies = ephemera_operator::vault::PolicyMode::External;
+    cfg.vault = Some(vault);
+    let op = operator_with(&s.client, cfg);
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(
+        &tasks,
+        "unsynced",
+        json!({"image": "busybox", "credentials": ["npm"], "command": ["true"], "retry": {"maxAttempts": 1}}),
+    )
+    .await;
+    let st = phase(&tasks, "unsynced", TaskPhase::Failed).await.status.unwrap();
+    assert_eq!(st.reason, "VaultRefused", "{}", st.message);
+    assert!(st.message.contains("sync-vault-policies"), "it says what the admin must run: {}", st.message);
+    // The admin syncs with an identity of their own, using the operator binary's command.
+    let out = std::process::Command::new(ephemera_e2e::stack::operator_binary())
+        .args(["sync-vault-policies", "--vault-addr", &bao.addr, "--vault-auth", "token", "--vault-token-file"])
+        .arg(bao.root_token_file())
+        .env("KUBECONFIG", &s.dev.kubeconfig)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ephemera-cred-npm");
+    create(
+        &tasks,
+        "synced",
+        json!({"image": "busybox", "credentials": ["npm"], "command": ["sh", "-c", "[ -n \"$NPM_TOKEN\" ]"]}),
+    )
+    .await;
+    phase(&tasks, "synced", TaskPhase::Succeeded).await;
+    assert!(bao.live_task_tokens().await.is_empty());
     op.abort();
 }
 
@@ -723,7 +1000,9 @@ async fn the_test_doubles_check_signatures_audiences_and_expiry_like_the_provide
     .into_iter()
     .map(|(k, v)| (k.to_string(), secrecy::SecretString::from(v.to_string())))
     .collect();
-    let err = ephemera_worker::providers::salesforce::obtain(&http, "uat-org", &kv).await.err().unwrap().to_string();
+    let signer = ephemera_worker::jwt::Signer::Local(Box::new(RsaSigner::from_pem(&other).unwrap()));
+    let err =
+        ephemera_worker::providers::salesforce::obtain(&http, "uat-org", &kv, &signer).await.err().unwrap().to_string();
     assert!(
         err.contains("Salesforce refused") && err.contains("HTTP 400") && err.contains("invalid assertion signature"),
         "{err}"

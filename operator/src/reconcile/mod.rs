@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ephemera_crds::{Condition, FailureClass, Task, TaskPhase, TaskQueue, TaskStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event};
@@ -224,7 +224,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
 
     if status.phase.is_terminal() {
         // Normally done by `finish`; repeated here in case that revocation failed.
-        credentials::revoke_ended(ctx, &task, None).await?;
+        credentials::revoke_ended(ctx, &task).await?;
         return ttl(&api, &task, &status, now).await;
     }
 
@@ -355,7 +355,32 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             }
             Some(p) => {
                 if status.pod_uid.is_empty() {
-                    status.pod_uid = p.metadata.uid.clone().unwrap_or_default();
+                    let uid = p.metadata.uid.clone().unwrap_or_default();
+                    // A Pod with credentials is adopted only if it is the one the operator recorded
+                    // creating: anyone who may create Pods here could have made one of that name.
+                    if !task.spec.credentials.is_empty()
+                        && credentials::recorded_pod(ctx, &task, status.attempt).await?.as_deref() != Some(uid.as_str())
+                    {
+                        stop_gracefully(ctx, &pods, &p).await?;
+                        let msg = format!(
+                            "Pod {} is not the Pod the operator created for this attempt (or the operator stopped before recording it); it was stopped",
+                            p.name_any()
+                        );
+                        return retry_or_fail(
+                            ctx,
+                            &api,
+                            &task,
+                            status,
+                            FailureClass::Infrastructure,
+                            "PodUnverified",
+                            msg,
+                            None,
+                            String::new(),
+                            deadline,
+                        )
+                        .await;
+                    }
+                    status.pod_uid = uid;
                 }
                 match observe::attempt(&p) {
                     Attempt::Starting { problem } => {
@@ -500,41 +525,48 @@ async fn create_pod(
             return finish(ctx, api, task, status, TaskPhase::Failed, reason, message).await;
         }
     };
-    if credentials::needs_secret(ctx, task) && pods.get_opt(&name).await?.is_none() {
+    let needs_tokens = credentials::needs_secret(ctx, task) || !creds.is_empty();
+    if needs_tokens && pods.get_opt(&name).await?.is_none() {
         let left = Duration::from_secs(u64::try_from(remaining).unwrap_or(1));
-        let issued = credentials::ensure_secret(ctx, task, &creds, status.attempt, &name, left).await?;
-        if let Err(e) = issued {
-            ctx.metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let reason = match e {
-                crate::vault::VaultError::Unavailable(_) => "VaultUnavailable",
-                crate::vault::VaultError::Refused(_) => "VaultRefused",
-            };
-            let msg = format!("could not issue the attempt's Vault token: {e}");
-            set_condition(&mut status, "CredentialsIssued", false, reason, &msg, task.metadata.generation);
-            return retry_or_fail(
-                ctx,
-                api,
-                task,
-                status,
-                FailureClass::Infrastructure,
-                reason,
-                msg,
-                None,
-                String::new(),
-                deadline,
-            )
-            .await;
-        }
-        if let Ok(Some(expires)) = issued {
-            status.wrap_expires = expires;
-            ctx.metrics.tokens_minted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            set_condition(&mut status, "CredentialsIssued", true, "TokenIssued", "", task.metadata.generation);
+        match credentials::issue(ctx, task, &creds, status.attempt, &name, left).await? {
+            credentials::Issued::Vault(e) => {
+                ctx.metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let reason = match e {
+                    crate::vault::VaultError::Unavailable(_) => "VaultUnavailable",
+                    crate::vault::VaultError::Refused(_) => "VaultRefused",
+                };
+                let msg = format!("could not issue the attempt's Vault token: {e}");
+                set_condition(&mut status, "CredentialsIssued", false, reason, &msg, task.metadata.generation);
+                return retry_or_fail(
+                    ctx,
+                    api,
+                    task,
+                    status,
+                    FailureClass::Infrastructure,
+                    reason,
+                    msg,
+                    None,
+                    String::new(),
+                    deadline,
+                )
+                .await;
+            }
+            credentials::Issued::NameTaken(msg) => {
+                return finish(ctx, api, task, status, TaskPhase::Failed, "SecretNameTaken", msg).await;
+            }
+            credentials::Issued::Ready(Some(expires)) => {
+                status.wrap_expires = expires;
+                ctx.metrics.tokens_minted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                set_condition(&mut status, "CredentialsIssued", true, "TokenIssued", "", task.metadata.generation);
+            }
+            credentials::Issued::Ready(None) => {}
         }
     }
     let worker = pod::WorkerSettings {
         credentials: credentials::refs(&creds),
         vault: ctx.issuer.as_ref().map(|i| i.config()),
         progress_url: ctx.config.progress.as_ref().map(|p| p.url.as_str()),
+        handoff_url: ctx.config.handoff_url.as_deref(),
     };
     let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config, &worker)?;
     // Never apply over someone else's Pod that happens to have the name.
@@ -544,8 +576,12 @@ async fn create_pod(
             return finish(ctx, api, task, status, TaskPhase::Failed, "PodNameTaken", msg).await;
         }
     }
-    let applied = match pods.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pod)).await {
+    // A plain create: if a Pod of the name appeared meanwhile, this attempt never treats it as its own
+    // (the next reconcile sees it and checks it against the record).
+    let post = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let applied = match pods.create(&post, &pod).await {
         Ok(p) => p,
+        Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Action::requeue(Duration::from_secs(1))),
         // The API server will never accept this Pod (e.g. a malformed quantity): say why and stop.
         Err(kube::Error::Api(e)) if e.code == 400 || e.code == 422 => {
             let msg = format!("the worker Pod was rejected: {}", e.message);
@@ -562,6 +598,10 @@ async fn create_pod(
         Err(e) => return Err(e.into()),
     };
     status.pod_uid = applied.metadata.uid.clone().unwrap_or_default();
+    if !creds.is_empty() {
+        // From now on exactly this Pod (name and uid) may claim the attempt's Vault token.
+        credentials::record_pod(ctx, task, status.attempt, &status.pod_uid).await?;
+    }
     status.reason = "PodCreated".into();
     status.message = format!("attempt {} runs in Pod {name}", status.attempt);
     if status.attempt == 1 {
@@ -604,7 +644,7 @@ async fn retry_or_fail(
     status.exit_code = exit_code;
     status.result = truncate(result);
     // The attempt is over: its token goes now, not when the Task ends.
-    credentials::revoke_ended(ctx, task, None).await?;
+    credentials::revoke_ended(ctx, task).await?;
     let policy = &task.spec.retry;
     let backoff = policy
         .backoff_seconds
@@ -656,7 +696,7 @@ async fn finish(
     ctx.event(task, event_type, reason, format!("{phase:?}: {message}")).await;
     write_status(api, task, status.clone()).await?;
     ctx.admission.lock().await.release(task);
-    let revoked = credentials::revoke_ended(ctx, task, None).await?;
+    let revoked = credentials::revoke_ended(ctx, task).await?;
     if revoked > 0 {
         ctx.event(
             task,
@@ -700,7 +740,7 @@ async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
         }
     }
     // The finalizer stays until every token the Task was given is revoked.
-    credentials::revoke_ended(ctx, &task, None).await?;
+    credentials::revoke_ended(ctx, &task).await?;
     ctx.admission.lock().await.release(&task);
     Ok(Action::await_change())
 }

@@ -2,9 +2,10 @@
 //! "restricted" profile, with a read-only root and memory-backed scratch and home folders.
 
 use ephemera_crds::worker::{
-    CredentialRef, CREDENTIALS_CONTAINER, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_PROGRESS_URL, ENV_VAULT_ADDR,
-    ENV_VAULT_CREATION_PATH, ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, PROGRESS_TOKEN_FILE, SECRETS_DIR,
-    WRAPPING_TOKEN_DIR, WRAPPING_TOKEN_FILE,
+    CredentialRef, ATTEMPT_SECRET_DIR, CREDENTIALS_CONTAINER, ENV_CREDENTIALS, ENV_GRACE_SECONDS, ENV_HANDOFF_URL,
+    ENV_PROGRESS_URL, ENV_RESULT_FILE, ENV_TASK_UID, ENV_TERMINATION_LOG, ENV_VAULT_ADDR, ENV_VAULT_CREATION_PATH,
+    ENV_WORKER_NO_PROXY, ENV_WORKER_PROXY, HANDOFF_AUDIENCE, IDENTITY_TOKEN_DIR, IDENTITY_TOKEN_FILE,
+    PROGRESS_TOKEN_FILE, SECRETS_DIR,
 };
 use ephemera_crds::Task;
 use k8s_openapi::api::core::v1::Pod;
@@ -31,7 +32,13 @@ pub struct WorkerSettings<'a> {
     pub vault: Option<&'a VaultConfig>,
     /// Where the worker reports progress (with the reporting token in the attempt's Secret).
     pub progress_url: Option<&'a str>,
+    /// The operator's credential hand-off, as worker Pods reach it (present whenever credentials are).
+    pub handoff_url: Option<&'a str>,
 }
+
+/// Seconds the `credentials` step's identity token is valid (the API server's minimum: it is used
+/// once, within moments of the step starting).
+const IDENTITY_TOKEN_SECONDS: i64 = 600;
 
 /// Label every managed Pod carries (the controller watches only these).
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=ephemera-operator";
@@ -88,20 +95,26 @@ pub fn worker_pod(
         json!({"name": "EPHEMERA_TASK_NAME", "value": task.name_any()}),
         json!({"name": "EPHEMERA_TASK_NAMESPACE", "value": task.namespace().unwrap_or_default()}),
         json!({"name": "EPHEMERA_ATTEMPT", "value": attempt.to_string()}),
+        json!({"name": ENV_TASK_UID, "value": task.meta().uid.clone().unwrap_or_default()}),
     ];
-    let proxy_env: Vec<serde_json::Value> = config
-        .worker_proxy
-        .iter()
-        .flat_map(|(proxy, no_proxy)| {
-            [json!({"name": ENV_WORKER_PROXY, "value": proxy}), json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy})]
-        })
-        .collect();
+    // Every worker-only variable is set, empty when unused: an image's `ENV` never supplies one.
+    let (proxy, no_proxy) = config.worker_proxy.clone().unwrap_or_default();
+    let proxy_env =
+        [json!({"name": ENV_WORKER_PROXY, "value": proxy}), json!({"name": ENV_WORKER_NO_PROXY, "value": no_proxy})];
     env.extend(attempt_env.iter().cloned());
     env.extend([
         json!({"name": "HOME", "value": "/home/task"}),
         json!({"name": ENV_GRACE_SECONDS, "value": config.termination_grace.as_secs().saturating_sub(REVOKE_RESERVE).max(1).to_string()}),
     ]);
     env.extend(proxy_env.iter().cloned());
+    let worker_only = |name: &str, value: &str| json!({"name": name, "value": value});
+    env.extend([
+        worker_only(ENV_TERMINATION_LOG, ""),
+        worker_only(ENV_RESULT_FILE, ""),
+        worker_only(ENV_VAULT_ADDR, ""),
+        worker_only(ENV_VAULT_CREATION_PATH, ""),
+        worker_only(ENV_HANDOFF_URL, ""),
+    ]);
     let mut mounts = vec![
         json!({"name": "scratch", "mountPath": "/tmp"}),
         json!({"name": "work", "mountPath": "/work"}),
@@ -114,9 +127,8 @@ pub fn worker_pod(
         json!({"name": "home", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}),
         json!({"name": "ephemera-bin", "emptyDir": {"sizeLimit": "256Mi"}}),
     ];
-    // The attempt's Secret: only the tokens meant for the worker (the Vault accessor stays with the
-    // operator), each in the one container that uses it.
-    let mut items = Vec::new();
+    // The attempt's Secret holds only the reporting token (for the task container); the Vault token
+    // is claimed from the operator by the `credentials` step, with an identity only it mounts.
     let mut credentials_step = None;
     if let (false, Some(vault)) = (worker.credentials.is_empty(), worker.vault) {
         let credentials = serde_json::to_string(&worker.credentials)?;
@@ -124,31 +136,34 @@ pub fn worker_pod(
         mounts.push(json!({"name": "secrets", "mountPath": SECRETS_DIR}));
         // Static files, plus their copy in the hand-off until the task container has read it.
         volumes.push(json!({"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "4Mi"}}));
-        volumes.push(json!({"name": "attempt-vault", "secret": {
-            "secretName": super::credentials::secret_name(&name),
-            "items": [{"key": WRAPPING_TOKEN_FILE, "path": WRAPPING_TOKEN_FILE}],
+        // A token bound to this Pod (name and uid) for an audience only the hand-off accepts.
+        volumes.push(json!({"name": "identity", "projected": {
+            "sources": [{"serviceAccountToken": {
+                "audience": HANDOFF_AUDIENCE,
+                "expirationSeconds": IDENTITY_TOKEN_SECONDS,
+                "path": IDENTITY_TOKEN_FILE,
+            }}],
             "defaultMode": 0o440,
         }}));
         // Only operator-set variables: nothing the Task author wrote reaches the step that holds
-        // the Vault token and the private keys.
+        // the Vault token.
         let mut step_env = attempt_env.to_vec();
         step_env.extend([
             json!({"name": ENV_VAULT_ADDR, "value": vault.worker_addr}),
             json!({"name": ENV_VAULT_CREATION_PATH, "value": vault.creation_path()}),
+            json!({"name": ENV_HANDOFF_URL, "value": worker.handoff_url.unwrap_or_default()}),
             json!({"name": ENV_CREDENTIALS, "value": credentials}),
+            worker_only(ENV_TERMINATION_LOG, ""),
         ]);
         step_env.extend(proxy_env);
         credentials_step = Some(step_env);
     }
-    if let Some(url) = worker.progress_url {
-        env.push(json!({"name": ENV_PROGRESS_URL, "value": url}));
-        items.push(json!({"key": PROGRESS_TOKEN_FILE, "path": PROGRESS_TOKEN_FILE}));
-    }
-    if !items.is_empty() {
-        mounts.push(json!({"name": "attempt", "mountPath": WRAPPING_TOKEN_DIR, "readOnly": true}));
+    env.push(json!({"name": ENV_PROGRESS_URL, "value": worker.progress_url.unwrap_or_default()}));
+    if worker.progress_url.is_some() {
+        mounts.push(json!({"name": "attempt", "mountPath": ATTEMPT_SECRET_DIR, "readOnly": true}));
         volumes.push(json!({"name": "attempt", "secret": {
             "secretName": super::credentials::secret_name(&name),
-            "items": items,
+            "items": [{"key": PROGRESS_TOKEN_FILE, "path": PROGRESS_TOKEN_FILE}],
             "defaultMode": 0o440,
         }}));
     }
@@ -203,7 +218,7 @@ pub fn worker_pod(
             "terminationMessagePolicy": "File",
             "volumeMounts": [
                 {"name": "secrets", "mountPath": SECRETS_DIR},
-                {"name": "attempt-vault", "mountPath": WRAPPING_TOKEN_DIR, "readOnly": true},
+                {"name": "identity", "mountPath": IDENTITY_TOKEN_DIR, "readOnly": true},
             ],
         }));
     }
@@ -278,7 +293,7 @@ mod tests {
         );
         task.metadata.namespace = Some("ns".into());
         task.metadata.uid = Some("u1".into());
-        let worker = WorkerSettings { credentials: Vec::new(), vault: None, progress_url: None };
+        let worker = WorkerSettings { credentials: Vec::new(), vault: None, progress_url: None, handoff_url: None };
         let pod = worker_pod(&task, 1, 100, &Config::default(), &worker).unwrap();
         let v = serde_json::to_value(&pod).unwrap();
         let c = &v["spec"]["containers"][0];
@@ -304,5 +319,20 @@ mod tests {
             .map(|v| v.as_object().unwrap().keys().find(|k| *k != "name").unwrap().clone())
             .collect();
         assert!(volume_kinds.iter().all(|k| k == "emptyDir"));
+        // Settings the worker reads are never left for the image's `ENV` to supply.
+        let set = |name: &str| env.iter().any(|e| e["name"] == name);
+        for name in [
+            ENV_WORKER_PROXY,
+            ENV_WORKER_NO_PROXY,
+            ENV_TERMINATION_LOG,
+            ENV_RESULT_FILE,
+            ENV_PROGRESS_URL,
+            ENV_VAULT_ADDR,
+            ENV_VAULT_CREATION_PATH,
+            ENV_HANDOFF_URL,
+            ENV_TASK_UID,
+        ] {
+            assert!(set(name), "{name} is set explicitly");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! GitHub App: an app JWT (RS256, at most 10 minutes) buys an installation token limited to the
 //! Credential's repositories and permissions. Vault holds `app_id` (or `client_id`),
-//! `installation_id`, `private_key` (PEM) and optionally `api_url` (GitHub Enterprise Server;
+//! `installation_id` (the key signs in Transit; legacy: `private_key` PEM) and optionally `api_url` (GitHub Enterprise Server;
 //! default `https://api.github.com`). The task gets `GITHUB_TOKEN` and `GH_TOKEN`.
 
 use ephemera_crds::worker::CredentialRef;
@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{optional, provider_error, required, Grant, ProviderError, Revocation};
-use crate::jwt::{now, RsaSigner};
+use crate::jwt::{now, Signer};
 use crate::vault::KvSecret;
 
 const PROVIDER: &str = "GitHub";
@@ -28,7 +28,12 @@ struct TokenResponse {
 }
 
 /// Mints the installation token.
-pub async fn obtain(http: &reqwest::Client, cred: &CredentialRef, kv: &KvSecret) -> Result<Grant, ProviderError> {
+pub async fn obtain(
+    http: &reqwest::Client,
+    cred: &CredentialRef,
+    kv: &KvSecret,
+    signer: &Signer<'_>,
+) -> Result<Grant, ProviderError> {
     let name = cred.name.as_str();
     let app = optional(kv, "app_id")
         .or_else(|| optional(kv, "client_id"))
@@ -37,13 +42,12 @@ pub async fn obtain(http: &reqwest::Client, cred: &CredentialRef, kv: &KvSecret)
     if !installation.chars().all(|c| c.is_ascii_digit()) {
         return Err(ProviderError::Invalid { name: name.into(), detail: "installation_id must be a number".into() });
     }
-    let key = required(kv, name, "private_key")?;
     let api_url = optional(kv, "api_url").unwrap_or("https://api.github.com").trim_end_matches('/').to_string();
-    let signer = RsaSigner::from_pem(key).map_err(|source| ProviderError::Key { name: name.into(), source })?;
     // Backdated a minute against clock drift; 9 minutes stays under GitHub's 10-minute limit.
     let issued = now() - 60;
     let jwt = signer
         .sign(&Claims { iat: issued, exp: issued + 600 - 60, iss: app })
+        .await
         .map_err(|source| ProviderError::Key { name: name.into(), source })?;
     let mut body = serde_json::Map::new();
     if let Some(scope) = &cred.github {
@@ -81,7 +85,8 @@ pub async fn obtain(http: &reqwest::Client, cred: &CredentialRef, kv: &KvSecret)
     let token: TokenResponse = resp.json().await.map_err(unreachable)?;
     Ok(Grant {
         env: vec![("GITHUB_TOKEN".into(), token.token.clone()), ("GH_TOKEN".into(), token.token.clone())],
-        secrets: vec![token.token.clone(), SecretString::from(key.to_string())],
+        // Only what the command gets: the hand-off carries nothing else (never a key).
+        secrets: vec![token.token.clone()],
         files: Vec::new(),
         revoke: Some(Revocation::Github { name: name.into(), api_url, token: token.token }),
     })

@@ -12,8 +12,8 @@ use ephemera_crds::Provider;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::jwt::JwtError;
-use crate::vault::KvSecret;
+use crate::jwt::{JwtError, RsaSigner, Signer};
+use crate::vault::{KvSecret, Vault};
 
 /// Why a provider could not deliver (never includes a secret value).
 #[derive(Debug, thiserror::Error)]
@@ -108,12 +108,42 @@ pub struct Grant {
     pub revoke: Option<Revocation>,
 }
 
-/// Obtains one credential, given its Vault secret.
-pub async fn obtain(http: &reqwest::Client, cred: &CredentialRef, kv: &KvSecret) -> Result<Grant, ProviderError> {
+/// Obtains one credential, given its Vault secret; assertions are signed by Transit with `token` (or,
+/// for a legacy Credential without a signing key, by the KV `private_key`).
+pub async fn obtain(
+    http: &reqwest::Client,
+    cred: &CredentialRef,
+    kv: &KvSecret,
+    vault: &Vault,
+    token: &SecretString,
+) -> Result<Grant, ProviderError> {
     match cred.provider {
-        Provider::Salesforce => salesforce::obtain(http, &cred.name, kv).await,
-        Provider::GithubApp => github::obtain(http, cred, kv).await,
+        Provider::Salesforce => salesforce::obtain(http, &cred.name, kv, &signer(cred, kv, vault, token)?).await,
+        Provider::GithubApp => github::obtain(http, cred, kv, &signer(cred, kv, vault, token)?).await,
         Provider::Static => static_kv::obtain(cred, kv),
+    }
+}
+
+/// Who signs `cred`'s assertions.
+pub fn signer<'a>(
+    cred: &'a CredentialRef,
+    kv: &KvSecret,
+    vault: &'a Vault,
+    token: &'a SecretString,
+) -> Result<Signer<'a>, ProviderError> {
+    let name = cred.name.as_str();
+    match &cred.signing_key {
+        // A key left in KV beside its Transit copy is readable by every attempt's token: refuse
+        // rather than silently keep the weaker setup.
+        Some(_) if optional(kv, "private_key").is_some() => Err(ProviderError::Invalid {
+            name: name.into(),
+            detail: "the Vault secret still holds private_key although the Credential signs with a Transit key: delete private_key from KV".into(),
+        }),
+        Some(key) => Ok(Signer::Transit { vault, token, key }),
+        None => {
+            let pem = required(kv, name, "private_key")?;
+            RsaSigner::from_pem(pem).map(|k| Signer::Local(Box::new(k))).map_err(|source| ProviderError::Key { name: name.into(), source })
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Salesforce: the OAuth 2.0 JWT bearer flow. Vault holds the connected app's consumer key
-//! (`client_id`), the `username`, the `private_key` (PEM) and optionally `login_url` (default
+//! (`client_id`), the `username` (the key signs in Transit; legacy: `private_key` PEM) and optionally `login_url` (default
 //! `https://login.salesforce.com`; a sandbox uses `https://test.salesforce.com` or its My Domain) and
 //! `audience` (default: `https://test.salesforce.com` for sandbox login URLs, else
 //! `https://login.salesforce.com`). The task gets `SF_ACCESS_TOKEN` and `SF_INSTANCE_URL`.
@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{optional, provider_error, required, Grant, ProviderError, Revocation};
-use crate::jwt::{now, RsaSigner};
+use crate::jwt::{now, Signer};
 use crate::vault::KvSecret;
 
 const PROVIDER: &str = "Salesforce";
@@ -40,15 +40,18 @@ pub fn audience_for(login_url: &str) -> &'static str {
 }
 
 /// Runs the JWT bearer flow.
-pub async fn obtain(http: &reqwest::Client, name: &str, kv: &KvSecret) -> Result<Grant, ProviderError> {
+pub async fn obtain(
+    http: &reqwest::Client,
+    name: &str,
+    kv: &KvSecret,
+    signer: &Signer<'_>,
+) -> Result<Grant, ProviderError> {
     let client_id = required(kv, name, "client_id")?;
     let username = required(kv, name, "username")?;
-    let key = required(kv, name, "private_key")?;
     let login_url = optional(kv, "login_url").unwrap_or("https://login.salesforce.com").trim_end_matches('/');
     let audience = optional(kv, "audience").unwrap_or_else(|| audience_for(login_url));
-    let signer = RsaSigner::from_pem(key).map_err(|source| ProviderError::Key { name: name.into(), source })?;
     let claims = Claims { iss: client_id, sub: username, aud: audience, exp: now() + ASSERTION_SECONDS };
-    let assertion = signer.sign(&claims).map_err(|source| ProviderError::Key { name: name.into(), source })?;
+    let assertion = signer.sign(&claims).await.map_err(|source| ProviderError::Key { name: name.into(), source })?;
     let unreachable = |e: reqwest::Error| ProviderError::Unreachable {
         provider: PROVIDER,
         name: name.into(),
@@ -76,7 +79,8 @@ pub async fn obtain(http: &reqwest::Client, name: &str, kv: &KvSecret) -> Result
             ("SF_ACCESS_TOKEN".into(), token.access_token.clone()),
             ("SF_INSTANCE_URL".into(), SecretString::from(instance_url.clone())),
         ],
-        secrets: vec![token.access_token.clone(), SecretString::from(key.to_string())],
+        // Only what the command gets: the hand-off carries nothing else (never a key).
+        secrets: vec![token.access_token.clone()],
         files: Vec::new(),
         revoke: Some(Revocation::Salesforce { name: name.into(), instance_url, token: token.access_token }),
     })

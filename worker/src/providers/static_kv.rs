@@ -84,6 +84,7 @@ mod tests {
             path: "p".into(),
             github: None,
             files,
+            signing_key: None,
         }
     }
 
