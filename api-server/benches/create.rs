@@ -104,6 +104,7 @@ async fn main() {
         progress_key: None,
         event_ring: 100,
         hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
+        stopping: ephemera_api::serve::Stopping::never(),
     });
     let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let real_url = format!("http://{}/api/v1/namespaces/default/tasks", real.local_addr().expect("addr"));

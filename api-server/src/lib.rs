@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod queues;
+pub mod serve;
 pub mod stream;
 pub mod tasks;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub event_ring: usize,
     /// Live channels.
     pub hub: Arc<stream::hub::Hub>,
+    /// Flips when the server drains (SIGTERM): live streams end cleanly.
+    pub stopping: serve::Stopping,
 }
 
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -109,6 +112,16 @@ pub fn listener(addr: std::net::SocketAddr, send_buffer: Option<u32>) -> std::io
     socket.listen(1024)
 }
 
+/// `/metrics`, `/healthz` and `/readyz` for the metrics listener (not the public port: request
+/// counts by route are for the cluster's monitoring, not for every client).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
 /// The whole API.
 pub fn router(state: Arc<AppState>) -> Router {
     tasks::routes()
@@ -120,7 +133,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -62,6 +62,20 @@ enum Cmd {
         /// Kernel send buffer per connection, bytes.
         #[arg(long, env = "EPHEMERA_SEND_BUFFER", default_value_t = 262144)]
         send_buffer: u32,
+        /// Where `/metrics` (and `/healthz`, `/readyz`) are served, apart from the public port.
+        #[arg(long, env = "EPHEMERA_API_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+        metrics_listen: SocketAddr,
+        /// Open connections at most; more are closed at accept.
+        #[arg(long, env = "EPHEMERA_API_MAX_CONNECTIONS", default_value_t = 4096)]
+        max_connections: usize,
+        /// Seconds a client has to send a request's headers; also the longest a kept-alive
+        /// connection may sit idle.
+        #[arg(long, env = "EPHEMERA_API_HEADER_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        header_timeout_seconds: u64,
+        /// Seconds a SIGTERM drain waits for open requests and streams (keep it under the Pod's
+        /// terminationGracePeriodSeconds).
+        #[arg(long, env = "EPHEMERA_API_DRAIN_SECONDS", default_value_t = 20)]
+        drain_seconds: u64,
     },
     /// Manage API tokens.
     Token {
@@ -94,9 +108,22 @@ enum TokenCmd {
     },
 }
 
+/// SIGTERM (how Kubernetes stops a Pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -133,6 +160,10 @@ async fn main() -> anyhow::Result<()> {
             stream_subscriptions,
             stream_connections,
             send_buffer,
+            metrics_listen,
+            max_connections,
+            header_timeout_seconds,
+            drain_seconds,
         } => {
             let progress_key = match progress_key_file {
                 Some(file) => {
@@ -158,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
                 None => OidcConfig::default(),
             };
             let tokens = Tokens::watch(client.clone(), &args.namespace).await;
+            let (drain_tx, stopping) = ephemera_api::serve::Stopping::new();
             let state = Arc::new(AppState {
                 client,
                 tokens,
@@ -168,14 +200,31 @@ async fn main() -> anyhow::Result<()> {
                 progress_key,
                 event_ring: usize::try_from(event_ring).unwrap_or(100),
                 hub,
+                stopping,
+            });
+            let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
+                .await
+                .with_context(|| format!("listening on {metrics_listen}"))?;
+            let metrics_app = ephemera_api::metrics_router(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(metrics_listener, metrics_app).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
             });
             let listener =
                 ephemera_api::listener(listen, Some(send_buffer)).with_context(|| format!("listening on {listen}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "serving the Ephemera API");
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
+            tracing::info!(addr = %listener.local_addr()?, metrics = %metrics_listen, "serving the Ephemera API");
+            let limits = ephemera_api::serve::ServeLimits {
+                max_connections,
+                header_read_timeout: Duration::from_secs(header_timeout_seconds),
+                drain: Duration::from_secs(drain_seconds),
+            };
+            let (counted, hub) = (state.clone(), state.hub.clone());
+            let refused = move || {
+                counted.metrics.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
+            let streams_open = move || hub.open_streams();
+            ephemera_api::serve::serve(listener, router(state), limits, drain_tx, shutdown_signal(), refused, streams_open)
                 .await?;
         }
     }

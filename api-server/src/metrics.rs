@@ -19,6 +19,10 @@ pub struct Metrics {
     pub progress_events: AtomicU64,
     /// Live subscribers cut off for falling behind.
     pub slow_consumers: AtomicU64,
+    /// Connections closed at accept because the connection limit was reached.
+    pub connections_refused: AtomicU64,
+    /// Log follows ended because their credentials were revoked or expired.
+    pub streams_reauth_ended: AtomicU64,
 }
 
 impl Metrics {
@@ -67,6 +71,20 @@ impl Metrics {
         let _ = writeln!(out, "ephemera_api_progress_events_total {}", self.progress_events.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP ephemera_api_slow_consumers_total Live subscribers cut off for falling behind.\n# TYPE ephemera_api_slow_consumers_total counter");
         let _ = writeln!(out, "ephemera_api_slow_consumers_total {}", self.slow_consumers.load(Ordering::Relaxed));
+        for (name, help, v) in [
+            (
+                "ephemera_api_connections_refused_total",
+                "Connections closed at accept: the connection limit was reached.",
+                &self.connections_refused,
+            ),
+            (
+                "ephemera_api_streams_reauth_ended_total",
+                "Log follows ended because their credentials were revoked or expired.",
+                &self.streams_reauth_ended,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        }
         out
     }
 }

@@ -40,13 +40,18 @@ head -c 48 /dev/urandom > "$state/progress-key"
 chmod 600 "$state/progress-key"
 api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 API="http://127.0.0.1:$api_port"
+handoff_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 # The operator runs as a local process against the cluster (as it would in a Pod, it finds the
 # cluster through KUBECONFIG). The dev cluster runs the `ephemera-worker` image as the worker built
 # next to it; busybox task images run their commands on this machine.
 kubectl apply --server-side -f "$REPO/crds/yaml" >/dev/null
 kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev crd/credentials.ephemera.dev --timeout=30s >/dev/null
+# The operator's own namespace: its per-attempt Vault records live there, out of tenants' reach.
+kubectl create namespace ephemera-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 "$REPO/target/release/ephemera-operator" --worker-image ghcr.io/ephemera-dev/ephemera-worker:dev --metrics-addr 127.0.0.1:0 \
+  --namespace ephemera-system \
+  --handoff-addr "127.0.0.1:$handoff_port" --handoff-url "http://127.0.0.1:$handoff_port" \
   --vault-addr "$BAO_ADDR" --vault-auth token --vault-token-file "$state/operator-token" \
   --progress-url "$API" --progress-key-file "$state/progress-key" \
   > "$state/operator.log" 2>&1 &
@@ -78,7 +83,7 @@ kubectl wait --for=jsonpath='{.status.phase}'=Succeeded task.ephemera.dev/publis
 kubectl logs publish-1
 kubectl get task.ephemera.dev publish -o jsonpath='{.status.result}{"\n"}{range .status.conditions[*]}{.type}={.status} {end}{"\n"}'
 kubectl get events --field-selector involvedObject.name=publish
-kubectl get secrets -l app.kubernetes.io/managed-by=ephemera-operator
+kubectl get secrets -A -l app.kubernetes.io/managed-by=ephemera-operator
 kubectl get taskqueues
 kubectl get pods -o wide
 

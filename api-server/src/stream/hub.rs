@@ -125,6 +125,11 @@ impl Hub {
         Ok(Slot { hub: self.clone(), who: who.to_string() })
     }
 
+    /// Live streams (WebSocket, SSE, log follows) holding a connection slot now.
+    pub fn open_streams(&self) -> usize {
+        self.connections.lock().map(|c| c.values().sum()).unwrap_or(0)
+    }
+
     /// Subscribers connected now.
     pub fn subscribers(&self) -> usize {
         self.tx.receiver_count()

@@ -113,6 +113,14 @@ pub async fn events(
         while !ended {
             let update = tokio::select! {
                 u = rx.recv() => u,
+                _ = state.stopping.wait() => {
+                    let m = ServerMessage::Error {
+                        code: "going-away".into(),
+                        message: "server shutting down: reconnect with Last-Event-ID".into(),
+                    };
+                    let _ = tx.send(Ok(sse_event(&m))).await;
+                    return;
+                }
                 _ = recheck.tick() => {
                     if let Some(p) = &presented {
                         if !p.still_valid(&state).await {

@@ -30,6 +30,8 @@ pub const CLOSE_SLOW: u16 = 4008;
 /// Close code: the credentials the stream was opened with were revoked or expired (checked at
 /// every heartbeat).
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+/// Close code "going away": the replica is shutting down (reconnect, any replica resumes).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// How often both transports (WebSocket, SSE) send a heartbeat and check credentials again.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
 /// A send that takes longer than this means the client is not reading.
@@ -147,6 +149,11 @@ async fn run(socket: WebSocket, state: Arc<AppState>, who: Identity, presented: 
                 }
                 Err(RecvError::Closed) => break,
             },
+            _ = state.stopping.wait() => {
+                let frame = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server shutting down: reconnect and resubscribe with since".into() };
+                let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                break;
+            }
             _ = heartbeat.tick() => {
                 if !presented.still_valid(&state).await {
                     let frame = CloseFrame { code: CLOSE_UNAUTHORIZED, reason: "credentials revoked or expired: reconnect with valid ones".into() };

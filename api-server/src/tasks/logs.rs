@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::AsyncReadExt as _;
 use k8s_openapi::api::core::v1::Pod;
@@ -14,10 +15,14 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::query::load;
-use crate::auth::{Identity, Verb};
+use crate::auth::{bearer_header, Identity, Presented, Verb};
+use crate::stream::ws::HEARTBEAT;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 use crate::AppState;
+
+/// A log reader that does not take a chunk for this long is cut off.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Log options.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -53,6 +58,7 @@ pub async fn logs(
     State(state): State<Arc<AppState>>,
     Path((ns, name)): Path<(String, String)>,
     who: Identity,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
     if q.tail_lines.is_some_and(|t| !(1..=10_000).contains(&t)) {
@@ -67,10 +73,15 @@ pub async fn logs(
     if pod.is_empty() {
         return Err(no_pod());
     }
+    let follow = q.follow.unwrap_or(false);
+    // A follow is a live stream like the others: it holds one of the caller's stream slots, has its
+    // credentials checked again at every heartbeat, and ends when the server drains.
+    let slot = if follow { Some(state.hub.connect(&who.id)?) } else { None };
+    let presented = bearer_header(&headers).map(|t| Presented::Bearer(t.to_string().into()));
     let pods: Api<Pod> = Api::namespaced(state.client.clone(), &ns);
     let lp = LogParams {
         container: Some("task".into()),
-        follow: q.follow.unwrap_or(false),
+        follow,
         tail_lines: q.tail_lines,
         ..Default::default()
     };
@@ -81,13 +92,30 @@ pub async fn logs(
         Err(e) => return Err(ApiError::from_kube(e, "the Task's logs")),
     };
     let stream = async_stream(move |tx| async move {
+        let _slot = slot;
         let mut buf = vec![0u8; 8192];
+        let mut recheck = tokio::time::interval(HEARTBEAT);
+        recheck.tick().await;
         loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx.send(Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
-                        break;
+            tokio::select! {
+                read = reader.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let chunk = bytes::Bytes::copy_from_slice(&buf[..n]);
+                        // A client that does not read for this long is cut off.
+                        match tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok::<_, std::io::Error>(chunk))).await {
+                            Ok(Ok(())) => {}
+                            _ => break,
+                        }
+                    }
+                },
+                _ = state.stopping.wait() => break,
+                _ = recheck.tick() => {
+                    if let Some(p) = &presented {
+                        if !p.still_valid(&state).await {
+                            state.metrics.streams_reauth_ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
                     }
                 }
             }

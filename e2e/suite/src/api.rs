@@ -7,6 +7,7 @@ use ephemera_api::auth::oidc::{Oidc, OidcConfig};
 use ephemera_api::auth::tokens::{self, NewToken, Tokens};
 use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
+use ephemera_api::serve::{serve, ServeLimits, Stopping};
 use ephemera_api::stream::hub::{Hub, Limits};
 use ephemera_api::{router, AppState};
 
@@ -16,6 +17,12 @@ use crate::stack::Stack;
 pub struct ApiServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Where `/metrics` is served (not the public port).
+    pub metrics_url: String,
+    /// Sending `true` starts the drain a SIGTERM would.
+    pub stop: tokio::sync::watch::Sender<bool>,
+    /// Resolves when the server has drained and stopped.
+    pub stopped: tokio::task::JoinHandle<()>,
 }
 
 /// Live-status settings of a test API server.
@@ -38,10 +45,22 @@ impl ApiServer {
 
     /// Same, with live status (progress intake, WebSocket, SSE) when `live` is given.
     pub async fn start_live(s: &Stack, oidc: OidcConfig, limiter: RateLimiter, live: Option<Live>) -> ApiServer {
+        Self::start_with(s, oidc, limiter, live, ServeLimits::default()).await
+    }
+
+    /// Same, with the given connection limits and timeouts.
+    pub async fn start_with(
+        s: &Stack,
+        oidc: OidcConfig,
+        limiter: RateLimiter,
+        live: Option<Live>,
+        serve_limits: ServeLimits,
+    ) -> ApiServer {
         crate::tls();
         let limits = live.as_ref().map(|l| l.limits.clone()).unwrap_or_default();
         let hub = Hub::start(s.client.clone(), limits);
         hub.ready().await;
+        let (drain_tx, stopping) = Stopping::new();
         let state = Arc::new(AppState {
             client: s.client.clone(),
             tokens: Tokens::watch(s.client.clone(), "default").await,
@@ -52,14 +71,30 @@ impl ApiServer {
             progress_key: live.as_ref().map(|l| Arc::new(secrecy::SecretSlice::from(l.key.clone()))),
             event_ring: live.as_ref().map(|l| l.ring).unwrap_or(100),
             hub,
+            stopping,
         });
         let send_buffer = live.as_ref().and_then(|l| l.send_buffer);
         let listener = ephemera_api::listener("127.0.0.1:0".parse().expect("addr"), send_buffer).expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics_url = format!("http://{}", metrics.local_addr().expect("addr"));
+        let metrics_app = ephemera_api::metrics_router(state.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, router(state)).await;
+            let _ = axum::serve(metrics, metrics_app).await;
         });
-        ApiServer { url }
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let hub = state.hub.clone();
+        let stopped = tokio::spawn(async move {
+            // Only an explicit stop drains (a dropped sender does not).
+            let shutdown = async move {
+                if stop_rx.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let _ = serve(listener, router(state), serve_limits, drain_tx, shutdown, || {}, move || hub.open_streams())
+                .await;
+        });
+        ApiServer { url, metrics_url, stop, stopped }
     }
 }
 

@@ -16,11 +16,13 @@ use serde_json::{json, Value};
 
 struct Api_ {
     url: String,
+    metrics_url: String,
     http: reqwest::Client,
 }
 
 async fn serve(s: &Stack, oidc: OidcConfig, limiter: RateLimiter) -> Api_ {
-    Api_ { url: ApiServer::start(s, oidc, limiter).await.url, http: reqwest::Client::new() }
+    let server = ApiServer::start(s, oidc, limiter).await;
+    Api_ { url: server.url, metrics_url: server.metrics_url, http: reqwest::Client::new() }
 }
 
 async fn token(s: &Stack, namespaces: &[&str], verbs: &[Verb], hours: i64) -> String {
@@ -254,8 +256,10 @@ async fn tasks_end_to_end_with_api_tokens() {
     let (st, _, doc) = api.call("GET", "/openapi.json", None, None).await;
     assert_eq!((st.as_u16(), doc["openapi"].as_str()), (200, Some("3.1.0")));
     assert!(doc["paths"]["/api/v1/namespaces/{namespace}/tasks"]["post"].is_object());
-    let (_, _, m) = api.call("GET", "/metrics", None, None).await;
-    assert!(m.as_str().unwrap().contains("ephemera_api_tasks_created_total"));
+    // Metrics are on their own listener, not the public port.
+    let m = reqwest::get(format!("{}/metrics", api.metrics_url)).await.unwrap().text().await.unwrap();
+    assert!(m.contains("ephemera_api_tasks_created_total"), "{m}");
+    assert_eq!(api.call("GET", "/metrics", None, None).await.0.as_u16(), 404, "not served to every client");
 
     // Revoking a token (what `ephemera-api token revoke <id>` does) takes effect without a restart.
     let id = reader.split('_').nth(1).unwrap().to_string();

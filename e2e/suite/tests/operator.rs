@@ -329,7 +329,8 @@ async fn unknown_forbidden_or_unservable_credentials_fail_the_task_before_any_po
     let creds: Api<Credential> = Api::all(s.client.clone());
     for (name, namespaces) in [("staging-org", json!(["default"])), ("prod-org", json!(["prod"]))] {
         let c: Credential = serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Credential", "metadata": {"name": name},
-            "spec": {"provider": "salesforce", "vaultPath": format!("ephemera/salesforce/{name}"), "namespaces": namespaces}})).unwrap();
+            "spec": {"provider": "salesforce", "vaultPath": format!("ephemera/salesforce/{name}"), "namespaces": namespaces,
+                     "signingKey": {"name": name}}})).unwrap();
         creds.create(&PostParams::default(), &c).await.unwrap();
     }
     let op = operator(&s.client, "op-1");
@@ -340,7 +341,7 @@ async fn unknown_forbidden_or_unservable_credentials_fail_the_task_before_any_po
     // Allowed, but this operator has no Vault: a clear reason instead of a Pod without its credential
     // (the full credential flow is in tests/credentials.rs).
     for (name, reason, says) in [
-        ("allowed", "VaultNotConfigured", "no Vault configured"),
+        ("allowed", "VaultNotConfigured", "has no Vault or credential hand-off configured"),
         ("forbidden", "CredentialForbidden", "\"prod-org\" may not be used by Tasks in namespace \"default\""),
         ("unknown", "UnknownCredential", "\"nope\" does not exist"),
     ] {

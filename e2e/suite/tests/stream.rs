@@ -387,7 +387,7 @@ async fn a_slow_consumer_is_cut_off_and_a_worker_without_api_still_finishes() {
     })
     .await
     .expect("the slow consumer's connection ended");
-    let metrics = reqwest::get(format!("{}/metrics", api.url)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", api.metrics_url)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("ephemera_api_slow_consumers_total 1"), "{metrics}");
     if let Some(code) = drained.1 {
         assert_eq!(code, 4008, "closed as a slow consumer");
