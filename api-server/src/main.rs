@@ -224,8 +224,16 @@ async fn main() -> anyhow::Result<()> {
                 counted.metrics.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             };
             let streams_open = move || hub.open_streams();
-            ephemera_api::serve::serve(listener, router(state), limits, drain_tx, shutdown_signal(), refused, streams_open)
-                .await?;
+            ephemera_api::serve::serve(
+                listener,
+                router(state),
+                limits,
+                drain_tx,
+                shutdown_signal(),
+                refused,
+                streams_open,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -16,9 +16,9 @@ use utoipa::IntoParams;
 
 use super::query::load;
 use crate::auth::{bearer_header, Identity, Presented, Verb};
-use crate::stream::ws::HEARTBEAT;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
+use crate::stream::ws::HEARTBEAT;
 use crate::AppState;
 
 /// A log reader that does not take a chunk for this long is cut off.
@@ -79,12 +79,7 @@ pub async fn logs(
     let slot = if follow { Some(state.hub.connect(&who.id)?) } else { None };
     let presented = bearer_header(&headers).map(|t| Presented::Bearer(t.to_string().into()));
     let pods: Api<Pod> = Api::namespaced(state.client.clone(), &ns);
-    let lp = LogParams {
-        container: Some("task".into()),
-        follow,
-        tail_lines: q.tail_lines,
-        ..Default::default()
-    };
+    let lp = LogParams { container: Some("task".into()), follow, tail_lines: q.tail_lines, ..Default::default() };
     let mut reader = match pods.log_stream(&pod, &lp).await {
         Ok(r) => r,
         // The Pod is not there (yet or any more) or its container has not started.

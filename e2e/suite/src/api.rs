@@ -83,7 +83,7 @@ impl ApiServer {
             let _ = axum::serve(metrics, metrics_app).await;
         });
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        let hub = state.hub.clone();
+        let (hub, counted) = (state.hub.clone(), state.clone());
         let stopped = tokio::spawn(async move {
             // Only an explicit stop drains (a dropped sender does not).
             let shutdown = async move {
@@ -91,8 +91,12 @@ impl ApiServer {
                     std::future::pending::<()>().await;
                 }
             };
-            let _ = serve(listener, router(state), serve_limits, drain_tx, shutdown, || {}, move || hub.open_streams())
-                .await;
+            let refused = move || {
+                counted.metrics.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
+            let _ =
+                serve(listener, router(state), serve_limits, drain_tx, shutdown, refused, move || hub.open_streams())
+                    .await;
         });
         ApiServer { url, metrics_url, stop, stopped }
     }
