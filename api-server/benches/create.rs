@@ -97,7 +97,7 @@ async fn main() {
     let state = Arc::new(AppState {
         client: client.clone(),
         tokens: Tokens::watch(client.clone(), "default").await,
-        oidc: Oidc::new(OidcConfig::default()),
+        oidc: Oidc::new(OidcConfig::default()).expect("oidc"),
         limiter: RateLimiter::new(1_000_000, 1_000_000.0),
         metrics: Default::default(),
         request_timeout: Duration::from_secs(30),
@@ -105,6 +105,7 @@ async fn main() {
         event_ring: 100,
         hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
         stopping: ephemera_api::serve::Stopping::never(),
+        intake: Default::default(),
     });
     let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let real_url = format!("http://{}/api/v1/namespaces/default/tasks", real.local_addr().expect("addr"));

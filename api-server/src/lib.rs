@@ -58,6 +58,8 @@ pub struct AppState {
     pub hub: Arc<stream::hub::Hub>,
     /// Flips when the server drains (SIGTERM): live streams end cleanly.
     pub stopping: serve::Stopping,
+    /// Status writes progress intake may make, per Task and per namespace.
+    pub intake: tasks::progress::IntakeLimiter,
 }
 
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

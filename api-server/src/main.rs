@@ -62,6 +62,13 @@ enum Cmd {
         /// Kernel send buffer per connection, bytes.
         #[arg(long, env = "EPHEMERA_SEND_BUFFER", default_value_t = 262144)]
         send_buffer: u32,
+        /// Status writes progress intake makes per Task per second at most (workers coalesce events
+        /// into bigger batches when limited).
+        #[arg(long, env = "EPHEMERA_PROGRESS_WRITES_PER_SECOND", default_value_t = 1.0)]
+        progress_writes_per_second: f64,
+        /// Status writes progress intake makes per namespace per second at most (all its Tasks).
+        #[arg(long, env = "EPHEMERA_PROGRESS_NAMESPACE_WRITES_PER_SECOND", default_value_t = 20.0)]
+        progress_namespace_writes_per_second: f64,
         /// Where `/metrics` (and `/healthz`, `/readyz`) are served, apart from the public port.
         #[arg(long, env = "EPHEMERA_API_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
         metrics_listen: SocketAddr,
@@ -161,6 +168,8 @@ async fn main() -> anyhow::Result<()> {
             stream_connections,
             send_buffer,
             metrics_listen,
+            progress_writes_per_second,
+            progress_namespace_writes_per_second,
             max_connections,
             header_timeout_seconds,
             drain_seconds,
@@ -193,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
             let state = Arc::new(AppState {
                 client,
                 tokens,
-                oidc: Oidc::new(oidc),
+                oidc: Oidc::new(oidc).context("the OIDC issuers in --config")?,
                 limiter: RateLimiter::new(rate_burst, rate_per_second),
                 metrics: Default::default(),
                 request_timeout: Duration::from_secs(request_timeout_seconds),
@@ -201,6 +210,10 @@ async fn main() -> anyhow::Result<()> {
                 event_ring: usize::try_from(event_ring).unwrap_or(100),
                 hub,
                 stopping,
+                intake: ephemera_api::tasks::progress::IntakeLimiter::new(
+                    progress_writes_per_second,
+                    progress_namespace_writes_per_second,
+                ),
             });
             let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
                 .await

@@ -15,7 +15,7 @@ use crate::progress::Progress;
 /// Events buffered before new ones are dropped.
 const BUFFER: usize = 256;
 /// Events per request at most.
-const BATCH: usize = 50;
+const BATCH: usize = 100;
 
 /// Where and as whom to report.
 pub struct Target {
@@ -132,8 +132,25 @@ async fn deliver(target: Target, mut rx: mpsc::Receiver<WorkerEvent>, dropped: A
                 dropped: dropped.load(Ordering::Relaxed),
             };
             let resp = http.post(&url).bearer_auth(target.token.expose_secret()).json(&batch).send().await;
+            let retry_after = resp
+                .as_ref()
+                .ok()
+                .and_then(|r| r.headers().get("retry-after"))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
             match resp.map(|r| r.status().as_u16()) {
                 Ok(s) if (200..300).contains(&s) => break,
+                // The server coalesces status writes (about one a second per Task): wait as told,
+                // then send what has piled up meanwhile in the same, bigger batch.
+                Ok(429) => {
+                    tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 10))).await;
+                    while events.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(e) => events.push(e),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 // The attempt is over or the token is refused: reporting more cannot succeed.
                 Ok(s @ (400 | 401 | 403 | 404 | 409 | 422)) => {
                     tracing::warn!(status = s, "the API server refused progress reports; no more will be sent");

@@ -1,9 +1,14 @@
 //! OIDC ID tokens for keyless CI (e.g. GitHub Actions): configured issuers, their JWKS fetched
-//! (through discovery) and cached, RS256 signatures, `iss`/`aud`/`exp`/`nbf` checked, then admin rules
-//! map claims (e.g. `repository` + `ref`) to namespaces and verbs.
+//! (through discovery, HTTPS only, no redirects, bounded in size) and cached, RS256 signatures,
+//! `iss`/`aud`/`exp`/`nbf` checked, then admin rules map claims (e.g. `repository_id` + `ref`) to
+//! namespaces and verbs. A token no rule matches is refused: it is good for nothing here.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt as _, Shared};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -23,6 +28,8 @@ const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
 const REFETCH_MIN: Duration = Duration::from_secs(30);
 /// After a failed fetch, requests fail fast for this long instead of queueing behind new fetches.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(10);
+/// Largest discovery document or JWKS read.
+const MAX_DOCUMENT: usize = 256 * 1024;
 
 /// One rule: when every listed claim equals its value (a trailing `*` matches a prefix), grant.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +58,41 @@ pub struct Issuer {
     /// Rules, all applied.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// PEM CA bundle this issuer's discovery and JWKS are verified against (instead of the
+    /// system's roots), e.g. for GitHub Enterprise Server.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// An unusable OIDC configuration (the server refuses to start with it).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A rule with an empty `match` would grant every token of the issuer.
+    #[error("issuer {issuer:?}: rule {index} has an empty `match`, which would grant every token of the issuer")]
+    EmptyMatch {
+        /// Issuer.
+        issuer: String,
+        /// Rule index (from 0).
+        index: usize,
+    },
+    /// Discovery and keys must come over HTTPS.
+    #[error("issuer {issuer:?}: {what} must be an https:// URL")]
+    NotHttps {
+        /// Issuer.
+        issuer: String,
+        /// `issuer` or `jwksUrl`.
+        what: &'static str,
+    },
+    /// The CA bundle cannot be used.
+    #[error("issuer {issuer:?}: caFile {path}: {detail}")]
+    Ca {
+        /// Issuer.
+        issuer: String,
+        /// File.
+        path: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// The OIDC part of the configuration file.
@@ -77,23 +119,28 @@ struct Jwks {
     keys: Vec<Jwk>,
 }
 
+type Keys = Arc<HashMap<String, (Vec<u8>, Vec<u8>)>>;
+/// A fetch in flight, shared by every request that needs it (it owns what it uses).
+type Fetch = Shared<BoxFuture<'static, Result<Keys, ()>>>;
+
 struct Cached {
-    keys: HashMap<String, (Vec<u8>, Vec<u8>)>,
+    keys: Keys,
     fetched: Instant,
 }
 
-/// One issuer's keys. Its lock is held across a fetch on purpose: concurrent requests wait for one
-/// fetch instead of each starting their own; other issuers are not affected.
+/// One issuer's keys. Its lock is only held to look at or replace the cache, never across a fetch:
+/// concurrent requests share one fetch in flight; other issuers are not affected.
 #[derive(Default)]
 struct Slot {
     cached: Option<Cached>,
     failed: Option<Instant>,
+    inflight: Option<Fetch>,
 }
 
 /// Verifies ID tokens.
 pub struct Oidc {
     config: OidcConfig,
-    http: reqwest::Client,
+    clients: HashMap<String, reqwest::Client>,
     slots: HashMap<String, Mutex<Slot>>,
 }
 
@@ -117,12 +164,57 @@ fn matches(claims: &Value, rule: &Rule) -> bool {
     })
 }
 
+impl OidcConfig {
+    /// Refuses what must never be configured: rules without a `match`, non-HTTPS issuers.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for i in &self.issuers {
+            if let Some(index) = i.rules.iter().position(|r| r.matches.is_empty()) {
+                return Err(ConfigError::EmptyMatch { issuer: i.issuer.clone(), index });
+            }
+            if !i.issuer.starts_with("https://") {
+                return Err(ConfigError::NotHttps { issuer: i.issuer.clone(), what: "issuer" });
+            }
+            if i.jwks_url.as_ref().is_some_and(|u| !u.starts_with("https://")) {
+                return Err(ConfigError::NotHttps { issuer: i.issuer.clone(), what: "jwksUrl" });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP client for one issuer: HTTPS only, no redirects (a redirect could point the key fetch
+/// anywhere), its own CA bundle if configured.
+fn client_for(issuer: &Issuer) -> Result<reqwest::Client, ConfigError> {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &issuer.ca_file {
+        let bad = |detail: String| ConfigError::Ca {
+            issuer: issuer.issuer.clone(),
+            path: path.display().to_string(),
+            detail,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in it".into()));
+        }
+        b = b.tls_certs_only(certs);
+    }
+    b.build().map_err(|e| ConfigError::Ca { issuer: issuer.issuer.clone(), path: String::new(), detail: e.to_string() })
+}
+
 impl Oidc {
-    /// A verifier for `config`.
-    pub fn new(config: OidcConfig) -> Oidc {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    /// A verifier for `config` (checked with [`OidcConfig::validate`] first).
+    pub fn new(config: OidcConfig) -> Result<Oidc, ConfigError> {
+        config.validate()?;
+        let mut clients = HashMap::new();
+        for i in &config.issuers {
+            clients.insert(i.issuer.clone(), client_for(i)?);
+        }
         let slots = config.issuers.iter().map(|i| (i.issuer.clone(), Mutex::new(Slot::default()))).collect();
-        Oidc { config, http, slots }
+        Ok(Oidc { config, clients, slots })
     }
 
     /// Checks an ID token and maps it to an identity.
@@ -168,6 +260,11 @@ impl Oidc {
             .filter(|r| matches(&claims, r))
             .map(|r| Grant { namespaces: r.namespaces.clone(), verbs: r.verbs.iter().copied().collect() })
             .collect();
+        // Authenticated but granted nothing: refused here, before it can take a ticket, a
+        // connection slot or a look at the queues.
+        if grants.is_empty() {
+            return Err(ApiError::Forbidden("the token matches no rule of its issuer: it grants nothing here".into()));
+        }
         let sub = claims["sub"].as_str().unwrap_or_default();
         Ok(Identity { id: format!("oidc:{iss}#{sub}"), grants, valid_until: Some(valid_until) })
     }
@@ -176,54 +273,84 @@ impl Oidc {
         let unknown = || ApiError::Unauthorized("unknown token signing key".into());
         let slot =
             self.slots.get(&issuer.issuer).ok_or_else(|| ApiError::Unauthorized("unknown token issuer".into()))?;
-        let mut slot = slot.lock().await;
-        let fresh = slot.cached.as_ref().filter(|c| c.fetched.elapsed() < JWKS_MAX_AGE);
-        if let Some(k) = fresh.and_then(|c| c.keys.get(kid).cloned()) {
-            return Ok(k);
-        }
-        // A kid we do not know refetches at most every REFETCH_MIN (keys rotate; forged kids are cheap).
-        if fresh.is_some_and(|c| c.fetched.elapsed() < REFETCH_MIN) {
-            return Err(unknown());
-        }
-        if slot.failed.is_some_and(|f| f.elapsed() < FAILURE_BACKOFF) {
-            return Err(ApiError::Unavailable);
-        }
-        match self.fetch(issuer).await {
+        let fetch = {
+            let mut s = slot.lock().await;
+            let fresh = s.cached.as_ref().filter(|c| c.fetched.elapsed() < JWKS_MAX_AGE);
+            if let Some(k) = fresh.and_then(|c| c.keys.get(kid).cloned()) {
+                return Ok(k);
+            }
+            // A kid we do not know refetches at most every REFETCH_MIN (keys rotate; forged kids are cheap).
+            if fresh.is_some_and(|c| c.fetched.elapsed() < REFETCH_MIN) {
+                return Err(unknown());
+            }
+            if s.failed.is_some_and(|f| f.elapsed() < FAILURE_BACKOFF) {
+                return Err(ApiError::Unavailable);
+            }
+            match &s.inflight {
+                Some(f) => f.clone(),
+                None => {
+                    let http = self.clients.get(&issuer.issuer).cloned().unwrap_or_default();
+                    let f = fetch(http, issuer.clone()).boxed().shared();
+                    s.inflight = Some(f.clone());
+                    f
+                }
+            }
+        };
+        // Awaited without the lock: other requests for this issuer wait on the same fetch.
+        let result = fetch.await;
+        let mut s = slot.lock().await;
+        s.inflight = None;
+        match result {
             Ok(keys) => {
                 let found = keys.get(kid).cloned();
-                *slot = Slot { cached: Some(Cached { keys, fetched: Instant::now() }), failed: None };
+                s.cached = Some(Cached { keys, fetched: Instant::now() });
+                s.failed = None;
                 found.ok_or_else(unknown)
             }
-            Err(e) => {
-                slot.failed = Some(Instant::now());
-                Err(e)
+            Err(()) => {
+                s.failed = Some(Instant::now());
+                Err(ApiError::Unavailable)
             }
         }
     }
+}
 
-    async fn fetch(&self, issuer: &Issuer) -> Result<HashMap<String, (Vec<u8>, Vec<u8>)>, ApiError> {
-        let unavailable = |e: reqwest::Error| {
-            tracing::warn!(issuer = %issuer.issuer, error = %ephemera_crds::error_chain(&e), "fetching the issuer's keys");
-            ApiError::Unavailable
-        };
-        let url = match &issuer.jwks_url {
-            Some(u) => u.clone(),
-            None => {
-                let disc = format!("{}/.well-known/openid-configuration", issuer.issuer.trim_end_matches('/'));
-                let doc: Value =
-                    self.http.get(disc).send().await.map_err(unavailable)?.json().await.map_err(unavailable)?;
-                doc["jwks_uri"].as_str().map(String::from).ok_or(ApiError::Unavailable)?
-            }
-        };
-        let jwks: Jwks = self.http.get(url).send().await.map_err(unavailable)?.json().await.map_err(unavailable)?;
-        let mut keys = HashMap::new();
-        for k in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
-            if let (Ok(n), Ok(e)) = (b64(&k.n), b64(&k.e)) {
-                keys.insert(k.kid, (n, e));
-            }
-        }
-        Ok(keys)
+/// Reads a JSON document of at most [`MAX_DOCUMENT`] bytes.
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let mut resp = http.get(url).send().await.map_err(|e| ephemera_crds::error_chain(&e))?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status().as_u16()));
     }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| ephemera_crds::error_chain(&e))? {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(format!("larger than {MAX_DOCUMENT} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// Fetches the issuer's keys (through discovery unless a JWKS URL is configured).
+async fn fetch(http: reqwest::Client, issuer: Issuer) -> Result<Keys, ()> {
+    let failed = |e: String| tracing::warn!(issuer = %issuer.issuer, error = %e, "fetching the issuer's keys");
+    let url = match &issuer.jwks_url {
+        Some(u) => u.clone(),
+        None => {
+            let disc = format!("{}/.well-known/openid-configuration", issuer.issuer.trim_end_matches('/'));
+            let doc = get_json(&http, &disc).await.map_err(failed)?;
+            doc["jwks_uri"].as_str().map(String::from).ok_or_else(|| failed("discovery names no jwks_uri".into()))?
+        }
+    };
+    let doc = get_json(&http, &url).await.map_err(failed)?;
+    let jwks: Jwks = serde_json::from_value(doc).map_err(|e| failed(format!("not a JWKS: {e}")))?;
+    let mut keys = HashMap::new();
+    for k in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
+        if let (Ok(n), Ok(e)) = (b64(&k.n), b64(&k.e)) {
+            keys.insert(k.kid, (n, e));
+        }
+    }
+    Ok(Arc::new(keys))
 }
 
 #[cfg(test)]
@@ -243,5 +370,29 @@ mod tests {
         assert!(matches(&claims, &rule(&[("run_number", "7")])));
         assert!(!matches(&claims, &rule(&[("repository", "acme/other")])));
         assert!(!matches(&claims, &rule(&[("environment", "prod")])));
+    }
+
+    #[test]
+    fn configs_that_would_grant_every_token_or_fetch_keys_in_the_clear_are_refused() {
+        let issuer = |url: &str, matches: &[(&str, &str)]| OidcConfig {
+            issuers: vec![Issuer {
+                issuer: url.into(),
+                audience: "ephemera".into(),
+                jwks_url: None,
+                rules: vec![Rule {
+                    matches: matches.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    namespaces: vec!["ci".into()],
+                    verbs: vec![Verb::Create],
+                }],
+                ca_file: None,
+            }],
+        };
+        let ok = issuer("https://token.actions.githubusercontent.com", &[("repository_id", "123")]);
+        assert!(ok.validate().is_ok());
+        let empty = issuer("https://token.actions.githubusercontent.com", &[]).validate().err().unwrap().to_string();
+        assert!(empty.contains("empty `match`"), "{empty}");
+        let http = issuer("http://issuer.example", &[("sub", "x")]).validate().err().unwrap().to_string();
+        assert!(http.contains("https://"), "{http}");
+        assert!(Oidc::new(issuer("https://i.example", &[])).is_err(), "the verifier refuses it too");
     }
 }

@@ -37,6 +37,58 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReportingToken {
 
 /// Events per batch at most.
 const MAX_BATCH: usize = 100;
+/// Bytes of a progress message kept (the worker's documented limit, enforced here too: a command
+/// can read its reporting token and post directly).
+pub const MAX_MESSAGE_BYTES: usize = 200;
+
+/// How often one Task's status may be written by progress intake, and a namespace's share of it:
+/// every write costs the cluster a full status replace and every watcher a copy of the Task.
+pub struct IntakeLimiter {
+    per_task: crate::limits::RateLimiter,
+    per_namespace: crate::limits::RateLimiter,
+}
+
+impl IntakeLimiter {
+    /// `task_per_second` writes per Task (a burst of two), `namespace_per_second` per namespace (a
+    /// burst of twice that).
+    pub fn new(task_per_second: f64, namespace_per_second: f64) -> Self {
+        let burst = |r: f64| u32::try_from((r * 2.0).ceil() as i64).unwrap_or(u32::MAX).max(2);
+        Self {
+            per_task: crate::limits::RateLimiter::new(2, task_per_second),
+            per_namespace: crate::limits::RateLimiter::new(burst(namespace_per_second), namespace_per_second),
+        }
+    }
+
+    /// Takes one write for `task` of `namespace`, or says how long to wait (the worker then sends a
+    /// bigger batch later: writes are coalesced, nothing is lost).
+    fn check(&self, namespace: &str, task: &str) -> Result<(), ApiError> {
+        self.per_task.check(&format!("{namespace}/{task}"))?;
+        self.per_namespace.check(namespace)
+    }
+}
+
+impl Default for IntakeLimiter {
+    fn default() -> Self {
+        Self::new(1.0, 20.0)
+    }
+}
+
+/// Text as it may be stored and streamed: no control characters (terminal escapes, NUL, line
+/// breaks) or bidirectional overrides, at most `max` bytes, cut at a character boundary.
+pub fn clean_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+        if c.is_control() || bidi {
+            continue;
+        }
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// What was taken.
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,8 +141,6 @@ pub async fn intake(
     if batch.attempt != claims.attempt {
         return Err(ApiError::Forbidden("this reporting token is for another attempt".into()));
     }
-    // Each status write costs the cluster a write: one chatty worker gets the same budget as a caller.
-    state.limiter.check(&format!("attempt:{ns}/{name}/{}", claims.attempt))?;
     if batch.events.len() > MAX_BATCH {
         return Err(ApiError::Validation(vec![crate::error::FieldError {
             field: "events".into(),
@@ -98,6 +148,7 @@ pub async fn intake(
         }]));
     }
     let api: Api<Task> = Api::namespaced(state.client.clone(), &ns);
+    let mut charged = false;
     for _ in 0..8 {
         let task = api.get(&name).await.map_err(|e| ApiError::from_kube(e, &format!("Task {name:?}")))?;
         if task.metadata.uid.as_deref() != Some(claims.uid.as_str()) {
@@ -115,6 +166,12 @@ pub async fn intake(
         if fresh.is_empty() && dropped <= status.progress_dropped {
             return Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: 0, last_seq: status.last_seq })));
         }
+        // At most about one status write per Task per second (and a budget per namespace), whoever
+        // posts; only a write that would happen counts (a conflict retry is the same write).
+        if !charged {
+            state.intake.check(&ns, &name)?;
+            charged = true;
+        }
         let accepted = fresh.len();
         status.worker_seq = fresh.iter().map(|e| e.wseq).max().unwrap_or(status.worker_seq);
         status.progress_dropped = status.progress_dropped.max(dropped);
@@ -124,9 +181,9 @@ pub async fn intake(
                 kind: EventKind::Progress,
                 phase: None,
                 attempt: claims.attempt,
-                time: e.time.chars().take(40).collect(),
+                time: clean_text(&e.time, 40),
                 percent: e.percent.map(|p| i32::from(p.min(100))),
-                message: e.message.chars().take(1024).collect(),
+                message: clean_text(&e.message, MAX_MESSAGE_BYTES),
             }),
             state.event_ring,
         );
@@ -143,4 +200,31 @@ pub async fn intake(
         }
     }
     Err(ApiError::Unavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_messages_are_bounded_and_free_of_control_characters() {
+        assert_eq!(clean_text("deploying \u{1b}[31mred\u{1b}[0m\r\n\0done", 200), "deploying [31mred[0mdone");
+        assert_eq!(clean_text("abc\u{202e}def\u{2066}", 200), "abcdef", "no bidi overrides");
+        let long = "é".repeat(300);
+        let cut = clean_text(&long, MAX_MESSAGE_BYTES);
+        assert_eq!(cut.len(), 200, "cut at a character boundary within 200 bytes");
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(clean_text(&"\u{7}".repeat(1024), 200), "", "1 KiB of control characters stores nothing");
+    }
+
+    #[test]
+    fn intake_writes_are_limited_per_task_and_per_namespace() {
+        let l = IntakeLimiter::new(1.0, 3.0);
+        assert!(l.check("ns", "a").is_ok() && l.check("ns", "a").is_ok(), "a burst of two");
+        assert!(matches!(l.check("ns", "a"), Err(ApiError::RateLimited(_))), "then about one a second");
+        assert!(l.check("ns", "b").is_ok() && l.check("ns", "c").is_ok() && l.check("ns", "d").is_ok());
+        assert!(l.check("ns", "e").is_ok());
+        assert!(matches!(l.check("ns", "f"), Err(ApiError::RateLimited(_))), "the namespace budget is spent");
+        assert!(l.check("other", "a").is_ok(), "other namespaces are not affected");
+    }
 }

@@ -282,7 +282,8 @@ fn load_keys(dir: &Path) -> Result<(Auth, Tls), StartError> {
 }
 
 /// Accepts TLS connections and serves each with HTTP/1.1 (upgrades allowed, for exec-style streams).
-async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
+/// Also used by the tests' HTTPS doubles (an OIDC issuer).
+pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(c) => c,

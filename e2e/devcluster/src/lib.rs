@@ -13,6 +13,6 @@ pub mod resources;
 pub mod schema;
 pub mod store;
 pub mod testing;
-mod tls;
+pub mod tls;
 
-pub use cluster::{Config, DevCluster, KubeletSettings, StartError};
+pub use cluster::{serve_tls, Config, DevCluster, KubeletSettings, StartError};

@@ -64,7 +64,7 @@ impl ApiServer {
         let state = Arc::new(AppState {
             client: s.client.clone(),
             tokens: Tokens::watch(s.client.clone(), "default").await,
-            oidc: Oidc::new(oidc),
+            oidc: Oidc::new(oidc).expect("a valid OIDC configuration"),
             limiter,
             metrics: Default::default(),
             request_timeout: Duration::from_secs(30),
@@ -72,6 +72,7 @@ impl ApiServer {
             event_ring: live.as_ref().map(|l| l.ring).unwrap_or(100),
             hub,
             stopping,
+            intake: Default::default(),
         });
         let send_buffer = live.as_ref().and_then(|l| l.send_buffer);
         let listener = ephemera_api::listener("127.0.0.1:0".parse().expect("addr"), send_buffer).expect("bind");

@@ -311,11 +311,25 @@ async fn oidc_tokens_and_rate_limits() {
     variants.push(("bad signature", forged, 401));
     let mut branch = claims.clone();
     branch["ref"] = json!("refs/heads/feature");
-    variants.push(("no rule matches", issuer.token(branch), 403));
+    variants.push(("no rule matches", issuer.token(branch.clone()), 403));
+    let no_rule = issuer.token(branch.clone());
     for (what, tok, want) in variants {
         let (st, h, b) = api.call("GET", base, Some(&tok), None).await;
         assert_eq!(st.as_u16(), want, "{what}: {b}");
         is_problem(&h, &b, if want == 401 { "unauthorized" } else { "forbidden" });
+    }
+    // A token that matches no rule gets nothing anywhere: no queue listing, no stream ticket, no
+    // stream connection slot.
+    for (method, path) in [("GET", "/api/v1/queues"), ("POST", "/api/v1/stream/tickets")] {
+        let (st, _, b) = api.call(method, path, Some(&no_rule), None).await;
+        assert_eq!(st.as_u16(), 403, "{method} {path}: {b}");
+    }
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut ws = format!("{}/api/v1/stream", api.url.replace("http://", "ws://")).into_client_request().unwrap();
+    ws.headers_mut().insert("authorization", format!("Bearer {no_rule}").parse().unwrap());
+    match tokio_tungstenite::connect_async(ws).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
+        other => panic!("a stream connection for a token that grants nothing: {:?}", other.map(|_| ())),
     }
     // 5 requests at once, then 429 with Retry-After for this identity only.
     let good = issuer.token(claims);

@@ -394,3 +394,77 @@ async fn a_slow_consumer_is_cut_off_and_a_worker_without_api_still_finishes() {
     }
     op.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_flooding_progress_with_its_token_costs_about_one_status_write_a_second() {
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::runtime::watcher;
+    let s = stack().await;
+    let api = replica(&s, Limits::default(), None).await;
+    let op = operator(&s, &api.url);
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    create(&tasks, "flood", json!({"command": ["sleep", "60"]})).await;
+    phase(&tasks, "flood", TaskPhase::Running).await;
+    // The command can read its reporting token (it is mounted in its container): play that command.
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), "default");
+    let secret = secrets.get("flood-1-attempt").await.unwrap();
+    let token = String::from_utf8(secret.data.unwrap()["progress-token"].0.clone()).unwrap();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = writes.clone();
+    let stream = watcher(tasks.clone(), watcher::Config::default().fields("metadata.name=flood"));
+    let watching = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(Ok(ev)) = stream.next().await {
+            if matches!(ev, watcher::Event::Apply(_)) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = writes.load(std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/namespaces/default/tasks/flood/progress", api.url);
+    let (mut limited, mut accepted, mut wseq) = (0, 0, 0);
+    let junk = format!("\u{1b}[2J\u{1b}]0;owned\u{7}{}\u{202e}tail", "\u{7}".repeat(990));
+    for _ in 0..60 {
+        let events: Vec<Value> = (0..10)
+            .map(|_| {
+                wseq += 1;
+                json!({"wseq": wseq, "time": "2026-12-01T00:00:00Z", "message": junk})
+            })
+            .collect();
+        let r =
+            http.post(&url).bearer_auth(&token).json(&json!({"attempt": 1, "events": events})).send().await.unwrap();
+        match r.status().as_u16() {
+            202 => accepted += 1,
+            429 => {
+                assert!(r.headers().contains_key("retry-after"), "told when to come back");
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let intake_writes = writes.load(std::sync::atomic::Ordering::Relaxed) - before;
+    watching.abort();
+    // The limiter allows a burst of two, then one write a second.
+    assert!(accepted as f64 <= elapsed + 2.0 + 1.0, "{accepted} writes accepted in {elapsed:.1} s");
+    assert!(intake_writes as f64 <= elapsed + 3.0, "{intake_writes} status writes in {elapsed:.1} s");
+    assert!(limited > 40, "the rest were refused with 429: {limited}");
+    let st = tasks.get("flood").await.unwrap().status.unwrap();
+    let stored: Vec<_> = st.progress.iter().filter(|e| e.kind == ephemera_crds::EventKind::Progress).collect();
+    assert!(!stored.is_empty());
+    for e in stored {
+        assert!(e.message.len() <= 200, "messages are bounded to 200 bytes: {}", e.message.len());
+        assert!(!e.message.chars().any(|c| c.is_control() || c == '\u{202e}'), "no control characters are stored");
+    }
+    tasks
+        .patch("flood", &Default::default(), &kube::api::Patch::Merge(json!({"spec": {"cancel": true}})))
+        .await
+        .unwrap();
+    op.abort();
+}
