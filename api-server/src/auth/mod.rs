@@ -120,31 +120,43 @@ impl FromRequestParts<Arc<AppState>> for Identity {
 }
 
 /// What a long-lived stream was opened with, kept to check it again while the stream lives: a
-/// revoked API token or an expired ID token must not keep a stream open.
+/// revoked API token, an expired ID token or grants taken away must not keep a stream open.
 pub enum Presented {
     /// A bearer token (header or subprotocol).
     Bearer(secrecy::SecretString),
-    /// A stream ticket: API tokens are re-checked by id; every stream ends when the credential the
-    /// ticket was issued for expires.
+    /// A stream ticket: API tokens are re-read by id (their grants as they are now); every stream ends
+    /// when the credential the ticket was issued for expires.
     Ticket {
         /// The identity id (`token:<id>` or `oidc:<issuer>#<subject>`).
         id: String,
         /// When the credential behind the ticket expires.
         valid_until: Option<i64>,
+        /// The grants the ticket carried (OIDC: they cannot change without a new ID token).
+        grants: Vec<Grant>,
     },
 }
 
 impl Presented {
-    /// Whether the stream's credentials are still good.
-    pub async fn still_valid(&self, state: &AppState) -> bool {
+    /// The stream's identity as it stands now (None: revoked or expired).
+    pub async fn current(&self, state: &AppState) -> Option<Identity> {
         use secrecy::ExposeSecret as _;
         match self {
-            Presented::Bearer(t) => authenticate(state, t.expose_secret()).await.is_ok(),
-            Presented::Ticket { id, valid_until } => {
-                valid_until.is_none_or(|u| jiff::Timestamp::now().as_second() < u)
-                    && id.strip_prefix("token:").is_none_or(|t| state.tokens.is_active(t))
+            Presented::Bearer(t) => authenticate(state, t.expose_secret()).await.ok(),
+            Presented::Ticket { id, valid_until, grants } => {
+                if valid_until.is_some_and(|u| jiff::Timestamp::now().as_second() >= u) {
+                    return None;
+                }
+                match id.strip_prefix("token:") {
+                    Some(t) => state.tokens.current(t),
+                    None => Some(Identity { id: id.clone(), grants: grants.clone(), valid_until: *valid_until }),
+                }
             }
         }
+    }
+
+    /// Whether the stream's credentials are still good.
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        self.current(state).await.is_some()
     }
 }
 

@@ -41,6 +41,7 @@ pub struct NewToken {
 /// The token store: a watched cache of the token Secrets.
 pub struct Tokens {
     store: Store<Secret>,
+    namespace: String,
 }
 
 fn secret_name(id: &str) -> String {
@@ -59,6 +60,7 @@ impl Tokens {
     /// Starts watching token Secrets in `namespace`; returns once the first list is in.
     pub async fn watch(client: kube::Client, namespace: &str) -> Arc<Tokens> {
         let api: Api<Secret> = Api::namespaced(client, namespace);
+        let ns = namespace.to_string();
         let (store, writer) = reflector::store();
         let stream =
             reflector::reflector(writer, watcher(api, watcher::Config::default().labels(&format!("{LABEL}=true"))))
@@ -72,7 +74,7 @@ impl Tokens {
                 }
             }
         });
-        let tokens = Arc::new(Tokens { store });
+        let tokens = Arc::new(Tokens { store, namespace: ns });
         let _ = tokens.store.wait_until_ready().await;
         tokens
     }
@@ -99,14 +101,29 @@ impl Tokens {
         if !constant_time_eq(field(&s, "sha256").as_bytes(), hash(secret).as_bytes()) {
             return Err(invalid());
         }
-        let namespaces =
-            field(&s, "namespaces").split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
-        let verbs = field(&s, "verbs").split(',').filter_map(Verb::parse).collect();
-        Ok(Identity {
-            id: format!("token:{id}"),
-            grants: vec![Grant { namespaces, verbs }],
-            valid_until: Some(expires.as_second()),
-        })
+        Ok(identity_of(id, &s, expires))
+    }
+
+    /// Token `id`'s identity as its Secret says now (None: revoked or expired), for streams opened
+    /// with a ticket: their grants are re-read at every heartbeat.
+    pub fn current(&self, id: &str) -> Option<Identity> {
+        self.active(id).map(|(s, expires)| identity_of(id, &s, expires))
+    }
+
+    /// The namespace the token Secrets (and redeemed stream tickets) live in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+}
+
+fn identity_of(id: &str, s: &Secret, expires: Timestamp) -> Identity {
+    let namespaces =
+        field(s, "namespaces").split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+    let verbs = field(s, "verbs").split(',').filter_map(Verb::parse).collect();
+    Identity {
+        id: format!("token:{id}"),
+        grants: vec![Grant { namespaces, verbs }],
+        valid_until: Some(expires.as_second()),
     }
 }
 

@@ -123,10 +123,10 @@ pub async fn events(
                 }
                 _ = recheck.tick() => {
                     if let Some(p) = &presented {
-                        if !p.still_valid(&state).await {
+                        if !p.current(&state).await.is_some_and(|now| now.allows(&ns, Verb::Read)) {
                             let m = ServerMessage::Error {
                                 code: "unauthorized".into(),
-                                message: "credentials revoked or expired: reconnect with valid ones".into(),
+                                message: "credentials revoked, expired or no longer allowed to read this Task: reconnect with valid ones".into(),
                             };
                             let _ = tx.send(Ok(sse_event(&m))).await;
                             return;

@@ -65,8 +65,9 @@ pub async fn stream(
             (who, Presented::Bearer(t.into()))
         }
         (None, Some(ticket), _) => {
-            let who = super::tickets::verify(&state, &ticket)?;
-            let presented = Presented::Ticket { id: who.id.clone(), valid_until: who.valid_until };
+            let who = super::tickets::redeem(&state, &ticket).await?;
+            let presented =
+                Presented::Ticket { id: who.id.clone(), valid_until: who.valid_until, grants: who.grants.clone() };
             (who, presented)
         }
         _ => {
@@ -100,7 +101,7 @@ struct Cursor {
     ended: bool,
 }
 
-async fn run(socket: WebSocket, state: Arc<AppState>, who: Identity, presented: Presented, _slot: Slot) {
+async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, presented: Presented, _slot: Slot) {
     let (mut sink, mut source) = socket.split();
     // Subscribed before anything is read from the store, so no change falls between the two.
     let mut rx = state.hub.receiver();
@@ -155,11 +156,21 @@ async fn run(socket: WebSocket, state: Arc<AppState>, who: Identity, presented: 
                 break;
             }
             _ = heartbeat.tick() => {
-                if !presented.still_valid(&state).await {
+                let Some(now) = presented.current(&state).await else {
                     let frame = CloseFrame { code: CLOSE_UNAUTHORIZED, reason: "credentials revoked or expired: reconnect with valid ones".into() };
                     let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                     break;
+                };
+                // Grants are what they are now: subscriptions no longer allowed end here.
+                who = now;
+                let (kept, gone): (Vec<_>, Vec<_>) = subs.drain(..).partition(|s| who.allows(&s.namespace, Verb::Read));
+                subs = kept;
+                for s in gone {
+                    out.push(error("forbidden", &format!("{} may no longer read Tasks in namespace {:?}: unsubscribed", who.id, s.namespace)));
                 }
+                cursors.retain(|(ns, name), _| {
+                    subs.iter().any(|s| s.namespace == *ns && s.task.as_ref().is_none_or(|t| t == name))
+                });
                 out.push(ServerMessage::Heartbeat { time: jiff::Timestamp::now().to_string() })
             }
         }

@@ -107,7 +107,7 @@ pub async fn logs(
                 _ = state.stopping.wait() => break,
                 _ = recheck.tick() => {
                     if let Some(p) = &presented {
-                        if !p.still_valid(&state).await {
+                        if !p.current(&state).await.is_some_and(|now| now.allows(&ns, Verb::Read)) {
                             state.metrics.streams_reauth_ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             break;
                         }

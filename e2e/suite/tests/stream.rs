@@ -247,10 +247,46 @@ async fn subscribers_follow_live_resume_on_the_other_replica_and_get_snapshots()
     send(&mut t, json!({"type": "subscribe", "namespace": "default", "task": "live", "since": all[all.len() - 1]}))
         .await;
     assert_eq!(next_json(&mut t).await.unwrap()["type"], "subscribed");
+    // A ticket opens one stream: the same ticket again (from a URL log, say) is refused on any replica.
+    for replica in [&a, &b] {
+        let again = format!(
+            "{}/api/v1/stream?ticket={}",
+            replica.url.replace("http://", "ws://"),
+            ticket["ticket"].as_str().unwrap()
+        );
+        match tokio_tungstenite::connect_async(again).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
+            other => panic!("a replayed ticket opened a stream: {:?}", other.map(|_| ())),
+        }
+    }
     let mut req = format!("{}/api/v1/stream", a.url.replace("http://", "ws://")).into_client_request().unwrap();
     req.headers_mut().insert("sec-websocket-protocol", format!("ephemera.v1, bearer.{token}").parse().unwrap());
     let (_, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "ephemera.v1");
+
+    // Grants are re-read at every heartbeat: a token whose Secret no longer grants the namespace
+    // loses its subscription there (the stream itself stays for what it may still read).
+    let narrowed = api_token(&s, &["default", "other"], &[Verb::Read], 1).await;
+    let mut nws = eventually(10, "the new token known", || async {
+        let mut req = format!("{}/api/v1/stream", a.url.replace("http://", "ws://")).into_client_request().ok()?;
+        req.headers_mut().insert("authorization", format!("Bearer {narrowed}").parse().ok()?);
+        tokio_tungstenite::connect_async(req).await.ok().map(|c| c.0)
+    })
+    .await;
+    send(&mut nws, json!({"type": "subscribe", "namespace": "default"})).await;
+    let nid = narrowed.split('_').nth(1).unwrap().to_string();
+    let token_secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(s.client.clone(), "default");
+    token_secrets
+        .patch(
+            &format!("ephemera-api-token-{nid}"),
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"namespaces": "other"}})),
+        )
+        .await
+        .unwrap();
+    let dropped = read_until(&mut nws, |m| m["type"] == "error" && m["code"] == "forbidden").await;
+    let last = dropped.last().unwrap();
+    assert!(last["message"].as_str().unwrap().contains("no longer read Tasks in namespace \"default\""), "{last}");
 
     // Revoking a token ends the streams it opened (checked at every heartbeat), with close code 4001.
     let doomed = api_token(&s, &["default"], &[Verb::Read], 1).await;
