@@ -29,6 +29,43 @@ pub struct TaskQueueSpec {
     /// Namespaces whose Tasks may use the queue (empty = all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// The highest priority a Task of this queue is ranked with: a Task asking for more is ranked
+    /// with this (condition `PriorityCapped`), so no creator can jump a shared queue at will.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_priority: Option<i32>,
+    /// Per-namespace caps, overriding `maxPriority` for Tasks of that namespace.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub namespace_max_priority: std::collections::BTreeMap<String, i32>,
+}
+
+impl TaskQueueSpec {
+    /// The cap on priority for Tasks of `namespace` (None: uncapped).
+    pub fn priority_cap(&self, namespace: &str) -> Option<i32> {
+        self.namespace_max_priority.get(namespace).copied().or(self.max_priority)
+    }
+
+    /// The priority a Task of `namespace` asking for `priority` is ranked with.
+    pub fn effective_priority(&self, namespace: &str, priority: i32) -> i32 {
+        self.priority_cap(namespace).map_or(priority, |cap| priority.min(cap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_are_capped_per_namespace_then_per_queue() {
+        let q = TaskQueueSpec {
+            max_priority: Some(10),
+            namespace_max_priority: [("release".to_string(), 100)].into(),
+            ..Default::default()
+        };
+        assert_eq!(q.effective_priority("team-a", 1000), 10);
+        assert_eq!(q.effective_priority("team-a", 5), 5, "below the cap: unchanged");
+        assert_eq!(q.effective_priority("release", 1000), 100);
+        assert_eq!(TaskQueueSpec::default().effective_priority("x", 1000), 1000, "no cap");
+    }
 }
 
 /// Observed state of a queue.

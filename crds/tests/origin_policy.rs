@@ -62,7 +62,12 @@ fn only_the_api_server_records_where_a_task_came_from() {
     assert!(!admitted(kubectl, "UPDATE", task(by_api.clone()), task(None)), "adding it later");
     assert!(!admitted(kubectl, "UPDATE", task(None), task(by_api.clone())), "removing it");
     assert!(
-        admitted("system:serviceaccount:ephemera-system:ephemera-operator", "UPDATE", task(by_api.clone()), task(by_api)),
+        admitted(
+            "system:serviceaccount:ephemera-system:ephemera-operator",
+            "UPDATE",
+            task(by_api.clone()),
+            task(by_api)
+        ),
         "an update that leaves it alone (the operator's finalizer, a cancel)"
     );
 }
@@ -77,6 +82,9 @@ fn the_policy_matches_tasks_and_is_bound() {
     assert_eq!(rules["apiGroups"], json!(["ephemera.dev"]));
     let binding = POLICY.split("\n---\n").nth(1).expect("a binding");
     let b: Value = serde_saphyr::from_str(binding).unwrap();
-    assert_eq!((b["kind"].as_str(), b["spec"]["policyName"].as_str()), (Some("ValidatingAdmissionPolicyBinding"), Some("ephemera-task-origin")));
+    assert_eq!(
+        (b["kind"].as_str(), b["spec"]["policyName"].as_str()),
+        (Some("ValidatingAdmissionPolicyBinding"), Some("ephemera-task-origin"))
+    );
     assert_eq!(b["spec"]["validationActions"], json!(["Deny"]));
 }

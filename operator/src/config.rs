@@ -45,6 +45,17 @@ pub struct Config {
     /// Legacy: allow Salesforce / GitHub App Credentials whose private key is read from KV (weaker:
     /// the key leaves Vault and a stolen attempt token could read it). Off by default.
     pub allow_kv_private_keys: bool,
+    /// Requests and limits a task container gets for each resource its Task says nothing about.
+    pub default_resources: ephemera_crds::TaskResources,
+}
+
+/// The defaults for task containers: enough for the `sf` CLI, bounded so one Task cannot take a node.
+pub fn default_task_resources() -> ephemera_crds::TaskResources {
+    let map = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    ephemera_crds::TaskResources {
+        requests: map(&[("cpu", "100m"), ("memory", "256Mi")]),
+        limits: map(&[("memory", "2Gi"), ("ephemeral-storage", "4Gi")]),
+    }
 }
 
 /// Where workers report progress and how their reporting tokens are signed.
@@ -83,6 +94,7 @@ impl Default for Config {
             handoff_addr: None,
             handoff_url: None,
             allow_kv_private_keys: false,
+            default_resources: default_task_resources(),
         }
     }
 }

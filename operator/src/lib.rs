@@ -75,7 +75,7 @@ async fn ensure_default_queue(client: &Client, config: &Config) {
     if let Ok(None) = queues.get_opt("default").await {
         let q = TaskQueue::new(
             "default",
-            ephemera_crds::TaskQueueSpec { concurrency: config.default_queue_concurrency, namespaces: Vec::new() },
+            ephemera_crds::TaskQueueSpec { concurrency: config.default_queue_concurrency, ..Default::default() },
         );
         if let Err(e) = queues.create(&kube::api::PostParams::default(), &q).await {
             tracing::warn!(error = %e, "could not create the default TaskQueue");
@@ -115,11 +115,13 @@ pub async fn run(
     let ctx = Arc::new(Context::new(client, config, metrics.clone(), store.clone())?);
     let queue_store = store.clone();
     let waiting_store = store.clone();
+    let (queue_ctx, waiting_ctx) = (ctx.clone(), ctx.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = controller
         .owns(pods, watcher::Config::default().labels(reconcile::pod::MANAGED_BY_SELECTOR))
         .watches(queues, watcher::Config::default(), move |q: TaskQueue| {
             let name = q.metadata.name.unwrap_or_default();
+            queue_ctx.remember_queue(&name, &q.spec);
             // Only waiting Tasks can be affected by a queue change.
             queue_store
                 .state()
@@ -141,7 +143,8 @@ pub async fn run(
             // The head of the queue is enough: each freed slot wakes it again, and waiting Tasks
             // also look again on their own every minute.
             let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            reconcile::schedule::Admission::waiting_in(&waiting_store.state(), &t.spec.queue, &now, 16)
+            let spec = waiting_ctx.queue_spec(&t.spec.queue);
+            reconcile::schedule::Admission::waiting_in(&waiting_store.state(), &t.spec.queue, spec.as_ref(), &now, 16)
         })
         .graceful_shutdown_on(async move {
             let _ = stop_rx.await;

@@ -146,9 +146,30 @@ struct Args {
     /// or `sync-vault-policies` with its own Vault identity; the operator only checks them).
     #[arg(long, env = "EPHEMERA_VAULT_POLICIES", value_enum, default_value = "managed")]
     vault_policies: PolicyArg,
+    /// Requests a task container gets for each resource its Task names neither a request nor a limit
+    /// for (`name=quantity`, comma-separated; empty for none).
+    #[arg(long, env = "EPHEMERA_WORKER_DEFAULT_REQUESTS", default_value = "cpu=100m,memory=256Mi")]
+    worker_default_requests: String,
+    /// Limits a task container gets for each resource its Task names neither a request nor a limit
+    /// for (`name=quantity`, comma-separated; empty for none).
+    #[arg(long, env = "EPHEMERA_WORKER_DEFAULT_LIMITS", default_value = "memory=2Gi,ephemeral-storage=4Gi")]
+    worker_default_limits: String,
     /// Events (phase changes and progress) kept in each Task's status.
     #[arg(long, env = "EPHEMERA_EVENT_RING", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
     event_ring: u64,
+}
+
+/// `cpu=100m,memory=256Mi` as a map.
+fn quantities(flag: &str, text: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').with_context(|| format!("{flag}: {p:?} is not name=quantity"))?;
+            anyhow::ensure!(!k.trim().is_empty() && !v.trim().is_empty(), "{flag}: {p:?} is not name=quantity");
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
 }
 
 fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
@@ -204,6 +225,10 @@ async fn main() -> anyhow::Result<()> {
         handoff_addr: Some(a.handoff_addr),
         handoff_url: a.handoff_url,
         allow_kv_private_keys: a.allow_kv_private_keys,
+        default_resources: ephemera_crds::TaskResources {
+            requests: quantities("--worker-default-requests", &a.worker_default_requests)?,
+            limits: quantities("--worker-default-limits", &a.worker_default_limits)?,
+        },
         lease_name: a.lease_name,
         identity: a.identity,
         lease_duration: Duration::from_secs(a.lease_seconds),

@@ -162,6 +162,6 @@ pub async fn phase(tasks: &Api<Task>, name: &str, want: TaskPhase) -> Task {
 /// Creates a TaskQueue.
 pub async fn queue(client: &Client, name: &str, concurrency: i32) {
     let queues: Api<TaskQueue> = Api::all(client.clone());
-    let q = TaskQueue::new(name, TaskQueueSpec { concurrency, namespaces: vec![] });
+    let q = TaskQueue::new(name, TaskQueueSpec { concurrency, ..Default::default() });
     queues.create(&PostParams::default(), &q).await.expect("create queue");
 }

@@ -151,6 +151,38 @@ async fn priority_order_under_a_concurrency_limit_of_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_capped_queue_does_not_let_an_inflated_priority_jump_it_and_pods_get_default_resources() {
+    let s = stack().await;
+    queue(&s.client, "shared", 1).await;
+    let queues: Api<TaskQueue> = Api::all(s.client.clone());
+    queues.patch("shared", &PatchParams::default(), &Patch::Merge(json!({"spec": {"maxPriority": 10}}))).await.unwrap();
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    // Created before the operator starts, so all wait together; "pushy" asks for far more.
+    for (name, prio) in [("honest", 10), ("pushy", 1000)] {
+        create(&tasks, name, json!({"command": ["sh", "-c", "sleep 2"], "queue": "shared", "priority": prio})).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let op = operator(&s.client, "op-1");
+    let honest = phase(&tasks, "honest", TaskPhase::Succeeded).await.status.unwrap();
+    let pushy = phase(&tasks, "pushy", TaskPhase::Succeeded).await.status.unwrap();
+    // Concurrency 1 and a 2 s command: whichever went second started at least a second later.
+    assert!(honest.start_time < pushy.start_time, "the older Task at the cap went first");
+    let capped = pushy.conditions.iter().find(|c| c.type_ == "PriorityCapped").expect("a PriorityCapped condition");
+    assert!(capped.message.contains("ranked as 10"), "{}", capped.message);
+    assert!(!honest.conditions.iter().any(|c| c.type_ == "PriorityCapped"));
+    // A Task that names no resources still gets bounded ones.
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+    let pod = serde_json::to_value(pods.get("honest-1").await.unwrap()).unwrap();
+    let task_container = &pod["spec"]["containers"][0]["resources"];
+    assert_eq!(task_container["limits"]["memory"], "2Gi", "{task_container}");
+    assert_eq!(task_container["requests"]["cpu"], "100m");
+    for init in pod["spec"]["initContainers"].as_array().unwrap() {
+        assert!(init["resources"]["limits"]["memory"].is_string(), "{init}");
+    }
+    op.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_killed_operator_resumes_without_a_second_pod_and_only_the_leader_acts() {
     let s = stack().await;
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");

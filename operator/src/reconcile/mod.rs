@@ -63,6 +63,8 @@ pub struct Context {
     admission: tokio::sync::Mutex<Admission>,
     recorder: Recorder,
     issuer: Option<crate::vault::Issuer>,
+    /// The last seen spec of each queue (for the order in which waiting Tasks are woken).
+    queues: std::sync::RwLock<std::collections::HashMap<String, ephemera_crds::TaskQueueSpec>>,
 }
 
 impl Context {
@@ -80,7 +82,22 @@ impl Context {
         let issuer = config.vault.clone().map(crate::vault::Issuer::new).transpose()?;
         EVENT_RING.store(config.event_ring, std::sync::atomic::Ordering::Relaxed);
         let admission = tokio::sync::Mutex::new(Admission::default());
-        Ok(Self { client, config, metrics, store, admission, recorder, issuer })
+        let queues = Default::default();
+        Ok(Self { client, config, metrics, store, admission, recorder, issuer, queues })
+    }
+
+    /// Records a queue's spec as last seen.
+    pub fn remember_queue(&self, name: &str, spec: &ephemera_crds::TaskQueueSpec) {
+        if let Ok(mut q) = self.queues.write() {
+            if q.get(name) != Some(spec) {
+                q.insert(name.to_string(), spec.clone());
+            }
+        }
+    }
+
+    /// A queue's spec as last seen.
+    pub fn queue_spec(&self, name: &str) -> Option<ephemera_crds::TaskQueueSpec> {
+        self.queues.read().ok().and_then(|q| q.get(name).cloned())
     }
 
     /// Recomputes the per-phase and per-queue gauges from the cache (called periodically).
@@ -295,8 +312,20 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                 write_status(&api, &task, status).await?;
                 return Ok(Action::requeue(Duration::from_secs(30)));
             }
-            let concurrency = queue.map(|q| q.spec.concurrency).unwrap_or(0);
+            let queue_spec = queue.map(|q| q.spec).unwrap_or_default();
+            let concurrency = queue_spec.concurrency;
+            ctx.remember_queue(&task.spec.queue, &queue_spec);
             set_condition(&mut status, "QueueAccepted", true, "QueueFound", "", generation);
+            match queue_spec.priority_cap(&ns).filter(|cap| task.spec.priority > *cap) {
+                Some(cap) => {
+                    let msg = format!(
+                        "priority {} is ranked as {cap}: queue {:?} caps Tasks of namespace {ns:?} at {cap}",
+                        task.spec.priority, task.spec.queue
+                    );
+                    set_condition(&mut status, "PriorityCapped", true, "QueuePriorityCap", &msg, generation);
+                }
+                None => status.conditions.retain(|c| c.type_ != "PriorityCapped"),
+            }
             if let Some(next) = status.next_attempt_time.as_deref().and_then(parse) {
                 if next > now {
                     write_status(&api, &task, status).await?;
@@ -304,7 +333,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                     return Ok(Action::requeue(Duration::from_secs(wait)));
                 }
             }
-            let admitted = ctx.admission.lock().await.try_admit(&task, &ctx.store.state(), concurrency, &rfc3339(now));
+            let admitted = ctx.admission.lock().await.try_admit(&task, &ctx.store.state(), &queue_spec, &rfc3339(now));
             if !admitted {
                 status.reason = "Queued".into();
                 status.message =

@@ -194,6 +194,7 @@ pub fn worker_pod(
         "image": config.worker_image,
         "command": [WORKER_IN_IMAGE, "install", format!("{WORKER_DIR}/ephemera-worker")],
         "securityContext": restricted,
+        "resources": init_resources(),
         "terminationMessagePolicy": "File",
         "volumeMounts": [{"name": "ephemera-bin", "mountPath": WORKER_DIR}],
     });
@@ -206,6 +207,7 @@ pub fn worker_pod(
             "image": container["image"],
             "command": [format!("{WORKER_DIR}/ephemera-worker"), "--version"],
             "securityContext": restricted,
+            "resources": init_resources(),
             "terminationMessagePolicy": "File",
             "volumeMounts": [{"name": "ephemera-bin", "mountPath": WORKER_DIR, "readOnly": true}],
         }));
@@ -215,6 +217,7 @@ pub fn worker_pod(
             "command": [WORKER_IN_IMAGE, "credentials"],
             "env": step_env,
             "securityContext": restricted,
+            "resources": init_resources(),
             "terminationMessagePolicy": "File",
             "volumeMounts": [
                 {"name": "secrets", "mountPath": SECRETS_DIR},
@@ -225,9 +228,8 @@ pub fn worker_pod(
     if !spec.args.is_empty() {
         container["args"] = json!(spec.args);
     }
-    if let Some(r) = &spec.resources {
-        container["resources"] = json!({"requests": r.requests, "limits": r.limits});
-    }
+    let r = resources(spec.resources.as_ref(), &config.default_resources);
+    container["resources"] = json!({"requests": r.requests, "limits": r.limits});
     let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -264,6 +266,28 @@ pub fn worker_pod(
     serde_json::from_value(pod)
 }
 
+/// The task container's resources: the Task's own, plus the admin's default request and limit for
+/// every resource the Task names neither for (so one never conflicts with the other).
+pub fn resources(
+    task: Option<&ephemera_crds::TaskResources>,
+    defaults: &ephemera_crds::TaskResources,
+) -> ephemera_crds::TaskResources {
+    let mut out = task.cloned().unwrap_or_default();
+    let named = |k: &String| out.requests.contains_key(k) || out.limits.contains_key(k);
+    let add_requests: Vec<_> =
+        defaults.requests.iter().filter(|(k, _)| !named(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let add_limits: Vec<_> =
+        defaults.limits.iter().filter(|(k, _)| !named(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    out.requests.extend(add_requests);
+    out.limits.extend(add_limits);
+    out
+}
+
+/// Resources of the worker's own init containers (they copy a binary, or hold a few tokens).
+fn init_resources() -> serde_json::Value {
+    json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}})
+}
+
 /// Whether `pod` belongs to `task`'s `attempt` (guards against a same-named Pod of another Task).
 pub fn is_ours(task: &Task, pod: &Pod) -> bool {
     let uid = task.meta().uid.as_deref();
@@ -273,6 +297,22 @@ pub fn is_ours(task: &Task, pod: &Pod) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_containers_get_the_admins_defaults_for_what_their_task_leaves_open() {
+        let d = crate::config::default_task_resources();
+        let none = resources(None, &d);
+        assert_eq!(none.requests["memory"], "256Mi");
+        assert_eq!(none.limits["memory"], "2Gi");
+        let mine: ephemera_crds::TaskResources =
+            serde_json::from_value(serde_json::json!({"requests": {"memory": "4Gi"}, "limits": {"cpu": "2"}})).unwrap();
+        let merged = resources(Some(&mine), &d);
+        assert_eq!(merged.requests["memory"], "4Gi", "the Task's own request stands");
+        assert!(!merged.limits.contains_key("memory"), "no default limit below the Task's own request");
+        assert_eq!(merged.limits["cpu"], "2");
+        assert!(!merged.requests.contains_key("cpu"), "no default request above the Task's own limit");
+        assert_eq!(merged.limits["ephemeral-storage"], "4Gi");
+    }
 
     #[test]
     fn pod_names_are_deterministic_and_fit() {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use ephemera_crds::{Task, TaskPhase};
+use ephemera_crds::{Task, TaskPhase, TaskQueueSpec};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
@@ -35,9 +35,12 @@ fn eligible(t: &Task, now: &str) -> bool {
         && t.status.as_ref().and_then(|s| s.next_attempt_time.as_deref()).is_none_or(|at| at <= now)
 }
 
-fn order_key(t: &Task) -> (i32, String, String) {
+/// Admission order: the priority the queue allows (capped per namespace), then age, then name.
+fn order_key(t: &Task, queue: Option<&TaskQueueSpec>) -> (i32, String, String) {
     let created = t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()).unwrap_or_default();
-    (-t.spec.priority, created, format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()))
+    let ns = t.namespace().unwrap_or_default();
+    let priority = queue.map_or(t.spec.priority, |q| q.effective_priority(&ns, t.spec.priority));
+    (-priority, created, format!("{ns}/{}", t.name_any()))
 }
 
 /// Admission state of every queue, kept while the controller's cache catches up with our writes.
@@ -48,9 +51,10 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// Decides whether `task` may start now in a queue with `concurrency` (0 = unlimited); if so,
-    /// reserves its slot. `all` is the controller's view of every Task.
-    pub fn try_admit(&mut self, task: &Task, all: &[Arc<Task>], concurrency: i32, now: &str) -> bool {
+    /// Decides whether `task` may start now in its queue (`queue.concurrency`, 0 = unlimited; ranked
+    /// by capped priority); if so, reserves its slot. `all` is the controller's view of every Task.
+    pub fn try_admit(&mut self, task: &Task, all: &[Arc<Task>], queue_spec: &TaskQueueSpec, now: &str) -> bool {
+        let concurrency = queue_spec.concurrency;
         let queue = task.spec.queue.clone();
         let key = ObjectRef::from_obj(task);
         let in_queue: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue).collect();
@@ -70,7 +74,7 @@ impl Admission {
             .into_iter()
             .filter(|t| eligible(t, now) && !holders.contains(&ObjectRef::from_obj(&***t)))
             .collect();
-        waiting.sort_by_key(|t| order_key(t));
+        waiting.sort_by_key(|t| order_key(t, Some(queue_spec)));
         let rank = waiting.iter().position(|t| ObjectRef::from_obj(&***t) == key);
         let admit = rank.is_some_and(|r| r < free);
         if admit {
@@ -88,9 +92,15 @@ impl Admission {
     }
 
     /// The first `limit` pending Tasks of a queue in admission order (to wake them when a slot frees).
-    pub fn waiting_in(all: &[Arc<Task>], queue: &str, now: &str, limit: usize) -> Vec<Key> {
+    pub fn waiting_in(
+        all: &[Arc<Task>],
+        queue: &str,
+        spec: Option<&TaskQueueSpec>,
+        now: &str,
+        limit: usize,
+    ) -> Vec<Key> {
         let mut waiting: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue && eligible(t, now)).collect();
-        waiting.sort_by_key(|t| order_key(t));
+        waiting.sort_by_key(|t| order_key(t, spec));
         waiting.into_iter().take(limit).map(|t| ObjectRef::from_obj(&**t)).collect()
     }
 
@@ -126,20 +136,39 @@ mod tests {
         ];
         let mut a = Admission::default();
         let now = "9999";
-        assert!(!a.try_admit(&all[0], &all, 1, now), "a higher-priority task is waiting");
-        assert!(a.try_admit(&all[1], &all, 1, now), "highest priority, oldest first");
-        assert!(!a.try_admit(&all[2], &all, 1, now), "the slot is reserved");
+        assert!(!a.try_admit(&all[0], &all, &limit(1), now), "a higher-priority task is waiting");
+        assert!(a.try_admit(&all[1], &all, &limit(1), now), "highest priority, oldest first");
+        assert!(!a.try_admit(&all[2], &all, &limit(1), now), "the slot is reserved");
         let order: Vec<String> =
-            Admission::waiting_in(&all, "default", now, 10).iter().map(|k| k.name.clone()).collect();
+            Admission::waiting_in(&all, "default", None, now, 10).iter().map(|k| k.name.clone()).collect();
         assert_eq!(order, vec!["new-high", "mid", "old-low"]);
+    }
+
+    fn limit(concurrency: i32) -> TaskQueueSpec {
+        TaskQueueSpec { concurrency, ..Default::default() }
+    }
+
+    #[test]
+    fn a_capped_queue_ranks_an_inflated_priority_no_higher_than_its_cap() {
+        // Someone sets priority 1000 in a shared queue capped at 10: the older Task at 10 goes first.
+        let all = vec![task("honest", 10, 1, TaskPhase::Pending), task("pushy", 1000, 2, TaskPhase::Pending)];
+        let capped = TaskQueueSpec { concurrency: 1, max_priority: Some(10), ..Default::default() };
+        let mut a = Admission::default();
+        assert!(!a.try_admit(&all[1], &all, &capped, "9999"), "the inflated priority does not jump the queue");
+        assert!(a.try_admit(&all[0], &all, &capped, "9999"));
+        let order: Vec<String> =
+            Admission::waiting_in(&all, "default", Some(&capped), "9999", 10).iter().map(|k| k.name.clone()).collect();
+        assert_eq!(order, vec!["honest", "pushy"]);
+        let mut uncapped = Admission::default();
+        assert!(uncapped.try_admit(&all[1], &all, &limit(1), "9999"), "without a cap it would have");
     }
 
     #[test]
     fn running_tasks_hold_their_slots() {
         let all = vec![task("a", 0, 1, TaskPhase::Running), task("b", 0, 2, TaskPhase::Pending)];
         let mut a = Admission::default();
-        assert!(!a.try_admit(&all[1], &all, 1, "9999"));
-        assert!(a.try_admit(&all[1], &all, 2, "9999"));
-        assert!(a.try_admit(&all[1], &all, 0, "9999"), "0 means unlimited");
+        assert!(!a.try_admit(&all[1], &all, &limit(1), "9999"));
+        assert!(a.try_admit(&all[1], &all, &limit(2), "9999"));
+        assert!(a.try_admit(&all[1], &all, &limit(0), "9999"), "0 means unlimited");
     }
 }
