@@ -11,7 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod queues;
-pub mod serve;
+pub use ephemera_serve as serve;
 pub mod stream;
 pub mod tasks;
 

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub handoffs_released: AtomicU64,
     /// Hand-off requests refused (not the attempt's Pod, already released, bad identity).
     pub handoffs_refused: AtomicU64,
+    /// Connections to the hand-off closed at accept (its connection limit was reached).
+    pub listener_connections_refused: AtomicU64,
     leader: AtomicBool,
     /// Tasks by phase and queue depth, refreshed from the controller's cache on each reconcile.
     snapshot: Mutex<Snapshot>,
@@ -141,6 +143,11 @@ impl Metrics {
                 "ephemera_credential_handoffs_refused_total",
                 "Credential hand-off requests refused (wrong Pod, already released, bad identity).",
                 &self.handoffs_refused,
+            ),
+            (
+                "ephemera_handoff_connections_refused_total",
+                "Connections to the credential hand-off closed at accept: its connection limit was reached.",
+                &self.listener_connections_refused,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));

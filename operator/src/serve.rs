@@ -18,8 +18,16 @@ pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
         // Ready once running: a standby replica is ready too (it serves metrics and waits for the Lease).
         .route("/readyz", get(|| async { "ok" }))
         .with_state(metrics);
+    let limits = ephemera_serve::ServeLimits {
+        max_connections: 256,
+        header_read_timeout: std::time::Duration::from_secs(10),
+        drain: std::time::Duration::from_secs(1),
+    };
+    let (drain_tx, _) = ephemera_serve::Stopping::new();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) =
+            ephemera_serve::serve(listener, app, limits, drain_tx, std::future::pending(), || {}, || 0).await
+        {
             tracing::error!(error = %e, "metrics server stopped");
         }
     });

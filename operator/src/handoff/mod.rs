@@ -40,14 +40,28 @@ struct Shared {
 /// Binds `addr` and serves the hand-off in the background; records live in `namespace`.
 pub async fn spawn(addr: SocketAddr, client: Client, namespace: &str, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let shared = Arc::new(Shared { records: Api::namespaced(client.clone(), namespace), client, metrics });
+    let shared =
+        Arc::new(Shared { records: Api::namespaced(client.clone(), namespace), client, metrics: metrics.clone() });
     let app = Router::new()
         .route(HANDOFF_PATH, post(claim))
         // A claim is a few hundred bytes; nothing larger is read.
         .layer(DefaultBodyLimit::max(4096))
         .with_state(shared);
+    // Every task container can reach this port (it shares the Pod's network with the credentials
+    // step): bound connections and slow clients so a hostile one cannot starve the others.
+    let limits = ephemera_serve::ServeLimits {
+        max_connections: 1024,
+        header_read_timeout: Duration::from_secs(5),
+        drain: Duration::from_secs(5),
+    };
+    let (drain_tx, _) = ephemera_serve::Stopping::new();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let refused = move || {
+            metrics.listener_connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        if let Err(e) =
+            ephemera_serve::serve(listener, app, limits, drain_tx, std::future::pending(), refused, || 0).await
+        {
             tracing::error!(error = %e, "credential hand-off stopped");
         }
     });

@@ -1,4 +1,4 @@
-//! Serving connections with the bounds `axum::serve` lacks: a cap on open connections (a flood of
+//! `ephemera-serve`: serving connections with the bounds `axum::serve` lacks: a cap on open connections (a flood of
 //! idle sockets is turned away at accept, before any request is read), a deadline for each request's
 //! headers that also bounds how long a kept-alive connection may sit idle (slowloris), and a graceful
 //! drain on SIGTERM: new connections stop, in-flight requests finish, live streams are told to end
