@@ -231,6 +231,8 @@ async fn main() -> anyhow::Result<()> {
                 max_connections,
                 header_read_timeout: Duration::from_secs(header_timeout_seconds),
                 drain: Duration::from_secs(drain_seconds),
+                // Behind the edge every client has the proxy's address: no per-address cap here.
+                max_per_peer: None,
             };
             let (counted, hub) = (state.clone(), state.hub.clone());
             let refused = move || {

@@ -22,6 +22,7 @@ pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
         max_connections: 256,
         header_read_timeout: std::time::Duration::from_secs(10),
         drain: std::time::Duration::from_secs(1),
+        max_per_peer: None,
     };
     let (drain_tx, _) = ephemera_serve::Stopping::new();
     tokio::spawn(async move {

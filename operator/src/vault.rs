@@ -207,8 +207,10 @@ pub fn policy_for(cred: &Credential) -> Result<String, VaultError> {
         if !safe_path(transit) || !safe_path(&key.name) || key.name.contains('/') {
             return Err(unusable("signingKey"));
         }
+        // Exactly one input per request, PKCS#1 v1.5 only: no `batch_input` (hundreds of signatures
+        // for one use), no prehashed input, no other key version.
         policy.push_str(&format!(
-            "path \"{transit}/sign/{key}/sha2-256\" {{\n  capabilities = [\"update\"]\n}}\n",
+            "path \"{transit}/sign/{key}/sha2-256\" {{\n  capabilities = [\"update\"]\n  allowed_parameters = {{\n    \"input\" = []\n    \"signature_algorithm\" = [\"pkcs1v15\"]\n  }}\n}}\n",
             key = key.name
         ));
     }
@@ -450,6 +452,19 @@ mod tests {
                 signing_key: None,
             },
         )
+    }
+
+    #[test]
+    fn a_signing_credential_may_sign_one_input_per_use_with_exactly_its_key() {
+        let mut c = cred("secret", "ephemera/sf/prod");
+        c.spec.signing_key = Some(ephemera_crds::TransitKey { mount: "transit".into(), name: "sf-prod".into() });
+        let p = policy_for(&c).unwrap();
+        assert!(p.contains("path \"transit/sign/sf-prod/sha2-256\""), "{p}");
+        assert!(p.contains("\"signature_algorithm\" = [\"pkcs1v15\"]") && !p.contains("batch_input"), "{p}");
+        assert!(!p.contains("transit/keys") && !p.contains("export"), "never the key itself: {p}");
+        assert_eq!(uses_for(&[c.clone()]), 3, "a read, a signature, revoking itself");
+        c.spec.signing_key = Some(ephemera_crds::TransitKey { mount: "transit".into(), name: "a/../b".into() });
+        assert!(policy_for(&c).is_err());
     }
 
     #[test]

@@ -23,11 +23,47 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     /// How long a drain waits for open requests and streams before closing them.
     pub drain: Duration,
+    /// Open connections per client address at most (None: no such cap; behind a proxy every client
+    /// has the proxy's address).
+    pub max_per_peer: Option<usize>,
 }
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        Self { max_connections: 4096, header_read_timeout: Duration::from_secs(10), drain: Duration::from_secs(20) }
+        Self {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            drain: Duration::from_secs(20),
+            max_per_peer: None,
+        }
+    }
+}
+
+/// Connections open per client address.
+#[derive(Default)]
+struct Peers(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl Peers {
+    /// Counts a connection from `ip` unless it already has `max`.
+    fn enter(&self, ip: std::net::IpAddr, max: usize) -> bool {
+        let Ok(mut m) = self.0.lock() else { return false };
+        let n = m.entry(ip).or_default();
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn leave(&self, ip: std::net::IpAddr) {
+        if let Ok(mut m) = self.0.lock() {
+            if let Some(n) = m.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&ip);
+                }
+            }
+        }
     }
 }
 
@@ -72,11 +108,14 @@ pub async fn serve(
     refused: impl Fn(),
     streams_open: impl Fn() -> usize,
 ) -> std::io::Result<()> {
+    // (Upgraded connections, WebSockets, leave this count once upgraded; the API server bounds them
+    // per identity.)
     let max = u32::try_from(limits.max_connections.clamp(1, 1 << 20)).unwrap_or(1 << 20);
     let slots = Arc::new(Semaphore::new(max as usize));
+    let peers = Arc::new(Peers::default());
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -93,6 +132,15 @@ pub async fn serve(
             refused();
             drop(stream);
             continue;
+        };
+        let counted = match limits.max_per_peer {
+            Some(per_peer) if !peers.enter(peer.ip(), per_peer) => {
+                refused();
+                drop(stream);
+                continue;
+            }
+            Some(_) => Some((peers.clone(), peer.ip())),
+            None => None,
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
@@ -114,6 +162,9 @@ pub async fn serve(
                 }
             }
             drop(permit);
+            if let Some((peers, ip)) = counted {
+                peers.leave(ip);
+            }
         });
     }
     drop(listener);
@@ -129,4 +180,20 @@ pub async fn serve(
         tracing::warn!("drain period over: closing the connections still open");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_gets_at_most_its_share_of_connections() {
+        let p = Peers::default();
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        assert!(p.enter(a, 2) && p.enter(a, 2));
+        assert!(!p.enter(a, 2), "a third from the same address");
+        assert!(p.enter(b, 2), "others are not affected");
+        p.leave(a);
+        assert!(p.enter(a, 2), "a closed connection frees its place");
+    }
 }

@@ -47,14 +47,20 @@ pub async fn wrapping_token(
     let url = format!("{}{HANDOFF_PATH}", base_url.trim_end_matches('/'));
     let unavailable = |detail: String| ClaimError::Unavailable { url: url.clone(), detail };
     let give_up = tokio::time::Instant::now() + NOT_READY_FOR;
+    let mut backoff = Duration::from_millis(200);
     loop {
-        let resp = http
-            .post(&url)
-            .bearer_auth(identity.expose_secret())
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| unavailable(ephemera_crds::error_chain(&e)))?;
+        let sent = http.post(&url).bearer_auth(identity.expose_secret()).json(request).send().await;
+        let resp = match sent {
+            Ok(r) => r,
+            // The operator restarting or briefly unreachable: try again within the same window.
+            Err(e) if tokio::time::Instant::now() < give_up => {
+                tracing::debug!(error = %ephemera_crds::error_chain(&e), "hand-off not reachable yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(3));
+                continue;
+            }
+            Err(e) => return Err(unavailable(ephemera_crds::error_chain(&e))),
+        };
         let status = resp.status().as_u16();
         if status == 200 {
             let mut body = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?.to_vec();
@@ -73,7 +79,7 @@ pub async fn wrapping_token(
         let detail = problem_detail(resp).await;
         match status {
             409 => return Err(ClaimError::AlreadyClaimed(detail)),
-            // The operator has not recorded this Pod yet (it does right after creating it).
+            // The operator has not recorded this Pod yet (it does right after creating it), or is busy.
             503 if tokio::time::Instant::now() < give_up => tokio::time::sleep(Duration::from_millis(250)).await,
             s if s >= 500 => return Err(unavailable(format!("HTTP {s}: {detail}"))),
             s => return Err(ClaimError::Refused { status: s, detail }),

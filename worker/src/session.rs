@@ -215,7 +215,14 @@ async fn obtain(
         task_uid: me.task_uid.clone(),
         attempt: me.attempt,
     };
-    let wrapping = claim::wrapping_token(http, handoff_url, &identity, &request).await.map_err(|e| match e {
+    // The operator is inside the cluster: never through the egress proxy meant for Vault and the
+    // providers (which would see the wrapping token).
+    let direct = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| misconfigured(format!("HTTP client: {e}")))?;
+    let wrapping = claim::wrapping_token(&direct, handoff_url, &identity, &request).await.map_err(|e| match e {
         ClaimError::AlreadyClaimed(_) => Failed(WorkerFailure::CredentialUnwrapFailed, e.to_string()),
         ClaimError::Refused { .. } => Failed(WorkerFailure::HandoffRefused, e.to_string()),
         ClaimError::Unavailable { .. } => Failed(WorkerFailure::HandoffRefused, e.to_string()),

@@ -78,8 +78,12 @@ impl Default for IntakeLimiter {
 pub fn clean_text(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max));
     for c in text.chars() {
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
-        if c.is_control() || bidi {
+        // Format characters that reorder, hide or break text: bidi marks and overrides, zero-width
+        // characters, line and paragraph separators, the byte-order mark, interlinear annotations.
+        let invisible = matches!(c,
+            '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}');
+        if c.is_control() || invisible {
             continue;
         }
         if out.len() + c.len_utf8() > max {
@@ -147,6 +151,9 @@ pub async fn intake(
             message: format!("at most {MAX_BATCH} per batch"),
         }]));
     }
+    // Every request costs a read of the Task: a replayed or refused batch is still limited, per
+    // attempt, like any caller's requests (the write budget below is much tighter).
+    state.limiter.check(&format!("attempt:{ns}/{name}/{}", claims.attempt))?;
     let api: Api<Task> = Api::namespaced(state.client.clone(), &ns);
     let mut charged = false;
     for _ in 0..8 {
@@ -210,6 +217,7 @@ mod tests {
     fn stored_messages_are_bounded_and_free_of_control_characters() {
         assert_eq!(clean_text("deploying \u{1b}[31mred\u{1b}[0m\r\n\0done", 200), "deploying [31mred[0mdone");
         assert_eq!(clean_text("abc\u{202e}def\u{2066}", 200), "abcdef", "no bidi overrides");
+        assert_eq!(clean_text("a\u{2028}b\u{200b}c\u{feff}d\u{061c}e", 200), "abcde", "no separators or zero-width");
         let long = "é".repeat(300);
         let cut = clean_text(&long, MAX_MESSAGE_BYTES);
         assert_eq!(cut.len(), 200, "cut at a character boundary within 200 bytes");

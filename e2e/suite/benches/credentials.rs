@@ -2,8 +2,11 @@
 //! 1. the Vault handshake of one attempt (operator: policy check + wrapped token; worker: wrapping
 //!    lookup + unwrap + KV read + revoke-self; operator: revoke by accessor) against a single KV read
 //!    with a long-lived token (what a worker holding a static Vault token would do);
-//! 2. Tasks end to end on the local cluster (create → Succeeded, 40 at once) with one static credential
-//!    against the same Tasks without credentials.
+//! 2. the handshake of an attempt that signs one RS256 assertion: with the key in Vault Transit (the
+//!    worker asks Transit to sign) against the legacy flow (the key read from KV, signed in the worker);
+//! 3. Tasks end to end on the local cluster (create → Succeeded, 40 at once) with one static credential
+//!    (which now includes the Pod's claim at the operator's hand-off) against the same Tasks without
+//!    credentials.
 //!
 //! Run: `cargo bench -p ephemera-e2e --bench credentials` (`BENCH_TASKS`, `BENCH_ROUNDS` change sizes).
 
@@ -43,6 +46,47 @@ async fn handshake(bao: &OpenBao, issuer: &Issuer, cred: &Credential, rounds: us
             worker.unwrap(&minted.wrapping_token, "auth/token/create/ephemera-task", Some(&me)).await.expect("unwrap");
         let client = worker.with_token(&token).expect("client");
         worker.read(&client, "secret", "bench/static").await.expect("read");
+        worker.revoke_self(&client).await.expect("revoke-self");
+        issuer.revoke(&minted.accessor, &who).await.expect("revoke");
+        times.push(t.elapsed());
+    }
+    times
+}
+
+/// One attempt that signs an assertion: mint (read + sign + revoke-self), unwrap, read KV, sign
+/// (Transit, or locally with the KV key), revoke-self, revoke by accessor.
+async fn signing_handshake(
+    bao: &OpenBao,
+    issuer: &Issuer,
+    cred: &Credential,
+    transit: bool,
+    rounds: usize,
+) -> Vec<Duration> {
+    use ephemera_worker::jwt::{RsaSigner, Signer};
+    let worker = ephemera_worker::vault::Vault::new(&bao.addr).expect("vault");
+    let claims =
+        json!({"iss": "3MVG9bench", "sub": "ci@acme.com", "aud": "https://login.salesforce.com", "exp": 4102444800i64});
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t = Instant::now();
+        let policy = issuer.ensure_policy(cred).await.expect("policy");
+        let attempt = i32::try_from(i).unwrap_or(0);
+        let who = Attempt { namespace: "bench", task: "s", task_uid: "u", attempt };
+        let uses = ephemera_operator::vault::uses_for(std::slice::from_ref(cred));
+        let minted = issuer.mint(&who, &[policy], uses, Duration::from_secs(600)).await.expect("mint");
+        let me = AttemptIdentity { namespace: "bench".into(), task: "s".into(), task_uid: "u".into(), attempt };
+        let token =
+            worker.unwrap(&minted.wrapping_token, "auth/token/create/ephemera-task", Some(&me)).await.expect("unwrap");
+        let client = worker.with_token(&token).expect("client");
+        let kv = worker.read(&client, "secret", &cred.spec.vault_path).await.expect("read");
+        let jwt = match (&cred.spec.signing_key, transit) {
+            (Some(key), true) => Signer::Transit { vault: &worker, token: &token, key }.sign(&claims).await,
+            _ => {
+                let pem = secrecy::ExposeSecret::expose_secret(&kv["private_key"]).to_string();
+                Signer::Local(Box::new(RsaSigner::from_pem(&pem).expect("key"))).sign(&claims).await
+            }
+        };
+        assert!(jwt.expect("signed").split('.').count() == 3);
         worker.revoke_self(&client).await.expect("revoke-self");
         issuer.revoke(&minted.accessor, &who).await.expect("revoke");
         times.push(t.elapsed());
@@ -119,6 +163,44 @@ async fn main() {
     );
     println!("baseline single KV read:                   p50 {:.2} ms p99 {:.2} ms", pct(&base, 0.5), pct(&base, 0.99));
     println!("ratio p50 {:.1}x", pct(&full, 0.5) / pct(&base, 0.5));
+
+    // The same with one RS256 signature: the key in Transit against the legacy key in KV.
+    let key = ephemera_e2e::fakes::jwt::generate_key();
+    bao.import_key("bench-sf", &key);
+    bao.put(
+        "bench/sf-transit",
+        &json!({"client_id": "3MVG9bench", "username": "ci@acme.com"}).as_object().cloned().unwrap_or_default(),
+    )
+    .await;
+    bao.put(
+        "bench/sf-kv",
+        &json!({"client_id": "3MVG9bench", "username": "ci@acme.com", "private_key": key})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    )
+    .await;
+    let signing = |name: &str, path: &str, transit: bool| -> Credential {
+        let mut spec = json!({"provider": "salesforce", "vaultPath": path, "namespaces": ["*"]});
+        if transit {
+            spec["signingKey"] = json!({"name": "bench-sf"});
+        }
+        serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Credential", "metadata": {"name": name}, "spec": spec}))
+            .expect("credential")
+    };
+    let mut legacy = signing_handshake(&bao, &issuer, &signing("bench-kv", "bench/sf-kv", false), false, rounds).await;
+    let mut transit =
+        signing_handshake(&bao, &issuer, &signing("bench-transit", "bench/sf-transit", true), true, rounds).await;
+    legacy.sort();
+    transit.sort();
+    println!(
+        "handshake with one RS256 signature ({rounds} rounds): Transit p50 {:.2} ms p99 {:.2} ms, legacy KV key p50 {:.2} ms p99 {:.2} ms, ratio p50 {:.2}x",
+        pct(&transit, 0.5),
+        pct(&transit, 0.99),
+        pct(&legacy, 0.5),
+        pct(&legacy, 0.99),
+        pct(&transit, 0.5) / pct(&legacy, 0.5)
+    );
 
     let s = stack().await;
     let creds: Api<Credential> = Api::all(s.client.clone());

@@ -38,7 +38,7 @@ fn addr(api: &ApiServer) -> String {
 async fn slow_headers_idle_connections_and_floods_are_cut_off_before_authentication() {
     let s = stack().await;
     let limits =
-        ServeLimits { max_connections: 4, header_read_timeout: Duration::from_secs(1), drain: Duration::from_secs(5) };
+        ServeLimits { max_connections: 4, header_read_timeout: Duration::from_secs(1), ..ServeLimits::default() };
     let api = ApiServer::start_with(&s, OidcConfig::default(), RateLimiter::new(100, 100.0), None, limits).await;
     // Slowloris: a request line and half a header, then nothing.
     let mut slow = tokio::net::TcpStream::connect(addr(&api)).await.unwrap();

@@ -28,20 +28,30 @@ use self::decide::{decide, Caller, Decision, Refusal};
 use crate::attempt_record;
 use crate::metrics::Metrics;
 
-/// How long one claim may take (a TokenReview and two record calls).
+/// How long one claim may take, body included (a TokenReview and two record calls).
 const CLAIM_WITHIN: Duration = Duration::from_secs(10);
+/// How long a client may take to send the (small) body.
+const BODY_WITHIN: Duration = Duration::from_secs(3);
+/// TokenReviews in flight at most: junk bearers cannot use up the operator's share of the
+/// Kubernetes API (claims beyond it are told to retry).
+const REVIEWS_AT_ONCE: usize = 16;
 
 struct Shared {
     client: Client,
     records: Api<Secret>,
     metrics: Arc<Metrics>,
+    reviews: tokio::sync::Semaphore,
 }
 
 /// Binds `addr` and serves the hand-off in the background; records live in `namespace`.
 pub async fn spawn(addr: SocketAddr, client: Client, namespace: &str, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let shared =
-        Arc::new(Shared { records: Api::namespaced(client.clone(), namespace), client, metrics: metrics.clone() });
+    let shared = Arc::new(Shared {
+        records: Api::namespaced(client.clone(), namespace),
+        client,
+        metrics: metrics.clone(),
+        reviews: tokio::sync::Semaphore::new(REVIEWS_AT_ONCE),
+    });
     let app = Router::new()
         .route(HANDOFF_PATH, post(claim))
         // A claim is a few hundred bytes; nothing larger is read.
@@ -53,6 +63,9 @@ pub async fn spawn(addr: SocketAddr, client: Client, namespace: &str, metrics: A
         max_connections: 1024,
         header_read_timeout: Duration::from_secs(5),
         drain: Duration::from_secs(5),
+        // One Pod (one address) never needs more than a couple: a hostile task container sharing
+        // the Pod's address cannot take the others' places.
+        max_per_peer: Some(8),
     };
     let (drain_tx, _) = ephemera_serve::Stopping::new();
     tokio::spawn(async move {
@@ -85,12 +98,30 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-async fn claim(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn claim(State(s): State<Arc<Shared>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    // A slow body must not hold a connection: the header timeout ends once headers are in.
+    let body = match tokio::time::timeout(BODY_WITHIN, axum::body::to_bytes(body, 4096)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return problem(413, "payload-too-large", "a hand-off request is a few hundred bytes"),
+        Err(_) => return problem(408, "request-timeout", "the request body was not sent in time"),
+    };
     let Ok(req) = serde_json::from_slice::<HandoffRequest>(&body) else {
         return problem(400, "bad-request", "the body is not a hand-off request");
     };
-    let span = tracing::info_span!("handoff", namespace = %req.namespace, task = %req.task, attempt = req.attempt);
-    let answer = tokio::time::timeout(CLAIM_WITHIN, answer(&s, bearer(&headers), &req).instrument(span.clone())).await;
+    if !plausible_uid(&req.task_uid) {
+        return problem(400, "bad-request", "taskUid is not a Kubernetes uid");
+    }
+    // Named only once Kubernetes vouched for the caller (anything before that is the caller's word).
+    let span = tracing::info_span!(
+        "handoff",
+        namespace = tracing::field::Empty,
+        task = tracing::field::Empty,
+        attempt = tracing::field::Empty
+    );
+    let answer =
+        tokio::time::timeout(CLAIM_WITHIN, answer(&s, bearer(&parts.headers), &req, &span).instrument(span.clone()))
+            .await;
     let _enter = span.enter();
     match answer {
         Ok(Ok(r)) => r,
@@ -102,11 +133,52 @@ async fn claim(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axum::bod
     }
 }
 
-async fn answer(s: &Shared, token: Option<&str>, req: &HandoffRequest) -> Result<Response, kube::Error> {
-    let caller = match token {
-        Some(t) => review(&s.client, t).await?,
+/// A Kubernetes uid (`8-4-4-4-12` hex), as record names are built from it.
+fn plausible_uid(uid: &str) -> bool {
+    let groups: Vec<&str> = uid.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `token` could be a ServiceAccount token for the hand-off at all (a JWT whose `aud` names
+/// it and whose `exp` is ahead): anything else is refused without asking the API server.
+fn worth_reviewing(token: &str) -> bool {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (Some(_), Some(claims), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(raw) = URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')) else { return false };
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&raw) else { return false };
+    let aud = match &claims["aud"] {
+        serde_json::Value::String(a) => a == HANDOFF_AUDIENCE,
+        serde_json::Value::Array(a) => a.iter().any(|x| x == HANDOFF_AUDIENCE),
+        _ => false,
+    };
+    aud && claims["exp"].as_i64().is_some_and(|e| e > jiff::Timestamp::now().as_second())
+}
+
+async fn answer(
+    s: &Shared,
+    token: Option<&str>,
+    req: &HandoffRequest,
+    span: &tracing::Span,
+) -> Result<Response, kube::Error> {
+    let caller = match token.filter(|t| worth_reviewing(t)) {
+        Some(t) => {
+            let Ok(_permit) = s.reviews.try_acquire() else {
+                return Ok(problem(503, "busy", "too many claims are being checked: retry"));
+            };
+            review(&s.client, t).await?
+        }
         None => None,
     };
+    if caller.is_some() {
+        span.record("namespace", req.namespace.as_str());
+        span.record("task", req.task.as_str());
+        span.record("attempt", req.attempt);
+    }
     let record_name = attempt_record::name(&req.task_uid, req.attempt);
     // Only look anything up for a caller Kubernetes vouched for.
     let record = match &caller {
@@ -175,4 +247,28 @@ async fn review(client: &Client, token: &str) -> Result<Option<Caller>, kube::Er
         pod_name: one("authentication.kubernetes.io/pod-name"),
         pod_uid: one("authentication.kubernetes.io/pod-uid"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    fn jwt(claims: serde_json::Value) -> String {
+        format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(claims.to_string()))
+    }
+
+    #[test]
+    fn only_plausible_claims_reach_the_api_server() {
+        let later = jiff::Timestamp::now().as_second() + 600;
+        assert!(worth_reviewing(&jwt(serde_json::json!({"aud": [HANDOFF_AUDIENCE], "exp": later}))));
+        assert!(!worth_reviewing(&jwt(serde_json::json!({"aud": ["https://kubernetes.default.svc"], "exp": later}))));
+        assert!(!worth_reviewing(&jwt(serde_json::json!({"aud": HANDOFF_AUDIENCE, "exp": 1}))), "expired");
+        assert!(!worth_reviewing("eph_abc_def") && !worth_reviewing("a.b") && !worth_reviewing("a.!!!.c"));
+        assert!(plausible_uid("0b6c1d2e-aaaa-bbbb-cccc-000000000001"));
+        assert!(
+            !plausible_uid("../../etc") && !plausible_uid("0b6c1d2e-aaaa-bbbb-cccc-00000000000g") && !plausible_uid("")
+        );
+    }
 }
