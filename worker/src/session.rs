@@ -4,7 +4,6 @@
 //! the command, then revoke the provider tokens, wipe files and memory, and produce the report. Every
 //! path out of either revokes what was minted.
 
-use std::future::Future;
 use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -339,11 +338,6 @@ fn read_result(settings: &Settings, masker: &Masker) -> String {
     let text = masker.apply_str(&String::from_utf8_lossy(&buf));
     buf.zeroize();
     text
-}
-
-/// A future that never resolves, for callers without a stop signal.
-pub fn never() -> impl Future<Output = ()> {
-    std::future::pending()
 }
 
 #[cfg(test)]

@@ -29,10 +29,6 @@ use self::schedule::Admission;
 use crate::metrics::Metrics;
 use crate::Config;
 
-/// Events kept in `status.progress` (set from the configuration when the operator starts).
-static EVENT_RING: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(ephemera_crds::task::MAX_PROGRESS_EVENTS);
-
 /// Finalizer that makes deletion wait for clean-up.
 pub const FINALIZER: &str = "ephemera.dev/cleanup";
 const FIELD_MANAGER: &str = "ephemera-operator";
@@ -49,9 +45,9 @@ pub enum Error {
     /// A Vault call failed (revocation is retried; the finalizer waits for it).
     #[error("{0}")]
     Vault(#[from] crate::vault::VaultError),
-    /// The finalizer helper failed.
+    /// The finalizer helper failed (its source is the reconcile's own error, when that is what failed).
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 /// Shared state of all reconciles.
@@ -80,7 +76,6 @@ impl Context {
             Reporter { controller: FIELD_MANAGER.into(), instance: Some(config.identity.clone()) },
         );
         let issuer = config.vault.clone().map(crate::vault::Issuer::new).transpose()?;
-        EVENT_RING.store(config.event_ring, std::sync::atomic::Ordering::Relaxed);
         let admission = tokio::sync::Mutex::new(Admission::default());
         let queues = Default::default();
         Ok(Self { client, config, metrics, store, admission, recorder, issuer, queues })
@@ -185,7 +180,7 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
     })
     .instrument(span)
     .await
-    .map_err(|e| Error::Finalizer(e.to_string()));
+    .map_err(|e| Error::Finalizer(Box::new(e)));
     ctx.metrics.reconcile.observe(started.elapsed());
     result
 }
@@ -200,7 +195,7 @@ pub fn error_policy(_task: Arc<Task>, err: &Error, ctx: Arc<Context>) -> Action 
 /// Writes the status (only when it changed), guarded by the resourceVersion that was read. A phase
 /// change is also recorded as an event in `status.progress` (so live streams see phases and progress
 /// in one sequence), and a new attempt resets the worker's sequence.
-async fn write_status(api: &Api<Task>, task: &Task, mut status: TaskStatus) -> Result<Task, Error> {
+async fn write_status(ctx: &Context, api: &Api<Task>, task: &Task, mut status: TaskStatus) -> Result<Task, Error> {
     let before = task.status.clone().unwrap_or_default();
     // The event ring belongs to the object being replaced (callers may hold an older copy, and the API
     // server appends progress): only a phase change adds to it here.
@@ -219,7 +214,8 @@ async fn write_status(api: &Api<Task>, task: &Task, mut status: TaskStatus) -> R
             percent: None,
             message: status.message.chars().take(1024).collect(),
         };
-        status.push_events([event], EVENT_RING.load(std::sync::atomic::Ordering::Relaxed));
+        // This replica's setting (a process may run several operators, as the tests do).
+        status.push_events([event], ctx.config.event_ring);
     }
     if task.status.as_ref() == Some(&status) {
         return Ok(task.clone());
@@ -309,7 +305,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                 }
                 status.reason = reason.into();
                 status.message = message;
-                write_status(&api, &task, status).await?;
+                write_status(ctx, &api, &task, status).await?;
                 return Ok(Action::requeue(Duration::from_secs(30)));
             }
             let queue_spec = queue.map(|q| q.spec).unwrap_or_default();
@@ -328,7 +324,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             }
             if let Some(next) = status.next_attempt_time.as_deref().and_then(parse) {
                 if next > now {
-                    write_status(&api, &task, status).await?;
+                    write_status(ctx, &api, &task, status).await?;
                     let wait = u64::try_from(next.duration_since(now).as_secs()).unwrap_or(0) + 1;
                     return Ok(Action::requeue(Duration::from_secs(wait)));
                 }
@@ -338,7 +334,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                 status.reason = "Queued".into();
                 status.message =
                     format!("waiting for a free slot in queue {:?} (concurrency {concurrency})", task.spec.queue);
-                write_status(&api, &task, status).await?;
+                write_status(ctx, &api, &task, status).await?;
                 // Woken when a slot frees; this is only the safety net.
                 return Ok(Action::requeue(Duration::from_secs(30)));
             }
@@ -352,7 +348,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             status.reason = "CreatingPod".into();
             status.message = format!("starting attempt {}", status.attempt);
             status.next_attempt_time = None;
-            let scheduled = match write_status(&api, &task, status.clone()).await {
+            let scheduled = match write_status(ctx, &api, &task, status.clone()).await {
                 Ok(t) => t,
                 Err(e) => {
                     ctx.admission.lock().await.release(&task);
@@ -445,7 +441,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                             )
                             .await;
                         }
-                        write_status(&api, &task, status).await?;
+                        write_status(ctx, &api, &task, status).await?;
                         let wait = u64::try_from(stuck_at.duration_since(now).as_secs()).unwrap_or(0) + 1;
                         Ok(Action::requeue(Duration::from_secs(wait.min(30))))
                     }
@@ -461,7 +457,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
                             }
                             ctx.event(&task, EventType::Normal, "Running", status.message.clone()).await;
                         }
-                        write_status(&api, &task, status).await?;
+                        write_status(ctx, &api, &task, status).await?;
                         Ok(Action::requeue(until_deadline))
                     }
                     Attempt::Succeeded { result } => {
@@ -621,7 +617,7 @@ async fn create_pod(
             set_condition(&mut status, "PodCreated", false, "Forbidden", &e.message, task.metadata.generation);
             status.reason = "PodForbidden".into();
             status.message = e.message.clone();
-            write_status(api, task, status).await?;
+            write_status(ctx, api, task, status).await?;
             return Ok(Action::requeue(Duration::from_secs(30)));
         }
         Err(e) => return Err(e.into()),
@@ -637,7 +633,7 @@ async fn create_pod(
         ctx.metrics.pod_created_latency.observe(now.duration_since(created).unsigned_abs());
     }
     ctx.event(task, EventType::Normal, "Scheduled", status.message.clone()).await;
-    write_status(api, task, status).await?;
+    write_status(ctx, api, task, status).await?;
     Ok(Action::requeue(Duration::from_secs(30)))
 }
 
@@ -686,7 +682,7 @@ async fn retry_or_fail(
         status.message = format!("attempt {} failed ({reason}: {message}); retrying in {backoff}s", status.attempt);
         status.next_attempt_time = Some(rfc3339(next));
         ctx.event(task, EventType::Warning, "AttemptFailed", status.message.clone()).await;
-        write_status(api, task, status).await?;
+        write_status(ctx, api, task, status).await?;
         ctx.admission.lock().await.release(task);
         return Ok(Action::requeue(Duration::from_secs(u64::try_from(backoff).unwrap_or(0) + 1)));
     }
@@ -723,7 +719,7 @@ async fn finish(
     set_condition(&mut status, "Failed", !ok, reason, &message, task.metadata.generation);
     let event_type = if ok { EventType::Normal } else { EventType::Warning };
     ctx.event(task, event_type, reason, format!("{phase:?}: {message}")).await;
-    write_status(api, task, status.clone()).await?;
+    write_status(ctx, api, task, status.clone()).await?;
     ctx.admission.lock().await.release(task);
     let revoked = credentials::revoke_ended(ctx, task).await?;
     if revoked > 0 {
