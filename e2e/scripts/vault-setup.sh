@@ -10,7 +10,7 @@
 # separate policy `ephemera-policy-sync` (for the identity that runs `ephemera-operator
 # sync-vault-policies`) may write them; a compromised operator then cannot widen what a token grants.
 # With a file argument it also creates a token for the operator there (development; in a cluster use
-# Kubernetes auth as the README shows).
+# Kubernetes auth as docs/credentials.md shows).
 # Needs BAO_ADDR (or VAULT_ADDR) and an admin token in BAO_TOKEN (or VAULT_TOKEN); BAO names the CLI.
 set -euo pipefail
 BAO=${BAO:-bao}

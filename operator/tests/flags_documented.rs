@@ -1,4 +1,4 @@
-//! The README's operator flag table is checked against the binary's own `--help` (the clap
+//! The operator flag table in `docs/operator.md` is checked against the binary's own `--help` (the clap
 //! definitions): every flag and its environment variable appear in both, so neither is typed twice
 //! without the other noticing.
 
@@ -27,18 +27,19 @@ fn from_help() -> BTreeSet<(String, String)> {
     pairs
 }
 
-/// `(flag, env)` pairs from the README's table (`| --a / --b | ENV_A / ENV_B | ...`).
+/// `(flag, env)` pairs from the documented table (`| --a / --b | ENV_A / ENV_B | ...`).
 fn from_readme() -> BTreeSet<(String, String)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README");
-    let section = readme.split("## The operator (`operator/`)").nth(1).expect("operator section");
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operator.md")).expect("docs/operator.md");
+    let section = doc.split("# The operator (`operator/`)").nth(1).expect("operator section");
     let mut pairs = BTreeSet::new();
-    for row in section.lines().take_while(|l| !l.starts_with("## ")).filter(|l| l.starts_with("| `--")) {
+    for row in section.lines().take_while(|l| !l.starts_with("# ")).filter(|l| l.starts_with("| `--")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         let names = |cell: &str| -> Vec<String> {
             cell.split('/').map(|p| p.trim().trim_matches('`').to_string()).filter(|p| !p.is_empty()).collect()
         };
         let (flags, envs) = (names(cells[1]), names(cells[2]));
-        assert_eq!(flags.len(), envs.len(), "README row pairs every flag with its env: {row}");
+        assert_eq!(flags.len(), envs.len(), "each row pairs every flag with its env: {row}");
         pairs.extend(flags.into_iter().zip(envs));
     }
     pairs
@@ -50,6 +51,6 @@ fn every_operator_flag_is_documented_once_with_its_environment_variable() {
     assert!(help.len() > 20, "parsed the help: {help:?}");
     let undocumented: Vec<_> = help.difference(&readme).collect();
     let stale: Vec<_> = readme.difference(&help).collect();
-    assert!(undocumented.is_empty(), "flags missing from the README's operator table: {undocumented:?}");
-    assert!(stale.is_empty(), "README rows for flags the operator does not have: {stale:?}");
+    assert!(undocumented.is_empty(), "flags missing from docs/operator.md: {undocumented:?}");
+    assert!(stale.is_empty(), "docs/operator.md rows for flags the operator does not have: {stale:?}");
 }
