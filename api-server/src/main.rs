@@ -21,6 +21,9 @@ struct Args {
     /// Namespace holding the API token Secrets (default: this Pod's namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default", global = true)]
     namespace: String,
+    /// Log format: `text` or `json` (one object per line), to stderr.
+    #[arg(long, env = "EPHEMERA_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -127,14 +130,26 @@ async fn shutdown_signal() {
     }
 }
 
+/// How logs are written (to stderr).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log pipelines).
+    Json,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
+    match args.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
     match args.command {
         Cmd::Token { action: TokenCmd::Create { namespaces, verbs, days, description } } => {

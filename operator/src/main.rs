@@ -46,6 +46,9 @@ enum PolicyArg {
 struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
+    /// Log format: `text` or `json` (one object per line), to stderr.
+    #[arg(long, env = "EPHEMERA_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
     /// Worker image for Tasks that name none.
     #[arg(long, env = "EPHEMERA_WORKER_IMAGE", default_value = "ghcr.io/ephemera-dev/ephemera-worker:latest")]
     worker_image: String,
@@ -206,14 +209,26 @@ fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
     Ok(Some(v))
 }
 
+/// How logs are written (to stderr).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log pipelines).
+    Json,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Args::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
+    match a.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let vault = vault_config(&a)?;
     let config = Config {
         worker_image: a.worker_image,
