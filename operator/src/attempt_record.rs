@@ -11,12 +11,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::ResourceExt;
 
-/// Label selecting every record.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ephemera-operator");
-/// Label: the Task's uid.
-pub const TASK_UID_LABEL: &str = "ephemera.dev/task-uid";
-/// Label: the attempt.
-pub const ATTEMPT_LABEL: &str = "ephemera.dev/attempt";
+pub use crate::names::attempt_record_name as name;
+use crate::names::{ATTEMPT_LABEL, MANAGED_BY, TASK_UID_LABEL};
 /// Annotation: the Task's namespace.
 const NAMESPACE_ANNOTATION: &str = "ephemera.dev/namespace";
 /// Annotation: the Task's name.
@@ -49,11 +45,6 @@ pub struct Owner {
     pub attempt: i32,
     /// The attempt's Pod name.
     pub pod: String,
-}
-
-/// The record's name: `attempt-<task uid>-<attempt>` (a uid is unique, a shortened name is not).
-pub fn name(task_uid: &str, attempt: i32) -> String {
-    format!("attempt-{task_uid}-{attempt}")
 }
 
 /// A new record for `owner` holding `wrapping` and `accessor`.
@@ -188,14 +179,6 @@ mod tests {
         let v = view(&s).unwrap();
         assert!(!v.holds_wrapping_token && wrapping_token(&s).is_none());
         assert_eq!(v.accessor.as_deref(), Some("acc1"), "the accessor stays until the token is revoked");
-    }
-
-    #[test]
-    fn records_of_long_or_similar_task_names_never_share_a_name() {
-        // Names come from the uid, not the (possibly shortened) Task name.
-        assert_ne!(name("uid-1", 1), name("uid-2", 1));
-        assert_ne!(name("uid-1", 1), name("uid-1", 11));
-        assert_ne!(name("uid-1", 11), name("uid-11", 1));
     }
 
     #[test]

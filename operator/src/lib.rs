@@ -7,6 +7,7 @@ pub mod config;
 pub mod handoff;
 pub mod leader;
 pub mod metrics;
+pub mod names;
 pub mod reconcile;
 mod serve;
 pub mod vault;
@@ -118,7 +119,7 @@ pub async fn run(
     let (queue_ctx, waiting_ctx) = (ctx.clone(), ctx.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = controller
-        .owns(pods, watcher::Config::default().labels(reconcile::pod::MANAGED_BY_SELECTOR))
+        .owns(pods, watcher::Config::default().labels(names::MANAGED_BY_SELECTOR))
         .watches(queues, watcher::Config::default(), move |q: TaskQueue| {
             let name = q.metadata.name.unwrap_or_default();
             queue_ctx.remember_queue(&name, &q.spec);

@@ -16,17 +16,13 @@ use kube::{Resource, ResourceExt};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{pod, Context, Error};
+use super::{Context, Error};
 use crate::attempt_record::{self, Owner};
+use crate::names;
 use crate::vault::{Attempt, Revoked, VaultError};
 
 /// Why a Task cannot have its credentials (reason, message): it fails with this.
 pub type Refusal = (&'static str, String);
-
-/// The per-attempt reporting Secret's name (in the Task's namespace; no Vault token in it).
-pub fn secret_name(pod_name: &str) -> String {
-    format!("{pod_name}-attempt")
-}
 
 /// Resolves the Task's names to Credentials, or says which name is refused and why.
 pub async fn resolve(ctx: &Context, task: &Task, ns: &str) -> Result<Result<Vec<Credential>, Refusal>, Error> {
@@ -140,7 +136,7 @@ fn records(ctx: &Context) -> Api<Secret> {
 /// Whether `s` was made by the operator for `task` (controller owner uid and our label).
 fn owned_by(task: &Task, s: &Secret) -> bool {
     let uid = task.meta().uid.as_deref();
-    s.labels().get(attempt_record::MANAGED_BY.0).map(String::as_str) == Some(attempt_record::MANAGED_BY.1)
+    s.labels().get(names::MANAGED_BY.0).map(String::as_str) == Some(names::MANAGED_BY.1)
         && s.metadata
             .owner_references
             .iter()
@@ -163,7 +159,7 @@ pub async fn issue(
     if let Some(progress) = &ctx.config.progress {
         let ns = task.namespace().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-        let name = secret_name(pod_name);
+        let name = crate::names::reporting_secret_name(pod_name);
         match secrets.get_opt(&name).await? {
             Some(existing) if owned_by(task, &existing) => {}
             // Never mount a Secret someone else planted under the name the Pod will use.
@@ -190,9 +186,9 @@ pub async fn issue(
                         "name": name,
                         "namespace": ns,
                         "labels": {
-                            attempt_record::MANAGED_BY.0: attempt_record::MANAGED_BY.1,
-                            pod::TASK_LABEL: pod::task_label(&task.name_any()),
-                            pod::ATTEMPT_LABEL: attempt.to_string(),
+                            names::MANAGED_BY.0: names::MANAGED_BY.1,
+                            names::TASK_LABEL: names::task_label(&task.name_any()),
+                            names::ATTEMPT_LABEL: attempt.to_string(),
                         },
                         "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
                     },
@@ -292,10 +288,10 @@ pub async fn revoke_ended(ctx: &Context, task: &Task) -> Result<usize, Error> {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let selector = format!(
             "{}={},{}={}",
-            pod::TASK_LABEL,
-            pod::task_label(&task.name_any()),
-            attempt_record::MANAGED_BY.0,
-            attempt_record::MANAGED_BY.1
+            names::TASK_LABEL,
+            names::task_label(&task.name_any()),
+            names::MANAGED_BY.0,
+            names::MANAGED_BY.1
         );
         for s in secrets.list(&ListParams::default().labels(&selector)).await?.items {
             if owned_by(task, &s) {

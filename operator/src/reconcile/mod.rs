@@ -341,7 +341,7 @@ async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             // Record the attempt before its Pod exists, so a crash between the two never leads to
             // a second Pod for the same attempt.
             status.attempt += 1;
-            status.pod_name = pod::pod_name(&name, status.attempt);
+            status.pod_name = crate::names::pod_name(&name, status.attempt);
             status.pod_uid = String::new();
             status.wrap_expires = String::new();
             status.phase = TaskPhase::Scheduled;
@@ -755,7 +755,7 @@ async fn ttl(api: &Api<Task>, task: &Task, status: &TaskStatus, now: Timestamp) 
 async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     let ns = task.namespace().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{}={}", pod::TASK_LABEL, pod::task_label(&task.name_any()));
+    let selector = format!("{}={}", crate::names::TASK_LABEL, crate::names::task_label(&task.name_any()));
     let owned = pods.list(&kube::api::ListParams::default().labels(&selector)).await?;
     for p in owned.items.iter().filter(|p| pod::is_ours(&task, p)) {
         match pods.delete(&p.name_any(), &DeleteParams::default()).await {

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::names::{pod_name, reporting_secret_name, task_label, ATTEMPT_LABEL, TASK_LABEL};
 use crate::vault::VaultConfig;
 use crate::Config;
 
@@ -39,36 +40,6 @@ pub struct WorkerSettings<'a> {
 /// Seconds the `credentials` step's identity token is valid (the API server's minimum: it is used
 /// once, within moments of the step starting).
 const IDENTITY_TOKEN_SECONDS: i64 = 600;
-
-/// Label every managed Pod carries (the controller watches only these).
-pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=ephemera-operator";
-/// Label naming the Task.
-pub const TASK_LABEL: &str = "ephemera.dev/task";
-/// Label with the attempt number.
-pub const ATTEMPT_LABEL: &str = "ephemera.dev/attempt";
-
-/// A stable 32-bit hash (FNV-1a) that keeps shortened names distinct.
-fn name_hash(s: &str) -> u32 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3)) as u32
-}
-
-/// The Task name as a label value (at most 63 characters: shortened with a stable hash).
-pub fn task_label(task: &str) -> String {
-    if task.len() <= 63 {
-        return task.to_string();
-    }
-    format!("{}-{:08x}", task[..54].trim_end_matches(['-', '.']), name_hash(task))
-}
-
-/// `<task>-<attempt>`, shortened (with a stable hash) when the Task name is long.
-pub fn pod_name(task: &str, attempt: i32) -> String {
-    let suffix = format!("-{attempt}");
-    if task.len() + suffix.len() <= 63 {
-        return format!("{task}{suffix}");
-    }
-    let keep = 63 - suffix.len() - 9;
-    format!("{}-{:08x}{suffix}", task[..keep].trim_end_matches('-'), name_hash(task))
-}
 
 /// The Pod for `attempt` of `task`, with `active_deadline` seconds left of the Task's deadline. An init
 /// container copies the worker from the worker image into a shared volume; the task container (the
@@ -162,7 +133,7 @@ pub fn worker_pod(
     if worker.progress_url.is_some() {
         mounts.push(json!({"name": "attempt", "mountPath": ATTEMPT_SECRET_DIR, "readOnly": true}));
         volumes.push(json!({"name": "attempt", "secret": {
-            "secretName": super::credentials::secret_name(&name),
+            "secretName": reporting_secret_name(&name),
             "items": [{"key": PROGRESS_TOKEN_FILE, "path": PROGRESS_TOKEN_FILE}],
             "defaultMode": 0o440,
         }}));
@@ -238,7 +209,7 @@ pub fn worker_pod(
             "namespace": task.namespace(),
             "labels": {
                 "app.kubernetes.io/name": "ephemera-worker",
-                "app.kubernetes.io/managed-by": "ephemera-operator",
+                crate::names::MANAGED_BY.0: crate::names::MANAGED_BY.1,
                 TASK_LABEL: task_label(&task.name_any()),
                 ATTEMPT_LABEL: attempt.to_string(),
             },
@@ -312,17 +283,6 @@ mod tests {
         assert_eq!(merged.limits["cpu"], "2");
         assert!(!merged.requests.contains_key("cpu"), "no default request above the Task's own limit");
         assert_eq!(merged.limits["ephemeral-storage"], "4Gi");
-    }
-
-    #[test]
-    fn pod_names_are_deterministic_and_fit() {
-        assert_eq!(pod_name("deploy", 2), "deploy-2");
-        let long = "a".repeat(80);
-        let n = pod_name(&long, 10);
-        assert!(task_label(&long).len() <= 63);
-        assert!(n.len() <= 63 && n.ends_with("-10"));
-        assert_eq!(n, pod_name(&long, 10));
-        assert_ne!(pod_name(&format!("{long}x"), 10), n);
     }
 
     #[test]
