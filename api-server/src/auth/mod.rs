@@ -153,11 +153,6 @@ impl Presented {
             }
         }
     }
-
-    /// Whether the stream's credentials are still good.
-    pub async fn still_valid(&self, state: &AppState) -> bool {
-        self.current(state).await.is_some()
-    }
 }
 
 /// Checks a bearer token (API token or OIDC ID token).

@@ -192,6 +192,16 @@ impl World {
         (operator_with(&self.s.client, cfg), url)
     }
 
+    /// Waits for the first attempt's record of `task` to hold its token and its Pod's uid (the
+    /// window in which the token waits to be claimed).
+    async fn recorded(&self, task: &str) -> Secret {
+        eventually(30, "the attempt's token minted and its Pod recorded", || async {
+            let r = self.record(task, 1).await?;
+            r.metadata.annotations.as_ref()?.get("ephemera.dev/pod-uid").map(|_| r.clone())
+        })
+        .await
+    }
+
     /// The operator's attempt record of `task`'s `attempt` (admin view; no tenant can read it).
     async fn record(&self, task: &str, attempt: i32) -> Option<Secret> {
         let uid = self.tasks().get(task).await.ok()?.metadata.uid?;
@@ -412,11 +422,7 @@ async fn a_tenant_who_reads_every_secret_and_runs_pods_with_the_same_service_acc
         json!({"image": "busybox", "credentials": ["uat-org"], "command": ["sh", "-c", "[ -n \"$SF_ACCESS_TOKEN\" ]"]}),
     )
     .await;
-    let record = eventually(30, "the attempt's token minted and its Pod recorded", || async {
-        let r = w.record("guarded", 1).await?;
-        r.metadata.annotations.as_ref()?.get("ephemera.dev/pod-uid").map(|_| r.clone())
-    })
-    .await;
+    let record = w.recorded("guarded").await;
     let wrapping = String::from_utf8(record.data.unwrap()["wrapping-token"].0.clone()).unwrap();
     // 1. Every Secret of the Task's namespace, as the tenant reads them: nothing unwrappable.
     let vault = ephemera_worker::vault::Vault::new(&w.bao.addr).unwrap();
@@ -477,11 +483,7 @@ async fn a_token_claimed_before_the_worker_fails_the_task_as_possible_intercepti
         "retry": {"maxAttempts": 3, "backoffSeconds": 1, "retryOn": ["Infrastructure", "ExitCode"]}}),
     )
     .await;
-    eventually(30, "the attempt's Pod recorded", || async {
-        let r = w.record("intercepted", 1).await?;
-        r.metadata.annotations.as_ref()?.get("ephemera.dev/pod-uid").map(|_| ())
-    })
-    .await;
+    w.recorded("intercepted").await;
     let identity = minted_identity(&w, Some("intercepted-1")).await;
     let (code, body) = claim(&w, &url, "intercepted", Some(&identity)).await;
     assert_eq!(code, 200, "{body}");
