@@ -70,6 +70,15 @@ impl Provider {
     pub fn signs(self) -> bool {
         matches!(self, Provider::Salesforce | Provider::GithubApp)
     }
+
+    /// The provider as written in `spec.provider`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Salesforce => "salesforce",
+            Provider::GithubApp => "github-app",
+            Provider::Static => "static",
+        }
+    }
 }
 
 fn default_mount() -> String {

@@ -20,8 +20,8 @@ use kube::CustomResourceExt;
 pub use credential::{Credential, CredentialSpec, GithubScope, Provider, TransitKey};
 pub use queue::{TaskQueue, TaskQueueSpec, TaskQueueStatus};
 pub use task::{
-    Condition, EventKind, FailureClass, Origin, ProgressEvent, RetryPolicy, Task, TaskEnv, TaskPhase, TaskResources,
-    TaskSpec, TaskStatus,
+    Condition, ConditionType, EventKind, FailureClass, Origin, ProgressEvent, Reason, RetryPolicy, Task, TaskEnv,
+    TaskPhase, TaskResources, TaskSpec, TaskStatus,
 };
 
 /// API group of every Ephemera resource.

@@ -131,6 +131,36 @@ pub enum WorkerFailure {
     HandoffRefused,
 }
 
+impl WorkerFailure {
+    /// Every failure the worker reports.
+    pub const ALL: [WorkerFailure; 9] = [
+        WorkerFailure::CredentialUnwrapFailed,
+        WorkerFailure::CredentialNotGenuine,
+        WorkerFailure::VaultUnavailable,
+        WorkerFailure::CredentialInvalid,
+        WorkerFailure::ProviderFailed,
+        WorkerFailure::CommandFailedToStart,
+        WorkerFailure::Terminated,
+        WorkerFailure::Misconfigured,
+        WorkerFailure::HandoffRefused,
+    ];
+
+    /// The failure as written in the report and in the Task's `status.reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerFailure::CredentialUnwrapFailed => "CredentialUnwrapFailed",
+            WorkerFailure::CredentialNotGenuine => "CredentialNotGenuine",
+            WorkerFailure::VaultUnavailable => "VaultUnavailable",
+            WorkerFailure::CredentialInvalid => "CredentialInvalid",
+            WorkerFailure::ProviderFailed => "ProviderFailed",
+            WorkerFailure::CommandFailedToStart => "CommandFailedToStart",
+            WorkerFailure::Terminated => "Terminated",
+            WorkerFailure::Misconfigured => "Misconfigured",
+            WorkerFailure::HandoffRefused => "HandoffRefused",
+        }
+    }
+}
+
 /// The worker's report, written as JSON to the termination message.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]

@@ -40,7 +40,7 @@ pub async fn cancel(
     if phase.is_terminal() {
         return Err(ApiError::Conflict {
             kind: "task-finished",
-            detail: format!("Task {name:?} already ended ({phase:?})"),
+            detail: format!("Task {name:?} already ended ({})", phase.as_str()),
         });
     }
     let patch = serde_json::json!({"spec": {"cancel": true}});

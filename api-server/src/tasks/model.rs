@@ -301,7 +301,7 @@ impl From<&Task> for TaskView {
             labels: t.labels().clone(),
             queue: t.spec.queue.clone(),
             priority: t.spec.priority,
-            phase: format!("{:?}", st.phase),
+            phase: st.phase.as_str().into(),
             reason: st.reason,
             message: st.message,
             attempt: st.attempt,

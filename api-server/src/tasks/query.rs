@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ephemera_crds::Task;
+use ephemera_crds::{Task, TaskPhase};
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
@@ -18,8 +18,6 @@ use crate::auth::{Identity, Verb};
 use crate::error::{ApiError, Problem};
 use crate::extract::{plausible_name, ApiQuery};
 use crate::AppState;
-
-const PHASES: [&str; 7] = ["Pending", "Scheduled", "Running", "Succeeded", "Failed", "Cancelled", "TimedOut"];
 
 /// Filters and paging of a Task list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -118,11 +116,13 @@ pub async fn list(
     if q.queue.as_ref().is_some_and(|qu| qu.len() > 63 || !crate::extract::plausible_name(qu) || qu.contains('.')) {
         return Err(ApiError::BadRequest("queue must be a queue name (DNS label)".into()));
     }
-    if let Some(p) = &q.phase {
-        if !PHASES.contains(&p.as_str()) {
-            return Err(ApiError::BadRequest(format!("phase must be one of {}", PHASES.join(", "))));
-        }
-    }
+    let phase = match q.phase.as_deref() {
+        Some(p) => Some(TaskPhase::parse(p).ok_or_else(|| {
+            let names: Vec<&str> = TaskPhase::ALL.iter().map(|p| p.as_str()).collect();
+            ApiError::BadRequest(format!("phase must be one of {}", names.join(", ")))
+        })?),
+        None => None,
+    };
     let since = match &q.created_since {
         Some(s) => Some(
             s.parse::<jiff::Timestamp>()
@@ -155,11 +155,7 @@ pub async fn list(
     let mut items: Vec<Task> = all
         .items
         .into_iter()
-        .filter(|t| {
-            q.phase.as_ref().is_none_or(|p| {
-                t.status.as_ref().map(|s| format!("{:?}", s.phase)).unwrap_or_else(|| "Pending".into()) == *p
-            })
-        })
+        .filter(|t| phase.is_none_or(|p| t.status.as_ref().map(|s| s.phase).unwrap_or_default() == p))
         .filter(|t| q.queue.as_ref().is_none_or(|qu| t.spec.queue == *qu))
         .filter(|t| since.is_none_or(|s| t.metadata.creation_timestamp.as_ref().is_some_and(|c| c.0 >= s)))
         .collect();
@@ -237,9 +233,23 @@ pub async fn result(
     }
     Ok(Json(TaskResult {
         name,
-        phase: format!("{:?}", st.phase),
+        phase: st.phase.as_str().into(),
         reason: st.reason,
         exit_code: st.exit_code,
         result: st.result,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_phase_pattern_lists_exactly_the_phases() {
+        let params = ListQuery::into_params(|| None);
+        let phase = params.iter().find(|p| p.name == "phase").expect("a phase parameter");
+        let schema = serde_json::to_value(&phase.schema).expect("a schema");
+        let names: Vec<&str> = TaskPhase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(schema["pattern"], serde_json::json!(format!("^({})?$", names.join("|"))));
+    }
 }

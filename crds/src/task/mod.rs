@@ -4,9 +4,11 @@
 
 mod spec;
 mod status;
+mod vocabulary;
 
 pub use spec::{FailureClass, Origin, RetryPolicy, Task, TaskEnv, TaskResources, TaskSpec};
 pub use status::{Condition, EventKind, ProgressEvent, TaskPhase, TaskStatus};
+pub use vocabulary::{ConditionType, Reason};
 
 /// Largest `status.result` the operator stores (the rest is cut, and says so).
 pub const MAX_RESULT_BYTES: usize = 4096;

@@ -21,8 +21,12 @@ use crate::attempt_record::{self, Owner};
 use crate::names;
 use crate::vault::{Attempt, Revoked, VaultError};
 
-/// Why a Task cannot have its credentials (reason, message): it fails with this.
-pub type Refusal = (&'static str, String);
+use ephemera_crds::Reason;
+use ephemera_lifecycle::Refusal;
+
+fn refuse(reason: Reason, message: String) -> Result<Result<Vec<Credential>, Refusal>, Error> {
+    Ok(Err(Refusal { reason, message }))
+}
 
 /// Resolves the Task's names to Credentials, or says which name is refused and why.
 pub async fn resolve(ctx: &Context, task: &Task, ns: &str) -> Result<Result<Vec<Credential>, Refusal>, Error> {
@@ -31,36 +35,36 @@ pub async fn resolve(ctx: &Context, task: &Task, ns: &str) -> Result<Result<Vec<
     for name in &task.spec.credentials {
         match creds.get_opt(name).await? {
             None => {
-                return Ok(Err((
-                    "UnknownCredential",
+                return refuse(
+                    Reason::UnknownCredential,
                     format!("credential {name:?} does not exist: ask a cluster admin to define it"),
-                )))
+                )
             }
             Some(c) if !c.allows(ns) => {
-                return Ok(Err((
-                    "CredentialForbidden",
+                return refuse(
+                    Reason::CredentialForbidden,
                     format!("credential {name:?} may not be used by Tasks in namespace {ns:?}"),
-                )))
+                )
             }
             Some(c) if c.spec.provider.signs() && c.spec.signing_key.is_none() && !ctx.config.allow_kv_private_keys => {
-                return Ok(Err((
-                    "PrivateKeyNotInTransit",
+                return refuse(
+                    Reason::PrivateKeyNotInTransit,
                     format!(
                         "credential {name:?} keeps its private key in KV: a cluster admin must import it into Vault Transit and set spec.signingKey (or run the operator with --allow-kv-private-keys, which is weaker)"
                     ),
-                )))
+                )
             }
             Some(c) => out.push(c),
         }
     }
     if !out.is_empty() && (ctx.issuer.is_none() || ctx.config.handoff_url.is_none()) {
-        return Ok(Err((
-            "VaultNotConfigured",
+        return refuse(
+            Reason::VaultNotConfigured,
             "the Task names credentials but the operator has no Vault or credential hand-off configured (--vault-addr, --handoff-url)".into(),
-        )));
+        );
     }
     if let Some(clash) = env_clash(&out) {
-        return Ok(Err(("CredentialConflict", clash)));
+        return refuse(Reason::CredentialConflict, clash);
     }
     Ok(Ok(out))
 }
@@ -72,7 +76,8 @@ fn env_clash(creds: &[Credential]) -> Option<String> {
         let same: Vec<String> = creds.iter().filter(|c| c.spec.provider == p).map(|c| c.name_any()).collect();
         if same.len() > 1 {
             return Some(format!(
-                "credentials {same:?} are both {p:?} and would set the same environment variables: run them in separate Tasks"
+                "credentials {same:?} are both {} and would set the same environment variables: run them in separate Tasks",
+                p.as_str()
             ));
         }
     }

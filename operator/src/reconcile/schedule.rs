@@ -22,7 +22,9 @@ pub fn holds_slot(t: &Task) -> bool {
 
 /// Whether the Task's queue refused it (unknown queue, forbidden namespace).
 pub fn refused(t: &Task) -> bool {
-    t.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "QueueAccepted" && c.status == "False"))
+    t.status
+        .as_ref()
+        .is_some_and(|s| ephemera_lifecycle::status::is_false(s, ephemera_crds::ConditionType::QueueAccepted))
 }
 
 /// Waiting for a slot, not in retry back-off, not cancelled, not refused (a Task its queue refused

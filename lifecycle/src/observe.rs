@@ -1,8 +1,9 @@
 //! What a worker Pod says about its attempt.
 
 use ephemera_crds::worker::{WorkerFailure, WorkerReport, CREDENTIALS_CONTAINER};
-use ephemera_crds::FailureClass;
+use ephemera_crds::{FailureClass, Reason};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 
 /// Waiting reasons that mean the container cannot start as configured.
 const START_PROBLEMS: [&str; 6] = [
@@ -35,21 +36,64 @@ pub enum Attempt {
         message: String,
         /// When the container that tried to unwrap started (kubelet-reported), to compare with the
         /// token's expiry; None when the token was forged (expiry cannot explain that).
-        started: Option<k8s_openapi::jiff::Timestamp>,
+        started: Option<Timestamp>,
     },
     /// Ended unsuccessfully.
-    Failed {
-        /// For the retry decision.
-        class: FailureClass,
-        /// CamelCase reason for the Task.
-        reason: String,
-        /// Human-readable message.
-        message: String,
-        /// Exit code, when the container ran.
-        exit_code: Option<i32>,
-        /// Termination message (or log tail).
-        result: String,
-    },
+    Failed(Failure),
+}
+
+impl Attempt {
+    /// Whether the attempt is over (its outcome is known).
+    pub fn is_over(&self) -> bool {
+        matches!(self, Attempt::Succeeded { .. } | Attempt::Failed(_))
+    }
+}
+
+/// How an attempt failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// For the retry decision.
+    pub class: FailureClass,
+    /// The Task's reason.
+    pub reason: Reason,
+    /// Human-readable message.
+    pub message: String,
+    /// Exit code, when the container ran.
+    pub exit_code: Option<i32>,
+    /// Termination message (or log tail).
+    pub result: String,
+}
+
+impl Failure {
+    /// An infrastructure failure the operator saw itself (no exit code, no result).
+    pub fn infrastructure(reason: Reason, message: String) -> Self {
+        Self { class: FailureClass::Infrastructure, reason, message, exit_code: None, result: String::new() }
+    }
+}
+
+/// The current attempt's Pod as the lifecycle needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedPod {
+    /// Its name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+    /// When the API server created it.
+    pub created: Option<Timestamp>,
+    /// What it says about the attempt.
+    pub attempt: Attempt,
+}
+
+impl ObservedPod {
+    /// Reads a Pod.
+    pub fn of(pod: &Pod) -> Self {
+        Self {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            attempt: attempt(pod),
+        }
+    }
 }
 
 /// Reads a Pod's status.
@@ -92,57 +136,58 @@ pub fn attempt(pod: &Pod) -> Attempt {
                     return Attempt::Intercepted { message: report.message, started: None }
                 }
                 Some(failure) if failure != WorkerFailure::Terminated || pod_reason != "DeadlineExceeded" => {
-                    return Attempt::Failed {
+                    return Attempt::Failed(Failure {
                         class: FailureClass::Infrastructure,
-                        reason: format!("{failure:?}"),
+                        reason: Reason::Worker(failure),
                         message: report.message,
                         exit_code: None,
                         result,
-                    }
+                    })
                 }
                 _ => {}
             }
             if pod_reason == "DeadlineExceeded" {
-                return Attempt::Failed {
+                return Attempt::Failed(Failure {
                     class: FailureClass::Timeout,
-                    reason: "DeadlineExceeded".into(),
+                    reason: Reason::DeadlineExceeded,
                     message: "the Task's deadline passed while its Pod was running".into(),
                     exit_code,
                     result,
-                };
+                });
             }
             let term_reason = terminated.as_ref().and_then(|t| t.reason.clone()).unwrap_or_default();
             if let Some(step) = failed_step {
                 // The command never ran: an init container failed without a worker report (OOM,
                 // a worker binary that cannot run in the Task's image, a version mismatch).
-                return Attempt::Failed {
-                    class: FailureClass::Infrastructure,
-                    reason: "InitContainerFailed".into(),
-                    message: format!(
+                return Attempt::Failed(Failure::infrastructure(
+                    Reason::InitContainerFailed,
+                    format!(
                         "init container {step:?} exited with code {} ({term_reason}) before the task command ran",
                         exit_code.unwrap_or_default()
                     ),
-                    exit_code: None,
-                    result: String::new(),
-                };
+                ));
             }
             match exit_code {
                 Some(code) if code != 0 && term_reason != "ContainerStatusUnknown" && pod_reason != "Evicted" => {
-                    Attempt::Failed {
+                    Attempt::Failed(Failure {
                         class: FailureClass::ExitCode,
-                        reason: "ExitCode".into(),
+                        reason: Reason::ExitCode,
                         message: format!("the task command exited with code {code}"),
                         exit_code,
                         result,
-                    }
+                    })
                 }
-                _ => Attempt::Failed {
+                _ => Attempt::Failed(Failure {
                     class: FailureClass::Infrastructure,
-                    reason: if pod_reason.is_empty() { term_reason.clone() } else { pod_reason.clone() },
+                    reason: Reason::Kubelet(if pod_reason.is_empty() {
+                        term_reason.clone()
+                    } else {
+                        pod_reason.clone()
+                    }),
                     message: status.message.unwrap_or_else(|| format!("the Pod failed ({term_reason})")),
                     exit_code,
                     result,
-                },
+                }),
             }
         }
         Some("Running") if state.running.is_some() => Attempt::Running,
@@ -178,9 +223,12 @@ mod tests {
         let failed = pod(
             json!({"phase": "Failed", "containerStatuses": [{"name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}),
         );
-        assert!(matches!(attempt(&failed), Attempt::Failed { class: FailureClass::ExitCode, exit_code: Some(3), .. }));
+        assert!(matches!(
+            attempt(&failed),
+            Attempt::Failed(Failure { class: FailureClass::ExitCode, exit_code: Some(3), .. })
+        ));
         let deadline = pod(json!({"phase": "Failed", "reason": "DeadlineExceeded"}));
-        assert!(matches!(attempt(&deadline), Attempt::Failed { class: FailureClass::Timeout, .. }));
+        assert!(matches!(attempt(&deadline), Attempt::Failed(Failure { class: FailureClass::Timeout, .. })));
         let pull = pod(
             json!({"phase": "Pending", "containerStatuses": [{"name": "task", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}}}]}),
         );
@@ -199,17 +247,29 @@ mod tests {
         let stolen = ended("Failed", 1, r#"{"failure":"CredentialUnwrapFailed","message":"already used"}"#);
         assert_eq!(attempt(&stolen), Attempt::Intercepted { message: "already used".into(), started: None });
         let vault = ended("Failed", 1, r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
-        assert!(
-            matches!(attempt(&vault), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable")
-        );
+        assert!(matches!(
+            attempt(&vault),
+            Attempt::Failed(Failure {
+                class: FailureClass::Infrastructure,
+                reason: Reason::Worker(WorkerFailure::VaultUnavailable),
+                ..
+            })
+        ));
         let stopped = ended("Succeeded", 0, r#"{"failure":"Terminated","exitCode":0}"#);
         assert!(
-            matches!(attempt(&stopped), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "Terminated"),
+            matches!(
+                attempt(&stopped),
+                Attempt::Failed(Failure {
+                    class: FailureClass::Infrastructure,
+                    reason: Reason::Worker(WorkerFailure::Terminated),
+                    ..
+                })
+            ),
             "a command that exited 0 after being stopped did not succeed"
         );
         let code = ended("Failed", 4, r#"{"exitCode":4,"result":"partial"}"#);
         assert!(
-            matches!(attempt(&code), Attempt::Failed { class: FailureClass::ExitCode, exit_code: Some(4), ref result, .. } if result == "partial")
+            matches!(attempt(&code), Attempt::Failed(Failure { class: FailureClass::ExitCode, exit_code: Some(4), ref result, .. }) if result == "partial")
         );
         // The credentials step failed: the task container never ran; the step's report decides.
         let step = |message: &str| {
@@ -227,13 +287,26 @@ mod tests {
         assert!(matches!(attempt(&forged), Attempt::Intercepted { started: None, .. }));
         let oom = step("");
         assert!(
-            matches!(attempt(&oom), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, exit_code: None, .. } if reason == "InitContainerFailed"),
+            matches!(
+                attempt(&oom),
+                Attempt::Failed(Failure {
+                    class: FailureClass::Infrastructure,
+                    reason: Reason::InitContainerFailed,
+                    exit_code: None,
+                    ..
+                })
+            ),
             "a step that died without a report is not blamed on the command"
         );
         let down = step(r#"{"failure":"VaultUnavailable","message":"connection refused"}"#);
-        assert!(
-            matches!(attempt(&down), Attempt::Failed { class: FailureClass::Infrastructure, ref reason, .. } if reason == "VaultUnavailable")
-        );
+        assert!(matches!(
+            attempt(&down),
+            Attempt::Failed(Failure {
+                class: FailureClass::Infrastructure,
+                reason: Reason::Worker(WorkerFailure::VaultUnavailable),
+                ..
+            })
+        ));
         let init = pod(
             json!({"phase": "Pending", "initContainerStatuses": [{"name": "install-worker", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}]}),
         );

@@ -1,0 +1,167 @@
+//! Carrying out the lifecycle: the facts it asks for are looked up, its plans are executed in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ephemera_crds::{Reason, Task, TaskQueue, TaskStatus};
+use ephemera_lifecycle::status::{for_write, rfc3339};
+use ephemera_lifecycle::{Decision, Effect, Fact, Metric, Next, Note, ObservedPod, Plan, Seen, Settings};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+
+use super::{credentials, pod, start, Context, Error};
+
+/// One reconcile of a Task that is not being deleted.
+pub async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
+    let ns = task.namespace().unwrap_or_default();
+    let api: Api<Task> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = Timestamp::now();
+    let settings = Settings { pod_start_timeout: ctx.config.pod_start_timeout };
+    let mut seen = Seen::default();
+    let mut plan = loop {
+        match ephemera_lifecycle::decide(&task, &seen, now, &settings) {
+            Decision::Need(fact) => learn(ctx, &task, &pods, fact, &mut seen, now).await?,
+            Decision::Plan(plan) => break plan,
+        }
+    };
+    let mut admitted = seen.admitted == Some(true);
+    let mut current = (*task).clone();
+    // At most twice: a plan, and the plan of starting the attempt it recorded.
+    loop {
+        let next = plan.next;
+        let written = match execute(ctx, &api, &pods, &current, plan).await {
+            Ok(written) => written,
+            Err(e) => {
+                // A slot reserved for an attempt that was never recorded goes back.
+                if admitted {
+                    ctx.admission.lock().await.release(&task);
+                }
+                return Err(e);
+            }
+        };
+        match next {
+            Next::AwaitChange => return Ok(Action::await_change()),
+            Next::After(d) => return Ok(Action::requeue(d)),
+            Next::StartAttempt => {
+                // Continue with the object just written (the cache may not have it yet).
+                let (task, status) = written;
+                current = task;
+                // Recorded: the slot is held by the Scheduled phase from now on.
+                admitted = false;
+                plan = start::attempt(ctx, &pods, &current, status, now).await?;
+                if plan.next == Next::StartAttempt {
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+            }
+        }
+    }
+}
+
+/// Looks up what the lifecycle asked for.
+async fn learn(
+    ctx: &Context,
+    task: &Task,
+    pods: &Api<Pod>,
+    fact: Fact,
+    seen: &mut Seen,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let status = task.status.clone().unwrap_or_default();
+    match fact {
+        Fact::Pod => {
+            let pod = pods.get_opt(&status.pod_name).await?.filter(|p| pod::is_ours(task, p));
+            seen.pod = Some(pod.as_ref().map(ObservedPod::of));
+        }
+        Fact::Credentials => {
+            let ns = task.namespace().unwrap_or_default();
+            seen.credentials = Some(credentials::resolve(ctx, task, &ns).await?.map(|_| ()));
+        }
+        Fact::Queue => {
+            let queues: Api<TaskQueue> = Api::all(ctx.client.clone());
+            let spec = queues.get_opt(&task.spec.queue).await?.map(|q| q.spec);
+            if let Some(spec) = &spec {
+                ctx.remember_queue(&task.spec.queue, spec);
+            }
+            seen.queue = Some(spec);
+        }
+        Fact::Admission => {
+            let spec = seen.queue.clone().flatten().unwrap_or_default();
+            let admitted = ctx.admission.lock().await.try_admit(task, &ctx.store.state(), &spec, &rfc3339(now));
+            seen.admitted = Some(admitted);
+        }
+        Fact::RecordedPod => {
+            seen.recorded_pod = Some(credentials::recorded_pod(ctx, task, status.attempt).await?);
+        }
+    }
+    Ok(())
+}
+
+/// Executes a plan's effects in order; returns the Task as last written and the plan's status.
+async fn execute(
+    ctx: &Context,
+    api: &Api<Task>,
+    pods: &Api<Pod>,
+    task: &Task,
+    plan: Plan,
+) -> Result<(Task, TaskStatus), Error> {
+    let mut current = task.clone();
+    for effect in plan.effects {
+        match effect {
+            Effect::StopPod(name) => {
+                // With the configured grace, so the worker can stop the command and revoke.
+                let grace = u32::try_from(ctx.config.termination_grace.as_secs()).unwrap_or(30);
+                match pods.delete(&name, &DeleteParams::default().grace_period(grace)).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Effect::Event(note) => ctx.event(task, note).await,
+            Effect::WriteStatus => current = write_status(ctx, api, &current, plan.status.clone()).await?,
+            Effect::ReleaseSlot => ctx.admission.lock().await.release(task),
+            Effect::RevokeEnded { announce } => {
+                let revoked = credentials::revoke_ended(ctx, task).await?;
+                if announce && revoked > 0 {
+                    let msg = format!("Vault tokens of {revoked} attempt(s) revoked");
+                    ctx.event(task, Note { warning: false, reason: Reason::CredentialsRevoked, message: msg }).await;
+                }
+            }
+            Effect::DeleteTask => match api.delete(&task.name_any(), &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            },
+            Effect::Metric(m) => record(ctx, m),
+        }
+    }
+    Ok((current, plan.status))
+}
+
+fn record(ctx: &Context, metric: Metric) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &ctx.metrics;
+    let count = match metric {
+        Metric::UnwrapFailure => &m.unwrap_failures,
+        Metric::VaultError => &m.vault_errors,
+        Metric::TokenMinted => &m.tokens_minted,
+        Metric::PodCreatedLatency(d) => return m.pod_created_latency.observe(d),
+        Metric::StartLatency(d) => return m.start_latency.observe(d),
+    };
+    count.fetch_add(1, Relaxed);
+}
+
+/// Writes the status when it changed, guarded by the resourceVersion that was read (see
+/// [`ephemera_lifecycle::status::for_write`] for what is kept of the stored status).
+async fn write_status(ctx: &Context, api: &Api<Task>, task: &Task, status: TaskStatus) -> Result<Task, Error> {
+    // This replica's ring size (a process may run several operators, as the tests do).
+    let Some(status) = for_write(task.status.as_ref(), status, Timestamp::now(), ctx.config.event_ring) else {
+        return Ok(task.clone());
+    };
+    let mut next = task.clone();
+    next.status = Some(status);
+    Ok(api.replace_status(&task.name_any(), &PostParams::default(), &next).await?)
+}
