@@ -4,6 +4,7 @@
 //! the same client: 32 concurrent connections, `BENCH_REQUESTS` (default 2,000) creates each.
 //!
 //! Run: `cargo bench -p ephemera-api --bench create`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

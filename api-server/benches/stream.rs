@@ -7,6 +7,7 @@
 //! before the status write to the moment each client has the event.
 //!
 //! Run: `cargo bench -p ephemera-api --bench stream` (`BENCH_SUBSCRIBERS=1000,10000`, `BENCH_EVENTS=20`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
 
+#[allow(unsafe_code)] // getrlimit/setrlimit of this process
 fn raise_fd_limit() {
     // SAFETY: getrlimit/setrlimit on this process with a valid struct.
     unsafe {

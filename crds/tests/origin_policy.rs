@@ -1,6 +1,7 @@
 //! The shipped ValidatingAdmissionPolicy that keeps `spec.origin` the API server's: its CEL
 //! expressions, evaluated by a CEL implementation, decide as a kube-apiserver would for the requests
 //! that matter (no real kube-apiserver runs here, and the dev cluster has no admission plugins).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use serde_json::{json, Value};
 

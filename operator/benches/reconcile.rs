@@ -4,6 +4,7 @@
 //! directly (no operator). The dev cluster runs without its kubelet, so only the operator is timed.
 //!
 //! Run: `cargo bench -p ephemera-operator --bench reconcile` (`BENCH_TASKS` changes the count).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};

@@ -1,6 +1,7 @@
 //! The operator flag table in `docs/operator.md` is checked against the binary's own `--help` (the clap
 //! definitions): every flag and its environment variable appear in both, so neither is typed twice
 //! without the other noticing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::BTreeSet;
 

@@ -103,6 +103,7 @@ fn exit_of(status: std::process::ExitStatus) -> Exit {
     }
 }
 
+#[allow(unsafe_code)] // kill(2) of a process group the worker started
 fn signal_group(pgid: Option<i32>, sig: i32) {
     if let Some(pgid) = pgid {
         // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.

@@ -70,6 +70,7 @@ fn install(dest: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Runs a step: the task command when given, else the `credentials` step.
+#[allow(unsafe_code)] // prctl(PR_SET_DUMPABLE): one flag of this process
 fn run(command: Option<Vec<String>>, command_only_env: Vec<(OsString, OsString)>) -> anyhow::Result<i32> {
     // No core dumps and no same-user memory reads of the worker (it holds private keys briefly);
     // reset for the task command by execve.

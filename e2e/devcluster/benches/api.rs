@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo bench -p ephemera-devcluster --bench api` (needs the `e2e/crd-apiserver` recipe for
 //! the baseline; without it only our numbers are printed). `BENCH_OBJECTS` changes the object count.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,6 +3,7 @@
 //! same isolated process (`unshare` + shell + `sleep`) directly, without the API or kubelet.
 //!
 //! Run: `cargo bench -p ephemera-devcluster --bench pods` (`BENCH_PODS` changes the count).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -12,16 +12,21 @@ use kube::Client;
 
 /// A dev cluster started inside the test process, with its kubeconfig on disk.
 pub struct Dev {
+    /// The running cluster.
     pub cluster: DevCluster,
+    /// Its data and kubeconfig (removed on drop).
     pub dir: tempfile::TempDir,
+    /// The kubeconfig a client uses.
     pub kubeconfig: PathBuf,
 }
 
 impl Dev {
+    /// Starts one with the default configuration.
     pub async fn start() -> Dev {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts one with the configuration changed by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Dev {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -31,14 +36,17 @@ impl Dev {
         Dev { cluster, dir, kubeconfig }
     }
 
+    /// A kube client for it.
     pub async fn client(&self) -> Client {
         client_for(&self.kubeconfig).await
     }
 
+    /// Runs kubectl against it.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         kubectl(&self.kubeconfig, args, None)
     }
 
+    /// Runs kubectl against it with `stdin`.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
         kubectl(&self.kubeconfig, args, Some(stdin))
     }
@@ -90,12 +98,15 @@ pub fn reference_tool_dir() -> PathBuf {
 
 /// The real apiextensions-apiserver + etcd built by `e2e/crd-apiserver`, stopped on drop.
 pub struct Reference {
+    /// Its data and kubeconfig (removed on drop).
     pub dir: tempfile::TempDir,
+    /// The kubeconfig a client uses.
     pub kubeconfig: PathBuf,
     tool: PathBuf,
 }
 
 impl Reference {
+    /// Starts it (it must have been built: `e2e/crd-apiserver/build.sh`).
     pub fn start() -> Reference {
         let tool = reference_tool_dir();
         assert!(
@@ -110,10 +121,12 @@ impl Reference {
         Reference { dir, kubeconfig, tool }
     }
 
+    /// A kube client for it.
     pub async fn client(&self) -> Client {
         client_for(&self.kubeconfig).await
     }
 
+    /// Runs kubectl against it.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         kubectl(&self.kubeconfig, args, None)
     }

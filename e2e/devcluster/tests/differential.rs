@@ -1,6 +1,7 @@
 //! The differential suite: the same custom-resource scenarios run against the dev cluster and the
 //! real apiextensions-apiserver, and what a client observes (status codes, reasons, messages, the
 //! fields that matter) must be identical. Timestamps, uids and resourceVersion values are ignored.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

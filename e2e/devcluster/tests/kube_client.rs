@@ -1,4 +1,5 @@
 //! The dev cluster driven through kube-rs, the way the operator and api-server will use it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The dev cluster driven through the real kubectl binary, as users and scripts do.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The process kubelet: Pods created through the API run as local processes with the lifecycle and
 //! status a real kubelet reports, checked through kube-rs and kubectl.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -9,6 +9,7 @@
 //!    credentials.
 //!
 //! Run: `cargo bench -p ephemera-e2e --bench credentials` (`BENCH_TASKS`, `BENCH_ROUNDS` change sizes).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@
 //! is the baseline in the same run.
 //!
 //! Run: `cargo bench -p ephemera-e2e --bench progress_flood`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

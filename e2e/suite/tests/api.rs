@@ -1,6 +1,7 @@
 //! The REST API against the local cluster and the operator: every endpoint, both authentication
 //! paths, idempotent creation under concurrent retries, paging while Tasks are being created, log
 //! following, and problem documents for every error.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use ephemera_api::auth::oidc::{OidcConfig, Rule};
 use ephemera_api::auth::Verb;

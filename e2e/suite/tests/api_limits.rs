@@ -1,6 +1,7 @@
 //! The API server as a hostile or careless client meets it: connections that never finish their
 //! headers (slowloris) or sit idle, more connections than the cap, log follows past the caller's
 //! stream limit or outliving their token, and a SIGTERM drain with streams open.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::time::{Duration, Instant};
 

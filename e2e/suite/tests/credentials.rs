@@ -2,6 +2,7 @@
 //! Salesforce and GitHub test doubles. Every test ends by scanning everything a user or an attacker
 //! with read access could see (Task status, Events, Pod specs and termination messages, container
 //! logs, the operator's own log) for the secret values involved.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};

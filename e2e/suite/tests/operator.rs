@@ -1,4 +1,5 @@
 //! The operator against the local cluster, with real Pods running as processes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! schemathesis (from PyPI) against the live API and its own `/openapi.json`: generated requests,
 //! valid and invalid, must never produce a server error or a response that breaks the document.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::PathBuf;
 use std::process::Command;

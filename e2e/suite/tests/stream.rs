@@ -4,6 +4,7 @@
 //! namespaces they may not read, and a consumer that stops reading is cut off without affecting the
 //! others. A worker whose API server is down still finishes its task. Streams end when the
 //! credentials they were opened with are revoked or expire.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::time::Duration;
 

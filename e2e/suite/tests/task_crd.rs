@@ -1,5 +1,6 @@
 //! The Task and TaskQueue CRDs: they install on the real apiserver and on the dev cluster, valid
 //! examples are accepted and invalid ones rejected identically on both, and kubectl shows the columns.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

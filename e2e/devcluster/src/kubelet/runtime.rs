@@ -26,6 +26,7 @@ pub enum Isolation {
 
 impl Isolation {
     /// Probes what this host allows.
+    #[allow(unsafe_code)] // geteuid(2): no preconditions
     pub fn detect() -> Self {
         let found = |tool: &str| Path::new("/usr/bin").join(tool).exists() || Path::new("/bin").join(tool).exists();
         if !found("unshare") || !found("setpriv") {
@@ -337,6 +338,7 @@ impl Handle {
         self.signal(libc::SIGKILL);
     }
 
+    #[allow(unsafe_code)] // kill(2)/killpg(2): only send a signal
     fn signal(&self, sig: i32) {
         let Some(outer) = self.outer_pid else { return };
         if let Some(pid) = container_pid(outer, self.isolation) {
