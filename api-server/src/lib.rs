@@ -91,7 +91,7 @@ async fn openapi() -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

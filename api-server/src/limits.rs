@@ -1,42 +1,49 @@
-//! Per-identity rate limiting: a token bucket per caller (`burst` requests, refilled at `per_second`).
+//! Per-identity rate limiting (`governor`'s GCRA, equivalent to a token bucket per caller: `burst`
+//! requests at once, refilled at `per_second`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::HashMapStateStore;
+use governor::Quota;
 
 use crate::error::ApiError;
 
+/// Callers remembered before the ones whose buckets are full again are forgotten.
+const REMEMBERED: usize = 10_000;
+
 /// Buckets by identity.
 pub struct RateLimiter {
-    burst: f64,
-    per_second: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    limiter: governor::RateLimiter<String, HashMapStateStore<String>, DefaultClock>,
+    clock: DefaultClock,
 }
 
 impl RateLimiter {
-    /// `burst` requests at once, `per_second` sustained.
+    /// `burst` requests at once, `per_second` sustained (fractions allowed: 0.2 is one every 5 s).
     pub fn new(burst: u32, per_second: f64) -> Self {
-        Self { burst: f64::from(burst.max(1)), per_second: per_second.max(0.001), buckets: Mutex::new(HashMap::new()) }
+        let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        // A period too short to represent means "no limit worth keeping": a million per second.
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MAX)))
+            .allow_burst(burst);
+        let clock = DefaultClock::default();
+        Self { limiter: governor::RateLimiter::new(quota, HashMapStateStore::default(), clock.clone()), clock }
     }
 
-    /// Takes one token for `who`, or says how many seconds to wait.
+    /// Takes one request's worth for `who`, or says how many seconds to wait.
     pub fn check(&self, who: &str) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().map_err(|_| ApiError::Internal)?;
         // Forget idle callers so the map stays bounded by the active ones.
-        if buckets.len() > 10_000 {
-            let (burst, rate) = (self.burst, self.per_second);
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+        if self.limiter.len() > REMEMBERED {
+            self.limiter.retain_recent();
         }
-        let (tokens, at) = buckets.entry(who.to_string()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = ((1.0 - *tokens) / self.per_second).ceil().max(1.0);
-            Err(ApiError::RateLimited(wait as u64))
+        match self.limiter.check_key(&who.to_string()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Err(ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64))
+            }
         }
     }
 }
@@ -53,5 +60,12 @@ mod tests {
         }
         assert!(matches!(l.check("a"), Err(ApiError::RateLimited(2))));
         assert!(l.check("b").is_ok(), "other callers are not affected");
+    }
+
+    #[test]
+    fn a_fractional_rate_waits_whole_seconds() {
+        let l = RateLimiter::new(1, 0.2);
+        assert!(l.check("a").is_ok());
+        assert!(matches!(l.check("a"), Err(ApiError::RateLimited(5))));
     }
 }

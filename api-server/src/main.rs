@@ -251,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let (counted, hub) = (state.clone(), state.hub.clone());
             let refused = move || {
-                counted.metrics.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counted.metrics.connections_refused.inc();
             };
             let streams_open = move || hub.open_streams();
             ephemera_api::serve::serve(

@@ -1,90 +1,119 @@
-//! Request metrics (Prometheus text): requests by route, method and status, and their latency.
+//! The API server's Prometheus metrics (OpenMetrics text, by `prometheus-client`): requests by route,
+//! method and status, their latency, and counters of what the server refused or cut off.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A request's labels (the route template, never the concrete path: bounded cardinality).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
 /// Counters of the API server.
-#[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<([u64; BUCKETS.len() + 1], f64, u64)>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Histogram,
     /// Tasks created through the API.
-    pub tasks_created: AtomicU64,
+    pub tasks_created: Counter,
     /// Progress events taken from workers.
-    pub progress_events: AtomicU64,
+    pub progress_events: Counter,
     /// Live subscribers cut off for falling behind.
-    pub slow_consumers: AtomicU64,
+    pub slow_consumers: Counter,
     /// Connections closed at accept because the connection limit was reached.
-    pub connections_refused: AtomicU64,
+    pub connections_refused: Counter,
     /// Log follows ended because their credentials were revoked or expired.
-    pub streams_reauth_ended: AtomicU64,
+    pub streams_reauth_ended: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Histogram::new(BUCKETS);
+        r.register("ephemera_api_requests", "Requests by route, method and status", requests.clone());
+        r.register_with_unit("ephemera_api_request_duration", "Request latency", Unit::Seconds, latency.clone());
+        let m = Metrics {
+            registry: Registry::default(),
+            requests,
+            latency,
+            tasks_created: Counter::default(),
+            progress_events: Counter::default(),
+            slow_consumers: Counter::default(),
+            connections_refused: Counter::default(),
+            streams_reauth_ended: Counter::default(),
+        };
+        for (name, help, c) in [
+            ("ephemera_api_tasks_created", "Tasks created", &m.tasks_created),
+            ("ephemera_api_progress_events", "Progress events taken from workers", &m.progress_events),
+            ("ephemera_api_slow_consumers", "Live subscribers cut off for falling behind", &m.slow_consumers),
+            (
+                "ephemera_api_connections_refused",
+                "Connections closed at accept: the connection limit was reached",
+                &m.connections_refused,
+            ),
+            (
+                "ephemera_api_streams_reauth_ended",
+                "Log follows ended because their credentials were revoked or expired",
+                &m.streams_reauth_ended,
+            ),
+        ] {
+            r.register(name, help, c.clone());
+        }
+        Metrics { registry: r, ..m }
+    }
 }
 
 impl Metrics {
     /// Records one request.
     pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
-        if let Ok(mut r) = self.requests.lock() {
-            *r.entry((route.to_string(), method.to_string(), status)).or_default() += 1;
-        }
-        if let Ok(mut l) = self.latency.lock() {
-            let s = took.as_secs_f64();
-            let i = BUCKETS.iter().position(|b| s <= *b).unwrap_or(BUCKETS.len());
-            l.0[i] += 1;
-            l.1 += s;
-            l.2 += 1;
-        }
+        let labels = RequestLabels { route: route.to_string(), method: method.to_string(), status };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.observe(took.as_secs_f64());
     }
 
-    /// The text exposition.
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP ephemera_api_requests_total Requests by route, method and status.\n# TYPE ephemera_api_requests_total counter");
-        for ((route, method, status), n) in self.requests.lock().map(|r| r.clone()).unwrap_or_default() {
-            let _ = writeln!(
-                out,
-                "ephemera_api_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
-            );
-        }
-        let (buckets, sum, count) = self.latency.lock().map(|l| *l).unwrap_or(([0; BUCKETS.len() + 1], 0.0, 0));
-        let _ = writeln!(out, "# HELP ephemera_api_request_duration_seconds Request latency.\n# TYPE ephemera_api_request_duration_seconds histogram");
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += buckets[i];
-            let _ = writeln!(out, "ephemera_api_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "ephemera_api_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "ephemera_api_request_duration_seconds_sum {sum}\nephemera_api_request_duration_seconds_count {count}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP ephemera_api_tasks_created_total Tasks created.\n# TYPE ephemera_api_tasks_created_total counter"
-        );
-        let _ = writeln!(out, "ephemera_api_tasks_created_total {}", self.tasks_created.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP ephemera_api_progress_events_total Progress events taken from workers.\n# TYPE ephemera_api_progress_events_total counter");
-        let _ = writeln!(out, "ephemera_api_progress_events_total {}", self.progress_events.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP ephemera_api_slow_consumers_total Live subscribers cut off for falling behind.\n# TYPE ephemera_api_slow_consumers_total counter");
-        let _ = writeln!(out, "ephemera_api_slow_consumers_total {}", self.slow_consumers.load(Ordering::Relaxed));
-        for (name, help, v) in [
-            (
-                "ephemera_api_connections_refused_total",
-                "Connections closed at accept: the connection limit was reached.",
-                &self.connections_refused,
-            ),
-            (
-                "ephemera_api_streams_reauth_ended_total",
-                "Log follows ended because their credentials were revoked or expired.",
-                &self.streams_reauth_ended,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_route_template_method_and_status() {
+        let m = Metrics::default();
+        m.observe("/api/v1/namespaces/{ns}/tasks", "POST", 201, Duration::from_millis(4));
+        m.observe("/api/v1/namespaces/{ns}/tasks", "POST", 201, Duration::from_millis(40));
+        m.connections_refused.inc();
+        let text = m.render();
+        for want in [
+            "ephemera_api_requests_total{route=\"/api/v1/namespaces/{ns}/tasks\",method=\"POST\",status=\"201\"} 2",
+            "ephemera_api_request_duration_seconds_bucket{le=\"0.005\"} 1",
+            "ephemera_api_request_duration_seconds_count 2",
+            "ephemera_api_connections_refused_total 1",
+            "ephemera_api_tasks_created_total 0",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
     }
 }

@@ -13,7 +13,12 @@ use crate::metrics::Metrics;
 pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new()
-        .route("/metrics", get(|State(m): State<Arc<Metrics>>| async move { m.render() }))
+        .route(
+            "/metrics",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], m.render())
+            }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         // Ready once running: a standby replica is ready too (it serves metrics and waits for the Lease).
         .route("/readyz", get(|| async { "ok" }))

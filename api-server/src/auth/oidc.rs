@@ -1,7 +1,8 @@
 //! OIDC ID tokens for keyless CI (e.g. GitHub Actions): configured issuers, their JWKS fetched
 //! (through discovery, HTTPS only, no redirects, bounded in size) and cached, RS256 signatures,
 //! `iss`/`aud`/`exp`/`nbf` checked, then admin rules map claims (e.g. `repository_id` + `ref`) to
-//! namespaces and verbs. A token no rule matches is refused: it is good for nothing here.
+//! namespaces and verbs. A token no rule matches is refused: it is good for nothing here. The JWT
+//! itself is verified by `jsonwebtoken` (RS256 only).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ use futures::future::{BoxFuture, FutureExt as _, Shared};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -20,8 +22,8 @@ use tokio::sync::Mutex;
 use super::{Grant, Identity, Verb};
 use crate::error::ApiError;
 
-/// Clock skew tolerated on `exp`/`nbf`.
-const LEEWAY: i64 = 60;
+/// Clock skew tolerated on `exp`/`nbf`, in seconds.
+const LEEWAY: u64 = 60;
 /// JWKS older than this is fetched again.
 const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
 /// An unknown `kid` refetches the JWKS at most this often.
@@ -119,7 +121,7 @@ struct Jwks {
     keys: Vec<Jwk>,
 }
 
-type Keys = Arc<HashMap<String, (Vec<u8>, Vec<u8>)>>;
+type Keys = Arc<HashMap<String, DecodingKey>>;
 /// A fetch in flight, shared by every request that needs it (it owns what it uses).
 type Fetch = Shared<BoxFuture<'static, Result<Keys, ()>>>;
 
@@ -221,39 +223,44 @@ impl Oidc {
     pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(c), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(unauthorized("the bearer token is neither an API token nor a JWT"));
         };
+        // The algorithm is checked as written, before anything else: `none`, HS256 keyed with the
+        // public key and every other choice an attacker could make are refused here.
         let header: Value = serde_json::from_slice(&b64(h)?).map_err(|_| unauthorized("malformed JWT header"))?;
-        let claims: Value = serde_json::from_slice(&b64(c)?).map_err(|_| unauthorized("malformed JWT claims"))?;
         if header["alg"] != "RS256" {
             return Err(unauthorized("only RS256 ID tokens are accepted"));
         }
-        let iss = claims["iss"].as_str().unwrap_or_default();
+        // Read unverified only to pick the issuer whose keys verify it.
+        let unverified: Value = serde_json::from_slice(&b64(c)?).map_err(|_| unauthorized("malformed JWT claims"))?;
+        let iss = unverified["iss"].as_str().unwrap_or_default();
         let issuer =
             self.config.issuers.iter().find(|i| i.issuer == iss).ok_or_else(|| unauthorized("unknown token issuer"))?;
-        let kid = header["kid"].as_str().unwrap_or_default();
-        let (n, e) = self.key(issuer, kid).await?;
-        let signature = b64(sig)?;
-        RsaPublicKeyComponents { n: &n, e: &e }
-            .verify(&RSA_PKCS1_2048_8192_SHA256, format!("{h}.{c}").as_bytes(), &signature)
-            .map_err(|_| unauthorized("invalid token signature"))?;
-        let aud_ok = match &claims["aud"] {
-            Value::String(a) => *a == issuer.audience,
-            Value::Array(a) => a.iter().any(|x| x.as_str() == Some(issuer.audience.as_str())),
-            _ => false,
-        };
-        if !aud_ok {
-            return Err(unauthorized("the token's audience is not this server"));
-        }
-        let now = jiff::Timestamp::now().as_second();
-        let valid_until = match claims["exp"].as_i64() {
-            Some(exp) if exp.saturating_add(LEEWAY) > now => exp.saturating_add(LEEWAY),
-            _ => return Err(unauthorized("the token has expired")),
-        };
-        if claims["nbf"].as_i64().is_some_and(|nbf| nbf - LEEWAY > now) {
-            return Err(unauthorized("the token is not valid yet"));
-        }
+        let key = self.key(issuer, header["kid"].as_str().unwrap_or_default()).await?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = LEEWAY;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&issuer.issuer]);
+        validation.set_audience(&[&issuer.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| {
+                ApiError::Unauthorized(
+                    match e.kind() {
+                        ErrorKind::InvalidSignature => "invalid token signature",
+                        ErrorKind::ExpiredSignature => "the token has expired",
+                        ErrorKind::ImmatureSignature => "the token is not valid yet",
+                        ErrorKind::InvalidAudience => "the token's audience is not this server",
+                        ErrorKind::InvalidIssuer => "unknown token issuer",
+                        ErrorKind::MissingRequiredClaim(_) => "the token lacks exp, iss or aud",
+                        _ => "malformed JWT",
+                    }
+                    .into(),
+                )
+            })?
+            .claims;
+        let valid_until = claims["exp"].as_i64().unwrap_or_default().saturating_add(LEEWAY as i64);
         let grants: Vec<Grant> = issuer
             .rules
             .iter()
@@ -269,7 +276,7 @@ impl Oidc {
         Ok(Identity { id: format!("oidc:{iss}#{sub}"), grants, valid_until: Some(valid_until) })
     }
 
-    async fn key(&self, issuer: &Issuer, kid: &str) -> Result<(Vec<u8>, Vec<u8>), ApiError> {
+    async fn key(&self, issuer: &Issuer, kid: &str) -> Result<DecodingKey, ApiError> {
         let unknown = || ApiError::Unauthorized("unknown token signing key".into());
         let slot =
             self.slots.get(&issuer.issuer).ok_or_else(|| ApiError::Unauthorized("unknown token issuer".into()))?;
@@ -346,8 +353,8 @@ async fn fetch(http: reqwest::Client, issuer: Issuer) -> Result<Keys, ()> {
     let jwks: Jwks = serde_json::from_value(doc).map_err(|e| failed(format!("not a JWKS: {e}")))?;
     let mut keys = HashMap::new();
     for k in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
-        if let (Ok(n), Ok(e)) = (b64(&k.n), b64(&k.e)) {
-            keys.insert(k.kid, (n, e));
+        if let Ok(key) = DecodingKey::from_rsa_components(&k.n, &k.e) {
+            keys.insert(k.kid, key);
         }
     }
     Ok(Arc::new(keys))

@@ -165,7 +165,7 @@ pub async fn events(
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
-                    state.metrics.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    state.metrics.slow_consumers.inc();
                     let m = ServerMessage::Error {
                         code: "slow-consumer".into(),
                         message: "reconnect with Last-Event-ID".into(),

@@ -143,7 +143,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
-                    state.metrics.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    state.metrics.slow_consumers.inc();
                     let frame = CloseFrame { code: CLOSE_SLOW, reason: "slow consumer: reconnect and resubscribe with since".into() };
                     let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                     break;
@@ -181,7 +181,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                 Ok(Err(_)) => return,
                 // Not reading: its send buffer stays full. Cut it off (it resumes with `since`).
                 Err(_) => {
-                    state.metrics.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    state.metrics.slow_consumers.inc();
                     return;
                 }
             }

@@ -127,7 +127,7 @@ pub async fn create(
     let api: Api<Task> = Api::namespaced(state.client.clone(), &ns);
     match api.create(&PostParams::default(), &t).await {
         Ok(created) => {
-            state.metrics.tasks_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.metrics.tasks_created.inc();
             tracing::info!(namespace = %ns, task = ?created.metadata.name, requester = %who.id, "task created");
             let mut resp = (StatusCode::CREATED, Json(TaskView::from(&created))).into_response();
             let location =

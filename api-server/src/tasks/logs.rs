@@ -108,7 +108,7 @@ pub async fn logs(
                 _ = recheck.tick() => {
                     if let Some(p) = &presented {
                         if !p.current(&state).await.is_some_and(|now| now.allows(&ns, Verb::Read)) {
-                            state.metrics.streams_reauth_ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            state.metrics.streams_reauth_ended.inc();
                             break;
                         }
                     }

@@ -199,7 +199,7 @@ pub async fn intake(
         next.status = Some(status);
         match api.replace_status(&name, &PostParams::default(), &next).await {
             Ok(_) => {
-                state.metrics.progress_events.fetch_add(accepted as u64, std::sync::atomic::Ordering::Relaxed);
+                state.metrics.progress_events.inc_by(accepted as u64);
                 return Ok((StatusCode::ACCEPTED, Json(Accepted { accepted, last_seq })));
             }
             Err(kube::Error::Api(e)) if e.code == 409 => continue,

@@ -93,7 +93,7 @@ impl ApiServer {
                 }
             };
             let refused = move || {
-                counted.metrics.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counted.metrics.connections_refused.inc();
             };
             let _ =
                 serve(listener, router(state), serve_limits, drain_tx, shutdown, refused, move || hub.open_streams())

@@ -298,25 +298,39 @@ async fn oidc_tokens_and_rate_limits() {
     let mut variants = Vec::new();
     let mut wrong_aud = claims.clone();
     wrong_aud["aud"] = json!("someone-else");
-    variants.push(("wrong audience", issuer.token(wrong_aud), 401));
+    variants.push(("wrong audience", issuer.token(wrong_aud), 401, "audience is not this server"));
     let mut expired = claims.clone();
     expired["exp"] = json!(now - 600);
-    variants.push(("expired", issuer.token(expired), 401));
+    variants.push(("expired", issuer.token(expired), 401, "has expired"));
     let mut early = claims.clone();
     early["nbf"] = json!(now + 600);
-    variants.push(("not valid yet", issuer.token(early), 401));
+    variants.push(("not valid yet", issuer.token(early), 401, "not valid yet"));
     let mut unknown = claims.clone();
     unknown["iss"] = json!("https://token.actions.githubusercontent.com");
-    variants.push(("unknown issuer", issuer.token(unknown), 401));
+    variants.push(("unknown issuer", issuer.token(unknown), 401, "unknown token issuer"));
     let forged = FakeIssuer::start().await.token(json!({"iss": issuer.url, "sub": "x", "aud": "ephemera", "repository": "acme/app", "ref": "refs/heads/main", "exp": now + 300}));
-    variants.push(("bad signature", forged, 401));
+    variants.push(("bad signature", forged, 401, "invalid token signature"));
+    let mut no_aud = claims.clone();
+    no_aud.as_object_mut().unwrap().remove("aud");
+    variants.push(("no audience", issuer.token(no_aud), 401, "lacks exp, iss or aud"));
+    // An attacker's choice of algorithm (HS256 keyed with the public key, or none) is refused before
+    // any key is looked at.
+    let good_token = issuer.token(claims.clone());
+    let body = good_token.split('.').nth(1).unwrap();
+    for alg in ["HS256", "none"] {
+        use base64::Engine as _;
+        let header =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+        variants.push(("algorithm confusion", format!("{header}.{body}.c2ln"), 401, "only RS256"));
+    }
     let mut branch = claims.clone();
     branch["ref"] = json!("refs/heads/feature");
-    variants.push(("no rule matches", issuer.token(branch.clone()), 403));
+    variants.push(("no rule matches", issuer.token(branch.clone()), 403, "matches no rule"));
     let no_rule = issuer.token(branch.clone());
-    for (what, tok, want) in variants {
+    for (what, tok, want, why) in variants {
         let (st, h, b) = api.call("GET", base, Some(&tok), None).await;
         assert_eq!(st.as_u16(), want, "{what}: {b}");
+        assert!(b["detail"].as_str().unwrap_or_default().contains(why), "{what}: the answer says why: {b}");
         is_problem(&h, &b, if want == 401 { "unauthorized" } else { "forbidden" });
     }
     // A token that matches no rule gets nothing anywhere: no queue listing, no stream ticket, no

@@ -70,7 +70,7 @@ pub async fn spawn(addr: SocketAddr, client: Client, namespace: &str, metrics: A
     let (drain_tx, _) = ephemera_serve::Stopping::new();
     tokio::spawn(async move {
         let refused = move || {
-            metrics.listener_connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics.listener_connections_refused.inc();
         };
         if let Err(e) =
             ephemera_serve::serve(listener, app, limits, drain_tx, std::future::pending(), refused, || 0).await
@@ -202,7 +202,7 @@ async fn answer(
         Err(kube::Error::Api(e)) if e.code == 409 => return Ok(refuse(s, Refusal::AlreadyReleased, caller.as_ref())),
         Err(e) => return Err(e),
     }
-    s.metrics.handoffs_released.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    s.metrics.handoffs_released.inc();
     tracing::info!("wrapping token released to the attempt's Pod");
     let mut out = serde_json::Map::new();
     out.insert(HANDOFF_TOKEN_FIELD.into(), serde_json::Value::String(wrapping.expose_secret().to_string()));
@@ -210,7 +210,7 @@ async fn answer(
 }
 
 fn refuse(s: &Shared, r: Refusal, caller: Option<&Caller>) -> Response {
-    s.metrics.handoffs_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    s.metrics.handoffs_refused.inc();
     tracing::warn!(
         reason = ?r,
         caller = caller.map(|c| c.username.as_str()).unwrap_or("unauthenticated"),

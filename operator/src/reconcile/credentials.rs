@@ -317,7 +317,7 @@ async fn revoke_record(ctx: &Context, records: &Api<Secret>, s: &Secret) -> Resu
             match issuer.revoke(accessor, &attempt_of(&v.owner)).await.map_err(Error::Vault)? {
                 Revoked::Done => {
                     revoked = true;
-                    ctx.metrics.tokens_revoked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ctx.metrics.tokens_revoked.inc();
                 }
                 Revoked::NotOurs => {}
             }

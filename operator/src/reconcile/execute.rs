@@ -142,16 +142,20 @@ async fn execute(
 }
 
 fn record(ctx: &Context, metric: Metric) {
-    use std::sync::atomic::Ordering::Relaxed;
     let m = &ctx.metrics;
-    let count = match metric {
-        Metric::UnwrapFailure => &m.unwrap_failures,
-        Metric::VaultError => &m.vault_errors,
-        Metric::TokenMinted => &m.tokens_minted,
-        Metric::PodCreatedLatency(d) => return m.pod_created_latency.observe(d),
-        Metric::StartLatency(d) => return m.start_latency.observe(d),
-    };
-    count.fetch_add(1, Relaxed);
+    match metric {
+        Metric::UnwrapFailure => {
+            m.unwrap_failures.inc();
+        }
+        Metric::VaultError => {
+            m.vault_errors.inc();
+        }
+        Metric::TokenMinted => {
+            m.tokens_minted.inc();
+        }
+        Metric::PodCreatedLatency(d) => m.pod_created_latency.observe(d),
+        Metric::StartLatency(d) => m.start_latency.observe(d),
+    }
 }
 
 /// Writes the status when it changed, guarded by the resourceVersion that was read (see

@@ -147,7 +147,7 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
 
 /// Failed reconciles are retried soon.
 pub fn error_policy(_task: Arc<Task>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.metrics.reconcile_errors.inc();
     tracing::warn!(error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(2))
 }
