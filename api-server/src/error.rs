@@ -19,6 +19,42 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The problems every authenticated endpoint can answer with (declared once for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub enum Refusals {
+    /// Not authenticated
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Not allowed
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Rate limited (with `Retry-After`)
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// Unavailable (the cluster could not be reached)
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The problems of an endpoint that takes a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub enum BodyProblems {
+    /// Malformed
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
+    /// Body too large
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// Not JSON
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// Invalid
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+}
+
 /// An RFC 9457 problem.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {

@@ -124,20 +124,68 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The documented endpoints: the router and its OpenAPI paths from the same handler annotations.
+pub fn documented() -> utoipa_axum::router::OpenApiRouter<Arc<AppState>> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(tasks::routes())
+        .routes(routes!(queues::list))
+        .routes(routes!(stream::sse::events))
+        .routes(routes!(stream::tickets::issue))
+}
+
 /// The whole API.
 pub fn router(state: Arc<AppState>) -> Router {
-    tasks::routes()
-        .route("/api/v1/queues", get(queues::list))
-        .route("/api/v1/stream", get(stream::ws::stream))
-        .route("/api/v1/stream/tickets", axum::routing::post(stream::tickets::issue))
-        .route("/api/v1/namespaces/{namespace}/tasks/{name}/events", get(stream::sse::events))
-        .route("/api/v1/namespaces/{namespace}/tasks/{name}/progress", axum::routing::post(tasks::progress::intake))
+    let (api, _) = documented().split_for_parts();
+    api.route("/api/v1/stream", get(stream::ws::stream))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(catch_panics())
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        // Credentials are marked sensitive before anything could log a request's headers.
+        .layer(tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::COOKIE,
+        ]))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 with a problem document (and is counted and traced by `track`)
+/// instead of dropping the client's connection; the panic's message is logged, never sent.
+fn catch_panics() -> tower_http::catch_panic::CatchPanicLayer<fn(Box<dyn std::any::Any + Send>) -> Response> {
+    fn answer(panic: Box<dyn std::any::Any + Send>) -> Response {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        tracing::error!(panic = %what, "a handler panicked");
+        ApiError::Internal.into_response()
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(answer as fn(_) -> _)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_problem_document_without_its_message() {
+        use tower::ServiceExt as _;
+        async fn boom() -> &'static str {
+            panic!("secret detail")
+        }
+        let app: Router = Router::new().route("/boom", get(boom)).layer(catch_panics());
+        let req = axum::http::Request::builder().uri("/boom").body(axum::body::Body::empty()).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        assert_eq!(resp.headers()[CONTENT_TYPE], "application/problem+json");
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("secret detail"), "{text}");
+    }
 }

@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 
 use crate::auth::Identity;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refusals};
 use crate::tasks::model::QueueView;
 use crate::AppState;
 
@@ -21,9 +21,7 @@ use crate::AppState;
     tag = "queues",
     responses(
         (status = 200, description = "Every queue", body = [QueueView]),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]

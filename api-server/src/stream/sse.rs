@@ -19,7 +19,7 @@ use super::hub::Update;
 use super::messages::{catch_up, ServerMessage};
 use super::ws::HEARTBEAT;
 use crate::auth::{bearer_header, Identity, Presented, Verb};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Refusals};
 use crate::extract::ApiQuery;
 use crate::tasks::query::load;
 use crate::AppState;
@@ -66,11 +66,8 @@ fn sse_event(m: &ServerMessage) -> Event {
     responses(
         (status = 200, description = "text/event-stream of snapshot, progress, phase, resync and end events", body = String, content_type = "text/event-stream"),
         (status = 400, description = "Bad resume point", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]

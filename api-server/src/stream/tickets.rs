@@ -21,7 +21,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use crate::auth::{Grant, Identity};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Refusals};
 use crate::AppState;
 
 /// How long a ticket is good for.
@@ -63,9 +63,8 @@ fn mac(key: &[u8], payload: &str) -> Result<Hmac<Sha256>, ApiError> {
     tag = "stream",
     responses(
         (status = 201, description = "A ticket", body = Ticket),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Tickets are not enabled", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]

@@ -10,7 +10,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use super::model::TaskView;
 use super::query::load;
 use crate::auth::{Identity, Verb};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Refusals};
 use crate::AppState;
 
 /// Asks for a Task to be cancelled.
@@ -21,12 +21,9 @@ use crate::AppState;
     params(("namespace" = String, Path, description = "Namespace"), ("name" = String, Path, description = "Task name")),
     responses(
         (status = 202, description = "Cancellation requested", body = TaskView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already finished", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]
@@ -60,11 +57,8 @@ pub async fn cancel(
     params(("namespace" = String, Path, description = "Namespace"), ("name" = String, Path, description = "Task name")),
     responses(
         (status = 202, description = "Deletion started"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]

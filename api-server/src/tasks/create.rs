@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::{CreateTask, TaskView};
 use crate::auth::{Identity, Verb};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, BodyProblems, Problem, Refusals};
 use crate::extract::{plausible_name, ApiJson};
 use crate::AppState;
 
@@ -85,16 +85,10 @@ pub fn task(ns: &str, req: &CreateTask, who: &Identity) -> Task {
     responses(
         (status = 201, description = "Created", body = TaskView),
         (status = 200, description = "An earlier request with this Idempotency-Key created it", body = TaskView),
-        (status = 400, description = "Malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A Task of that name exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
+        Refusals,
     ),
     security(("bearer" = []))
 )]

@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 
 use super::query::load;
 use crate::auth::{bearer_header, Identity, Presented, Verb};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Refusals};
 use crate::extract::ApiQuery;
 use crate::stream::ws::HEARTBEAT;
 use crate::AppState;
@@ -45,12 +45,9 @@ pub struct LogQuery {
     responses(
         (status = 200, description = "Log text (secrets masked by the worker)", body = String, content_type = "text/plain"),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No attempt has started yet", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]

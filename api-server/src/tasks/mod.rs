@@ -9,17 +9,19 @@ pub mod query;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-/// The Task routes.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/v1/namespaces/{namespace}/tasks", post(create::create).get(query::list))
-        .route("/api/v1/namespaces/{namespace}/tasks/{name}", get(query::get).delete(control::delete))
-        .route("/api/v1/namespaces/{namespace}/tasks/{name}/result", get(query::result))
-        .route("/api/v1/namespaces/{namespace}/tasks/{name}/cancel", post(control::cancel))
-        .route("/api/v1/namespaces/{namespace}/tasks/{name}/logs", get(logs::logs))
+/// The Task routes, each registered from its handler's `#[utoipa::path]` (path, method and OpenAPI
+/// description in one place).
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create::create, query::list))
+        .routes(routes!(query::get, control::delete))
+        .routes(routes!(query::result))
+        .routes(routes!(control::cancel))
+        .routes(routes!(logs::logs))
+        .routes(routes!(progress::intake))
 }

@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, BodyProblems, Problem};
 use crate::extract::ApiJson;
 use crate::AppState;
 
@@ -113,16 +113,13 @@ pub struct Accepted {
     request_body(content = ProgressBatch, content_type = "application/json"),
     responses(
         (status = 202, description = "Stored", body = Accepted),
-        (status = 400, description = "Malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired reporting token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token is for another Task", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not the current attempt, or the Task ended", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Reporting too often for this attempt (the worker backs off)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
     ),
     security(("attempt" = []))
 )]

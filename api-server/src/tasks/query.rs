@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use super::model::{TaskList, TaskResult, TaskView};
 use crate::auth::{Identity, Verb};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Refusals};
 use crate::extract::{plausible_name, ApiQuery};
 use crate::AppState;
 
@@ -88,11 +88,8 @@ pub(crate) async fn load(
     responses(
         (status = 200, description = "A page, newest first", body = TaskList),
         (status = 400, description = "Bad filter or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]
@@ -184,11 +181,8 @@ pub async fn list(
     params(("namespace" = String, Path, description = "Namespace"), ("name" = String, Path, description = "Task name")),
     responses(
         (status = 200, description = "The Task", body = TaskView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]
@@ -209,12 +203,9 @@ pub async fn get(
     params(("namespace" = String, Path, description = "Namespace"), ("name" = String, Path, description = "Task name")),
     responses(
         (status = 200, description = "Exit code and bounded result", body = TaskResult),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not finished yet", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable", body = Problem, content_type = "application/problem+json"),
+        Refusals,
     ),
     security(("bearer" = []))
 )]
