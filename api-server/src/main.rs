@@ -23,7 +23,7 @@ struct Args {
     namespace: String,
     /// Log format: `text` or `json` (one object per line), to stderr.
     #[arg(long, env = "EPHEMERA_LOG_FORMAT", value_enum, default_value = "text", global = true)]
-    log_format: LogFormat,
+    log_format: ephemera_serve::logging::LogFormat,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -50,9 +50,8 @@ enum Cmd {
         /// HMAC key shared with the operator and the other replicas (progress intake, stream tickets).
         #[arg(long, env = "EPHEMERA_PROGRESS_KEY_FILE")]
         progress_key_file: Option<PathBuf>,
-        /// Events (phase changes and progress) kept in each Task's status.
-        #[arg(long, env = "EPHEMERA_EVENT_RING", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
-        event_ring: u64,
+        #[command(flatten)]
+        event_ring: ephemera_serve::flags::EventRing,
         /// Updates a live subscriber may fall behind before it is cut off (close code 4008).
         #[arg(long, env = "EPHEMERA_STREAM_BUFFER", default_value_t = 1024)]
         stream_buffer: usize,
@@ -130,25 +129,10 @@ async fn shutdown_signal() {
     }
 }
 
-/// How logs are written (to stderr).
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (for log pipelines).
-    Json,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
-    match args.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
+    ephemera_serve::logging::init(args.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
     match args.command {
@@ -190,11 +174,7 @@ async fn main() -> anyhow::Result<()> {
             drain_seconds,
         } => {
             let progress_key = match progress_key_file {
-                Some(file) => {
-                    let key = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-                    anyhow::ensure!(key.len() >= 32, "{} must hold at least 32 bytes of key", file.display());
-                    Some(Arc::new(secrecy::SecretSlice::from(key)))
-                }
+                Some(file) => Some(Arc::new(ephemera_serve::flags::read_key(&file)?)),
                 None => None,
             };
             let limits = ephemera_api::stream::hub::Limits {
@@ -222,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
                 metrics: Default::default(),
                 request_timeout: Duration::from_secs(request_timeout_seconds),
                 progress_key,
-                event_ring: usize::try_from(event_ring).unwrap_or(100),
+                event_ring: event_ring.size(),
                 hub,
                 stopping,
                 intake: ephemera_api::tasks::progress::IntakeLimiter::new(

@@ -49,12 +49,52 @@ pub struct Config {
     pub default_resources: ephemera_crds::TaskResources,
 }
 
-/// The defaults for task containers: enough for the `sf` CLI, bounded so one Task cannot take a node.
+/// Every default, once: the flags (`--help`, `docs/operator.md`) and [`Config::default`] use these.
+pub mod defaults {
+    /// `--worker-image`.
+    pub const WORKER_IMAGE: &str = "ghcr.io/ephemera-dev/ephemera-worker:latest";
+    /// `--pod-start-timeout-seconds`.
+    pub const POD_START_TIMEOUT_SECONDS: u64 = 300;
+    /// `--termination-grace-seconds`.
+    pub const TERMINATION_GRACE_SECONDS: u64 = 30;
+    /// `--worker-uid` (the distroless `nonroot` user).
+    pub const WORKER_UID: i64 = 65532;
+    /// `--namespace`.
+    pub const NAMESPACE: &str = "ephemera-system";
+    /// `--lease-name`, and `--identity` when the Pod has no HOSTNAME.
+    pub const LEASE_NAME: &str = "ephemera-operator";
+    /// `--lease-seconds`.
+    pub const LEASE_SECONDS: u64 = 15;
+    /// `--event-ring` (and its upper bound).
+    pub const EVENT_RING: usize = ephemera_crds::task::MAX_PROGRESS_EVENTS;
+    /// `--worker-default-requests`: enough for the `sf` CLI.
+    pub const WORKER_REQUESTS: &str = "cpu=100m,memory=256Mi";
+    /// `--worker-default-limits`: bounded so one Task cannot take a node.
+    pub const WORKER_LIMITS: &str = "memory=2Gi,ephemeral-storage=4Gi";
+}
+
+/// Why a `name=quantity,...` list is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not name=quantity")]
+pub struct BadQuantity(pub String);
+
+/// `cpu=100m,memory=256Mi` as a map.
+pub fn quantities(text: &str) -> Result<std::collections::BTreeMap<String, String>, BadQuantity> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => Ok((k.trim().into(), v.trim().into())),
+            _ => Err(BadQuantity(p.into())),
+        })
+        .collect()
+}
+
+/// The defaults for task containers ([`defaults::WORKER_REQUESTS`], [`defaults::WORKER_LIMITS`]).
 pub fn default_task_resources() -> ephemera_crds::TaskResources {
-    let map = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     ephemera_crds::TaskResources {
-        requests: map(&[("cpu", "100m"), ("memory", "256Mi")]),
-        limits: map(&[("memory", "2Gi"), ("ephemeral-storage", "4Gi")]),
+        requests: quantities(defaults::WORKER_REQUESTS).unwrap_or_default(),
+        limits: quantities(defaults::WORKER_LIMITS).unwrap_or_default(),
     }
 }
 
@@ -76,21 +116,21 @@ impl std::fmt::Debug for ProgressConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            worker_image: "ghcr.io/ephemera-dev/ephemera-worker:latest".into(),
-            pod_start_timeout: Duration::from_secs(300),
-            termination_grace: Duration::from_secs(30),
-            worker_uid: 65532,
+            worker_image: defaults::WORKER_IMAGE.into(),
+            pod_start_timeout: Duration::from_secs(defaults::POD_START_TIMEOUT_SECONDS),
+            termination_grace: Duration::from_secs(defaults::TERMINATION_GRACE_SECONDS),
+            worker_uid: defaults::WORKER_UID,
             lease_namespace: "default".into(),
-            lease_name: "ephemera-operator".into(),
-            identity: std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera-operator".into()),
-            lease_duration: Duration::from_secs(15),
+            lease_name: defaults::LEASE_NAME.into(),
+            identity: std::env::var("HOSTNAME").unwrap_or_else(|_| defaults::LEASE_NAME.into()),
+            lease_duration: Duration::from_secs(defaults::LEASE_SECONDS),
             default_queue_concurrency: 0,
             metrics_addr: None,
             vault: None,
             progress: None,
-            event_ring: ephemera_crds::task::MAX_PROGRESS_EVENTS,
+            event_ring: defaults::EVENT_RING,
             worker_proxy: None,
-            namespace: "ephemera-system".into(),
+            namespace: defaults::NAMESPACE.into(),
             handoff_addr: None,
             handoff_url: None,
             allow_kv_private_keys: false,

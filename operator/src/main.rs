@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use ephemera_operator::config::defaults;
 use ephemera_operator::vault::{PolicyMode, VaultAuth, VaultConfig};
 use ephemera_operator::Config;
 
@@ -48,34 +49,34 @@ struct Args {
     command: Option<Cmd>,
     /// Log format: `text` or `json` (one object per line), to stderr.
     #[arg(long, env = "EPHEMERA_LOG_FORMAT", value_enum, default_value = "text", global = true)]
-    log_format: LogFormat,
+    log_format: ephemera_serve::logging::LogFormat,
     /// Worker image for Tasks that name none.
-    #[arg(long, env = "EPHEMERA_WORKER_IMAGE", default_value = "ghcr.io/ephemera-dev/ephemera-worker:latest")]
+    #[arg(long, env = "EPHEMERA_WORKER_IMAGE", default_value = defaults::WORKER_IMAGE)]
     worker_image: String,
     /// Seconds a Pod may stay unstarted before its attempt fails (PodStuck).
-    #[arg(long, env = "EPHEMERA_POD_START_TIMEOUT_SECONDS", default_value_t = 300)]
+    #[arg(long, env = "EPHEMERA_POD_START_TIMEOUT_SECONDS", default_value_t = defaults::POD_START_TIMEOUT_SECONDS)]
     pod_start_timeout_seconds: u64,
     /// Grace period for worker Pods on cancel, in seconds.
-    #[arg(long, env = "EPHEMERA_TERMINATION_GRACE_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "EPHEMERA_TERMINATION_GRACE_SECONDS", default_value_t = defaults::TERMINATION_GRACE_SECONDS)]
     termination_grace_seconds: u64,
     /// Non-root UID/GID for worker Pods.
-    #[arg(long, env = "EPHEMERA_WORKER_UID", default_value_t = 65532)]
+    #[arg(long, env = "EPHEMERA_WORKER_UID", default_value_t = defaults::WORKER_UID)]
     worker_uid: i64,
     /// The operator's own namespace (this Pod's): per-attempt credential records live here, so no
     /// tenant may read Secrets in it.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "ephemera-system")]
+    #[arg(long, env = "POD_NAMESPACE", default_value = defaults::NAMESPACE)]
     namespace: String,
     /// Namespace of the leader-election Lease (default: --namespace).
     #[arg(long, env = "EPHEMERA_LEASE_NAMESPACE")]
     lease_namespace: Option<String>,
     /// Name of the leader-election Lease.
-    #[arg(long, env = "EPHEMERA_LEASE_NAME", default_value = "ephemera-operator")]
+    #[arg(long, env = "EPHEMERA_LEASE_NAME", default_value = defaults::LEASE_NAME)]
     lease_name: String,
     /// This replica's identity (default: the Pod name from HOSTNAME).
-    #[arg(long, env = "HOSTNAME", default_value = "ephemera-operator")]
+    #[arg(long, env = "HOSTNAME", default_value = defaults::LEASE_NAME)]
     identity: String,
     /// Lease duration in seconds.
-    #[arg(long, env = "EPHEMERA_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    #[arg(long, env = "EPHEMERA_LEASE_SECONDS", default_value_t = defaults::LEASE_SECONDS, value_parser = clap::value_parser!(u64).range(3..=300))]
     lease_seconds: u64,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "EPHEMERA_METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -151,28 +152,19 @@ struct Args {
     vault_policies: PolicyArg,
     /// Requests a task container gets for each resource its Task names neither a request nor a limit
     /// for (`name=quantity`, comma-separated; empty for none).
-    #[arg(long, env = "EPHEMERA_WORKER_DEFAULT_REQUESTS", default_value = "cpu=100m,memory=256Mi")]
+    #[arg(long, env = "EPHEMERA_WORKER_DEFAULT_REQUESTS", default_value = defaults::WORKER_REQUESTS)]
     worker_default_requests: String,
     /// Limits a task container gets for each resource its Task names neither a request nor a limit
     /// for (`name=quantity`, comma-separated; empty for none).
-    #[arg(long, env = "EPHEMERA_WORKER_DEFAULT_LIMITS", default_value = "memory=2Gi,ephemeral-storage=4Gi")]
+    #[arg(long, env = "EPHEMERA_WORKER_DEFAULT_LIMITS", default_value = defaults::WORKER_LIMITS)]
     worker_default_limits: String,
-    /// Events (phase changes and progress) kept in each Task's status.
-    #[arg(long, env = "EPHEMERA_EVENT_RING", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
-    event_ring: u64,
+    #[command(flatten)]
+    event_ring: ephemera_serve::flags::EventRing,
 }
 
-/// `cpu=100m,memory=256Mi` as a map.
+/// `cpu=100m,memory=256Mi` as a map, or an error naming the flag.
 fn quantities(flag: &str, text: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').with_context(|| format!("{flag}: {p:?} is not name=quantity"))?;
-            anyhow::ensure!(!k.trim().is_empty() && !v.trim().is_empty(), "{flag}: {p:?} is not name=quantity");
-            Ok((k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect()
+    ephemera_operator::config::quantities(text).with_context(|| format!("{flag}: not a name=quantity list"))
 }
 
 fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
@@ -209,25 +201,10 @@ fn vault_config(a: &Args) -> anyhow::Result<Option<VaultConfig>> {
     Ok(Some(v))
 }
 
-/// How logs are written (to stderr).
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (for log pipelines).
-    Json,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
-    match a.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
+    ephemera_serve::logging::init(a.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let vault = vault_config(&a)?;
     let config = Config {
@@ -252,13 +229,12 @@ async fn main() -> anyhow::Result<()> {
         vault,
         progress: match (&a.progress_url, &a.progress_key_file) {
             (Some(url), Some(file)) => {
-                let key = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-                anyhow::ensure!(key.len() >= 32, "{} must hold at least 32 bytes of key", file.display());
-                Some(ephemera_operator::ProgressConfig { url: url.clone(), key: std::sync::Arc::new(key.into()) })
+                let key = ephemera_serve::flags::read_key(file)?;
+                Some(ephemera_operator::ProgressConfig { url: url.clone(), key: std::sync::Arc::new(key) })
             }
             _ => None,
         },
-        event_ring: usize::try_from(a.event_ring).unwrap_or(100),
+        event_ring: a.event_ring.size(),
         worker_proxy: a.worker_proxy.map(|p| (p, a.worker_no_proxy)),
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;

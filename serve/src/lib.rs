@@ -2,7 +2,11 @@
 //! idle sockets is turned away at accept, before any request is read), a deadline for each request's
 //! headers that also bounds how long a kept-alive connection may sit idle (slowloris), and a graceful
 //! drain on SIGTERM: new connections stop, in-flight requests finish, live streams are told to end
-//! (see [`Stopping`]), and whatever is still open after the drain period is closed.
+//! (see [`Stopping`]), and whatever is still open after the drain period is closed. Also the
+//! daemons' shared logging setup ([`logging`]).
+
+pub mod flags;
+pub mod logging;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use ephemera_crds::task::limits as lim;
 use ephemera_crds::{FailureClass, Task};
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
@@ -22,20 +23,7 @@ pub struct RetryRequest {
     #[serde(default, deserialize_with = "ephemera_crds::json_int::opt_i64")]
     pub backoff_seconds: Option<i64>,
     /// Failure classes retried.
-    #[schema(value_type = Option<Vec<RetryOn>>)]
     pub retry_on: Option<Vec<FailureClass>>,
-}
-
-/// A failure class (the schema of `FailureClass`, which lives in the CRD crate).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub enum RetryOn {
-    /// The command exited non-zero.
-    ExitCode,
-    /// The Pod could not run it.
-    Infrastructure,
-    /// The attempt ran into the deadline.
-    Timeout,
 }
 
 /// A Task to create.
@@ -101,7 +89,7 @@ fn credentials_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
     ArrayBuilder::new()
         .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(DNS_LABEL)))
-        .max_items(Some(16))
+        .max_items(Some(lim::CREDENTIALS_MAX))
         .description(Some("Logical credential names an admin defined (never Vault paths)."))
         .build()
 }
@@ -132,7 +120,7 @@ fn command_schema() -> utoipa::openapi::schema::Array {
     ArrayBuilder::new()
         .items(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))
         .min_items(Some(1))
-        .max_items(Some(64))
+        .max_items(Some(lim::COMMAND_MAX))
         .description(Some("The command (1-64 non-empty words; the first is the program)."))
         .build()
 }
@@ -143,10 +131,14 @@ fn env_schema() -> utoipa::openapi::Object {
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .property_names(Some(
-            ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z_][A-Za-z0-9_]{0,127}$")),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^[A-Za-z_][A-Za-z0-9_]{{0,{}}}$", lim::ENV_NAME_MAX - 1))),
         ))
-        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(4096))))
-        .max_properties(Some(64))
+        .additional_properties(Some(
+            ObjectBuilder::new().schema_type(Type::String).max_length(Some(lim::ENV_VALUE_MAX)),
+        ))
+        .max_properties(Some(lim::ENV_MAX))
         .description(Some(
             "Environment variables (not secrets: name credentials instead); HOME, EPHEMERA_* and LD_* are reserved.",
         ))
@@ -155,7 +147,7 @@ fn env_schema() -> utoipa::openapi::Object {
 
 fn dns_label(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
+        && s.len() <= lim::DNS_LABEL_MAX
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -172,29 +164,33 @@ impl CreateTask {
                 bad("name", "must be a DNS label (lowercase letters, digits, '-') of at most 53 characters");
             }
         }
-        if self.command.is_empty() || self.command.len() > 64 {
-            bad("command", "must have 1 to 64 words");
+        if self.command.is_empty() || self.command.len() > lim::COMMAND_MAX {
+            bad("command", &format!("must have 1 to {} words", lim::COMMAND_MAX));
         }
         if self.command.iter().any(String::is_empty) {
             bad("command", "words must not be empty");
         }
-        if self.args.len() > 128 {
-            bad("args", "at most 128 arguments");
+        if self.args.len() > lim::ARGS_MAX {
+            bad("args", &format!("at most {} arguments", lim::ARGS_MAX));
         }
         // Image references are printable ASCII without spaces; the schema says exactly this.
         if self
             .image
             .as_ref()
-            .is_some_and(|i| i.is_empty() || i.len() > 512 || !i.bytes().all(|b| b.is_ascii_graphic()))
+            .is_some_and(|i| i.is_empty() || i.len() > lim::IMAGE_MAX || !i.bytes().all(|b| b.is_ascii_graphic()))
         {
-            bad("image", "must be an image reference (printable ASCII, no spaces) of at most 512 characters");
+            let max = lim::IMAGE_MAX;
+            bad(
+                "image",
+                &format!("must be an image reference (printable ASCII, no spaces) of at most {max} characters"),
+            );
         }
-        if self.env.len() > 64 {
-            bad("env", "at most 64 variables");
+        if self.env.len() > lim::ENV_MAX {
+            bad("env", &format!("at most {} variables", lim::ENV_MAX));
         }
         for (k, v) in &self.env {
             let valid = !k.is_empty()
-                && k.len() <= 128
+                && k.len() <= lim::ENV_NAME_MAX
                 && !k.starts_with(|c: char| c.is_ascii_digit())
                 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
@@ -202,12 +198,12 @@ impl CreateTask {
             } else if k == "HOME" || k.starts_with("EPHEMERA_") || k.starts_with("LD_") {
                 bad(&format!("env.{k}"), "HOME, EPHEMERA_* and LD_* are reserved");
             }
-            if v.len() > 4096 {
-                bad(&format!("env.{k}"), "values are at most 4096 bytes");
+            if v.len() > lim::ENV_VALUE_MAX {
+                bad(&format!("env.{k}"), &format!("values are at most {} bytes", lim::ENV_VALUE_MAX));
             }
         }
-        if self.credentials.len() > 16 {
-            bad("credentials", "at most 16 credentials");
+        if self.credentials.len() > lim::CREDENTIALS_MAX {
+            bad("credentials", &format!("at most {} credentials", lim::CREDENTIALS_MAX));
         }
         for (i, c) in self.credentials.iter().enumerate() {
             if !dns_label(c) {
@@ -228,22 +224,18 @@ impl CreateTask {
         if self.queue.as_ref().is_some_and(|q| !dns_label(q)) {
             bad("queue", "must be a DNS label");
         }
-        if self.priority.is_some_and(|p| !(-1000..=1000).contains(&p)) {
-            bad("priority", "must be between -1000 and 1000");
-        }
-        if self.timeout_seconds.is_some_and(|t| !(1..=604_800).contains(&t)) {
-            bad("timeoutSeconds", "must be between 1 and 604800");
-        }
-        if self.ttl_seconds_after_finished.is_some_and(|t| !(0..=31_536_000).contains(&t)) {
-            bad("ttlSecondsAfterFinished", "must be between 0 and 31536000");
-        }
+        let mut range = |field: &str, value: Option<i64>, min: i64, max: i64| {
+            if value.is_some_and(|v| !(min..=max).contains(&v)) {
+                bad(field, &format!("must be between {min} and {max}"));
+            }
+        };
+        let (pmin, pmax) = (i64::from(lim::PRIORITY_MIN), i64::from(lim::PRIORITY_MAX));
+        range("priority", self.priority.map(i64::from), pmin, pmax);
+        range("timeoutSeconds", self.timeout_seconds, lim::TIMEOUT_MIN, lim::TIMEOUT_MAX);
+        range("ttlSecondsAfterFinished", self.ttl_seconds_after_finished, 0, lim::TTL_MAX);
         if let Some(r) = &self.retry {
-            if r.max_attempts.is_some_and(|m| !(1..=10).contains(&m)) {
-                bad("retry.maxAttempts", "must be between 1 and 10");
-            }
-            if r.backoff_seconds.is_some_and(|b| !(0..=3600).contains(&b)) {
-                bad("retry.backoffSeconds", "must be between 0 and 3600");
-            }
+            range("retry.maxAttempts", r.max_attempts.map(i64::from), 1, i64::from(lim::ATTEMPTS_MAX));
+            range("retry.backoffSeconds", r.backoff_seconds, 0, lim::BACKOFF_MAX);
         }
         if errors.is_empty() {
             Ok(())
@@ -357,6 +349,39 @@ pub struct QueueView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The REST schema, the CRD schema and `validate()` state the same bounds: the ones in
+    /// `ephemera_crds::task::limits` (utoipa's attributes take literals only, so they are checked here).
+    #[test]
+    fn the_api_and_crd_schemas_state_the_limits_validation_enforces() {
+        use kube::CustomResourceExt as _;
+        let api: serde_json::Value = serde_json::from_str(&crate::openapi::json()).unwrap();
+        let crd = serde_json::to_value(Task::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        let create = &api["components"]["schemas"]["CreateTask"]["properties"];
+        let retry = &api["components"]["schemas"]["RetryRequest"]["properties"];
+        let n = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        #[rustfmt::skip]
+        let rows: [(&str, &serde_json::Value, &serde_json::Value, f64); 14] = [
+            ("priority min", &create["priority"]["minimum"], &spec["priority"]["minimum"], lim::PRIORITY_MIN.into()),
+            ("priority max", &create["priority"]["maximum"], &spec["priority"]["maximum"], lim::PRIORITY_MAX.into()),
+            ("timeout min", &create["timeoutSeconds"]["minimum"], &spec["timeoutSeconds"]["minimum"], lim::TIMEOUT_MIN as f64),
+            ("timeout max", &create["timeoutSeconds"]["maximum"], &spec["timeoutSeconds"]["maximum"], lim::TIMEOUT_MAX as f64),
+            ("ttl max", &create["ttlSecondsAfterFinished"]["maximum"], &spec["ttlSecondsAfterFinished"]["maximum"], lim::TTL_MAX as f64),
+            ("attempts max", &retry["maxAttempts"]["maximum"], &spec["retry"]["properties"]["maxAttempts"]["maximum"], lim::ATTEMPTS_MAX.into()),
+            ("backoff max", &retry["backoffSeconds"]["maximum"], &spec["retry"]["properties"]["backoffSeconds"]["maximum"], lim::BACKOFF_MAX as f64),
+            ("image", &create["image"]["maxLength"], &spec["image"]["maxLength"], lim::IMAGE_MAX as f64),
+            ("command", &create["command"]["maxItems"], &spec["command"]["maxItems"], lim::COMMAND_MAX as f64),
+            ("args", &create["args"]["maxItems"], &spec["args"]["maxItems"], lim::ARGS_MAX as f64),
+            ("env", &create["env"]["maxProperties"], &spec["env"]["maxItems"], lim::ENV_MAX as f64),
+            ("env value", &create["env"]["additionalProperties"]["maxLength"], &spec["env"]["items"]["properties"]["value"]["maxLength"], lim::ENV_VALUE_MAX as f64),
+            ("credentials", &create["credentials"]["maxItems"], &spec["credentials"]["maxItems"], lim::CREDENTIALS_MAX as f64),
+            ("queue", &create["queue"]["maxLength"], &spec["queue"]["maxLength"], lim::DNS_LABEL_MAX as f64),
+        ];
+        for (what, api, crd, want) in rows {
+            assert_eq!((n(api), n(crd)), (want, want), "{what}: REST schema, CRD schema, limits");
+        }
+    }
 
     #[test]
     fn validation_names_every_bad_field() {

@@ -2,6 +2,7 @@
 //! runs in its own short-lived worker Pod, with the credentials it names, in a queue, by priority,
 //! within a deadline, with retries and cancellation.
 
+pub mod limits;
 mod spec;
 mod status;
 mod vocabulary;

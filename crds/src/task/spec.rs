@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::limits;
 use super::status::TaskStatus;
 
 /// What a Task runs, and the rules it runs under.
@@ -31,20 +32,20 @@ use super::status::TaskStatus;
 pub struct TaskSpec {
     /// Container image of the worker; empty means the operator's configured worker image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(length(min = 1, max = limits::IMAGE_MAX))]
     pub image: Option<String>,
     /// Command run by the worker (the task itself), e.g. `["sf", "project", "deploy", "start"]`.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = limits::COMMAND_MAX))]
     pub command: Vec<String>,
     /// Arguments appended to `command`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 128))]
+    #[schemars(length(max = limits::ARGS_MAX))]
     pub args: Vec<String>,
     /// Non-secret environment for the command. Secrets come only through `credentials`. `HOME` and
     /// `EPHEMERA_*` are reserved (set by the operator), and so is `LD_*` (it would load code into the
     /// worker, which holds private keys).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = limits::ENV_MAX))]
     #[x_kube(validation = Rule::new("self.all(e, e.name != 'HOME' && !e.name.startsWith('EPHEMERA_') && !e.name.startsWith('LD_'))").message("HOME, EPHEMERA_* and LD_* are reserved"))]
     pub env: Vec<TaskEnv>,
     /// Free-form parameters, given to the command as `EPHEMERA_PARAM_<NAME>` variables.
@@ -52,28 +53,28 @@ pub struct TaskSpec {
     pub params: BTreeMap<String, String>,
     /// Logical credential names (admin-defined, e.g. `prod-org`); never Vault paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63)))]
+    #[schemars(length(max = limits::CREDENTIALS_MAX), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = limits::DNS_LABEL_MAX)))]
     pub credentials: Vec<String>,
     /// Queue (a `TaskQueue` name) deciding concurrency; defaults to `default`. Immutable: moving a
     /// running Task to another queue would escape the first queue's limit.
     #[serde(default = "default_queue")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = limits::DNS_LABEL_MAX))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("queue is immutable"))]
     pub queue: String,
     /// Higher runs first within a queue; ties run oldest first.
     #[serde(default)]
-    #[schemars(range(min = -1000, max = 1000))]
+    #[schemars(range(min = limits::PRIORITY_MIN, max = limits::PRIORITY_MAX))]
     pub priority: i32,
     /// Deadline for the whole Task (all attempts), in seconds from creation.
     #[serde(default = "default_timeout")]
-    #[schemars(range(min = 1, max = 604800))]
+    #[schemars(range(min = limits::TIMEOUT_MIN, max = limits::TIMEOUT_MAX))]
     pub timeout_seconds: i64,
     /// What happens when an attempt fails.
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Delete the Task this long after it finished (absent: keep it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 31536000))]
+    #[schemars(range(min = 0, max = limits::TTL_MAX))]
     pub ttl_seconds_after_finished: Option<i64>,
     /// Set to true to cancel: the Pod is stopped gracefully and the Task ends `Cancelled`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -91,18 +92,18 @@ fn default_queue() -> String {
 }
 
 fn default_timeout() -> i64 {
-    3600
+    limits::TIMEOUT_DEFAULT
 }
 
 /// One non-secret environment variable.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct TaskEnv {
     /// Variable name.
-    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 128))]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = limits::ENV_NAME_MAX))]
     pub name: String,
     /// Value.
     #[serde(default)]
-    #[schemars(length(max = 4096))]
+    #[schemars(length(max = limits::ENV_VALUE_MAX))]
     pub value: String,
 }
 
@@ -112,15 +113,15 @@ pub struct TaskEnv {
 pub struct RetryPolicy {
     /// Attempts in total, including the first.
     #[serde(default = "default_attempts")]
-    #[schemars(range(min = 1, max = 10))]
+    #[schemars(range(min = 1, max = limits::ATTEMPTS_MAX))]
     pub max_attempts: i32,
     /// Delay before the second attempt; doubles for each further one.
     #[serde(default = "default_backoff")]
-    #[schemars(range(min = 0, max = 3600))]
+    #[schemars(range(min = 0, max = limits::BACKOFF_MAX))]
     pub backoff_seconds: i64,
     /// Upper bound of the delay between attempts.
     #[serde(default = "default_max_backoff")]
-    #[schemars(range(min = 0, max = 86400))]
+    #[schemars(range(min = 0, max = limits::MAX_BACKOFF_MAX))]
     pub max_backoff_seconds: i64,
     /// Failure classes that are retried.
     #[serde(default = "default_retry_on")]
@@ -156,6 +157,7 @@ fn default_retry_on() -> Vec<FailureClass> {
 
 /// Why an attempt failed, for deciding whether to retry.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FailureClass {
     /// The task command exited non-zero.
     ExitCode,

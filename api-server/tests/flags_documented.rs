@@ -1,0 +1,18 @@
+//! The `ephemera-api serve` flag table in `docs/rest-api.md` is checked against the binary's own
+//! `--help`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+#[path = "../../e2e/shared/flagdoc.rs"]
+mod flagdoc;
+
+#[test]
+fn every_api_server_flag_is_documented_once_with_its_environment_variable() {
+    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rest-api.md");
+    flagdoc::assert_documented(
+        env!("CARGO_BIN_EXE_ephemera-api"),
+        &["serve", "--help"],
+        doc,
+        "## Flags of `ephemera-api serve`",
+        15,
+    );
+}
