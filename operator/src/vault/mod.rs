@@ -19,6 +19,9 @@ use tokio::sync::{Mutex, RwLock};
 use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
+mod policy;
+pub use policy::{policy_for, uses_for};
+
 /// How the operator authenticates to Vault.
 #[derive(Debug, Clone)]
 pub enum VaultAuth {
@@ -181,51 +184,6 @@ pub struct Issuer {
     policies: Mutex<HashMap<String, String>>,
 }
 
-/// Characters allowed in KV mounts and paths (also keeps policy documents well-formed).
-fn safe_path(p: &str) -> bool {
-    !p.is_empty()
-        && p.split('/').all(|seg| {
-            !seg.is_empty() && seg != ".." && seg.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        })
-}
-
-/// The policy letting a token read exactly one Credential's KV v2 secret, sign with exactly its
-/// Transit key (SHA-256, the RS256 path), and revoke itself.
-pub fn policy_for(cred: &Credential) -> Result<String, VaultError> {
-    let (mount, path) = (cred.spec.mount.trim_matches('/'), cred.spec.vault_path.trim_matches('/'));
-    let unusable = |what: &str| VaultError::Refused(format!("credential {:?} has an unusable {what}", cred.name_any()));
-    if !safe_path(mount) || !safe_path(path) {
-        return Err(unusable("mount or vaultPath"));
-    }
-    let mut policy = format!(
-        "# Ephemera policy for Credential {name}; generated from the Credential, rewritten when it changes.\n\
-         path \"{mount}/data/{path}\" {{\n  capabilities = [\"read\"]\n}}\n",
-        name = cred.name_any()
-    );
-    if let Some(key) = cred.spec.signing_key.as_ref().filter(|_| cred.spec.provider.signs()) {
-        let transit = key.mount.trim_matches('/');
-        if !safe_path(transit) || !safe_path(&key.name) || key.name.contains('/') {
-            return Err(unusable("signingKey"));
-        }
-        // Exactly one input per request, PKCS#1 v1.5 only: no `batch_input` (hundreds of signatures
-        // for one use), no prehashed input, no other key version.
-        policy.push_str(&format!(
-            "path \"{transit}/sign/{key}/sha2-256\" {{\n  capabilities = [\"update\"]\n  allowed_parameters = {{\n    \"input\" = []\n    \"signature_algorithm\" = [\"pkcs1v15\"]\n  }}\n}}\n",
-            key = key.name
-        ));
-    }
-    policy.push_str("path \"auth/token/revoke-self\" {\n  capabilities = [\"update\"]\n}\n");
-    Ok(policy)
-}
-
-/// The Vault requests one attempt's token makes with `creds`: a read each, a signature per signing
-/// Credential, and revoking itself. Its use count is exactly this, so a stolen token is good for
-/// nothing more.
-pub fn uses_for(creds: &[Credential]) -> usize {
-    let signatures = creds.iter().filter(|c| c.spec.provider.signs() && c.spec.signing_key.is_some()).count();
-    creds.len() + signatures + 1
-}
-
 fn from_client(e: ClientError) -> VaultError {
     match e {
         ClientError::APIError { code, errors } if code < 500 => {
@@ -303,6 +261,23 @@ impl Issuer {
         Ok(())
     }
 
+    /// Runs `call` logged in; when Vault denies it (the operator's own token expired or was
+    /// revoked), logs in again and retries once.
+    async fn logged_in<T, F, Fut>(&self, call: F) -> Result<T, VaultError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, VaultError>>,
+    {
+        self.ensure_login().await?;
+        match call().await {
+            Err(e) if is_denied(&e) => {
+                self.login().await?;
+                call().await
+            }
+            other => other,
+        }
+    }
+
     /// Makes sure the Credential's policy is current: writes it (managed mode, when it changed), or
     /// checks the admin's copy matches it (external mode). Returns its name.
     pub async fn ensure_policy(&self, cred: &Credential) -> Result<String, VaultError> {
@@ -311,14 +286,10 @@ impl Issuer {
         if self.policies.lock().await.get(&name) == Some(&body) {
             return Ok(name);
         }
-        self.ensure_login().await?;
         if self.config.policies == PolicyMode::External {
-            let mut r = vaultrs::sys::policy::read(&*self.client.read().await, &name).await.map_err(from_client);
-            if r.as_ref().is_err_and(is_denied) {
-                self.login().await?;
-                r = vaultrs::sys::policy::read(&*self.client.read().await, &name).await.map_err(from_client);
-            }
-            let current = match r {
+            let read =
+                || async { vaultrs::sys::policy::read(&*self.client.read().await, &name).await.map_err(from_client) };
+            let current = match self.logged_in(read).await {
                 Ok(p) => p.rules,
                 Err(VaultError::Refused(m)) if m.starts_with("HTTP 404") => String::new(),
                 Err(e) => return Err(e),
@@ -332,12 +303,9 @@ impl Issuer {
             self.policies.lock().await.insert(name.clone(), body);
             return Ok(name);
         }
-        let mut r = vaultrs::sys::policy::set(&*self.client.read().await, &name, &body).await.map_err(from_client);
-        if r.as_ref().is_err_and(is_denied) {
-            self.login().await?;
-            r = vaultrs::sys::policy::set(&*self.client.read().await, &name, &body).await.map_err(from_client);
-        }
-        r?;
+        let set =
+            || async { vaultrs::sys::policy::set(&*self.client.read().await, &name, &body).await.map_err(from_client) };
+        self.logged_in(set).await?;
         self.policies.lock().await.insert(name.clone(), body);
         Ok(name)
     }
@@ -351,13 +319,7 @@ impl Issuer {
         uses: usize,
         ttl: Duration,
     ) -> Result<Minted, VaultError> {
-        self.ensure_login().await?;
-        let mut r = self.mint_once(attempt, policies, uses, ttl).await;
-        if r.as_ref().is_err_and(is_denied) {
-            self.login().await?;
-            r = self.mint_once(attempt, policies, uses, ttl).await;
-        }
-        r
+        self.logged_in(|| self.mint_once(attempt, policies, uses, ttl)).await
     }
 
     async fn mint_once(
@@ -403,14 +365,10 @@ impl Issuer {
     /// metadata names exactly that attempt: the operator's global revoke right is never turned against
     /// another token. An accessor Vault no longer knows counts as revoked.
     pub async fn revoke(&self, accessor: &str, attempt: &Attempt<'_>) -> Result<Revoked, VaultError> {
-        self.ensure_login().await?;
-        let mut found =
-            vaultrs::token::lookup_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
-        if found.as_ref().is_err_and(is_denied) {
-            self.login().await?;
-            found = vaultrs::token::lookup_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
-        }
-        let info = match found {
+        let lookup = || async {
+            vaultrs::token::lookup_accessor(&*self.client.read().await, accessor).await.map_err(from_client)
+        };
+        let info = match self.logged_in(lookup).await {
             Ok(info) => info,
             Err(VaultError::Refused(m)) if m.contains("invalid accessor") || m.contains("invalid token") => {
                 return Ok(Revoked::Done)
@@ -426,53 +384,12 @@ impl Issuer {
             );
             return Ok(Revoked::NotOurs);
         }
-        let r = vaultrs::token::revoke_accessor(&*self.client.read().await, accessor).await.map_err(from_client);
-        match r {
+        let revoke = || async {
+            vaultrs::token::revoke_accessor(&*self.client.read().await, accessor).await.map_err(from_client)
+        };
+        match self.logged_in(revoke).await {
             Err(VaultError::Refused(m)) if m.contains("invalid accessor") => Ok(Revoked::Done),
             other => other.map(|()| Revoked::Done),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ephemera_crds::{CredentialSpec, Provider};
-
-    fn cred(mount: &str, path: &str) -> Credential {
-        Credential::new(
-            "prod-org",
-            CredentialSpec {
-                provider: Provider::Salesforce,
-                vault_path: path.into(),
-                mount: mount.into(),
-                namespaces: vec!["*".into()],
-                github: None,
-                files: false,
-                signing_key: None,
-            },
-        )
-    }
-
-    #[test]
-    fn a_signing_credential_may_sign_one_input_per_use_with_exactly_its_key() {
-        let mut c = cred("secret", "ephemera/sf/prod");
-        c.spec.signing_key = Some(ephemera_crds::TransitKey { mount: "transit".into(), name: "sf-prod".into() });
-        let p = policy_for(&c).unwrap();
-        assert!(p.contains("path \"transit/sign/sf-prod/sha2-256\""), "{p}");
-        assert!(p.contains("\"signature_algorithm\" = [\"pkcs1v15\"]") && !p.contains("batch_input"), "{p}");
-        assert!(!p.contains("transit/keys") && !p.contains("export"), "never the key itself: {p}");
-        assert_eq!(uses_for(&[c.clone()]), 3, "a read, a signature, revoking itself");
-        c.spec.signing_key = Some(ephemera_crds::TransitKey { mount: "transit".into(), name: "a/../b".into() });
-        assert!(policy_for(&c).is_err());
-    }
-
-    #[test]
-    fn policies_grant_one_path_and_refuse_injection() {
-        let p = policy_for(&cred("secret", "ephemera/sf/prod")).unwrap();
-        assert!(p.contains("path \"secret/data/ephemera/sf/prod\" {\n  capabilities = [\"read\"]"), "{p}");
-        assert!(policy_for(&cred("secret\" {} path \"*", "x")).is_err());
-        assert!(policy_for(&cred("secret", "a/../b")).is_err());
-        assert!(policy_for(&cred("secret", "a//b")).is_err());
     }
 }
