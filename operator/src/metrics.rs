@@ -52,8 +52,10 @@ pub struct Metrics {
     pub start_latency: Latency,
     /// Task creation → Pod created.
     pub pod_created_latency: Latency,
-    /// Failed reconciles.
+    /// Failed reconciles (other than lost write races).
     pub reconcile_errors: Counter,
+    /// Reconciles whose status write lost a race (409) and were retried at once.
+    pub reconcile_conflicts: Counter,
     /// Per-attempt Vault tokens minted.
     pub tokens_minted: Counter,
     /// Per-attempt Vault tokens revoked by the operator.
@@ -82,6 +84,7 @@ impl Default for Metrics {
             start_latency: Latency::default(),
             pod_created_latency: Latency::default(),
             reconcile_errors: Counter::default(),
+            reconcile_conflicts: Counter::default(),
             tokens_minted: Counter::default(),
             tokens_revoked: Counter::default(),
             vault_errors: Counter::default(),
@@ -99,7 +102,16 @@ impl Default for Metrics {
         r.register("ephemera_queue_pending", "Tasks waiting in each queue", m.queue_pending.clone());
         r.register("ephemera_queue_running", "Tasks holding a Pod in each queue", m.queue_running.clone());
         r.register("ephemera_operator_leader", "Whether this replica holds the Lease", m.leader.clone());
-        r.register("ephemera_reconcile_errors", "Failed reconciles", m.reconcile_errors.clone());
+        r.register(
+            "ephemera_reconcile_errors",
+            "Failed reconciles (other than lost write races)",
+            m.reconcile_errors.clone(),
+        );
+        r.register(
+            "ephemera_reconcile_conflicts",
+            "Status writes that lost a race with another writer (409) and were retried at once",
+            m.reconcile_conflicts.clone(),
+        );
         let counters: [(&str, &str, &Counter<u64, AtomicU64>); 7] = [
             ("ephemera_vault_tokens_minted", "Per-attempt Vault tokens minted", &m.tokens_minted),
             ("ephemera_vault_tokens_revoked", "Per-attempt Vault tokens revoked by the operator", &m.tokens_revoked),

@@ -145,9 +145,57 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
     result
 }
 
-/// Failed reconciles are retried soon.
+/// How soon a reconcile that lost a write race is retried: at once, from a fresh read.
+const AFTER_CONFLICT: Duration = Duration::from_millis(50);
+/// How soon any other failed reconcile is retried.
+const AFTER_ERROR: Duration = Duration::from_secs(2);
+
+/// Failed reconciles are retried: at once when only a write raced another writer (the progress
+/// intake appends to the same status), after a pause otherwise.
 pub fn error_policy(_task: Arc<Task>, err: &Error, ctx: Arc<Context>) -> Action {
+    if err.is_conflict() {
+        ctx.metrics.reconcile_conflicts.inc();
+        tracing::debug!(error = %err, "status write raced another writer; retrying from a fresh read");
+        return Action::requeue(AFTER_CONFLICT);
+    }
     ctx.metrics.reconcile_errors.inc();
     tracing::warn!(error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
+    Action::requeue(AFTER_ERROR)
+}
+
+impl Error {
+    /// Whether this is a 409 Conflict: a write guarded by a resourceVersion that had moved on.
+    pub fn is_conflict(&self) -> bool {
+        use kube::runtime::finalizer::Error as F;
+        let kube_conflict = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 409);
+        match self {
+            Error::Kube(e) => kube_conflict(e),
+            Error::Finalizer(f) => match f.as_ref() {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.is_conflict(),
+                F::AddFinalizer(e) | F::RemoveFinalizer(e) => kube_conflict(e),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(serde_json::json!({"code": code})).unwrap()))
+    }
+
+    #[test]
+    fn only_a_lost_write_race_counts_as_a_conflict_wherever_it_is_wrapped() {
+        use kube::runtime::finalizer::Error as F;
+        assert!(Error::Kube(api(409)).is_conflict());
+        assert!(!Error::Kube(api(500)).is_conflict());
+        assert!(Error::Finalizer(Box::new(F::ApplyFailed(Error::Kube(api(409))))).is_conflict());
+        assert!(Error::Finalizer(Box::new(F::AddFinalizer(api(409)))).is_conflict());
+        assert!(!Error::Finalizer(Box::new(F::CleanupFailed(Error::Kube(api(403))))).is_conflict());
+        assert!(!Error::Finalizer(Box::new(F::UnnamedObject)).is_conflict());
+    }
 }
