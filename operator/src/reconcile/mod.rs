@@ -145,8 +145,9 @@ pub async fn reconcile(task: Arc<Task>, ctx: Arc<Context>) -> Result<Action, Err
     result
 }
 
-/// How soon a reconcile that lost a write race is retried: at once, from a fresh read.
-const AFTER_CONFLICT: Duration = Duration::from_millis(50);
+/// How soon a reconcile that lost a write race is retried: as soon as the cache has likely seen the
+/// other write (watch latency), well before the general error back-off.
+const AFTER_CONFLICT: Duration = Duration::from_millis(200);
 /// How soon any other failed reconcile is retried.
 const AFTER_ERROR: Duration = Duration::from_secs(2);
 
