@@ -95,8 +95,9 @@ pub fn decide(
                 effects.push(Note::normal(Reason::Running, status.message.clone()));
             }
             effects.push(Effect::WriteStatus);
-            // Nothing to do until the Pod changes, except the deadline.
-            Plan { status, effects, next: Next::After(secs_until(deadline, now, 1)) }
+            // Nothing to do until the Pod changes, except the deadline (whole seconds left, at least 1).
+            let left = u64::try_from(deadline.duration_since(now).as_secs()).unwrap_or(0).max(1);
+            Plan { status, effects, next: Next::After(Duration::from_secs(left)) }
         }
         Attempt::Succeeded { result } => {
             status.exit_code = Some(0);

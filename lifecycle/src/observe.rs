@@ -43,9 +43,10 @@ pub enum Attempt {
 }
 
 impl Attempt {
-    /// Whether the attempt is over (its outcome is known).
+    /// Whether the attempt is over (its outcome is known). An interception is an outcome too: a
+    /// cancel or deadline that comes later must not hide it.
     pub fn is_over(&self) -> bool {
-        matches!(self, Attempt::Succeeded { .. } | Attempt::Failed(_))
+        matches!(self, Attempt::Succeeded { .. } | Attempt::Failed(_) | Attempt::Intercepted { .. })
     }
 }
 

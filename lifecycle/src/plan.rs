@@ -138,8 +138,6 @@ pub enum Metric {
     UnwrapFailure,
     /// Vault failed to mint an attempt's token.
     VaultError,
-    /// An attempt's token was minted.
-    TokenMinted,
     /// Task creation to its first attempt's Pod.
     PodCreatedLatency(Duration),
     /// Task creation to its command running.

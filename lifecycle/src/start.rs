@@ -47,12 +47,11 @@ pub enum StartOutcome {
     },
 }
 
-/// Records a freshly minted wrapping token (before the Pod that claims it exists).
-pub fn token_issued(task: &Task, status: &mut TaskStatus, expires: String, now: Timestamp) -> Effect {
+/// Records a freshly minted wrapping token in the status (written with the attempt's next write).
+pub fn token_issued(task: &Task, status: &mut TaskStatus, expires: String, now: Timestamp) {
     status.wrap_expires = expires;
     let generation = task.metadata.generation;
     set_condition(status, ConditionType::CredentialsIssued, true, &Reason::TokenIssued, "", generation, now);
-    Effect::Metric(Metric::TokenMinted)
 }
 
 /// What an outcome of starting the attempt leads to.

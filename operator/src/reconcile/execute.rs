@@ -150,9 +150,6 @@ fn record(ctx: &Context, metric: Metric) {
         Metric::VaultError => {
             m.vault_errors.inc();
         }
-        Metric::TokenMinted => {
-            m.tokens_minted.inc();
-        }
         Metric::PodCreatedLatency(d) => m.pod_created_latency.observe(d),
         Metric::StartLatency(d) => m.start_latency.observe(d),
     }
@@ -167,5 +164,9 @@ async fn write_status(ctx: &Context, api: &Api<Task>, task: &Task, status: TaskS
     };
     let mut next = task.clone();
     next.status = Some(status);
-    Ok(api.replace_status(&task.name_any(), &PostParams::default(), &next).await?)
+    match api.replace_status(&task.name_any(), &PostParams::default(), &next).await {
+        Ok(t) => Ok(t),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::StatusConflict(kube::Error::Api(e))),
+        Err(e) => Err(e.into()),
+    }
 }

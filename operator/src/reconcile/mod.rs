@@ -43,6 +43,9 @@ pub enum Error {
     /// Building the Pod failed.
     #[error("building the worker Pod: {0}")]
     Pod(#[from] serde_json::Error),
+    /// The Task's status changed since it was read (409): another writer (the progress intake) won.
+    #[error("the Task's status changed since it was read: {0}")]
+    StatusConflict(#[source] kube::Error),
     /// A Vault call failed (revocation is retried; the finalizer waits for it).
     #[error("{0}")]
     Vault(#[from] crate::vault::VaultError),
@@ -165,17 +168,13 @@ pub fn error_policy(_task: Arc<Task>, err: &Error, ctx: Arc<Context>) -> Action 
 }
 
 impl Error {
-    /// Whether this is a 409 Conflict: a write guarded by a resourceVersion that had moved on.
+    /// Whether a status write lost a race: written under a resourceVersion that had moved on. Other
+    /// 409s (an attempt record that exists, a Pod name taken) are ordinary errors.
     pub fn is_conflict(&self) -> bool {
         use kube::runtime::finalizer::Error as F;
-        let kube_conflict = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 409);
         match self {
-            Error::Kube(e) => kube_conflict(e),
-            Error::Finalizer(f) => match f.as_ref() {
-                F::ApplyFailed(e) | F::CleanupFailed(e) => e.is_conflict(),
-                F::AddFinalizer(e) | F::RemoveFinalizer(e) => kube_conflict(e),
-                _ => false,
-            },
+            Error::StatusConflict(_) => true,
+            Error::Finalizer(f) => matches!(f.as_ref(), F::ApplyFailed(e) | F::CleanupFailed(e) if e.is_conflict()),
             _ => false,
         }
     }
@@ -190,12 +189,12 @@ mod tests {
     }
 
     #[test]
-    fn only_a_lost_write_race_counts_as_a_conflict_wherever_it_is_wrapped() {
+    fn only_a_lost_status_write_race_counts_as_a_conflict_wherever_it_is_wrapped() {
         use kube::runtime::finalizer::Error as F;
-        assert!(Error::Kube(api(409)).is_conflict());
-        assert!(!Error::Kube(api(500)).is_conflict());
-        assert!(Error::Finalizer(Box::new(F::ApplyFailed(Error::Kube(api(409))))).is_conflict());
-        assert!(Error::Finalizer(Box::new(F::AddFinalizer(api(409)))).is_conflict());
+        assert!(Error::StatusConflict(api(409)).is_conflict());
+        assert!(!Error::Kube(api(409)).is_conflict(), "an attempt record or Pod name taken is an ordinary error");
+        assert!(Error::Finalizer(Box::new(F::ApplyFailed(Error::StatusConflict(api(409))))).is_conflict());
+        assert!(!Error::Finalizer(Box::new(F::AddFinalizer(api(409)))).is_conflict());
         assert!(!Error::Finalizer(Box::new(F::CleanupFailed(Error::Kube(api(403))))).is_conflict());
         assert!(!Error::Finalizer(Box::new(F::UnnamedObject)).is_conflict());
     }

@@ -31,9 +31,8 @@ pub async fn attempt(
     let ns = task.namespace().unwrap_or_default();
     let creds = match credentials::resolve(ctx, task, &ns).await? {
         Ok(c) => c,
-        Err(refusal) => return Ok(outcome(task, status, StartOutcome::Refused(refusal), now, deadline)),
+        Err(refusal) => return Ok(outcome(task, status, StartOutcome::Refused(refusal), Timestamp::now(), deadline)),
     };
-    let mut minted = None;
     let needs_tokens = credentials::needs_secret(ctx, task) || !creds.is_empty();
     if needs_tokens && pods.get_opt(&name).await?.is_none() {
         let left = Duration::from_secs(u64::try_from(remaining).unwrap_or(1));
@@ -44,13 +43,16 @@ pub async fn attempt(
             }
             credentials::Issued::NameTaken(msg) => Some(StartOutcome::SecretNameTaken(msg)),
             credentials::Issued::Ready(Some(expires)) => {
-                minted = Some(token_issued(task, &mut status, expires, now));
+                // Counted as it happens: a later failure of this reconcile must not lose it.
+                ctx.metrics.tokens_minted.inc();
+                token_issued(task, &mut status, expires, Timestamp::now());
                 None
             }
             credentials::Issued::Ready(None) => None,
         };
         if let Some(step) = step {
-            return Ok(outcome(task, status, step, now, deadline));
+            // The time after the (possibly slow) Vault call, for the back-off and the conditions.
+            return Ok(outcome(task, status, step, Timestamp::now(), deadline));
         }
     }
     let step = create(ctx, pods, task, &status, &creds, remaining).await?;
@@ -60,9 +62,7 @@ pub async fn attempt(
             credentials::record_pod(ctx, task, status.attempt, uid).await?;
         }
     }
-    let mut plan = outcome(task, status, step, now, deadline);
-    plan.effects.splice(0..0, minted);
-    Ok(plan)
+    Ok(outcome(task, status, step, Timestamp::now(), deadline))
 }
 
 /// Creates the attempt's Pod, never over someone else's Pod of the name.
