@@ -14,6 +14,7 @@ pub mod queues;
 pub use ephemera_serve as serve;
 pub mod stream;
 pub mod tasks;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

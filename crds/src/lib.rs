@@ -1,6 +1,7 @@
 //! The custom resources of Ephemera (`ephemera.dev/v1alpha1`): `Task`, one unit of work run in its own
-//! short-lived Pod; `TaskQueue`, an admin-defined queue with a concurrency limit; and `Credential`, the
-//! admin-owned catalogue entry behind a logical credential name. The CRD YAML in
+//! short-lived Pod; `TaskQueue`, an admin-defined queue with a concurrency limit; `Credential`, the
+//! admin-owned catalogue entry behind a logical credential name; and `TaskTrigger`, a team's webhook
+//! and the rules that turn its deliveries into Tasks. The CRD YAML in
 //! `crds/yaml/` is generated from these types (`cargo run -p ephemera-crds --bin crdgen`) and a test
 //! fails when it is stale.
 
@@ -12,6 +13,7 @@ pub mod credential;
 pub mod json_int;
 pub mod queue;
 pub mod task;
+pub mod trigger;
 pub mod worker;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -23,6 +25,7 @@ pub use task::{
     Condition, ConditionType, EventKind, FailureClass, Origin, ProgressEvent, Reason, RetryPolicy, Task, TaskEnv,
     TaskPhase, TaskResources, TaskSpec, TaskStatus,
 };
+pub use trigger::{TaskTrigger, TaskTriggerSpec, TaskTriggerStatus, TriggerRule, TriggerSource};
 
 /// API group of every Ephemera resource.
 pub const GROUP: &str = "ephemera.dev";
@@ -47,7 +50,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Every CRD, in install order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Credential::crd(), TaskQueue::crd(), Task::crd()]
+    vec![Credential::crd(), TaskQueue::crd(), Task::crd(), TaskTrigger::crd()]
 }
 
 /// The CRDs as one multi-document YAML stream, as checked in under `crds/yaml/`.
