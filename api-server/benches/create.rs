@@ -107,6 +107,7 @@ async fn main() {
         hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
         stopping: ephemera_api::serve::Stopping::never(),
         intake: Default::default(),
+        webhooks: ephemera_api::webhooks::Webhooks::start(client.clone()),
     });
     let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let real_url = format!("http://{}/api/v1/namespaces/default/tasks", real.local_addr().expect("addr"));

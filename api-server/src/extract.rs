@@ -38,6 +38,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A raw body of at most `LIMIT` bytes (webhook deliveries: signatures are over these bytes).
+pub struct RawBody<const LIMIT: usize>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for RawBody<LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge(LIMIT),
+            other => ApiError::BadRequest(other.body_text()),
+        })?;
+        Ok(RawBody(bytes))
+    }
+}
+
 /// A query string.
 pub struct ApiQuery<T>(pub T);
 

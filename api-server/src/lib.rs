@@ -61,6 +61,8 @@ pub struct AppState {
     pub stopping: serve::Stopping,
     /// Status writes progress intake may make, per Task and per namespace.
     pub intake: tasks::progress::IntakeLimiter,
+    /// Triggers and the delivery log of the webhook endpoint.
+    pub webhooks: webhooks::Webhooks,
 }
 
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -133,6 +135,12 @@ pub fn documented() -> utoipa_axum::router::OpenApiRouter<Arc<AppState>> {
         .routes(routes!(queues::list))
         .routes(routes!(stream::sse::events))
         .routes(routes!(stream::tickets::issue))
+        .merge(
+            utoipa_axum::router::OpenApiRouter::new()
+                .routes(routes!(webhooks::deliver::deliver))
+                // Deliveries may be as large as the providers send (the API's own limit is smaller).
+                .layer(DefaultBodyLimit::max(webhooks::deliver::BODY_LIMIT)),
+        )
 }
 
 /// The whole API.

@@ -193,6 +193,8 @@ async fn main() -> anyhow::Result<()> {
                 None => OidcConfig::default(),
             };
             let tokens = Tokens::watch(client.clone(), &args.namespace).await;
+            let webhooks = ephemera_api::webhooks::Webhooks::start(client.clone());
+            webhooks.triggers.ready().await;
             let (drain_tx, stopping) = ephemera_api::serve::Stopping::new();
             let state = Arc::new(AppState {
                 client,
@@ -209,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
                     progress_writes_per_second,
                     progress_namespace_writes_per_second,
                 ),
+                webhooks,
             });
             let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
                 .await

@@ -23,10 +23,19 @@ struct RequestLabels {
     status: u16,
 }
 
+/// A webhook delivery's labels (triggers are admin-bounded, outcomes a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    namespace: String,
+    trigger: String,
+    outcome: String,
+}
+
 /// Counters of the API server.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
     latency: Histogram,
     /// Tasks created through the API.
     pub tasks_created: Counter,
@@ -44,12 +53,15 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut r = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        r.register("ephemera_webhook_deliveries", "Webhook deliveries by trigger and outcome", deliveries.clone());
         let latency = Histogram::new(BUCKETS);
         r.register("ephemera_api_requests", "Requests by route, method and status", requests.clone());
         r.register_with_unit("ephemera_api_request_duration", "Request latency", Unit::Seconds, latency.clone());
         let m = Metrics {
             registry: Registry::default(),
             requests,
+            deliveries,
             latency,
             tasks_created: Counter::default(),
             progress_events: Counter::default(),
@@ -84,6 +96,12 @@ impl Metrics {
         let labels = RequestLabels { route: route.to_string(), method: method.to_string(), status };
         self.requests.get_or_create(&labels).inc();
         self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Counts one webhook delivery.
+    pub fn observe_delivery(&self, namespace: &str, trigger: &str, outcome: &str) {
+        let labels = DeliveryLabels { namespace: namespace.into(), trigger: trigger.into(), outcome: outcome.into() };
+        self.deliveries.get_or_create(&labels).inc();
     }
 
     /// The OpenMetrics text exposition.

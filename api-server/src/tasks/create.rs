@@ -63,7 +63,7 @@ pub fn task(ns: &str, req: &CreateTask, who: &Identity) -> Task {
         ttl_seconds_after_finished: req.ttl_seconds_after_finished,
         cancel: false,
         resources: None,
-        origin: Some(Origin { source: "api".into(), requester: who.id.clone() }),
+        origin: Some(Origin { source: "api".into(), requester: who.id.clone(), ..Default::default() }),
     };
     let mut t = Task::new("", spec);
     t.metadata.name = None;

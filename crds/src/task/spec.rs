@@ -182,11 +182,23 @@ pub struct TaskResources {
 /// Who asked for a Task.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 pub struct Origin {
-    /// `api`, `webhook/<source>`, `kubectl`...
+    /// `api` or `webhook`.
     #[schemars(length(max = 128))]
     pub source: String,
-    /// The authenticated identity (API token id, OIDC subject, webhook delivery).
+    /// The authenticated identity (API token id, OIDC subject, `trigger:<namespace>/<name>`).
     #[serde(default)]
     #[schemars(length(max = 256))]
     pub requester: String,
+    /// Webhook Tasks: the TaskTrigger that made it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 253))]
+    pub trigger: String,
+    /// Webhook Tasks: the provider's event name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 128))]
+    pub event: String,
+    /// Webhook Tasks: the provider's delivery id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 256))]
+    pub delivery: String,
 }

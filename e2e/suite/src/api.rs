@@ -73,6 +73,11 @@ impl ApiServer {
             hub,
             stopping,
             intake: Default::default(),
+            webhooks: {
+                let w = ephemera_api::webhooks::Webhooks::start(s.client.clone());
+                w.triggers.ready().await;
+                w
+            },
         });
         let send_buffer = live.as_ref().and_then(|l| l.send_buffer);
         let listener = ephemera_api::listener("127.0.0.1:0".parse().expect("addr"), send_buffer).expect("bind");

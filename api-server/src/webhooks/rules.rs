@@ -1,0 +1,243 @@
+//! A trigger's rules, compiled once per trigger generation: which rule a delivery matches (first wins)
+//! and the params, concurrency key and Task it makes. CEL sees `body` (the JSON payload), `headers`
+//! (lowercase names → values) and `event`. A rule that fails to evaluate refuses the delivery with the
+//! reason; it never takes the server down or makes a Task from half-evaluated params.
+
+use std::collections::BTreeMap;
+
+use ephemera_crds::trigger::{TriggerRule, MAX_EXPRESSION};
+use serde_json::Value;
+
+/// A rule, its expressions compiled.
+pub struct Compiled {
+    /// The rule as written.
+    pub rule: TriggerRule,
+    filter: Option<cel::Program>,
+    params: Vec<(String, cel::Program)>,
+    concurrency: Option<cel::Program>,
+}
+
+/// An expression that does not compile (the trigger is not Ready, and says which).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule {rule:?}: {field}: {message}")]
+pub struct CompileError {
+    /// The rule.
+    pub rule: String,
+    /// `filter`, `params.<name>` or `concurrency.key`.
+    pub field: String,
+    /// The CEL parser's message.
+    pub message: String,
+}
+
+/// What the rules make of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Rule `index` matched; its params and concurrency key are evaluated.
+    Matched {
+        /// Which rule.
+        index: usize,
+        /// The Task's params.
+        params: BTreeMap<String, String>,
+        /// The concurrency key, when the rule has one.
+        concurrency_key: Option<String>,
+    },
+    /// No rule matched (acknowledged and ignored).
+    NoMatch,
+    /// A rule's expression failed on this delivery (refused, with the reason in the delivery log).
+    Failed {
+        /// Which rule.
+        rule: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Compiles every rule of a trigger.
+pub fn compile(rules: &[TriggerRule]) -> Result<Vec<Compiled>, CompileError> {
+    rules
+        .iter()
+        .map(|r| {
+            let program = |field: String, expr: &str| {
+                if expr.len() > MAX_EXPRESSION {
+                    let message = format!("longer than {MAX_EXPRESSION} characters");
+                    return Err(CompileError { rule: r.name.clone(), field, message });
+                }
+                // The parser can panic on some malformed input; that is a compile error, not a crash.
+                match std::panic::catch_unwind(|| cel::Program::compile(expr)) {
+                    Ok(Ok(p)) => Ok(p),
+                    Ok(Err(e)) => Err(CompileError { rule: r.name.clone(), field, message: e.to_string() }),
+                    Err(_) => Err(CompileError { rule: r.name.clone(), field, message: "does not parse".into() }),
+                }
+            };
+            let filter = r.filter.as_deref().map(|f| program("filter".into(), f)).transpose()?;
+            let params = r
+                .params
+                .iter()
+                .map(|(k, e)| Ok((k.clone(), program(format!("params.{k}"), e)?)))
+                .collect::<Result<_, CompileError>>()?;
+            let concurrency = r.concurrency.as_ref().map(|c| program("concurrency.key".into(), &c.key)).transpose()?;
+            Ok(Compiled { rule: r.clone(), filter, params, concurrency })
+        })
+        .collect()
+}
+
+/// The first rule that takes the delivery.
+pub fn evaluate(rules: &[Compiled], event: &str, body: &Value, headers: &BTreeMap<String, String>) -> Outcome {
+    let mut ctx = cel::Context::default();
+    let vars = [("body", body.clone()), ("headers", serde_json::json!(headers)), ("event", Value::from(event))];
+    for (name, value) in vars {
+        if let Err(e) = ctx.add_variable(name, value) {
+            return Outcome::Failed { rule: String::new(), reason: format!("the delivery cannot be read: {e}") };
+        }
+    }
+    for (index, c) in rules.iter().enumerate() {
+        if !c.rule.events.is_empty() && !c.rule.events.iter().any(|e| e == event) {
+            continue;
+        }
+        let failed =
+            |what: &str, why: String| Outcome::Failed { rule: c.rule.name.clone(), reason: format!("{what}: {why}") };
+        if let Some(f) = &c.filter {
+            match run(f, &ctx) {
+                Ok(cel::Value::Bool(true)) => {}
+                Ok(cel::Value::Bool(false)) => continue,
+                Ok(other) => return failed("filter", format!("is {}, not a bool", kind(&other))),
+                Err(e) => return failed("filter", e),
+            }
+        }
+        let mut params = BTreeMap::new();
+        for (name, p) in &c.params {
+            match run(p, &ctx).and_then(|v| scalar(&v)) {
+                Ok(v) => {
+                    params.insert(name.clone(), v);
+                }
+                Err(e) => return failed(&format!("params.{name}"), e),
+            }
+        }
+        let concurrency_key = match &c.concurrency {
+            Some(p) => match run(p, &ctx).and_then(|v| scalar(&v)) {
+                Ok(k) => Some(k),
+                Err(e) => return failed("concurrency.key", e),
+            },
+            None => None,
+        };
+        return Outcome::Matched { index, params, concurrency_key };
+    }
+    Outcome::NoMatch
+}
+
+/// Runs a program; a panic inside the interpreter is an evaluation error.
+fn run(p: &cel::Program, ctx: &cel::Context) -> Result<cel::Value, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.execute(ctx))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the expression could not be evaluated".into()),
+    }
+}
+
+/// A scalar CEL value as a param's text (at most an environment value's size).
+fn scalar(v: &cel::Value) -> Result<String, String> {
+    let text = match v {
+        cel::Value::String(s) => s.to_string(),
+        cel::Value::Int(i) => i.to_string(),
+        cel::Value::UInt(u) => u.to_string(),
+        cel::Value::Float(f) => f.to_string(),
+        cel::Value::Bool(b) => b.to_string(),
+        cel::Value::Null => String::new(),
+        other => return Err(format!("is {}, not a string, number or bool", kind(other))),
+    };
+    let max = ephemera_crds::task::limits::ENV_VALUE_MAX;
+    if text.len() > max {
+        return Err(format!("is longer than {max} bytes"));
+    }
+    Ok(text)
+}
+
+fn kind(v: &cel::Value) -> &'static str {
+    match v {
+        cel::Value::List(_) => "a list",
+        cel::Value::Map(_) => "a map",
+        cel::Value::Bytes(_) => "bytes",
+        _ => "not a scalar",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(v: Value) -> TriggerRule {
+        let mut base = json!({"name": "r", "task": {"command": ["true"]}});
+        base.as_object_mut().unwrap().extend(v.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn push() -> Value {
+        json!({"ref": "refs/heads/main", "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+            "repository": {"full_name": "acme/app", "id": 1296269}, "commits": [{"id": "a"}, {"id": "b"}]})
+    }
+
+    #[test]
+    fn the_first_matching_rule_wins_and_its_params_are_evaluated() {
+        let rules = compile(&[
+            rule(json!({"name": "tags", "events": ["push"], "filter": "body.ref.startsWith('refs/tags/')"})),
+            rule(json!({"name": "branch-push", "events": ["push"], "filter": "body.ref.startsWith('refs/heads/')",
+                "params": {"repo": "body.repository.full_name", "sha": "body.after", "commits": "size(body.commits)", "id": "body.repository.id"}})),
+        ])
+        .unwrap();
+        let got = evaluate(&rules, "push", &push(), &BTreeMap::new());
+        let Outcome::Matched { index, params, concurrency_key } = got else { panic!("{got:?}") };
+        assert_eq!((index, concurrency_key), (1, None));
+        assert_eq!(params["repo"], "acme/app");
+        assert_eq!(params["sha"], "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c");
+        assert_eq!((params["commits"].as_str(), params["id"].as_str()), ("2", "1296269"));
+    }
+
+    #[test]
+    fn events_headers_and_no_match() {
+        let rules =
+            compile(&[rule(json!({"events": ["pull_request"], "filter": "headers['x-github-hook-id'] == '42'"}))])
+                .unwrap();
+        let headers = BTreeMap::from([("x-github-hook-id".to_string(), "42".to_string())]);
+        assert_eq!(evaluate(&rules, "push", &push(), &headers), Outcome::NoMatch, "another event");
+        assert!(matches!(evaluate(&rules, "pull_request", &push(), &headers), Outcome::Matched { .. }));
+        let any = compile(&[rule(json!({"filter": "event == 'ping'"}))]).unwrap();
+        assert!(
+            matches!(evaluate(&any, "ping", &json!({}), &BTreeMap::new()), Outcome::Matched { .. }),
+            "no events: any"
+        );
+    }
+
+    #[test]
+    fn an_expression_that_fails_on_a_delivery_refuses_it_with_the_reason() {
+        let missing = compile(&[rule(json!({"filter": "body.pull_request.number > 0"}))]).unwrap();
+        let Outcome::Failed { rule: which, reason } = evaluate(&missing, "push", &push(), &BTreeMap::new()) else {
+            panic!()
+        };
+        assert_eq!(which, "r");
+        assert!(reason.starts_with("filter:"), "{reason}");
+        let not_bool = compile(&[rule(json!({"filter": "body.ref"}))]).unwrap();
+        assert!(matches!(evaluate(&not_bool, "push", &push(), &BTreeMap::new()), Outcome::Failed { .. }));
+        let list_param = compile(&[rule(json!({"params": {"c": "body.commits"}}))]).unwrap();
+        let Outcome::Failed { reason, .. } = evaluate(&list_param, "push", &push(), &BTreeMap::new()) else { panic!() };
+        assert!(reason.contains("params.c") && reason.contains("a list"), "{reason}");
+    }
+
+    #[test]
+    fn expressions_that_do_not_compile_name_their_rule_and_field() {
+        let e = compile(&[rule(json!({"name": "bad", "params": {"x": "body.ref.("}}))]).err().unwrap();
+        assert_eq!((e.rule.as_str(), e.field.as_str()), ("bad", "params.x"));
+        let e = compile(&[rule(json!({"concurrency": {"key": "))"}}))]).err().unwrap();
+        assert_eq!(e.field, "concurrency.key");
+    }
+
+    #[test]
+    fn a_concurrency_key_is_evaluated_like_a_param() {
+        let rules =
+            compile(&[rule(json!({"concurrency": {"key": "body.repository.full_name + '#' + body.ref"}}))]).unwrap();
+        let Outcome::Matched { concurrency_key, .. } = evaluate(&rules, "push", &push(), &BTreeMap::new()) else {
+            panic!()
+        };
+        assert_eq!(concurrency_key.as_deref(), Some("acme/app#refs/heads/main"));
+    }
+}

@@ -1,0 +1,155 @@
+//! The Task a matched delivery becomes. Its name is derived from the trigger's uid and the delivery
+//! id, so a redelivery (to any replica, after any restart) collides with the first create instead of
+//! making a second Task: exactly once per delivery, by construction.
+
+use std::collections::BTreeMap;
+
+use ephemera_crds::trigger::TaskTrigger;
+use ephemera_crds::{Origin, Task, TaskSpec, TriggerRule};
+use kube::ResourceExt;
+use sha2::{Digest, Sha256};
+
+/// Label naming the trigger a Task came from.
+pub const TRIGGER_LABEL: &str = "ephemera.dev/trigger";
+/// Label naming the rule that matched.
+pub const RULE_LABEL: &str = "ephemera.dev/trigger-rule";
+/// Label carrying a hash of the rule's concurrency key.
+pub const CONCURRENCY_LABEL: &str = "ephemera.dev/concurrency-key";
+
+/// Longest Task name the operator accepts (it appends `-<attempt>` for Pods).
+const NAME_MAX: usize = 53;
+
+/// Hex of the first `n` bytes of SHA-256 over `parts` joined by `/`.
+fn digest(parts: &[&str], n: usize) -> String {
+    let mut h = Sha256::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update(b"/");
+        }
+        h.update(p.as_bytes());
+    }
+    h.finalize().iter().take(n).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `<trigger>-<16 hex of sha256(trigger uid / delivery id)>`, a DNS label of at most 53 characters.
+pub fn task_name(trigger: &str, trigger_uid: &str, delivery: &str) -> String {
+    let suffix = digest(&[trigger_uid, delivery], 8);
+    let keep = NAME_MAX - suffix.len() - 1;
+    let prefix: String = trigger.chars().take(keep).collect();
+    format!("{}-{suffix}", prefix.trim_end_matches(['-', '.']))
+}
+
+/// The label value for a concurrency key (any text becomes a valid label value).
+pub fn concurrency_label(trigger_uid: &str, rule: &str, key: &str) -> String {
+    digest(&[trigger_uid, rule, key], 16)
+}
+
+/// A trigger name as a label value (at most 63 characters: a longer name is shortened with a hash).
+pub fn label_value(name: &str) -> String {
+    if name.len() <= 63 {
+        return name.to_string();
+    }
+    let prefix: String = name.chars().take(46).collect();
+    format!("{}-{}", prefix.trim_end_matches(['-', '.']), digest(&[name], 8))
+}
+
+/// What the Task records about the delivery.
+pub struct Made<'a> {
+    /// The provider's event name.
+    pub event: &'a str,
+    /// The provider's delivery id.
+    pub delivery: &'a str,
+    /// The rule's evaluated params.
+    pub params: BTreeMap<String, String>,
+    /// The evaluated concurrency key.
+    pub concurrency_key: Option<&'a str>,
+}
+
+/// The Task for a delivery that `rule` of `trigger` matched.
+pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task {
+    let (ns, name) = (trigger.namespace().unwrap_or_default(), trigger.name_any());
+    let uid = trigger.uid().unwrap_or_default();
+    let t = &rule.task;
+    let spec = TaskSpec {
+        image: t.image.clone(),
+        command: t.command.clone(),
+        args: t.args.clone(),
+        env: t.env.clone(),
+        params: made.params,
+        credentials: t.credentials.clone(),
+        queue: rule.queue.clone().unwrap_or_else(|| "default".into()),
+        priority: rule.priority.unwrap_or_default(),
+        timeout_seconds: t.timeout_seconds.unwrap_or(ephemera_crds::task::limits::TIMEOUT_DEFAULT),
+        retry: t.retry.clone().unwrap_or_default(),
+        ttl_seconds_after_finished: t.ttl_seconds_after_finished,
+        cancel: false,
+        resources: t.resources.clone(),
+        origin: Some(Origin {
+            source: "webhook".into(),
+            requester: format!("trigger:{ns}/{name}"),
+            trigger: name.clone(),
+            event: made.event.chars().take(128).collect(),
+            delivery: made.delivery.chars().take(256).collect(),
+        }),
+    };
+    let mut task = Task::new(&task_name(&name, &uid, made.delivery), spec);
+    task.metadata.namespace = Some(ns);
+    let mut labels =
+        BTreeMap::from([(TRIGGER_LABEL.to_string(), label_value(&name)), (RULE_LABEL.to_string(), rule.name.clone())]);
+    if let Some(key) = made.concurrency_key {
+        labels.insert(CONCURRENCY_LABEL.into(), concurrency_label(&uid, &rule.name, key));
+    }
+    task.metadata.labels = Some(labels);
+    task
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn trigger() -> TaskTrigger {
+        serde_json::from_value(json!({
+            "apiVersion": "ephemera.dev/v1alpha1", "kind": "TaskTrigger",
+            "metadata": {"name": "gh", "namespace": "team", "uid": "11111111-2222-3333-4444-555555555555"},
+            "spec": {"source": "github", "secretRef": {"name": "s", "key": "k"}, "rules": [
+                {"name": "branch-push", "queue": "ci", "priority": 20,
+                 "task": {"image": "busybox", "command": ["sh", "-c", "echo $EPHEMERA_PARAM_REPO"]}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_redelivery_gets_the_same_name_and_another_delivery_another() {
+        let a = task_name("gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        assert_eq!(a, task_name("gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+        assert_ne!(a, task_name("gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0959"));
+        assert_ne!(
+            a,
+            task_name("gh", "uid-2", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            "a recreated trigger starts over"
+        );
+        let long = task_name(&"t".repeat(63), "u", "d");
+        assert!(long.len() <= 53 && long.starts_with("ttt"), "{long}");
+        assert!(!task_name("a.b-", "u", "d").starts_with("a.b--"), "no doubled separator before the hash");
+        assert!(label_value(&"x".repeat(200)).len() <= 63);
+    }
+
+    #[test]
+    fn the_task_has_the_rules_queue_priority_and_params_and_says_where_it_came_from() {
+        let tr = trigger();
+        let rule = &tr.spec.rules[0];
+        let params = BTreeMap::from([("repo".to_string(), "acme/app".to_string())]);
+        let made = Made { event: "push", delivery: "d-1", params, concurrency_key: Some("acme/app#42") };
+        let t = build(&tr, rule, made);
+        assert_eq!(t.metadata.namespace.as_deref(), Some("team"));
+        assert_eq!((t.spec.queue.as_str(), t.spec.priority), ("ci", 20));
+        assert_eq!(t.spec.params["repo"], "acme/app");
+        let o = t.spec.origin.clone().unwrap();
+        assert_eq!((o.source.as_str(), o.requester.as_str(), o.trigger.as_str()), ("webhook", "trigger:team/gh", "gh"));
+        assert_eq!((o.event.as_str(), o.delivery.as_str()), ("push", "d-1"));
+        let labels = t.metadata.labels.clone().unwrap();
+        assert_eq!((labels[TRIGGER_LABEL].as_str(), labels[RULE_LABEL].as_str()), ("gh", "branch-push"));
+        assert_eq!(labels[CONCURRENCY_LABEL].len(), 32);
+    }
+}
