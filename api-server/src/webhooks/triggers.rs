@@ -19,6 +19,8 @@ use crate::limits::RateLimiter;
 
 /// How long a secret read from its Secret is used before it is read again.
 const SECRET_TTL: Duration = Duration::from_secs(5);
+/// How often every trigger's readiness is checked again (its Secret may have appeared or gone).
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// A trigger's rules as compiled for one generation.
 pub type Rules = Arc<Result<Vec<Compiled>, CompileError>>;
@@ -57,21 +59,56 @@ impl Triggers {
         let (store, writer) = reflector::store();
         let api: Api<TaskTrigger> = Api::all(client.clone());
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                if let Err(e) = event {
-                    tracing::debug!(error = %e, "TaskTrigger watch error (retrying)");
-                }
-            }
-        });
-        Arc::new(Self {
+        let this = Arc::new(Self {
             client,
             store,
             compiled: Mutex::default(),
             limiters: Mutex::default(),
             secrets: Mutex::default(),
-        })
+        });
+        let watching = this.clone();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => {
+                        let w = watching.clone();
+                        tokio::spawn(async move { w.check(&t).await });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "TaskTrigger watch error (retrying)"),
+                }
+            }
+        });
+        // A Secret created (or deleted) later changes readiness without touching the trigger.
+        let rechecking = this.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RECHECK);
+            loop {
+                tick.tick().await;
+                for t in rechecking.store.state() {
+                    rechecking.check(&t).await;
+                }
+            }
+        });
+        this
+    }
+
+    /// Compiles the trigger's rules and looks for its Secret, and says so in its `Ready` condition
+    /// (every replica may; a write is made only when the condition changes).
+    async fn check(&self, t: &TaskTrigger) {
+        let rules = self.rules(t);
+        let secrets = self.secrets(t).await.map(|s| s.len());
+        let r = readiness(&rules, &secrets);
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let Some(status) = with_readiness(t, &r, &now) else { return };
+        let mut next = t.clone();
+        next.status = Some(status);
+        let api: Api<TaskTrigger> = Api::namespaced(self.client.clone(), &t.namespace().unwrap_or_default());
+        // A 409 means another replica or the delivery log wrote first: the watch brings it back.
+        if let Err(e) = api.replace_status(&t.name_any(), &Default::default(), &next).await {
+            tracing::debug!(error = %e, trigger = %t.name_any(), "writing the trigger's Ready condition");
+        }
     }
 
     /// Waits until the first list arrived (deliveries before that would 404).
@@ -155,7 +192,96 @@ impl Triggers {
     }
 }
 
+/// Whether a trigger can take deliveries, as its `Ready` condition says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// `True` or `False`.
+    pub ready: bool,
+    /// `Ready`, `RuleInvalid`, `SecretMissing` or `SecretUnavailable`.
+    pub reason: &'static str,
+    /// What is wrong (names the rule and field, or the Secret and key; never a secret value).
+    pub message: String,
+}
+
+/// What a trigger's rules and secrets come to.
+pub fn readiness(rules: &Result<Vec<Compiled>, CompileError>, secrets: &Result<usize, SecretProblem>) -> Readiness {
+    let not = |reason, message: String| Readiness { ready: false, reason, message };
+    match (rules, secrets) {
+        (Err(e), _) => not("RuleInvalid", e.to_string()),
+        (_, Err(e @ SecretProblem::Missing { .. })) => not("SecretMissing", e.to_string()),
+        (_, Err(e)) => not("SecretUnavailable", e.to_string()),
+        (Ok(_), Ok(_)) => Readiness { ready: true, reason: "Ready", message: String::new() },
+    }
+}
+
+/// The trigger's status with `r` as its `Ready` condition, or None when that is already what it says.
+pub fn with_readiness(t: &TaskTrigger, r: &Readiness, now: &str) -> Option<ephemera_crds::TaskTriggerStatus> {
+    let mut status = t.status.clone().unwrap_or_default();
+    let value = if r.ready { "True" } else { "False" };
+    let generation = t.metadata.generation;
+    let rules = i32::try_from(t.spec.rules.len()).unwrap_or(i32::MAX);
+    let current = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let same = current.is_some_and(|c| {
+        c.status == value && c.reason == r.reason && c.message == r.message && c.observed_generation == generation
+    });
+    if same && status.rules == rules && status.observed_generation == generation {
+        return None;
+    }
+    let transition = match current {
+        Some(c) if c.status == value => c.last_transition_time.clone(),
+        _ => Some(now.to_string()),
+    };
+    status.conditions.retain(|c| c.type_ != "Ready");
+    status.conditions.push(ephemera_crds::Condition {
+        type_: "Ready".into(),
+        status: value.into(),
+        reason: r.reason.into(),
+        message: r.message.clone(),
+        last_transition_time: transition,
+        observed_generation: generation,
+    });
+    status.rules = rules;
+    status.observed_generation = generation;
+    Some(status)
+}
+
 /// The secrets as byte slices, for the verifiers.
 pub fn exposed(secrets: &[Arc<SecretSlice<u8>>]) -> Vec<&[u8]> {
     secrets.iter().map(|s| s.expose_secret()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn trigger(status: serde_json::Value) -> TaskTrigger {
+        serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "TaskTrigger",
+            "metadata": {"name": "gh", "namespace": "team", "generation": 2},
+            "spec": {"source": "github", "secretRef": {"name": "s", "key": "k"},
+                "rules": [{"name": "r", "filter": "body.ref.(", "task": {"command": ["true"]}}]},
+            "status": status}))
+        .unwrap()
+    }
+
+    #[test]
+    fn readiness_names_the_first_problem_and_writes_only_changes() {
+        let t = trigger(json!({}));
+        let bad = rules::compile(&t.spec.rules);
+        let r = readiness(&bad, &Ok(1));
+        assert_eq!((r.ready, r.reason), (false, "RuleInvalid"));
+        assert!(r.message.contains("rule \"r\": filter"), "{}", r.message);
+        let missing = Err(SecretProblem::Missing { name: "s".into(), key: "k".into() });
+        assert_eq!(readiness(&Ok(vec![]), &missing).reason, "SecretMissing");
+        let ok = readiness(&Ok(vec![]), &Ok(1));
+        assert!(ok.ready);
+        let status = with_readiness(&t, &r, "2026-12-01T10:00:00Z").unwrap();
+        let c = &status.conditions[0];
+        assert_eq!((c.status.as_str(), c.reason.as_str(), c.observed_generation), ("False", "RuleInvalid", Some(2)));
+        assert_eq!(status.rules, 1);
+        let written = trigger(serde_json::to_value(&status).unwrap());
+        assert_eq!(with_readiness(&written, &r, "2026-12-01T10:05:00Z"), None, "unchanged: no write");
+        let fixed = with_readiness(&written, &ok, "2026-12-01T10:06:00Z").unwrap();
+        assert_eq!(fixed.conditions[0].last_transition_time.as_deref(), Some("2026-12-01T10:06:00Z"));
+    }
 }

@@ -260,6 +260,33 @@ async fn forged_mistyped_and_malformed_deliveries_are_refused_with_problems() {
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
     let made = tasks.list(&ListParams::default().labels("ephemera.dev/trigger=gh")).await.unwrap();
     assert_eq!(made.items.len(), 1, "only the genuine delivery made a Task");
+    // A rule that does not compile, or a Secret that is missing, is on the trigger before any delivery.
+    let mut bad = gh_spec("bad-cel", json!({}));
+    bad["spec"]["rules"][0]["filter"] = json!("body.ref.startsWith(");
+    trigger(&s, bad).await;
+    trigger(&s, gh_spec("no-secret", json!({"secretRef": {"name": "absent", "key": "secret"}}))).await;
+    let triggers: Api<TaskTrigger> = Api::namespaced(s.client.clone(), "default");
+    let ready = |name: &'static str| {
+        let triggers = triggers.clone();
+        async move {
+            eventually(10, "the Ready condition", || async {
+                let st = triggers.get(name).await.ok()?.status?;
+                st.conditions.into_iter().find(|c| c.type_ == "Ready")
+            })
+            .await
+        }
+    };
+    let c = ready("bad-cel").await;
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "RuleInvalid"));
+    assert!(c.message.contains("branch-push") && c.message.contains("filter"), "{c:?}");
+    let c = ready("no-secret").await;
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "SecretMissing"), "{c:?}");
+    assert_eq!(ready("gh").await.status, "True");
+    let (st, h, b) = hook
+        .send("/webhooks/default/no-secret", "push", "n1", &body, Some(sign(SECRET, &body)), "application/json")
+        .await;
+    assert_eq!(st, 503);
+    problem(&h, &b, "unavailable");
 }
 
 fn url_encode(s: &str) -> String {
