@@ -105,6 +105,32 @@ done
 echo
 curl -sS "$API/api/v1/namespaces/default/tasks/$name/result" -H "Authorization: Bearer nope"
 echo
+
+# A webhook: GitHub signs a push with the trigger's secret (here python3 signs it as GitHub does);
+# the answer names the Task it made, and the trigger's status logs the delivery.
+kubectl apply -f "$REPO/e2e/examples/trigger-github.yaml"
+for _ in $(seq 1 50); do
+  [ "$(kubectl get etrig github-push -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] && break
+  sleep 0.2
+done
+push='{"ref":"refs/heads/main","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","repository":{"full_name":"Codertocat/Hello-World"}}'
+sig=$(printf '%s' "$push" | python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(sys.argv[1].encode(),sys.stdin.buffer.read(),hashlib.sha256).hexdigest())' change-me-to-a-long-random-string)
+delivery="dev-$(date +%s)"
+curl -sS -X POST "$API/webhooks/default/github-push" -H 'Content-Type: application/json' \
+  -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $delivery" -H "X-Hub-Signature-256: $sig" -d "$push" \
+  | tee "$state/webhook.json"
+echo
+hook_task=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["task"])' "$state/webhook.json")
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded "task.ephemera.dev/$hook_task" --timeout=60s
+kubectl get task.ephemera.dev "$hook_task" -o jsonpath='{.spec.origin}{"\n"}{.status.result}{"\n"}'
+curl -sS -X POST "$API/webhooks/default/github-push" -H 'Content-Type: application/json' \
+  -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $delivery" -H "X-Hub-Signature-256: $sig" -d "$push"
+echo
+curl -sS -X POST "$API/webhooks/default/github-push" -H 'Content-Type: application/json' \
+  -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: forged" -H "X-Hub-Signature-256: sha256=00" -d "$push"
+echo
+sleep 1
+kubectl get etrig github-push
 { set +x; } 2>/dev/null
 cat <<MSG
 
