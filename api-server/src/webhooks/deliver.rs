@@ -86,11 +86,76 @@ pub async fn deliver(
         return Err(no_trigger());
     }
     let trigger = state.webhooks.triggers.get(&ns, &name).ok_or_else(no_trigger)?;
-    let log = |outcome: DeliveryOutcome, v: Option<&Verified>, rule: &str, task: &str, reason: String| {
-        state.metrics.observe_delivery(&ns, &name, outcome.as_str());
-        state.webhooks.log.record(Entry {
-            namespace: ns.clone(),
-            name: name.clone(),
+    let log = Logger { state: &state, ns: &ns, name: &name };
+    let json_body = content_type_ok(trigger.spec.source, &headers)?;
+    let secrets = match state.webhooks.triggers.secrets(&trigger).await {
+        Ok(s) => s,
+        Err(e) => {
+            log.record(DeliveryOutcome::Failed, None, "", "", e.to_string());
+            return Err(ApiError::Unavailable);
+        }
+    };
+    if trigger.spec.source == TriggerSource::Salesforce {
+        return outbound_message(&state, &trigger, &log, &body).await;
+    }
+    let d = Delivery { headers: &headers, body: &body, now: jiff::Timestamp::now().as_second() };
+    let verified = match authenticate(&trigger, &d, &exposed(&secrets)) {
+        Ok(v) if v.delivery.len() <= DELIVERY_ID_MAX && !v.delivery.is_empty() => v,
+        Ok(_) => {
+            log.record(DeliveryOutcome::Refused, None, "", "", "the delivery id is missing or too long".into());
+            return Err(ApiError::BadRequest("the delivery id is missing or too long".into()));
+        }
+        Err(r) => {
+            log.record(DeliveryOutcome::Refused, None, "", "", r.to_string());
+            return Err(refused(&r));
+        }
+    };
+    // Counted after authentication: forged deliveries cannot use up a trigger's budget.
+    if let Some(limiter) = state.webhooks.triggers.limiter(&trigger) {
+        if let Err(e) = limiter.check("") {
+            log.record(DeliveryOutcome::RateLimited, Some(&verified), "", "", "past the trigger's rate limit".into());
+            return Err(e);
+        }
+    }
+    let payload = match parse(&body, json_body) {
+        Ok(p) => p,
+        Err(why) => {
+            log.record(DeliveryOutcome::Refused, Some(&verified), "", "", why.into());
+            return Err(ApiError::BadRequest(why.into()));
+        }
+    };
+    let azure_header = trigger.spec.azure.as_ref().and_then(|a| a.header.as_ref()).map(|h| h.to_ascii_lowercase());
+    let visible: BTreeMap<String, String> = headers
+        .iter()
+        .filter(|(k, _)| !is_credential_header(k.as_str()) && azure_header.as_deref() != Some(k.as_str()))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let (status, answer) = make_task(&state, &trigger, &log, &verified, &payload, &visible).await?;
+    Ok((status, Json(answer)).into_response())
+}
+
+/// The answer to a sender that failed to authenticate (401) or sent something malformed (400).
+fn refused(r: &Refusal) -> ApiError {
+    if r.is_unauthenticated() {
+        ApiError::Unauthorized("the delivery is not signed with this trigger's secret".into())
+    } else {
+        ApiError::BadRequest(r.to_string())
+    }
+}
+
+/// Records deliveries of one trigger (log and metrics).
+struct Logger<'a> {
+    state: &'a AppState,
+    ns: &'a str,
+    name: &'a str,
+}
+
+impl Logger<'_> {
+    fn record(&self, outcome: DeliveryOutcome, v: Option<&Verified>, rule: &str, task: &str, reason: String) {
+        self.state.metrics.observe_delivery(self.ns, self.name, outcome.as_str());
+        self.state.webhooks.log.record(Entry {
+            namespace: self.ns.to_string(),
+            name: self.name.to_string(),
             record: DeliveryRecord {
                 id: v.map(|v| v.delivery.clone()).unwrap_or_default(),
                 event: v.map(|v| v.event.clone()).unwrap_or_default(),
@@ -101,76 +166,81 @@ pub async fn deliver(
                 reason: reason.chars().take(1024).collect(),
             },
         });
-    };
-    let json_body = content_type_ok(trigger.spec.source, &headers)?;
-    let secrets = match state.webhooks.triggers.secrets(&trigger).await {
-        Ok(s) => s,
-        Err(e) => {
-            log(DeliveryOutcome::Failed, None, "", "", e.to_string());
-            return Err(ApiError::Unavailable);
-        }
-    };
-    let d = Delivery { headers: &headers, body: &body, now: jiff::Timestamp::now().as_second() };
-    let verified = match authenticate(&trigger, &d, &exposed(&secrets)) {
-        Ok(v) if v.delivery.len() <= DELIVERY_ID_MAX && !v.delivery.is_empty() => v,
-        Ok(_) => {
-            log(DeliveryOutcome::Refused, None, "", "", "the delivery id is missing or too long".into());
-            return Err(ApiError::BadRequest("the delivery id is missing or too long".into()));
-        }
+    }
+}
+
+/// A Salesforce Outbound Message: every notification is a delivery of its own; Salesforce gets the
+/// `Ack` once each is handled (created, redelivered, ignored, or refused by a rule: redelivering
+/// those would fail the same way for 24 hours), and a 503 when the cluster could not take one (it
+/// redelivers; the ones already made are found again).
+async fn outbound_message(
+    state: &AppState,
+    trigger: &TaskTrigger,
+    log: &Logger<'_>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let message = match verify::salesforce::parse(body, &trigger.spec.allowed_org_ids) {
+        Ok(m) => m,
         Err(r) => {
-            log(DeliveryOutcome::Refused, None, "", "", r.to_string());
-            return Err(if r.is_unauthenticated() {
-                ApiError::Unauthorized("the delivery is not signed with this trigger's secret".into())
+            log.record(DeliveryOutcome::Refused, None, "", "", r.to_string());
+            return Err(if r == Refusal::BadSignature {
+                ApiError::Unauthorized("the message is not from an org this trigger accepts".into())
             } else {
-                ApiError::BadRequest(r.to_string())
+                refused(&r)
             });
         }
     };
-    // Counted after authentication: forged deliveries cannot use up a trigger's budget.
-    if let Some(limiter) = state.webhooks.triggers.limiter(&trigger) {
+    if let Some(limiter) = state.webhooks.triggers.limiter(trigger) {
         if let Err(e) = limiter.check("") {
-            log(DeliveryOutcome::RateLimited, Some(&verified), "", "", "past the trigger's rate limit".into());
+            log.record(DeliveryOutcome::RateLimited, None, "", "", "past the trigger's rate limit".into());
             return Err(e);
         }
     }
-    let payload = match parse(&body, json_body) {
-        Ok(p) => p,
-        Err(why) => {
-            log(DeliveryOutcome::Refused, Some(&verified), "", "", why.into());
-            return Err(ApiError::BadRequest(why.into()));
+    for n in message.notifications {
+        let verified = Verified { event: n.object_type, delivery: n.id };
+        match make_task(state, trigger, log, &verified, &n.body, &BTreeMap::new()).await {
+            Ok(_) | Err(ApiError::Validation(_)) => {}
+            Err(e) => return Err(e),
         }
-    };
-    let rules = state.webhooks.triggers.rules(&trigger);
+    }
+    Ok(([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], verify::salesforce::ACK).into_response())
+}
+
+/// Evaluates the rules on a verified delivery and makes its Task (once per delivery id).
+async fn make_task(
+    state: &AppState,
+    trigger: &TaskTrigger,
+    log: &Logger<'_>,
+    verified: &Verified,
+    payload: &serde_json::Value,
+    headers: &BTreeMap<String, String>,
+) -> Result<(StatusCode, Answer), ApiError> {
+    let (ns, name) = (log.ns.to_string(), log.name.to_string());
+    let rules = state.webhooks.triggers.rules(trigger);
     let rules = match rules.as_ref() {
         Ok(r) => r,
         Err(e) => {
-            log(DeliveryOutcome::Failed, Some(&verified), &e.rule, "", e.to_string());
+            log.record(DeliveryOutcome::Failed, Some(verified), &e.rule, "", e.to_string());
             return Err(ApiError::Unavailable);
         }
     };
-    let azure_header = trigger.spec.azure.as_ref().and_then(|a| a.header.as_ref()).map(|h| h.to_ascii_lowercase());
-    let lowercase: BTreeMap<String, String> = headers
-        .iter()
-        .filter(|(k, _)| !is_credential_header(k.as_str()) && azure_header.as_deref() != Some(k.as_str()))
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let (index, params, key) = match super::rules::evaluate(rules, &verified.event, &payload, &lowercase) {
+    let (index, params, key) = match super::rules::evaluate(rules, &verified.event, payload, headers) {
         Outcome::Matched { index, params, concurrency_key } => (index, params, concurrency_key),
         Outcome::NoMatch => {
             let why = if verified.event == "ping" { "ping" } else { "no rule matched" };
-            log(DeliveryOutcome::Ignored, Some(&verified), "", "", why.into());
+            log.record(DeliveryOutcome::Ignored, Some(verified), "", "", why.into());
             let answer = Answer {
                 task: None,
-                namespace: ns.clone(),
+                namespace: ns,
                 delivery: verified.delivery.clone(),
                 url: None,
                 redelivered: false,
                 ignored: Some(why.into()),
             };
-            return Ok((StatusCode::OK, Json(answer)).into_response());
+            return Ok((StatusCode::OK, answer));
         }
         Outcome::Failed { rule, reason } => {
-            log(DeliveryOutcome::Failed, Some(&verified), &rule, "", reason);
+            log.record(DeliveryOutcome::Failed, Some(verified), &rule, "", reason);
             return Err(ApiError::Validation(vec![crate::error::FieldError {
                 field: format!("rules[{rule}]"),
                 message: "could not be evaluated on this delivery".into(),
@@ -179,7 +249,7 @@ pub async fn deliver(
     };
     let rule = &trigger.spec.rules[index];
     let made = Made { event: &verified.event, delivery: &verified.delivery, params, concurrency_key: key.as_deref() };
-    let task = task::build(&trigger, rule, made);
+    let task = task::build(trigger, rule, made);
     let task_name = task.name_any();
     let tasks: Api<Task> = Api::namespaced(state.client.clone(), &ns);
     let answer = |redelivered: bool| Answer {
@@ -196,8 +266,8 @@ pub async fn deliver(
             if key.is_some() {
                 cancel_previous(&tasks, &task).await;
             }
-            log(DeliveryOutcome::Created, Some(&verified), &rule.name, &task_name, String::new());
-            Ok((StatusCode::ACCEPTED, Json(answer(false))).into_response())
+            log.record(DeliveryOutcome::Created, Some(verified), &rule.name, &task_name, String::new());
+            Ok((StatusCode::ACCEPTED, answer(false)))
         }
         Err(kube::Error::Api(e)) if e.code == 409 => {
             // Redelivered (or delivered to two replicas at once): the first create won. Only a Task
@@ -208,21 +278,16 @@ pub async fn deliver(
                     && t.spec.origin.as_ref().is_some_and(|o| o.delivery == verified.delivery)
             });
             if !ours {
-                log(
-                    DeliveryOutcome::Failed,
-                    Some(&verified),
-                    &rule.name,
-                    &task_name,
-                    "the Task's name is taken".into(),
-                );
-                return Err(ApiError::Conflict { kind: "task-exists", detail: "the Task's name is taken".into() });
+                let why = "the Task's name is taken".to_string();
+                log.record(DeliveryOutcome::Failed, Some(verified), &rule.name, &task_name, why.clone());
+                return Err(ApiError::Conflict { kind: "task-exists", detail: why });
             }
-            log(DeliveryOutcome::Redelivered, Some(&verified), &rule.name, &task_name, String::new());
-            Ok((StatusCode::OK, Json(answer(true))).into_response())
+            log.record(DeliveryOutcome::Redelivered, Some(verified), &rule.name, &task_name, String::new());
+            Ok((StatusCode::OK, answer(true)))
         }
         Err(e) => {
             let err = ApiError::from_kube(e, "Task");
-            log(DeliveryOutcome::Failed, Some(&verified), &rule.name, "", err.to_string());
+            log.record(DeliveryOutcome::Failed, Some(verified), &rule.name, "", err.to_string());
             Err(match err {
                 // The cluster refused the Task this rule makes: the trigger is misconfigured.
                 ApiError::Validation(_) => ApiError::Unavailable,
@@ -251,8 +316,8 @@ fn authenticate(t: &TaskTrigger, d: &Delivery<'_>, secrets: &[&[u8]]) -> Result<
             };
             azure::verify(d, secrets, &presented)
         }
-        // Outbound Messaging is not served yet: nothing it sends is accepted.
-        TriggerSource::Salesforce => Err(Refusal::Malformed("salesforce triggers are not served yet")),
+        // Outbound Messages are parsed (and their org checked) by `outbound_message`.
+        TriggerSource::Salesforce => Err(Refusal::Malformed("not an outbound message")),
     }
 }
 
@@ -262,7 +327,8 @@ fn content_type_ok(source: TriggerSource, headers: &HeaderMap) -> Result<bool, A
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" => Ok(true),
+        "text/xml" if source == TriggerSource::Salesforce => Ok(false),
+        "application/json" if source != TriggerSource::Salesforce => Ok(true),
         "application/x-www-form-urlencoded" if source == TriggerSource::Github => Ok(false),
         _ => Err(ApiError::UnsupportedMediaType),
     }

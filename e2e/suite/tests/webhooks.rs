@@ -384,3 +384,60 @@ async fn rate_limits_rotation_failing_rules_and_concurrency_keys() {
     assert!(st.reason.starts_with("filter:"), "{st:?}");
     op.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_salesforce_outbound_message_makes_a_task_per_matching_notification_and_is_acked() {
+    ephemera_e2e::tls();
+    let s = stack().await;
+    trigger(&s, json!({"name": "sf", "spec": {"source": "salesforce", "allowedOrgIds": ["00D5e000000K1uK"], "rules": [{
+        "name": "won", "events": ["Opportunity"],
+        "filter": "body.notification.sObject.fields.StageName == 'Closed Won'",
+        "params": {"opportunity": "body.notification.sObject.fields.Id", "name": "body.notification.sObject.fields.Name"},
+        "task": {"image": "busybox", "command": ["true"]}}]}}))
+    .await;
+    let hook = server(&s).await;
+    until_known(&hook, "sf").await;
+    let message =
+        std::fs::read(ephemera_e2e::stack::repo().join("e2e/examples/salesforce-outbound-message.xml")).unwrap();
+    let send = |body: Vec<u8>| {
+        let http = hook.http.clone();
+        let url = format!("{}/webhooks/default/sf", hook.url);
+        async move {
+            let resp = http
+                .post(url)
+                .header("content-type", "text/xml; charset=utf-8")
+                .header("soapaction", "\"\"")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let (status, ct) = (resp.status().as_u16(), resp.headers()["content-type"].to_str().unwrap().to_string());
+            (status, ct, resp.text().await.unwrap())
+        }
+    };
+    let (st, ct, text) = send(message.clone()).await;
+    assert_eq!((st, ct.as_str()), (200, "text/xml; charset=utf-8"), "{text}");
+    assert!(text.contains("<Ack>true</Ack>"), "{text}");
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    let made = tasks.list(&ListParams::default().labels("ephemera.dev/trigger=sf")).await.unwrap();
+    assert_eq!(made.items.len(), 1, "one notification is Closed Won");
+    let t = &made.items[0];
+    assert_eq!(
+        (t.spec.params["opportunity"].as_str(), t.spec.params["name"].as_str()),
+        ("0065e00000G7VhYAAV", "Renewal 2027")
+    );
+    let o = t.spec.origin.clone().unwrap();
+    assert_eq!((o.event.as_str(), o.delivery.as_str()), ("Opportunity", "04l5e00000Aq2xKAAR"));
+    assert!(
+        !serde_json::to_string(&t.spec).unwrap().contains("live_session"),
+        "the Salesforce session never reaches a Task"
+    );
+    // Salesforce redelivers until acked, out of order: nothing new is made.
+    let (st, _, text) = send(message.clone()).await;
+    assert!(st == 200 && text.contains("<Ack>true</Ack>"));
+    assert_eq!(tasks.list(&ListParams::default().labels("ephemera.dev/trigger=sf")).await.unwrap().items.len(), 1);
+    // Another org, or no XML, is refused.
+    let other = String::from_utf8(message.clone()).unwrap().replace("00D5e000000K1uKEAS", "00D5e000000XXXXEAS");
+    assert_eq!(send(other.into_bytes()).await.0, 401);
+    assert_eq!(send(b"{\"not\": \"soap\"}".to_vec()).await.0, 400);
+}

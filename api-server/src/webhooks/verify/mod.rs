@@ -7,6 +7,7 @@ pub mod azure;
 pub mod bitbucket;
 pub mod github;
 pub mod gitlab;
+pub mod salesforce;
 pub mod standard;
 
 use axum::http::HeaderMap;
