@@ -441,3 +441,118 @@ async fn a_salesforce_outbound_message_makes_a_task_per_matching_notification_an
     assert_eq!(send(other.into_bytes()).await.0, 401);
     assert_eq!(send(b"{\"not\": \"soap\"}".to_vec()).await.0, 400);
 }
+
+/// HMAC-SHA256 by `ring`.
+fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    for p in parts {
+        ctx.update(p);
+    }
+    ctx.sign().as_ref().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_bitbucket_azure_devops_and_standard_webhooks_are_each_verified_their_way() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    ephemera_e2e::tls();
+    let s = stack().await;
+    secret(&s, "hook", SECRET).await;
+    // Standard Webhooks secrets are `whsec_<base64 key>`.
+    let whsec_key = b"a 24-byte signing key!!!";
+    secret(&s, "whsec", &format!("whsec_{}", b64(whsec_key))).await;
+    let rule = |events: Value, param: &str| json!([{"name": "r", "events": events, "params": {"p": param}, "task": {"command": ["true"]}}]);
+    let secret_ref = json!({"name": "hook", "key": "secret"});
+    trigger(&s, json!({"name": "gl", "spec": {"source": "gitlab", "secretRef": secret_ref, "rules": rule(json!(["Push Hook"]), "body.project.path_with_namespace")}})).await;
+    trigger(&s, json!({"name": "bb", "spec": {"source": "bitbucket", "secretRef": secret_ref, "rules": rule(json!(["repo:push"]), "body.repository.full_name")}})).await;
+    trigger(&s, json!({"name": "az", "spec": {"source": "azure-devops", "secretRef": secret_ref, "azure": {"basicUsername": "azdo"},
+        "rules": rule(json!(["git.push"]), "body.resource.repository.name")}})).await;
+    trigger(
+        &s,
+        json!({"name": "sw", "spec": {"source": "standard-webhooks", "secretRef": {"name": "whsec", "key": "secret"},
+        "rules": rule(json!(["deploy.requested"]), "body.data.org")}}),
+    )
+    .await;
+    let hook = server(&s).await;
+    for t in ["gl", "bb", "az", "sw"] {
+        until_known(&hook, t).await;
+    }
+    let post = |path: &'static str, headers: Vec<(&'static str, String)>, body: Value| {
+        let http = hook.http.clone();
+        let url = format!("{}/webhooks/default/{path}", hook.url);
+        async move {
+            let mut req =
+                http.post(url).header("content-type", "application/json").body(serde_json::to_vec(&body).unwrap());
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    let param = |name: String| {
+        let tasks = tasks.clone();
+        async move { tasks.get(&name).await.unwrap().spec.params["p"].clone() }
+    };
+    // GitLab: the token as it is; Idempotency-Key is the same on retries.
+    let gl = json!({"object_kind": "push", "ref": "refs/heads/main", "project": {"path_with_namespace": "acme/app"}});
+    let gl_headers = |token: &str| {
+        vec![
+            ("x-gitlab-event", "Push Hook".to_string()),
+            ("x-gitlab-token", token.to_string()),
+            ("idempotency-key", "gl-1".to_string()),
+        ]
+    };
+    let (st, b) = post("gl", gl_headers(SECRET), gl.clone()).await;
+    assert_eq!(st, 202, "{b}");
+    assert_eq!(param(b["task"].as_str().unwrap().into()).await, "acme/app");
+    assert_eq!(post("gl", gl_headers(SECRET), gl.clone()).await.1["redelivered"], true);
+    assert_eq!(post("gl", gl_headers("wrong"), gl).await.0, 401);
+    // Bitbucket Cloud: sha256=<hex> in X-Hub-Signature; X-Request-UUID across attempts.
+    let bb = json!({"push": {"changes": []}, "repository": {"full_name": "acme/app", "type": "repository"}});
+    let bb_body = serde_json::to_vec(&bb).unwrap();
+    let bb_headers = |sig: String| {
+        vec![
+            ("x-event-key", "repo:push".to_string()),
+            ("x-request-uuid", "{b6f1}".to_string()),
+            ("x-attempt-number", "1".to_string()),
+            ("x-hub-signature", sig),
+        ]
+    };
+    let (st, b) =
+        post("bb", bb_headers(format!("sha256={}", hex(&mac(SECRET.as_bytes(), &[&bb_body])))), bb.clone()).await;
+    assert_eq!(st, 202, "{b}");
+    assert_eq!(param(b["task"].as_str().unwrap().into()).await, "acme/app");
+    assert_eq!(post("bb", bb_headers(format!("sha256={}", hex(&mac(b"wrong", &[&bb_body])))), bb).await.0, 401);
+    // Azure DevOps: basic authentication; the subscription and notification ids dedupe.
+    let az = json!({"subscriptionId": "6f8d2b1e-0000-4000-8000-000000000000", "notificationId": 4, "id": "e1a2b3c4",
+        "eventType": "git.push", "publisherId": "tfs", "resource": {"repository": {"name": "app"}}});
+    let basic = |pw: &str| vec![("authorization", format!("Basic {}", b64(format!("azdo:{pw}").as_bytes())))];
+    let (st, b) = post("az", basic(SECRET), az.clone()).await;
+    assert_eq!(st, 202, "{b}");
+    assert_eq!(param(b["task"].as_str().unwrap().into()).await, "app");
+    assert_eq!(post("az", basic(SECRET), az.clone()).await.1["redelivered"], true);
+    assert_eq!(post("az", basic("guess"), az).await.0, 401);
+    // Standard Webhooks: v1 signatures over id.timestamp.body, within the replay window.
+    let sw = json!({"type": "deploy.requested", "timestamp": "2026-12-01T10:00:00Z", "data": {"org": "uat"}});
+    let sw_body = serde_json::to_vec(&sw).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let sw_headers = |ts: i64, key: &[u8]| {
+        let sig =
+            b64(&mac(key, &[b"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", b".", ts.to_string().as_bytes(), b".", &sw_body]));
+        vec![
+            ("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W".to_string()),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", format!("v1,{sig}")),
+        ]
+    };
+    let (st, b) = post("sw", sw_headers(now, whsec_key), sw.clone()).await;
+    assert_eq!(st, 202, "{b}");
+    assert_eq!(param(b["task"].as_str().unwrap().into()).await, "uat");
+    assert_eq!(post("sw", sw_headers(now - 600, whsec_key), sw.clone()).await.0, 401, "outside the replay window");
+    assert_eq!(post("sw", sw_headers(now, b"another key"), sw).await.0, 401);
+}
