@@ -6,22 +6,20 @@
 //! Run: `cargo bench -p ephemera-api --bench create`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::sync::Arc;
+mod common;
+use common::pct;
+
 use std::time::{Duration, Instant};
 
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use ephemera_api::auth::oidc::{Oidc, OidcConfig};
-use ephemera_api::auth::tokens::{self, NewToken, Tokens};
+use ephemera_api::auth::tokens::{self, NewToken};
 use ephemera_api::auth::{Grant, Identity, Verb};
 use ephemera_api::extract::ApiJson;
-use ephemera_api::limits::RateLimiter;
+use ephemera_api::router;
 use ephemera_api::tasks::model::{CreateTask, TaskView};
-use ephemera_api::{router, AppState};
-use ephemera_devcluster::testing::{kubectl, ok};
-use ephemera_devcluster::{Config, DevCluster};
 
 const CONCURRENCY: usize = 32;
 
@@ -38,10 +36,6 @@ async fn bare(
     let mut t = ephemera_api::tasks::create::task(&ns, &req, &who);
     t.metadata.name = Some("bench".into());
     Ok((StatusCode::CREATED, Json(TaskView::from(&t))))
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
 
 async fn load(url: String, token: String, n: usize) -> (f64, Vec<Duration>) {
@@ -75,18 +69,9 @@ async fn load(url: String, token: String, n: usize) -> (f64, Vec<Duration>) {
 
 #[tokio::main]
 async fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let n: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    let _cluster =
-        DevCluster::start(Config { kubeconfig: Some(kubeconfig.clone()), kubelet: None, ..Config::default() })
-            .await
-            .expect("cluster");
-    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml");
-    ok(kubectl(&kubeconfig, &["apply", "--server-side", "-f", crds.to_str().unwrap_or_default()], None));
-    ok(kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/tasks.ephemera.dev", "--timeout=30s"], None));
-    let client = ephemera_devcluster::testing::client_for(&kubeconfig).await;
+    let c = common::cluster().await;
+    let client = c.client.clone();
     let expires = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(1)).expect("time");
     let new = NewToken {
         namespaces: vec!["default".into()],
@@ -95,20 +80,7 @@ async fn main() {
         description: "bench".into(),
     };
     let (_, token) = tokens::create(client.clone(), "default", &new).await.expect("token");
-    let state = Arc::new(AppState {
-        client: client.clone(),
-        tokens: Tokens::watch(client.clone(), "default").await,
-        oidc: Oidc::new(OidcConfig::default()).expect("oidc"),
-        limiter: RateLimiter::new(1_000_000, 1_000_000.0),
-        metrics: Default::default(),
-        request_timeout: Duration::from_secs(30),
-        progress_key: None,
-        event_ring: 100,
-        hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
-        stopping: ephemera_api::serve::Stopping::never(),
-        intake: Default::default(),
-        webhooks: ephemera_api::webhooks::Webhooks::start(client.clone()),
-    });
+    let state = common::state(&client).await;
     let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let real_url = format!("http://{}/api/v1/namespaces/default/tasks", real.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(real, router(state)).await });

@@ -9,6 +9,9 @@
 //! Run: `cargo bench -p ephemera-api --bench stream` (`BENCH_SUBSCRIBERS=1000,10000`, `BENCH_EVENTS=20`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod common;
+use common::pct;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,20 +19,12 @@ use std::time::{Duration, Instant};
 use ephemera_api::auth::tokens::{self, NewToken};
 use ephemera_api::auth::Verb;
 use ephemera_crds::{EventKind, ProgressEvent, Task};
-use ephemera_devcluster::testing::{kubectl, ok, rss_kib};
-use ephemera_devcluster::{Config, DevCluster};
+use ephemera_devcluster::testing::rss_kib;
 use futures::{SinkExt, StreamExt};
 use kube::api::{Api, PostParams};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-}
 
 #[allow(unsafe_code)] // getrlimit/setrlimit of this process
 fn raise_fd_limit() {
@@ -181,16 +176,8 @@ async fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let events: i64 = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    let _cluster =
-        DevCluster::start(Config { kubeconfig: Some(kubeconfig.clone()), kubelet: None, ..Config::default() })
-            .await
-            .expect("cluster");
-    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml");
-    ok(kubectl(&kubeconfig, &["apply", "--server-side", "-f", crds.to_str().unwrap_or_default()], None));
-    ok(kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/tasks.ephemera.dev", "--timeout=30s"], None));
-    let client = ephemera_devcluster::testing::client_for(&kubeconfig).await;
+    let c = common::cluster().await;
+    let (client, kubeconfig) = (c.client.clone(), c.kubeconfig.clone());
     let tasks: Api<Task> = Api::namespaced(client.clone(), "default");
     let t: Task = serde_json::from_value(serde_json::json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": "bench"}, "spec": {"command": ["true"]}})).expect("task");
     tasks.create(&PostParams::default(), &t).await.expect("create");

@@ -6,20 +6,18 @@
 //! Run: `cargo bench -p ephemera-api --bench webhooks`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::sync::Arc;
+mod common;
+use common::pct;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use ephemera_api::auth::oidc::{Oidc, OidcConfig};
-use ephemera_api::auth::tokens::Tokens;
-use ephemera_api::limits::RateLimiter;
+use ephemera_api::router;
 use ephemera_api::webhooks::verify::{github, Delivery};
-use ephemera_api::{router, AppState};
 use ephemera_devcluster::testing::{kubectl, ok};
-use ephemera_devcluster::{Config, DevCluster};
 
 const CONCURRENCY: usize = 32;
 const SECRET: &str = "bench secret";
@@ -34,10 +32,6 @@ async fn bare(headers: HeaderMap, body: Bytes) -> StatusCode {
         Ok(v) if v["ref"].as_str().is_some_and(|r| r.starts_with("refs/heads/")) => StatusCode::ACCEPTED,
         _ => StatusCode::BAD_REQUEST,
     }
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
 
 fn sign(body: &[u8]) -> String {
@@ -87,21 +81,9 @@ async fn burst(url: String, n: usize, run: &str) -> (f64, Vec<Duration>) {
 
 #[tokio::main]
 async fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let n: usize = std::env::var("BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    let _cluster =
-        DevCluster::start(Config { kubeconfig: Some(kubeconfig.clone()), kubelet: None, ..Config::default() })
-            .await
-            .expect("cluster");
-    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml");
-    ok(kubectl(&kubeconfig, &["apply", "--server-side", "-f", crds.to_str().unwrap_or_default()], None));
-    ok(kubectl(
-        &kubeconfig,
-        &["wait", "--for=condition=Established", "crd/tasktriggers.ephemera.dev", "--timeout=30s"],
-        None,
-    ));
+    let c = common::cluster().await;
+    let kubeconfig = c.kubeconfig.clone();
     let trigger = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: hook}}\nstringData: {{secret: {SECRET}}}\n---\n\
          apiVersion: ephemera.dev/v1alpha1\nkind: TaskTrigger\nmetadata: {{name: gh}}\nspec:\n  source: github\n  \
@@ -110,23 +92,7 @@ async fn main() {
          task: {{image: busybox, command: ['true']}}\n"
     );
     ok(kubectl(&kubeconfig, &["apply", "-n", "default", "-f", "-"], Some(&trigger)));
-    let client = ephemera_devcluster::testing::client_for(&kubeconfig).await;
-    let webhooks = ephemera_api::webhooks::Webhooks::start(client.clone());
-    webhooks.triggers.ready().await;
-    let state = Arc::new(AppState {
-        client: client.clone(),
-        tokens: Tokens::watch(client.clone(), "default").await,
-        oidc: Oidc::new(OidcConfig::default()).expect("oidc"),
-        limiter: RateLimiter::new(1_000_000, 1_000_000.0),
-        metrics: Default::default(),
-        request_timeout: Duration::from_secs(30),
-        progress_key: None,
-        event_ring: 100,
-        hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
-        stopping: ephemera_api::serve::Stopping::never(),
-        intake: Default::default(),
-        webhooks,
-    });
+    let state = common::state(&c.client).await;
     let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let real_url = format!("http://{}/webhooks/default/gh", real.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(real, router(state)).await });

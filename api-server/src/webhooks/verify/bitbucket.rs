@@ -2,16 +2,11 @@
 //! webhook has a secret: a trigger always requires one); the event in `X-Event-Key` (e.g.
 //! `repo:push`); `X-Request-UUID` identifies the delivery across its attempts (`X-Attempt-Number`).
 
-use super::{hex_hmac_matches, Delivery, Refusal, Verified};
+use super::{hex_signed, Delivery, Refusal, Verified};
 
 /// Checks a Bitbucket Cloud delivery.
 pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]]) -> Result<Verified, Refusal> {
-    let signature = d.require("x-hub-signature")?;
-    let hex = signature.strip_prefix("sha256=").ok_or(Refusal::Malformed("X-Hub-Signature is not sha256=<hex>"))?;
-    hex_hmac_matches(secrets, d.body, hex)?;
-    let event = d.require("x-event-key")?.to_string();
-    let delivery = d.require("x-request-uuid")?.to_string();
-    Ok(Verified { event, delivery })
+    hex_signed(d, secrets, ["x-hub-signature", "x-event-key", "x-request-uuid"])
 }
 
 #[cfg(test)]

@@ -1,16 +1,11 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`; the event in
 //! `X-GitHub-Event`; `X-GitHub-Delivery` is the same GUID when a delivery is redelivered.
 
-use super::{hex_hmac_matches, Delivery, Refusal, Verified};
+use super::{hex_signed, Delivery, Refusal, Verified};
 
 /// Checks a GitHub delivery against the trigger's secrets (current, and previous during a rotation).
 pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]]) -> Result<Verified, Refusal> {
-    let signature = d.require("x-hub-signature-256")?;
-    let hex = signature.strip_prefix("sha256=").ok_or(Refusal::Malformed("X-Hub-Signature-256 is not sha256=<hex>"))?;
-    hex_hmac_matches(secrets, d.body, hex)?;
-    let event = d.require("x-github-event")?.to_string();
-    let delivery = d.require("x-github-delivery")?.to_string();
-    Ok(Verified { event, delivery })
+    hex_signed(d, secrets, ["x-hub-signature-256", "x-github-event", "x-github-delivery"])
 }
 
 #[cfg(test)]

@@ -86,6 +86,19 @@ pub fn same(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && bool::from(given.ct_eq(expected))
 }
 
+/// A delivery signed `<signature header>: sha256=<hex HMAC-SHA256 of the raw body>` (GitHub's
+/// `X-Hub-Signature-256`, Bitbucket's `X-Hub-Signature`), with its event and delivery id headers.
+pub(crate) fn hex_signed(
+    d: &Delivery<'_>,
+    secrets: &[&[u8]],
+    [signature, event, delivery]: [&'static str; 3],
+) -> Result<Verified, Refusal> {
+    let hex =
+        d.require(signature)?.strip_prefix("sha256=").ok_or(Refusal::Malformed("the signature is not sha256=<hex>"))?;
+    hex_hmac_matches(secrets, d.body, hex)?;
+    Ok(Verified { event: d.require(event)?.to_string(), delivery: d.require(delivery)?.to_string() })
+}
+
 /// Whether any secret's HMAC of the body, hex-encoded, is `hex` (`sha256=<hex>` style schemes).
 fn hex_hmac_matches(secrets: &[&[u8]], body: &[u8], hex: &str) -> Result<(), Refusal> {
     let given = decode_hex(hex).ok_or(Refusal::Malformed("the signature is not hex"))?;

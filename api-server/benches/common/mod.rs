@@ -1,0 +1,68 @@
+//! What the API server's benches share: a local cluster with the CRDs installed, the server's state
+//! over it, and percentiles.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each bench uses part of it
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ephemera_api::auth::oidc::{Oidc, OidcConfig};
+use ephemera_api::auth::tokens::Tokens;
+use ephemera_api::limits::RateLimiter;
+use ephemera_api::AppState;
+use ephemera_devcluster::testing::{kubectl, ok};
+use ephemera_devcluster::{Config, DevCluster};
+
+/// A local cluster (no kubelet) with every CRD established; stopped on drop.
+pub struct Cluster {
+    _cluster: DevCluster,
+    _dir: tempfile::TempDir,
+    /// Its kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// A client.
+    pub client: kube::Client,
+}
+
+/// Starts one.
+pub async fn cluster() -> Cluster {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let cluster =
+        DevCluster::start(Config { kubeconfig: Some(kubeconfig.clone()), kubelet: None, ..Config::default() })
+            .await
+            .expect("cluster");
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml");
+    ok(kubectl(&kubeconfig, &["apply", "--server-side", "-f", crds.to_str().unwrap_or_default()], None));
+    ok(kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd", "--all", "--timeout=30s"], None));
+    let client = ephemera_devcluster::testing::client_for(&kubeconfig).await;
+    Cluster { _cluster: cluster, _dir: dir, kubeconfig, client }
+}
+
+/// The API server's state over `client`, with limits out of the way.
+pub async fn state(client: &kube::Client) -> Arc<AppState> {
+    let webhooks = ephemera_api::webhooks::Webhooks::start(client.clone());
+    webhooks.triggers.ready().await;
+    Arc::new(AppState {
+        client: client.clone(),
+        tokens: Tokens::watch(client.clone(), "default").await,
+        oidc: Oidc::new(OidcConfig::default()).expect("oidc"),
+        limiter: RateLimiter::new(1_000_000, 1_000_000.0),
+        metrics: Default::default(),
+        request_timeout: Duration::from_secs(30),
+        progress_key: None,
+        event_ring: 100,
+        hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
+        stopping: ephemera_api::serve::Stopping::never(),
+        intake: Default::default(),
+        webhooks,
+    })
+}
+
+/// The `p` percentile of sorted durations, in milliseconds (NaN for none).
+pub fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
