@@ -9,7 +9,7 @@
 mod common;
 use common::pct;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -21,7 +21,7 @@ use ephemera_api::extract::ApiJson;
 use ephemera_api::router;
 use ephemera_api::tasks::model::{CreateTask, TaskView};
 
-const CONCURRENCY: usize = 32;
+use common::CONCURRENCY;
 
 async fn bare(
     Path(ns): Path<String>,
@@ -39,32 +39,12 @@ async fn bare(
 }
 
 async fn load(url: String, token: String, n: usize) -> (f64, Vec<Duration>) {
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    let mut handles = Vec::new();
-    for w in 0..CONCURRENCY {
-        let (http, url, token) = (http.clone(), url.clone(), token.clone());
-        handles.push(tokio::spawn(async move {
-            let mut times = Vec::new();
-            for i in (w..n).step_by(CONCURRENCY) {
-                let body = serde_json::json!({"command": ["sf", "project", "deploy", "start"], "image": "busybox",
-                    "env": {"TARGET": "uat"}, "params": {"run": i.to_string()}, "labels": {"bench": "yes"}, "priority": 5});
-                let t = Instant::now();
-                let r = http.post(&url).bearer_auth(&token).json(&body).send().await.expect("request");
-                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-                let _ = r.bytes().await;
-                times.push(t.elapsed());
-            }
-            times
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.expect("worker"));
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    all.sort();
-    (rate, all)
+    common::load(n, 201, move |http, i| {
+        let body = serde_json::json!({"command": ["sf", "project", "deploy", "start"], "image": "busybox",
+            "env": {"TARGET": "uat"}, "params": {"run": i.to_string()}, "labels": {"bench": "yes"}, "priority": 5});
+        http.post(&url).bearer_auth(&token).json(&body)
+    })
+    .await
 }
 
 #[tokio::main]

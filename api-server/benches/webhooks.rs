@@ -9,7 +9,7 @@
 mod common;
 use common::pct;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,7 +19,7 @@ use ephemera_api::router;
 use ephemera_api::webhooks::verify::{github, Delivery};
 use ephemera_devcluster::testing::{kubectl, ok};
 
-const CONCURRENCY: usize = 32;
+use common::CONCURRENCY;
 const SECRET: &str = "bench secret";
 
 /// The same verification and parsing, answered without a cluster.
@@ -41,42 +41,19 @@ fn sign(body: &[u8]) -> String {
 }
 
 async fn burst(url: String, n: usize, run: &str) -> (f64, Vec<Duration>) {
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    let mut handles = Vec::new();
-    for w in 0..CONCURRENCY {
-        let (http, url, run) = (http.clone(), url.clone(), run.to_string());
-        handles.push(tokio::spawn(async move {
-            let mut times = Vec::new();
-            for i in (w..n).step_by(CONCURRENCY) {
-                let body = serde_json::to_vec(&serde_json::json!({"ref": "refs/heads/main", "after": format!("{i:040x}"),
-                    "repository": {"full_name": "Codertocat/Hello-World", "id": 186853002}, "commits": [{"id": format!("{i:040x}")}]}))
-                .unwrap();
-                let t = Instant::now();
-                let r = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", "push")
-                    .header("x-github-delivery", format!("{run}-{i}"))
-                    .header("x-hub-signature-256", sign(&body))
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("request");
-                assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
-                let _ = r.bytes().await;
-                times.push(t.elapsed());
-            }
-            times
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.expect("worker"));
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    all.sort();
-    (rate, all)
+    let run = run.to_string();
+    common::load(n, 202, move |http, i| {
+        let body = serde_json::to_vec(&serde_json::json!({"ref": "refs/heads/main", "after": format!("{i:040x}"),
+            "repository": {"full_name": "Codertocat/Hello-World", "id": 186853002}, "commits": [{"id": format!("{i:040x}")}]}))
+        .unwrap();
+        http.post(&url)
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", format!("{run}-{i}"))
+            .header("x-hub-signature-256", sign(&body))
+            .body(body)
+    })
+    .await
 }
 
 #[tokio::main]

@@ -59,6 +59,42 @@ pub async fn state(client: &kube::Client) -> Arc<AppState> {
     })
 }
 
+/// Concurrent connections of [`load`].
+pub const CONCURRENCY: usize = 32;
+
+/// `n` requests from [`CONCURRENCY`] closed-loop workers, each built by `request(client, i)` and
+/// expected to answer `want`: the rate per second and the sorted latencies.
+pub async fn load<F>(n: usize, want: u16, request: F) -> (f64, Vec<Duration>)
+where
+    F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let (http, request) = (reqwest::Client::new(), Arc::new(request));
+    let started = std::time::Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..CONCURRENCY {
+        let (http, request) = (http.clone(), request.clone());
+        handles.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            for i in (w..n).step_by(CONCURRENCY) {
+                let req = request(&http, i);
+                let t = std::time::Instant::now();
+                let r = req.send().await.expect("request");
+                assert_eq!(r.status().as_u16(), want, "{}", r.text().await.unwrap_or_default());
+                let _ = r.bytes().await;
+                times.push(t.elapsed());
+            }
+            times
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("worker"));
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}
+
 /// The `p` percentile of sorted durations, in milliseconds (NaN for none).
 pub fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
