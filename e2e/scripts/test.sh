@@ -25,3 +25,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+echo "== fuzz (webhook verification and rules, bounded time)" >&2
+"$REPO/e2e/scripts/fuzz.sh"

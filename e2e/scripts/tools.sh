@@ -52,6 +52,14 @@ need_openbao() {
 
 # schemathesis (property-based API testing against /openapi.json), from PyPI, into a venv.
 SCHEMATHESIS_VERSION=4.32.5
+CARGO_FUZZ_VERSION=0.13.2
+need_cargo_fuzz() {
+  export CARGO_FUZZ="$TOOLS_DIR/cargo-fuzz/bin/cargo-fuzz"
+  if [ -x "$CARGO_FUZZ" ] && "$CARGO_FUZZ" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then return; fi
+  echo "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS_DIR/cargo-fuzz (about 2 minutes)" >&2
+  cargo install -q --locked "cargo-fuzz@$CARGO_FUZZ_VERSION" --root "$TOOLS_DIR/cargo-fuzz" >&2
+}
+
 need_schemathesis() {
   export ST="$TOOLS_DIR/schemathesis/bin/st"
   if [ -x "$ST" ] && "$ST" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then return; fi

@@ -1,14 +1,34 @@
 //! Webhooks into Tasks (`POST /webhooks/{namespace}/{trigger}`): a delivery is authenticated the way
-//! its source signs it ([`verify`]), limited by its trigger's rate, matched against the trigger's
-//! rules ([`rules`]) and made into one Task per delivery id ([`task`]); what happened is kept in the
-//! trigger's status ([`log`]).
+//! its source signs it ([`verify`], from the pure `ephemera-webhooks` crate), limited by its
+//! trigger's rate, matched against the trigger's rules ([`rules`], the same crate) and made into one
+//! Task per delivery id ([`task`]); what happened is kept in the trigger's status ([`log`]).
 
 pub mod deliver;
 pub mod log;
-pub mod rules;
 pub mod task;
 pub mod triggers;
-pub mod verify;
+
+pub use ephemera_webhooks::{rules, verify};
+
+/// A TaskTrigger's rules as the pure rule engine takes them.
+pub fn rule_sources(rules: &[ephemera_crds::TriggerRule]) -> Vec<rules::Rule> {
+    rules
+        .iter()
+        .map(|r| rules::Rule {
+            name: r.name.clone(),
+            events: r.events.clone(),
+            filter: r.filter.clone(),
+            params: r.params.clone(),
+            concurrency_key: r.concurrency.as_ref().map(|c| c.key.clone()),
+        })
+        .collect()
+}
+
+/// The limits the CRD states, for the rule engine.
+pub const RULE_LIMITS: rules::Limits = rules::Limits {
+    expression: ephemera_crds::trigger::MAX_EXPRESSION,
+    value: ephemera_crds::task::limits::ENV_VALUE_MAX,
+};
 
 use std::sync::Arc;
 

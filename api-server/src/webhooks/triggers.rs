@@ -124,13 +124,15 @@ impl Triggers {
     /// Its rules, compiled for its current generation.
     pub fn rules(&self, t: &TaskTrigger) -> Rules {
         let key = (t.uid().unwrap_or_default(), t.metadata.generation.unwrap_or_default());
-        let Ok(mut cache) = self.compiled.lock() else { return Arc::new(rules::compile(&t.spec.rules)) };
+        let Ok(mut cache) = self.compiled.lock() else {
+            return Arc::new(rules::compile(&super::rule_sources(&t.spec.rules), super::RULE_LIMITS));
+        };
         if let Some(r) = cache.get(&key) {
             return r.clone();
         }
         // Old generations of this trigger go.
         cache.retain(|(uid, _), _| *uid != key.0);
-        let r = Arc::new(rules::compile(&t.spec.rules));
+        let r = Arc::new(rules::compile(&super::rule_sources(&t.spec.rules), super::RULE_LIMITS));
         cache.insert(key, r.clone());
         r
     }
@@ -267,7 +269,7 @@ mod tests {
     #[test]
     fn readiness_names_the_first_problem_and_writes_only_changes() {
         let t = trigger(json!({}));
-        let bad = rules::compile(&t.spec.rules);
+        let bad = rules::compile(&crate::webhooks::rule_sources(&t.spec.rules), crate::webhooks::RULE_LIMITS);
         let r = readiness(&bad, &Ok(1));
         assert_eq!((r.ready, r.reason), (false, "RuleInvalid"));
         assert!(r.message.contains("rule \"r\": filter"), "{}", r.message);

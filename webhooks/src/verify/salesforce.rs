@@ -114,7 +114,7 @@ mod tests {
 
     /// A message shaped as Salesforce's Outbound Messaging WSDL defines it (two notifications, a
     /// session id the admin chose to send, a nil field); also what dev.sh and the e2e tests send.
-    const MESSAGE: &str = include_str!("../../../../e2e/examples/salesforce-outbound-message.xml");
+    const MESSAGE: &str = include_str!("../../../e2e/examples/salesforce-outbound-message.xml");
 
     fn allowed() -> Vec<String> {
         vec!["00D5e000000K1uK".into()]

@@ -5,13 +5,37 @@
 
 use std::collections::BTreeMap;
 
-use ephemera_crds::trigger::{TriggerRule, MAX_EXPRESSION};
 use serde_json::Value;
+
+/// A rule as a trigger writes it (the API server fills this from the TaskTrigger).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rule {
+    /// Its name.
+    pub name: String,
+    /// The event names it takes (empty: any).
+    pub events: Vec<String>,
+    /// A CEL expression that must be true.
+    pub filter: Option<String>,
+    /// Param name → CEL expression.
+    pub params: BTreeMap<String, String>,
+    /// A CEL expression naming the concurrency key.
+    pub concurrency_key: Option<String>,
+}
+
+/// How large expressions and param values may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest expression, in bytes.
+    pub expression: usize,
+    /// Longest param value or key, in bytes.
+    pub value: usize,
+}
 
 /// A rule, its expressions compiled.
 pub struct Compiled {
-    /// The rule as written.
-    pub rule: TriggerRule,
+    name: String,
+    events: Vec<String>,
+    limits: Limits,
     filter: Option<cel::Program>,
     params: Vec<(String, cel::Program)>,
     concurrency: Option<cel::Program>,
@@ -53,13 +77,13 @@ pub enum Outcome {
 }
 
 /// Compiles every rule of a trigger.
-pub fn compile(rules: &[TriggerRule]) -> Result<Vec<Compiled>, CompileError> {
+pub fn compile(rules: &[Rule], limits: Limits) -> Result<Vec<Compiled>, CompileError> {
     rules
         .iter()
         .map(|r| {
             let program = |field: String, expr: &str| {
-                if expr.len() > MAX_EXPRESSION {
-                    let message = format!("longer than {MAX_EXPRESSION} characters");
+                if expr.len() > limits.expression {
+                    let message = format!("longer than {} characters", limits.expression);
                     return Err(CompileError { rule: r.name.clone(), field, message });
                 }
                 // The parser can panic on some malformed input; that is a compile error, not a crash.
@@ -75,8 +99,8 @@ pub fn compile(rules: &[TriggerRule]) -> Result<Vec<Compiled>, CompileError> {
                 .iter()
                 .map(|(k, e)| Ok((k.clone(), program(format!("params.{k}"), e)?)))
                 .collect::<Result<_, CompileError>>()?;
-            let concurrency = r.concurrency.as_ref().map(|c| program("concurrency.key".into(), &c.key)).transpose()?;
-            Ok(Compiled { rule: r.clone(), filter, params, concurrency })
+            let concurrency = r.concurrency_key.as_deref().map(|k| program("concurrency.key".into(), k)).transpose()?;
+            Ok(Compiled { name: r.name.clone(), events: r.events.clone(), limits, filter, params, concurrency })
         })
         .collect()
 }
@@ -91,11 +115,11 @@ pub fn evaluate(rules: &[Compiled], event: &str, body: &Value, headers: &BTreeMa
         }
     }
     for (index, c) in rules.iter().enumerate() {
-        if !c.rule.events.is_empty() && !c.rule.events.iter().any(|e| e == event) {
+        if !c.events.is_empty() && !c.events.iter().any(|e| e == event) {
             continue;
         }
         let failed =
-            |what: &str, why: String| Outcome::Failed { rule: c.rule.name.clone(), reason: format!("{what}: {why}") };
+            |what: &str, why: String| Outcome::Failed { rule: c.name.clone(), reason: format!("{what}: {why}") };
         if let Some(f) = &c.filter {
             match run(f, &ctx) {
                 Ok(cel::Value::Bool(true)) => {}
@@ -106,7 +130,7 @@ pub fn evaluate(rules: &[Compiled], event: &str, body: &Value, headers: &BTreeMa
         }
         let mut params = BTreeMap::new();
         for (name, p) in &c.params {
-            match run(p, &ctx).and_then(|v| scalar(&v)) {
+            match run(p, &ctx).and_then(|v| scalar(&v, c.limits.value)) {
                 Ok(v) => {
                     params.insert(name.clone(), v);
                 }
@@ -114,7 +138,7 @@ pub fn evaluate(rules: &[Compiled], event: &str, body: &Value, headers: &BTreeMa
             }
         }
         let concurrency_key = match &c.concurrency {
-            Some(p) => match run(p, &ctx).and_then(|v| scalar(&v)) {
+            Some(p) => match run(p, &ctx).and_then(|v| scalar(&v, c.limits.value)) {
                 Ok(k) => Some(k),
                 Err(e) => return failed("concurrency.key", e),
             },
@@ -134,8 +158,8 @@ fn run(p: &cel::Program, ctx: &cel::Context) -> Result<cel::Value, String> {
     }
 }
 
-/// A scalar CEL value as a param's text (at most an environment value's size).
-fn scalar(v: &cel::Value) -> Result<String, String> {
+/// A scalar CEL value as a param's text (at most `max` bytes).
+fn scalar(v: &cel::Value, max: usize) -> Result<String, String> {
     let text = match v {
         cel::Value::String(s) => s.to_string(),
         cel::Value::Int(i) => i.to_string(),
@@ -145,7 +169,6 @@ fn scalar(v: &cel::Value) -> Result<String, String> {
         cel::Value::Null => String::new(),
         other => return Err(format!("is {}, not a string, number or bool", kind(other))),
     };
-    let max = ephemera_crds::task::limits::ENV_VALUE_MAX;
     if text.len() > max {
         return Err(format!("is longer than {max} bytes"));
     }
@@ -166,10 +189,29 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(v: Value) -> TriggerRule {
-        let mut base = json!({"name": "r", "task": {"command": ["true"]}});
-        base.as_object_mut().unwrap().extend(v.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
+    const LIMITS: Limits = Limits { expression: 4096, value: 4096 };
+
+    fn rule(v: Value) -> Rule {
+        let s = |k: &str| v[k].as_str().map(str::to_string);
+        let strings = |x: &Value| {
+            x.as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
+                .unwrap_or_default()
+        };
+        Rule {
+            name: s("name").unwrap_or_else(|| "r".into()),
+            events: v["events"]
+                .as_array()
+                .map(|a| a.iter().map(|e| e.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default(),
+            filter: s("filter"),
+            params: strings(&v["params"]),
+            concurrency_key: v["concurrency"]["key"].as_str().map(str::to_string),
+        }
+    }
+
+    fn compile(rules: &[Rule]) -> Result<Vec<Compiled>, CompileError> {
+        super::compile(rules, LIMITS)
     }
 
     fn push() -> Value {

@@ -66,7 +66,7 @@ mod tests {
     const BODY: &[u8] = br#"{"test": 2432232314}"#;
     const SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
-    fn h(sig: &str, ts: i64) -> axum::http::HeaderMap {
+    fn h(sig: &str, ts: i64) -> http::HeaderMap {
         headers(&[("webhook-id", ID), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", sig)])
     }
 

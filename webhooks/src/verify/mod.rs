@@ -10,8 +10,8 @@ pub mod gitlab;
 pub mod salesforce;
 pub mod standard;
 
-use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -119,7 +119,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 pub(crate) mod testing {
     //! Building deliveries for the tests.
-    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    use http::{HeaderMap, HeaderName, HeaderValue};
 
     /// Headers from pairs.
     pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -17,7 +17,7 @@ mod tests {
     const SIGNATURE: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
     const SECRET: &[u8] = b"It's a Secret to Everybody";
 
-    fn delivery(sig: &str) -> axum::http::HeaderMap {
+    fn delivery(sig: &str) -> http::HeaderMap {
         headers(&[
             ("x-hub-signature-256", sig),
             ("x-github-event", "push"),
