@@ -35,7 +35,7 @@ pub const DELIVERY_LOG: usize = 20;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(
-    validation = Rule::new("self.source == 'salesforce' || has(self.secretRef)").message("secretRef is required for every source but salesforce"),
+    validation = Rule::new("has(self.secretRef)").message("secretRef is required (for salesforce: the token the endpoint URL carries)"),
     validation = Rule::new("self.source != 'salesforce' || (has(self.allowedOrgIds) && size(self.allowedOrgIds) > 0)").message("a salesforce trigger names the org ids it accepts (allowedOrgIds)"),
     validation = Rule::new("self.source != 'azure-devops' || has(self.azure)").message("an azure-devops trigger says how the secret is presented (azure.basicUsername or azure.header)")
 )]
@@ -44,7 +44,8 @@ pub struct TaskTriggerSpec {
     /// Who sends the deliveries, which decides how they are authenticated.
     pub source: TriggerSource,
     /// The Secret key (in the trigger's namespace) holding the webhook secret: the signing secret,
-    /// GitLab's token, or Azure DevOps' password or header value.
+    /// GitLab's token, Azure DevOps' password or header value, or the `?token=` of Salesforce's
+    /// endpoint URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretKeyRef>,
     /// During a secret rotation: the previous secret, accepted as well until it is removed.

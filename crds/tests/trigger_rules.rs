@@ -42,10 +42,10 @@ fn each_source_needs_what_it_authenticates_with() {
     let github = json!({"source": "github", "secretRef": {"name": "hook", "key": "secret"}, "rules": [rule("a")]});
     assert!(broken("", github).is_empty());
     let unsigned = json!({"source": "github", "rules": [rule("a")]});
-    assert_eq!(broken("", unsigned), ["secretRef is required for every source but salesforce"]);
-    let salesforce = json!({"source": "salesforce", "allowedOrgIds": ["00D000000000001AAA"], "rules": [rule("a")]});
-    assert!(broken("", salesforce).is_empty(), "Salesforce signs nothing: no secret");
-    let any_org = json!({"source": "salesforce", "rules": [rule("a")]});
+    assert_eq!(broken("", unsigned), ["secretRef is required (for salesforce: the token the endpoint URL carries)"]);
+    let salesforce = json!({"source": "salesforce", "secretRef": {"name": "t", "key": "k"}, "allowedOrgIds": ["00D000000000001AAA"], "rules": [rule("a")]});
+    assert!(broken("", salesforce).is_empty());
+    let any_org = json!({"source": "salesforce", "secretRef": {"name": "t", "key": "k"}, "rules": [rule("a")]});
     assert_eq!(broken("", any_org), ["a salesforce trigger names the org ids it accepts (allowedOrgIds)"]);
     let azure = json!({"source": "azure-devops", "secretRef": {"name": "h", "key": "k"}, "rules": [rule("a")]});
     assert_eq!(

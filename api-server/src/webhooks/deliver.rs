@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,11 +24,23 @@ use super::task::{self, Made};
 use super::triggers::exposed;
 use super::verify::{self, azure, Delivery, Refusal, Verified};
 use crate::error::{ApiError, Refusals};
-use crate::extract::RawBody;
 use crate::AppState;
 
-/// Largest delivery accepted (GitHub's own cap on webhook payloads is 25 MB).
+/// Largest delivery accepted from GitHub (its own cap on webhook payloads is 25 MB).
 pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
+/// Largest delivery accepted from the other JSON sources.
+const JSON_LIMIT: usize = 5 * 1024 * 1024;
+/// Largest Salesforce Outbound Message (at most 100 notifications).
+const SOAP_LIMIT: usize = 1024 * 1024;
+
+/// The body limit of a source.
+fn body_limit(source: TriggerSource) -> usize {
+    match source {
+        TriggerSource::Github => BODY_LIMIT,
+        TriggerSource::Salesforce => SOAP_LIMIT,
+        _ => JSON_LIMIT,
+    }
+}
 /// Longest delivery id kept.
 const DELIVERY_ID_MAX: usize = 256;
 
@@ -78,16 +90,21 @@ pub struct Answer {
 pub async fn deliver(
     State(state): State<Arc<AppState>>,
     Path((ns, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
-    RawBody(body): RawBody<BODY_LIMIT>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let no_trigger = || ApiError::NotFound("no such trigger".into());
     if !crate::extract::plausible_name(&ns) || !crate::extract::plausible_name(&name) {
         return Err(no_trigger());
     }
+    // The trigger and the content type are checked before a byte of the body is read, and each
+    // source has its own size limit (the body is buffered: signatures are over all of it).
     let trigger = state.webhooks.triggers.get(&ns, &name).ok_or_else(no_trigger)?;
     let log = Logger { state: &state, ns: &ns, name: &name };
     let json_body = content_type_ok(trigger.spec.source, &headers)?;
+    let limit = body_limit(trigger.spec.source);
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge(limit))?;
     let secrets = match state.webhooks.triggers.secrets(&trigger).await {
         Ok(s) => s,
         Err(e) => {
@@ -96,6 +113,16 @@ pub async fn deliver(
         }
     };
     if trigger.spec.source == TriggerSource::Salesforce {
+        // Salesforce signs nothing and org ids are not secret: the endpoint URL carries the
+        // trigger's secret (`?token=...`), checked before the XML is parsed.
+        let token = query.as_deref().and_then(|q| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()?.into_iter().find(|(k, _)| k == "token")
+        });
+        let genuine = token.is_some_and(|(_, t)| exposed(&secrets).iter().any(|s| verify::same(t.as_bytes(), s)));
+        if !genuine {
+            log.record(DeliveryOutcome::Refused, None, "", "", "missing or wrong token".into());
+            return Err(ApiError::Unauthorized("the delivery is not signed with this trigger's secret".into()));
+        }
         return outbound_message(&state, &trigger, &log, &body).await;
     }
     let d = Delivery { headers: &headers, body: &body, now: jiff::Timestamp::now().as_second() };
@@ -157,8 +184,8 @@ impl Logger<'_> {
             namespace: self.ns.to_string(),
             name: self.name.to_string(),
             record: DeliveryRecord {
-                id: v.map(|v| v.delivery.clone()).unwrap_or_default(),
-                event: v.map(|v| v.event.clone()).unwrap_or_default(),
+                id: v.map(|v| v.delivery.chars().take(256).collect()).unwrap_or_default(),
+                event: v.map(|v| v.event.chars().take(128).collect()).unwrap_or_default(),
                 time: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
                 outcome: outcome.as_str().into(),
                 rule: rule.into(),
@@ -199,7 +226,8 @@ async fn outbound_message(
     for n in message.notifications {
         let verified = Verified { event: n.object_type, delivery: n.id };
         match make_task(state, trigger, log, &verified, &n.body, &BTreeMap::new()).await {
-            Ok(_) | Err(ApiError::Validation(_)) => {}
+            // Logged; redelivering them would fail the same way for 24 hours.
+            Ok(_) | Err(ApiError::Validation(_) | ApiError::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
     }
@@ -261,10 +289,10 @@ async fn make_task(
         ignored: None,
     };
     match tasks.create(&PostParams::default(), &task).await {
-        Ok(_) => {
+        Ok(created) => {
             state.metrics.tasks_created.inc();
             if key.is_some() {
-                cancel_previous(&tasks, &task).await;
+                cancel_previous(&tasks, &task, &created).await;
             }
             log.record(DeliveryOutcome::Created, Some(verified), &rule.name, &task_name, String::new());
             Ok((StatusCode::ACCEPTED, answer(false)))
@@ -344,14 +372,30 @@ fn parse(body: &[u8], json: bool) -> Result<serde_json::Value, &'static str> {
     serde_json::from_str(&payload).map_err(|_| "the payload field is not JSON")
 }
 
-/// Headers that carry the secret itself (never shown to rules: a rule author must not be able to
-/// copy the secret into a Task).
+/// Whether rules may see a header: the providers' own metadata only (an allowlist: the secret, and
+/// whatever credentials an edge or proxy adds, never reach a rule or a Task).
 fn is_credential_header(name: &str) -> bool {
-    matches!(name, "authorization" | "x-gitlab-token" | "cookie") || name.contains("secret")
+    let provider = (name.starts_with("x-github-") || name.starts_with("x-gitlab-") || name.starts_with("x-hook-"))
+        && name != "x-gitlab-token"
+        && !name.contains("secret");
+    let visible = provider
+        || matches!(
+            name,
+            "user-agent"
+                | "content-type"
+                | "x-event-key"
+                | "x-request-uuid"
+                | "x-attempt-number"
+                | "idempotency-key"
+                | "webhook-id"
+                | "webhook-timestamp"
+        );
+    !visible
 }
 
-/// Cancels the still-running Tasks of the same trigger and concurrency key, older than `task`.
-async fn cancel_previous(tasks: &Api<Task>, task: &Task) {
+/// Cancels the still-running Tasks of the same trigger and concurrency key, older than `created`
+/// (the Task as the cluster stored it, with its creation time).
+async fn cancel_previous(tasks: &Api<Task>, task: &Task, created: &Task) {
     let labels = task.labels();
     let (Some(trigger), Some(key)) = (labels.get(task::TRIGGER_LABEL), labels.get(task::CONCURRENCY_LABEL)) else {
         return;
@@ -359,7 +403,15 @@ async fn cancel_previous(tasks: &Api<Task>, task: &Task) {
     let selector = format!("{}={trigger},{}={key}", task::TRIGGER_LABEL, task::CONCURRENCY_LABEL);
     let Ok(list) = tasks.list(&ListParams::default().labels(&selector)).await else { return };
     let patch = serde_json::json!({"spec": {"cancel": true}});
-    for t in list.items.iter().filter(|t| t.name_any() != task.name_any()) {
+    // Only older Tasks of the key go (a late or concurrent delivery never cancels a newer one),
+    // ordered by arrival (nanoseconds), then name.
+    let arrival = |t: &Task| {
+        let at = t.annotations().get(task::DELIVERED_AT).cloned().unwrap_or_default();
+        (at, t.name_any())
+    };
+    let this = arrival(created);
+    let older = |t: &Task| arrival(t) < this;
+    for t in list.items.iter().filter(|t| t.name_any() != task.name_any() && older(t)) {
         let done = t.status.as_ref().is_some_and(|s| s.phase.is_terminal());
         if done || t.spec.cancel {
             continue;
@@ -393,9 +445,19 @@ mod tests {
 
     #[test]
     fn rules_never_see_the_headers_that_carry_the_secret() {
-        for h in ["authorization", "x-gitlab-token", "x-hook-secret", "cookie"] {
+        for h in [
+            "authorization",
+            "x-gitlab-token",
+            "x-hook-secret",
+            "cookie",
+            "proxy-authorization",
+            "x-api-key",
+            "x-amz-security-token",
+        ] {
             assert!(is_credential_header(h), "{h}");
         }
-        assert!(!is_credential_header("x-github-event"));
+        for h in ["x-github-event", "x-github-hook-id", "x-gitlab-event", "x-event-key", "user-agent"] {
+            assert!(!is_credential_header(h), "{h}");
+        }
     }
 }

@@ -15,6 +15,9 @@ pub const TRIGGER_LABEL: &str = "ephemera.dev/trigger";
 pub const RULE_LABEL: &str = "ephemera.dev/trigger-rule";
 /// Label carrying a hash of the rule's concurrency key.
 pub const CONCURRENCY_LABEL: &str = "ephemera.dev/concurrency-key";
+/// Annotation: when the delivery arrived (RFC 3339 with nanoseconds; orders the Tasks of one
+/// concurrency key, which `creationTimestamp`'s whole seconds cannot).
+pub const DELIVERED_AT: &str = "ephemera.dev/delivered-at";
 
 /// Longest Task name the operator accepts (it appends `-<attempt>` for Pods).
 const NAME_MAX: usize = 53;
@@ -98,6 +101,8 @@ pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task 
         BTreeMap::from([(TRIGGER_LABEL.to_string(), label_value(&name)), (RULE_LABEL.to_string(), rule.name.clone())]);
     if let Some(key) = made.concurrency_key {
         labels.insert(CONCURRENCY_LABEL.into(), concurrency_label(&uid, &rule.name, key));
+        let at = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string();
+        task.metadata.annotations = Some(BTreeMap::from([(DELIVERED_AT.to_string(), at)]));
     }
     task.metadata.labels = Some(labels);
     task

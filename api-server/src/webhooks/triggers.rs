@@ -75,6 +75,7 @@ impl Triggers {
                         let w = watching.clone();
                         tokio::spawn(async move { w.check(&t).await });
                     }
+                    Ok(watcher::Event::Delete(t)) => watching.forget(&t.uid().unwrap_or_default()),
                     Ok(_) => {}
                     Err(e) => tracing::debug!(error = %e, "TaskTrigger watch error (retrying)"),
                 }
@@ -92,6 +93,16 @@ impl Triggers {
             }
         });
         this
+    }
+
+    /// Drops what was kept for a deleted trigger.
+    fn forget(&self, uid: &str) {
+        if let Ok(mut c) = self.compiled.lock() {
+            c.retain(|(u, _), _| u != uid);
+        }
+        if let Ok(mut l) = self.limiters.lock() {
+            l.remove(uid);
+        }
     }
 
     /// Compiles the trigger's rules and looks for its Secret, and says so in its `Ready` condition
@@ -124,16 +135,16 @@ impl Triggers {
     /// Its rules, compiled for its current generation.
     pub fn rules(&self, t: &TaskTrigger) -> Rules {
         let key = (t.uid().unwrap_or_default(), t.metadata.generation.unwrap_or_default());
-        let Ok(mut cache) = self.compiled.lock() else {
-            return Arc::new(rules::compile(&super::rule_sources(&t.spec.rules), super::RULE_LIMITS));
-        };
-        if let Some(r) = cache.get(&key) {
-            return r.clone();
+        if let Some(r) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return r;
         }
-        // Old generations of this trigger go.
-        cache.retain(|(uid, _), _| *uid != key.0);
+        // Compiled outside the lock: a large trigger never stalls the deliveries of the others.
         let r = Arc::new(rules::compile(&super::rule_sources(&t.spec.rules), super::RULE_LIMITS));
-        cache.insert(key, r.clone());
+        if let Ok(mut cache) = self.compiled.lock() {
+            // Old generations of this trigger go.
+            cache.retain(|(uid, _), _| *uid != key.0);
+            cache.insert(key, r.clone());
+        }
         r
     }
 

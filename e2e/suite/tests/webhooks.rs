@@ -241,6 +241,12 @@ async fn forged_mistyped_and_malformed_deliveries_are_refused_with_problems() {
     let (st, _, _) =
         hook.send("/webhooks/other/gh", "push", "d7", &body, Some(sign(SECRET, &body)), "application/json").await;
     assert_eq!(st, 404, "a trigger is found in its own namespace only");
+    // Larger than the REST API's 64 KiB, within GitHub's 25 MiB: accepted.
+    let mut big = push("refs/heads/main", "55");
+    big["commits"][0]["message"] = json!("x".repeat(300 * 1024));
+    let big = serde_json::to_vec(&big).unwrap();
+    let (st, _, b) = hook.send(path, "push", "d-big", &big, Some(sign(SECRET, &big)), "application/json").await;
+    assert_eq!(st, 202, "{b}");
     let huge = vec![b' '; 26 * 1024 * 1024];
     let (st, _, _) = hook.send(path, "push", "d8", &huge, Some(sign(SECRET, &huge)), "application/json").await;
     assert_eq!(st, 413);
@@ -259,7 +265,7 @@ async fn forged_mistyped_and_malformed_deliveries_are_refused_with_problems() {
     assert_eq!(st, 202, "{b}");
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
     let made = tasks.list(&ListParams::default().labels("ephemera.dev/trigger=gh")).await.unwrap();
-    assert_eq!(made.items.len(), 1, "only the genuine delivery made a Task");
+    assert_eq!(made.items.len(), 2, "only the genuine deliveries made Tasks");
     // A rule that does not compile, or a Secret that is missing, is on the trigger before any delivery.
     let mut bad = gh_spec("bad-cel", json!({}));
     bad["spec"]["rules"][0]["filter"] = json!("body.ref.startsWith(");
@@ -389,7 +395,9 @@ async fn rate_limits_rotation_failing_rules_and_concurrency_keys() {
 async fn a_salesforce_outbound_message_makes_a_task_per_matching_notification_and_is_acked() {
     ephemera_e2e::tls();
     let s = stack().await;
-    trigger(&s, json!({"name": "sf", "spec": {"source": "salesforce", "allowedOrgIds": ["00D5e000000K1uK"], "rules": [{
+    secret(&s, "sf-token", SECRET).await;
+    trigger(&s, json!({"name": "sf", "spec": {"source": "salesforce", "secretRef": {"name": "sf-token", "key": "secret"},
+        "allowedOrgIds": ["00D5e000000K1uK"], "rules": [{
         "name": "won", "events": ["Opportunity"],
         "filter": "body.notification.sObject.fields.StageName == 'Closed Won'",
         "params": {"opportunity": "body.notification.sObject.fields.Id", "name": "body.notification.sObject.fields.Name"},
@@ -399,9 +407,14 @@ async fn a_salesforce_outbound_message_makes_a_task_per_matching_notification_an
     until_known(&hook, "sf").await;
     let message =
         std::fs::read(ephemera_e2e::stack::repo().join("e2e/examples/salesforce-outbound-message.xml")).unwrap();
-    let send = |body: Vec<u8>| {
+    // The endpoint URL an admin gives Salesforce carries the token (Salesforce signs nothing).
+    let token: String = SECRET
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let send_to = |query: String, body: Vec<u8>| {
         let http = hook.http.clone();
-        let url = format!("{}/webhooks/default/sf", hook.url);
+        let url = format!("{}/webhooks/default/sf{query}", hook.url);
         async move {
             let resp = http
                 .post(url)
@@ -415,6 +428,7 @@ async fn a_salesforce_outbound_message_makes_a_task_per_matching_notification_an
             (status, ct, resp.text().await.unwrap())
         }
     };
+    let send = |body: Vec<u8>| send_to(format!("?token={token}"), body);
     let (st, ct, text) = send(message.clone()).await;
     assert_eq!((st, ct.as_str()), (200, "text/xml; charset=utf-8"), "{text}");
     assert!(text.contains("<Ack>true</Ack>"), "{text}");
@@ -440,6 +454,9 @@ async fn a_salesforce_outbound_message_makes_a_task_per_matching_notification_an
     let other = String::from_utf8(message.clone()).unwrap().replace("00D5e000000K1uKEAS", "00D5e000000XXXXEAS");
     assert_eq!(send(other.into_bytes()).await.0, 401);
     assert_eq!(send(b"{\"not\": \"soap\"}".to_vec()).await.0, 400);
+    // Knowing an org id is not enough: without the URL's token nothing is parsed or made.
+    assert_eq!(send_to(String::new(), message.clone()).await.0, 401);
+    assert_eq!(send_to("?token=guess".into(), message).await.0, 401);
 }
 
 /// HMAC-SHA256 by `ring`.

@@ -1,8 +1,8 @@
 //! GitLab: the secret token is sent as it is in `X-Gitlab-Token` (compared in constant time). When
 //! the webhook has a signing token, GitLab also signs the delivery the Standard Webhooks way
 //! (`webhook-id`, `webhook-timestamp`, `webhook-signature`): then that signature is required. The
-//! event is `X-Gitlab-Event` (e.g. `Push Hook`); the dedupe key is `Idempotency-Key` (the same on
-//! every retry), else `X-Gitlab-Event-UUID`.
+//! event is `X-Gitlab-Event` (e.g. `Push Hook`); the dedupe key is the signed `webhook-id` when
+//! signed, else `Idempotency-Key` (the same on every retry), else `X-Gitlab-Event-UUID`.
 
 use super::{same, standard, Delivery, Refusal, Verified};
 
@@ -10,8 +10,8 @@ use super::{same, standard, Delivery, Refusal, Verified};
 pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]], window_seconds: i64) -> Result<Verified, Refusal> {
     let event = d.require("x-gitlab-event")?.to_string();
     let delivery = if d.header("webhook-signature").is_some() {
-        standard::verify(d, secrets, window_seconds)?;
-        d.header("idempotency-key").or(d.header("webhook-id")).unwrap_or_default().to_string()
+        // The signed id, not an unsigned header, so a replay within the window is the same delivery.
+        standard::verify(d, secrets, window_seconds)?.delivery
     } else {
         let token = d.require("x-gitlab-token")?;
         if !secrets.iter().any(|s| same(token.as_bytes(), s)) {
@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn a_signed_delivery_is_checked_as_standard_webhooks_and_a_forged_one_refused() {
         let body = br#"{"object_kind":"push"}"#;
-        let key = b"a signing key";
+        let key = b"a signing key of 24 bytes";
         let sig = super::super::hmac_sha256(key, &[b"wh-1", b".", b"100", b".", body]);
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(sig);
@@ -67,11 +67,11 @@ mod tests {
             ("idempotency-key", "k-1"),
         ]);
         let v = verify(&Delivery { headers: &good, body, now: 120 }, &[key], 300).unwrap();
-        assert_eq!(v.delivery, "k-1");
+        assert_eq!(v.delivery, "wh-1", "the signed id");
         // A correct X-Gitlab-Token does not rescue a delivery whose signature is wrong.
         let forged = headers(&[
             ("x-gitlab-event", "Push Hook"),
-            ("x-gitlab-token", "a signing key"),
+            ("x-gitlab-token", "a signing key of 24 bytes"),
             ("webhook-id", "wh-1"),
             ("webhook-timestamp", "100"),
             ("webhook-signature", "v1,AAAA"),

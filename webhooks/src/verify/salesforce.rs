@@ -1,7 +1,8 @@
 //! Salesforce Outbound Messaging: a SOAP `notifications` message with the sending org's
 //! `OrganizationId` and one or more `Notification`s (each an `Id` and the `sObject`'s fields).
-//! Salesforce signs nothing: a message is accepted only from the trigger's `allowedOrgIds` (the edge
-//! should also require Salesforce's client certificate), and each notification `Id` is its own
+//! Salesforce signs nothing: the endpoint URL carries the trigger's secret (`?token=`, checked by the
+//! API server before this parser runs), a message is accepted only from the trigger's `allowedOrgIds`
+//! (org ids are not secret; the edge should also require Salesforce's client certificate), and each notification `Id` is its own
 //! delivery (Salesforce redelivers for 24 hours, out of order, until it gets the `Ack`). The message's
 //! `SessionId` (a live Salesforce session when the admin enabled it) is never kept.
 
@@ -15,6 +16,10 @@ use super::Refusal;
 const OUTBOUND: &str = "http://soap.sforce.com/2005/09/outbound";
 /// Most notifications one message may carry (Salesforce sends at most 100).
 const MAX_NOTIFICATIONS: usize = 100;
+/// Most XML nodes a message may have.
+const MAX_NODES: u32 = 50_000;
+/// Most `xmlns` declarations a message may have (each sObject declares one).
+const MAX_NAMESPACE_DECLARATIONS: usize = 2 * MAX_NOTIFICATIONS + 16;
 
 /// One notification of a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +64,14 @@ pub fn parse(body: &[u8], allowed_orgs: &[String]) -> Result<Message, Refusal> {
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
         return Err(Refusal::Malformed("the message has a DTD"));
     }
-    let doc = roxmltree::Document::parse(text).map_err(|_| Refusal::Malformed("the message is not XML"))?;
+    // Bounded before parsing: a message of 100 notifications has a few thousand nodes and a handful
+    // of namespace declarations; anything far beyond is an attack on the parser's memory.
+    if text.matches("xmlns").count() > MAX_NAMESPACE_DECLARATIONS {
+        return Err(Refusal::Malformed("too many namespace declarations"));
+    }
+    let options = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..Default::default() };
+    let doc = roxmltree::Document::parse_with_options(text, options)
+        .map_err(|_| Refusal::Malformed("the message is not XML or too large"))?;
     let notifications = doc
         .descendants()
         .find(|n| n.has_tag_name((OUTBOUND, "notifications")))
@@ -81,7 +93,9 @@ pub fn parse(body: &[u8], allowed_orgs: &[String]) -> Result<Message, Refusal> {
         if out.len() == MAX_NOTIFICATIONS {
             return Err(Refusal::Malformed("more than 100 notifications"));
         }
-        let id = child_text(n, "Id").filter(|i| !i.is_empty()).ok_or(Refusal::Malformed("a notification has no Id"))?;
+        let id = child_text(n, "Id")
+            .filter(|i| (15..=18).contains(&i.len()) && i.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .ok_or(Refusal::Malformed("a notification has no Salesforce Id"))?;
         let object = n.children().find(|c| c.has_tag_name((OUTBOUND, "sObject")));
         let object_type = object
             .and_then(|o| o.attributes().find(|a| a.name() == "type").map(|a| a.value().to_string()))
@@ -142,6 +156,10 @@ mod tests {
         );
         assert!(matches!(parse(bomb.as_bytes(), &allowed()), Err(Refusal::Malformed(_))));
         assert!(matches!(parse(b"<notifications", &allowed()), Err(Refusal::Malformed(_))));
+        let many = format!("<r {}/>", (0..500).map(|i| format!("xmlns:p{i}='u{i}'")).collect::<Vec<_>>().join(" "));
+        assert!(matches!(parse(many.as_bytes(), &allowed()), Err(Refusal::Malformed(_))), "namespace amplification");
+        let wide = format!("<r>{}</r>", "<a/>".repeat(60_000));
+        assert!(matches!(parse(wide.as_bytes(), &allowed()), Err(Refusal::Malformed(_))), "too many nodes");
         let empty = MESSAGE.split("<Notification>").next().unwrap().to_string()
             + "</notifications></soapenv:Body></soapenv:Envelope>";
         assert!(matches!(parse(empty.as_bytes(), &allowed()), Err(Refusal::Malformed(_))));

@@ -9,16 +9,24 @@ use base64::Engine as _;
 
 use super::{hmac_sha256, same, Delivery, Refusal, Verified};
 
+/// The shortest key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 16;
+
 /// The replay window when a trigger sets none (the specification's recommendation).
 pub const DEFAULT_WINDOW_SECONDS: i64 = 300;
 
 /// The HMAC key of a secret: the bytes after `whsec_`, base64-decoded; a secret without that prefix
 /// is used as it is.
 pub fn key_of(secret: &[u8]) -> Result<Vec<u8>, Refusal> {
-    match secret.strip_prefix(b"whsec_") {
-        Some(b64) => STANDARD.decode(b64).map_err(|_| Refusal::Malformed("the whsec_ secret is not base64")),
-        None => Ok(secret.to_vec()),
+    let key = match secret.strip_prefix(b"whsec_") {
+        Some(b64) => STANDARD.decode(b64).map_err(|_| Refusal::BadSignature)?,
+        None => secret.to_vec(),
+    };
+    // A short key is one anyone can guess: such a secret verifies nothing.
+    if key.len() < MIN_KEY_BYTES {
+        return Err(Refusal::BadSignature);
     }
+    Ok(key)
 }
 
 /// Checks a Standard Webhooks delivery; `event` is what the sender names it (the body's `type`
@@ -28,7 +36,7 @@ pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]], window_seconds: i64) -> Resul
     let timestamp = d.require("webhook-timestamp")?;
     let signatures = d.require("webhook-signature")?;
     let ts: i64 = timestamp.parse().map_err(|_| Refusal::Malformed("webhook-timestamp is not Unix seconds"))?;
-    if (d.now - ts).abs() > window_seconds.max(0) {
+    if d.now.abs_diff(ts) > window_seconds.max(0).unsigned_abs() {
         return Err(Refusal::Stale);
     }
     let given: Vec<Vec<u8>> = signatures
@@ -93,7 +101,10 @@ mod tests {
         let tampered = Delivery { headers: &hs, body: br#"{"test": 2432232315}"#, now: TS };
         assert_eq!(verify(&tampered, &[SECRET], 300), Err(Refusal::BadSignature));
         let other = Delivery { headers: &hs, body: BODY, now: TS };
-        assert_eq!(verify(&other, &[b"whsec_c2VjcmV0"], 300), Err(Refusal::BadSignature));
+        assert_eq!(verify(&other, &[b"whsec_c2VjcmV0c2VjcmV0c2VjcmV0"], 300), Err(Refusal::BadSignature));
+        assert_eq!(verify(&other, &[b"whsec_"], 300), Err(Refusal::BadSignature), "an empty key verifies nothing");
+        let far = h(SIGNATURE, i64::MIN);
+        assert_eq!(verify(&Delivery { headers: &far, body: BODY, now: TS }, &[SECRET], 300), Err(Refusal::Stale));
         // The same signature under a shifted timestamp header does not verify: the timestamp is signed.
         let shifted = h(SIGNATURE, TS + 1);
         assert_eq!(
