@@ -76,22 +76,96 @@ pub enum Outcome {
     },
 }
 
+/// Most operators an expression may have (far below the recursion that overflows a stack).
+const MAX_OPERATORS: usize = 256;
+/// Most comprehensions (map, filter, all, exists, exists_one) an expression may have.
+const MAX_COMPREHENSIONS: usize = 8;
+
+/// The deepest nesting of comprehensions under `e` (`depth` above it) and how many there are.
+fn comprehensions(e: &cel::IdedExpr, depth: usize) -> (usize, usize) {
+    use cel::common::ast::{EntryExpr, Expr};
+    let mut children: Vec<&cel::IdedExpr> = Vec::new();
+    let here = match &e.expr {
+        Expr::Comprehension(c) => {
+            children.extend([&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]);
+            1
+        }
+        Expr::Call(c) => {
+            children.extend(c.target.as_deref());
+            children.extend(c.args.iter());
+            0
+        }
+        Expr::List(l) => {
+            children.extend(l.elements.iter());
+            0
+        }
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    children.extend([&me.key, &me.value]);
+                }
+            }
+            0
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                if let EntryExpr::StructField(f) = &entry.expr {
+                    children.push(&f.value);
+                }
+            }
+            0
+        }
+        Expr::Select(s) => {
+            children.push(&s.operand);
+            0
+        }
+        _ => 0,
+    };
+    let (mut deepest, mut total) = (depth + here, here);
+    for c in children {
+        let (d, t) = comprehensions(c, depth + here);
+        deepest = deepest.max(d);
+        total += t;
+    }
+    (deepest, total)
+}
+
 /// Compiles every rule of a trigger.
 pub fn compile(rules: &[Rule], limits: Limits) -> Result<Vec<Compiled>, CompileError> {
     rules
         .iter()
         .map(|r| {
             let program = |field: String, expr: &str| {
+                let refuse =
+                    |message: String| Err(CompileError { rule: r.name.clone(), field: field.clone(), message });
                 if expr.len() > limits.expression {
-                    let message = format!("longer than {} characters", limits.expression);
-                    return Err(CompileError { rule: r.name.clone(), field, message });
+                    return refuse(format!("longer than {} characters", limits.expression));
+                }
+                // The parser and interpreter recurse once per chained operator: a few thousand
+                // (`1+1+1...`) overflow a thread's stack, which no `catch_unwind` survives. Counted
+                // before parsing; real rules use a few dozen.
+                let operators = expr.bytes().filter(|b| b"+-*/%!<>=&|?:.[(,".contains(b)).count();
+                if operators > MAX_OPERATORS {
+                    return refuse(format!("more than {MAX_OPERATORS} operators: simplify it or split it into params"));
                 }
                 // The parser can panic on some malformed input; that is a compile error, not a crash.
-                match std::panic::catch_unwind(|| cel::Program::compile(expr)) {
-                    Ok(Ok(p)) => Ok(p),
-                    Ok(Err(e)) => Err(CompileError { rule: r.name.clone(), field, message: e.to_string() }),
-                    Err(_) => Err(CompileError { rule: r.name.clone(), field, message: "does not parse".into() }),
+                let program = match std::panic::catch_unwind(|| cel::Program::compile(expr)) {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(e)) => return refuse(e.to_string()),
+                    Err(_) => return refuse("does not parse".into()),
+                };
+                // A comprehension inside a comprehension costs the product of two list sizes, and
+                // the lists come from the sender: quadratic (or worse) work per delivery.
+                let (nested, total) = comprehensions(program.expression(), 0);
+                if nested > 1 {
+                    return refuse(
+                        "nested comprehensions (map/filter/all/exists inside another) are not allowed".into(),
+                    );
                 }
+                if total > MAX_COMPREHENSIONS {
+                    return refuse(format!("more than {MAX_COMPREHENSIONS} comprehensions"));
+                }
+                Ok(program)
             };
             let filter = r.filter.as_deref().map(|f| program("filter".into(), f)).transpose()?;
             let params = r
@@ -271,6 +345,22 @@ mod tests {
         assert_eq!((e.rule.as_str(), e.field.as_str()), ("bad", "params.x"));
         let e = compile(&[rule(json!({"concurrency": {"key": "))"}}))]).err().unwrap();
         assert_eq!(e.field, "concurrency.key");
+    }
+
+    #[test]
+    fn expressions_that_could_exhaust_the_stack_or_the_cpu_are_refused_at_compile_time() {
+        // 2,000 chained additions overflow a 2 MiB stack in the parser: refused before parsing.
+        let deep = format!("1{}", "+1".repeat(2000));
+        let e = compile(&[rule(json!({"filter": deep}))]).err().unwrap();
+        assert!(e.message.contains("operators"), "{e}");
+        let nested = "body.commits.all(a, body.commits.all(b, a.id != b.id))";
+        let e = compile(&[rule(json!({"filter": nested}))]).err().unwrap();
+        assert!(e.message.contains("nested comprehensions"), "{e}");
+        let many = (0..9).map(|_| "body.commits.exists(c, c.id == 'a')").collect::<Vec<_>>().join(" || ");
+        assert!(compile(&[rule(json!({"filter": many}))]).is_err());
+        // One level, a few times, is fine.
+        let fine = "body.commits.exists(c, c.id == 'a') && size(body.commits.filter(c, c.id != 'b')) > 0";
+        assert!(compile(&[rule(json!({"filter": fine}))]).is_ok());
     }
 
     #[test]
