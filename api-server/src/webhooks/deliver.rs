@@ -245,14 +245,19 @@ async fn make_task(
 ) -> Result<(StatusCode, Answer), ApiError> {
     let (ns, name) = (log.ns.to_string(), log.name.to_string());
     let rules = state.webhooks.triggers.rules(trigger);
-    let rules = match rules.as_ref() {
-        Ok(r) => r,
-        Err(e) => {
-            log.record(DeliveryOutcome::Failed, Some(verified), &e.rule, "", e.to_string());
+    if let Err(e) = rules.as_ref() {
+        log.record(DeliveryOutcome::Failed, Some(verified), &e.rule, "", e.to_string());
+        return Err(ApiError::Unavailable);
+    }
+    let outcome = match state.webhooks.evaluate(rules, &verified.event, payload, headers).await {
+        Some(o) => o,
+        None => {
+            let why = "the trigger's rules took too long on this delivery".to_string();
+            log.record(DeliveryOutcome::Failed, Some(verified), "", "", why);
             return Err(ApiError::Unavailable);
         }
     };
-    let (index, params, key) = match super::rules::evaluate(rules, &verified.event, payload, headers) {
+    let (index, params, key) = match outcome {
         Outcome::Matched { index, params, concurrency_key } => (index, params, concurrency_key),
         Outcome::NoMatch => {
             let why = if verified.event == "ping" { "ping" } else { "no rule matched" };

@@ -38,11 +38,47 @@ pub struct Webhooks {
     pub triggers: Arc<triggers::Triggers>,
     /// The delivery log writer.
     pub log: log::DeliveryLog,
+    /// Rule evaluations that may run at once (each on a blocking thread, off the async workers).
+    evaluating: Arc<tokio::sync::Semaphore>,
 }
+
+/// Rule evaluations at once: about one per core, so rules can never starve the rest of the server.
+const EVALUATIONS: usize = 2;
+/// How long a delivery waits for its rules before it is refused (503, the provider redelivers).
+const EVALUATION_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Webhooks {
     /// Starts the trigger watch and the delivery log writer.
     pub fn start(client: kube::Client) -> Self {
-        Self { triggers: triggers::Triggers::start(client.clone()), log: log::DeliveryLog::start(client) }
+        Self {
+            triggers: triggers::Triggers::start(client.clone()),
+            log: log::DeliveryLog::start(client),
+            evaluating: Arc::new(tokio::sync::Semaphore::new(EVALUATIONS)),
+        }
+    }
+
+    /// Evaluates a trigger's compiled rules on a blocking thread, at most [`EVALUATIONS`] at once;
+    /// None when that did not finish within [`EVALUATION_BUDGET`] (the thread keeps its slot until
+    /// it finishes, so a slow rule only ever costs its own slot).
+    pub async fn evaluate(
+        &self,
+        rules: triggers::Rules,
+        event: &str,
+        payload: &serde_json::Value,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Option<rules::Outcome> {
+        let run = async {
+            let permit = self.evaluating.clone().acquire_owned().await.ok()?;
+            let (event, payload, headers) = (event.to_string(), payload.clone(), headers.clone());
+            let job = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                match rules.as_ref() {
+                    Ok(r) => rules::evaluate(r, &event, &payload, &headers),
+                    Err(_) => rules::Outcome::NoMatch,
+                }
+            });
+            job.await.ok()
+        };
+        tokio::time::timeout(EVALUATION_BUDGET, run).await.ok().flatten()
     }
 }
