@@ -252,10 +252,14 @@ pub struct TaskTriggerStatus {
     /// The newest delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_delivery: Option<DeliveryRecord>,
-    /// The last deliveries, newest first.
+    /// The last deliveries, newest first (refused ones are not kept here: anyone can send those).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = DELIVERY_LOG))]
     pub deliveries: Vec<DeliveryRecord>,
+    /// The newest refused delivery (not authenticated or malformed) and why: enough to find a
+    /// misconfigured secret, without letting unauthenticated senders push real deliveries out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refused: Option<DeliveryRecord>,
     /// Deliveries by outcome since the trigger was created.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, i64>,

@@ -131,6 +131,7 @@ curl -sS -X POST "$API/webhooks/default/github-push" -H 'Content-Type: applicati
 echo
 sleep 1
 kubectl get etrig github-push
+kubectl get etrig github-push -o jsonpath='{.status.lastRefused.reason}{"\n"}{.status.counters}{"\n"}'
 { set +x; } 2>/dev/null
 cat <<MSG
 

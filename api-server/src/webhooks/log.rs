@@ -82,8 +82,15 @@ impl DeliveryLog {
 /// The status with `records` added: newest first by arrival time (replicas flush independently, so
 /// a batch may hold older deliveries than the log), at most [`DELIVERY_LOG`] kept.
 pub fn merged(mut status: TaskTriggerStatus, records: &[DeliveryRecord]) -> TaskTriggerStatus {
+    let refused = DeliveryOutcome::Refused.as_str();
     for r in records {
         *status.counters.entry(r.outcome.clone()).or_default() += 1;
+        if r.outcome == refused {
+            if status.last_refused.as_ref().is_none_or(|l| l.time <= r.time) {
+                status.last_refused = Some(r.clone());
+            }
+            continue;
+        }
         status.deliveries.insert(0, r.clone());
     }
     // RFC 3339 times of one format sort as text; the sort is stable, so of equal times the later
@@ -148,9 +155,11 @@ mod tests {
         let more = [rec("b0", DeliveryOutcome::Refused), rec("b1", DeliveryOutcome::Ignored)];
         let repeated: Vec<DeliveryRecord> = (0..5).flat_map(|_| more.clone()).collect();
         let s = merged(s, &repeated);
-        assert_eq!(s.deliveries.len(), DELIVERY_LOG);
+        assert_eq!(s.deliveries.len(), 20);
         assert_eq!(s.deliveries[0].id, "b1", "newest first");
         assert_eq!(s.last_delivery.as_ref().map(|d| d.id.as_str()), Some("b1"));
+        assert!(s.deliveries.iter().all(|d| d.outcome != "Refused"), "refusals never push deliveries out");
+        assert_eq!(s.last_refused.as_ref().map(|d| d.id.as_str()), Some("b0"));
         assert_eq!((s.counters["Created"], s.counters["Refused"], s.counters["Ignored"]), (15, 5, 5));
         // A late batch from another replica lands in time order.
         let late = merged(s, &[rec("a14", DeliveryOutcome::Redelivered)]);

@@ -266,6 +266,15 @@ async fn forged_mistyped_and_malformed_deliveries_are_refused_with_problems() {
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
     let made = tasks.list(&ListParams::default().labels("ephemera.dev/trigger=gh")).await.unwrap();
     assert_eq!(made.items.len(), 2, "only the genuine deliveries made Tasks");
+    // Refusals are counted and the newest is kept with its reason, outside the delivery log.
+    let triggers_api: Api<TaskTrigger> = Api::namespaced(s.client.clone(), "default");
+    let st = eventually(10, "refusals counted", || async {
+        let st = triggers_api.get("gh").await.ok()?.status?;
+        (st.counters.get("Refused").copied().unwrap_or_default() >= 4 && st.last_refused.is_some()).then_some(st)
+    })
+    .await;
+    assert!(st.deliveries.iter().all(|d| d.outcome != "Refused"), "{st:?}");
+    assert!(!st.last_refused.unwrap().reason.is_empty());
     // A rule that does not compile, or a Secret that is missing, is on the trigger before any delivery.
     let mut bad = gh_spec("bad-cel", json!({}));
     bad["spec"]["rules"][0]["filter"] = json!("body.ref.startsWith(");
