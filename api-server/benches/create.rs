@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
-use common::pct;
+use common::Side;
 
 use std::time::Duration;
 
@@ -61,31 +61,17 @@ async fn main() {
     };
     let (_, token) = tokens::create(client.clone(), "default", &new).await.expect("token");
     let state = common::state(&client).await;
-    let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let real_url = format!("http://{}/api/v1/namespaces/default/tasks", real.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(real, router(state)).await });
-    let baseline = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let bare_url = format!("http://{}/api/v1/namespaces/default/tasks", baseline.local_addr().expect("addr"));
-    let app = Router::new().route("/api/v1/namespaces/{namespace}/tasks", post(bare));
-    tokio::spawn(async move { axum::serve(baseline, app).await });
+    let real_url = format!("http://{}/api/v1/namespaces/default/tasks", common::serve(router(state)).await);
+    let bare_app = Router::new().route("/api/v1/namespaces/{namespace}/tasks", post(bare));
+    let bare_url = format!("http://{}/api/v1/namespaces/default/tasks", common::serve(bare_app).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let (bare_rate, bare_times) = load(bare_url, token.clone(), n).await;
     let (real_rate, real_times) = load(real_url, token, n).await;
     println!("{n} creates, {CONCURRENCY} concurrent:");
-    println!(
-        "  real handler (auth + local cluster): {real_rate:.0}/s  p50 {:.2} ms  p99 {:.2} ms",
-        pct(&real_times, 0.5),
-        pct(&real_times, 0.99)
-    );
-    println!(
-        "  bare axum, same JSON work:           {bare_rate:.0}/s  p50 {:.2} ms  p99 {:.2} ms",
-        pct(&bare_times, 0.5),
-        pct(&bare_times, 0.99)
-    );
-    println!(
-        "  ratio throughput {:.2}x  p99 {:.1}x",
-        real_rate / bare_rate,
-        pct(&real_times, 0.99) / pct(&bare_times, 0.99)
+    common::report(
+        "",
+        Side { label: "real handler (auth + local cluster):", unit: "/s", rate: real_rate, times: &real_times },
+        Side { label: "bare axum, same JSON work:          ", unit: "/s", rate: bare_rate, times: &bare_times },
     );
 }

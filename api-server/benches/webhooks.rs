@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
-use common::pct;
+use common::Side;
 
 use std::time::Duration;
 
@@ -70,13 +70,9 @@ async fn main() {
     );
     ok(kubectl(&kubeconfig, &["apply", "-n", "default", "-f", "-"], Some(&trigger)));
     let state = common::state(&c.client).await;
-    let real = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let real_url = format!("http://{}/webhooks/default/gh", real.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(real, router(state)).await });
-    let baseline = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let bare_url = format!("http://{}/webhooks/default/gh", baseline.local_addr().expect("addr"));
-    let app = Router::new().route("/webhooks/{namespace}/{trigger}", post(bare));
-    tokio::spawn(async move { axum::serve(baseline, app).await });
+    let real_url = format!("http://{}/webhooks/default/gh", common::serve(router(state)).await);
+    let bare_app = Router::new().route("/webhooks/{namespace}/{trigger}", post(bare));
+    let bare_url = format!("http://{}/webhooks/default/gh", common::serve(bare_app).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Warm-up, then the measured bursts.
@@ -85,19 +81,19 @@ async fn main() {
     let (bare_rate, bare_times) = burst(bare_url, n, "bare").await;
     let (real_rate, real_times) = burst(real_url, n, "real").await;
     println!("{n} deliveries, {CONCURRENCY} concurrent:");
-    println!(
-        "  real endpoint (HMAC, rules, Task created in the local cluster): {real_rate:.0} Tasks/s  ack p50 {:.2} ms  p99 {:.2} ms",
-        pct(&real_times, 0.5),
-        pct(&real_times, 0.99)
-    );
-    println!(
-        "  bare axum, same HMAC and JSON work:                             {bare_rate:.0}/s        ack p50 {:.2} ms  p99 {:.2} ms",
-        pct(&bare_times, 0.5),
-        pct(&bare_times, 0.99)
-    );
-    println!(
-        "  ratio throughput {:.2}x  p99 {:.1}x",
-        real_rate / bare_rate,
-        pct(&real_times, 0.99) / pct(&bare_times, 0.99)
+    common::report(
+        "ack ",
+        Side {
+            label: "real endpoint (HMAC, rules, Task created in the local cluster):",
+            unit: " Tasks/s",
+            rate: real_rate,
+            times: &real_times,
+        },
+        Side {
+            label: "bare axum, same HMAC and JSON work:                            ",
+            unit: "/s      ",
+            rate: bare_rate,
+            times: &bare_times,
+        },
     );
 }

@@ -95,6 +95,45 @@ where
     (rate, all)
 }
 
+/// Serves `app` on a loopback port in the background; its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// One side of a comparison: what was measured and its result.
+pub struct Side<'a> {
+    /// What it is, with its colon, padded as it should print.
+    pub label: &'a str,
+    /// The rate's unit (`/s`, ` Tasks/s`).
+    pub unit: &'a str,
+    /// Requests per second.
+    pub rate: f64,
+    /// Sorted latencies.
+    pub times: &'a [Duration],
+}
+
+/// Prints both sides and their ratios (throughput, p99).
+pub fn report(latency: &str, real: Side<'_>, bare: Side<'_>) {
+    for s in [&real, &bare] {
+        println!(
+            "  {} {:.0}{}  {latency}p50 {:.2} ms  p99 {:.2} ms",
+            s.label,
+            s.rate,
+            s.unit,
+            pct(s.times, 0.5),
+            pct(s.times, 0.99)
+        );
+    }
+    println!(
+        "  ratio throughput {:.2}x  p99 {:.1}x",
+        real.rate / bare.rate,
+        pct(real.times, 0.99) / pct(bare.times, 0.99)
+    );
+}
+
 /// The `p` percentile of sorted durations, in milliseconds (NaN for none).
 pub fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
