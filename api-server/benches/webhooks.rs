@@ -43,8 +43,10 @@ fn sign(body: &[u8]) -> String {
 async fn burst(url: String, n: usize, run: &str) -> (f64, Vec<Duration>) {
     let run = run.to_string();
     common::load(n, 202, move |http, i| {
+        // Every push of every run is another commit: GitHub deliveries dedupe on their signed bytes.
         let body = serde_json::to_vec(&serde_json::json!({"ref": "refs/heads/main", "after": format!("{i:040x}"),
-            "repository": {"full_name": "Codertocat/Hello-World", "id": 186853002}, "commits": [{"id": format!("{i:040x}")}]}))
+            "repository": {"full_name": "Codertocat/Hello-World", "id": 186853002}, "commits": [{"id": format!("{i:040x}")}],
+            "pusher": {"name": run}}))
         .unwrap();
         http.post(&url)
             .header("content-type", "application/json")

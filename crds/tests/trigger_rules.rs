@@ -1,6 +1,6 @@
 //! The TaskTrigger CRD's CEL validation rules, evaluated by a CEL implementation as the API server
 //! would (the dev cluster does not evaluate them; the real CRD API server compiles them in
-//! `e2e/suite/tests/task_crd.rs`).
+//! `e2e/suite/tests/e2e/task_crd.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use kube::CustomResourceExt as _;

@@ -9,7 +9,10 @@ need_kubectl
 need_crd_apiserver
 need_openbao
 need_schemathesis
-export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST
+need_payloads
+export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST EPHEMERA_PAYLOADS_DIR="$PAYLOADS_DIR"
+# A CI run builds everything once from scratch: incremental state would only double target/'s size.
+if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=0; fi
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check

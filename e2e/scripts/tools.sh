@@ -68,3 +68,35 @@ need_schemathesis() {
   python3 -m venv "$TOOLS_DIR/schemathesis"
   "$TOOLS_DIR/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2
 }
+
+# Real provider payloads for the webhook e2e tests, fetched (never committed) by the recipe in
+# e2e/payloads: GitHub's examples and the official Standard Webhooks signer from npm (pinned by
+# package-lock.json's integrity hashes), GitLab's from a Debian package (pinned by sha256).
+need_payloads() {
+  export PAYLOADS_DIR="$TOOLS_DIR/payloads"
+  local recipe="$REPO/e2e/payloads" stamp
+  stamp=$(cat "$recipe/package-lock.json" "$recipe/debs.lock" | sha256sum | cut -c1-16)
+  if [ -f "$PAYLOADS_DIR/.stamp" ] && [ "$(cat "$PAYLOADS_DIR/.stamp")" = "$stamp" ]; then return; fi
+  need_command node nodejs
+  need_command npm npm
+  need_command dpkg-deb dpkg
+  need_command curl curl
+  echo "== webhook payloads (e2e/payloads: npm and Debian packages, into $PAYLOADS_DIR)" >&2
+  rm -rf "$PAYLOADS_DIR"
+  mkdir -p "$PAYLOADS_DIR/gitlab" "$PAYLOADS_DIR/deb"
+  cp "$recipe/package.json" "$recipe/package-lock.json" "$recipe/sign-standard-webhook.cjs" "$PAYLOADS_DIR/"
+  (cd "$PAYLOADS_DIR" && npm ci --ignore-scripts --no-audit --no-fund --silent >&2)
+  local mirror=${EPHEMERA_DEBIAN_MIRROR:-http://deb.debian.org/debian} sum file path
+  while read -r sum file path; do
+    case "$sum" in '#'* | '') continue ;; esac
+    curl -fsS -L -o "$PAYLOADS_DIR/deb/$file" "$mirror/$path" || {
+      echo "could not fetch $mirror/$path; if it left the archive, move the pin in e2e/payloads/debs.lock (see its README)" >&2
+      exit 1
+    }
+    echo "$sum  $PAYLOADS_DIR/deb/$file" | sha256sum -c --quiet - >&2 || { echo "checksum mismatch: $file" >&2; exit 1; }
+    dpkg-deb -x "$PAYLOADS_DIR/deb/$file" "$PAYLOADS_DIR/deb/root"
+  done <"$recipe/debs.lock"
+  cp "$PAYLOADS_DIR"/deb/root/usr/share/gocode/src/gitlab.com/gitlab-org/api/client-go/testdata/webhooks/*.json "$PAYLOADS_DIR/gitlab/"
+  rm -rf "$PAYLOADS_DIR/deb"
+  echo "$stamp" >"$PAYLOADS_DIR/.stamp"
+}

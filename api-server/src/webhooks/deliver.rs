@@ -15,6 +15,7 @@ use ephemera_crds::trigger::{DeliveryRecord, TaskTrigger, TriggerSource};
 use ephemera_crds::Task;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -22,7 +23,7 @@ use super::log::{DeliveryOutcome, Entry};
 use super::rules::Outcome;
 use super::task::{self, Made};
 use super::triggers::exposed;
-use super::verify::{self, azure, Delivery, Refusal, Verified};
+use super::verify::{self, azure, Dedupe, Delivery, Refusal, Verified};
 use crate::error::{ApiError, Refusals};
 use crate::AppState;
 
@@ -224,7 +225,7 @@ async fn outbound_message(
         }
     }
     for n in message.notifications {
-        let verified = Verified { event: n.object_type, delivery: n.id };
+        let verified = Verified { event: n.object_type, delivery: n.id, dedupe: Dedupe::Id };
         match make_task(state, trigger, log, &verified, &n.body, &BTreeMap::new()).await {
             // Logged; redelivering them would fail the same way for 24 hours.
             Ok(_) | Err(ApiError::Validation(_) | ApiError::Conflict { .. }) => {}
@@ -281,7 +282,15 @@ async fn make_task(
         }
     };
     let rule = &trigger.spec.rules[index];
-    let made = Made { event: &verified.event, delivery: &verified.delivery, params, concurrency_key: key.as_deref() };
+    let dedupe = verified.dedupe_key();
+    let made = Made {
+        event: &verified.event,
+        delivery: &verified.delivery,
+        dedupe: &dedupe,
+        name_key: state.progress_key.as_ref().map(|k| k.expose_secret()),
+        params,
+        concurrency_key: key.as_deref(),
+    };
     let task = task::build(trigger, rule, made);
     let task_name = task.name_any();
     let tasks: Api<Task> = Api::namespaced(state.client.clone(), &ns);
@@ -303,12 +312,13 @@ async fn make_task(
             Ok((StatusCode::ACCEPTED, answer(false)))
         }
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            // Redelivered (or delivered to two replicas at once): the first create won. Only a Task
-            // this trigger made counts; anything else squatting on the name is a conflict.
+            // Redelivered, replayed under another id (GitHub, Bitbucket), or delivered to two
+            // replicas at once: the first create won. Only a Task this trigger made counts; anything
+            // else on the name (possible only without the shared key) is a conflict.
             let existing = tasks.get_opt(&task_name).await.map_err(|e| ApiError::from_kube(e, "Task"))?;
             let ours = existing.as_ref().is_some_and(|t| {
                 t.labels().get(task::TRIGGER_LABEL) == Some(&task::label_value(&name))
-                    && t.spec.origin.as_ref().is_some_and(|o| o.delivery == verified.delivery)
+                    && t.spec.origin.as_ref().is_some_and(|o| o.source == "webhook" && o.trigger == name)
             });
             if !ours {
                 let why = "the Task's name is taken".to_string();

@@ -1,11 +1,13 @@
-//! The Task a matched delivery becomes. Its name is derived from the trigger's uid and the delivery
-//! id, so a redelivery (to any replica, after any restart) collides with the first create instead of
-//! making a second Task: exactly once per delivery, by construction.
+//! The Task a matched delivery becomes. Its name is derived from the trigger's uid and the delivery's
+//! dedupe key, so a redelivery (to any replica, after any restart) collides with the first create
+//! instead of making a second Task: exactly once per delivery, by construction. Keyed by the key the
+//! replicas share, so nobody who can create Tasks can take a future delivery's name first.
 
 use std::collections::BTreeMap;
 
 use ephemera_crds::trigger::TaskTrigger;
 use ephemera_crds::{Origin, Task, TaskSpec, TriggerRule};
+use ephemera_webhooks::verify;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
@@ -31,12 +33,27 @@ fn digest(parts: &[&str], n: usize) -> String {
         }
         h.update(p.as_bytes());
     }
-    h.finalize().iter().take(n).map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize(), n)
 }
 
-/// `<trigger>-<16 hex of sha256(trigger uid / delivery id)>`, a DNS label of at most 53 characters.
-pub fn task_name(trigger: &str, trigger_uid: &str, delivery: &str) -> String {
-    let suffix = digest(&[trigger_uid, delivery], 8);
+fn hex(bytes: &[u8], n: usize) -> String {
+    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `<trigger>-<16 hex>`, a DNS label of at most 53 characters. The hex is HMAC-SHA256 under the
+/// replicas' shared key of the trigger's uid and the dedupe key (plain SHA-256 when the server has no
+/// key: then names are predictable, which the docs warn about).
+pub fn task_name(key: Option<&[u8]>, trigger: &str, trigger_uid: &str, dedupe: &str) -> String {
+    let suffix = match key {
+        Some(key) => {
+            let mac = verify::hmac_sha256(
+                key,
+                &[b"ephemera webhook task name\0", trigger_uid.as_bytes(), b"/", dedupe.as_bytes()],
+            );
+            hex(&mac, 8)
+        }
+        None => digest(&[trigger_uid, dedupe], 8),
+    };
     let keep = NAME_MAX - suffix.len() - 1;
     let prefix: String = trigger.chars().take(keep).collect();
     format!("{}-{suffix}", prefix.trim_end_matches(['-', '.']))
@@ -62,6 +79,10 @@ pub struct Made<'a> {
     pub event: &'a str,
     /// The provider's delivery id.
     pub delivery: &'a str,
+    /// What makes two deliveries one ([`verify::Verified::dedupe_key`]).
+    pub dedupe: &'a str,
+    /// The replicas' shared key, which keys Task names.
+    pub name_key: Option<&'a [u8]>,
     /// The rule's evaluated params.
     pub params: BTreeMap<String, String>,
     /// The evaluated concurrency key.
@@ -95,7 +116,7 @@ pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task 
             delivery: made.delivery.chars().take(256).collect(),
         }),
     };
-    let mut task = Task::new(&task_name(&name, &uid, made.delivery), spec);
+    let mut task = Task::new(&task_name(made.name_key, &name, &uid, made.dedupe), spec);
     task.metadata.namespace = Some(ns);
     let mut labels =
         BTreeMap::from([(TRIGGER_LABEL.to_string(), label_value(&name)), (RULE_LABEL.to_string(), rule.name.clone())]);
@@ -126,18 +147,30 @@ mod tests {
 
     #[test]
     fn a_redelivery_gets_the_same_name_and_another_delivery_another() {
-        let a = task_name("gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0958");
-        assert_eq!(a, task_name("gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0958"));
-        assert_ne!(a, task_name("gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0959"));
+        let key = Some(&b"the replicas' shared key"[..]);
+        let a = task_name(key, "gh", "uid-1", "id:72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        assert_eq!(a, task_name(key, "gh", "uid-1", "id:72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+        assert_ne!(a, task_name(key, "gh", "uid-1", "id:72d3162e-cc78-11e3-81ab-4c9367dc0959"));
         assert_ne!(
             a,
-            task_name("gh", "uid-2", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            task_name(key, "gh", "uid-2", "id:72d3162e-cc78-11e3-81ab-4c9367dc0958"),
             "a recreated trigger starts over"
         );
-        let long = task_name(&"t".repeat(63), "u", "d");
+        let long = task_name(key, &"t".repeat(63), "u", "d");
         assert!(long.len() <= 53 && long.starts_with("ttt"), "{long}");
-        assert!(!task_name("a.b-", "u", "d").starts_with("a.b--"), "no doubled separator before the hash");
+        assert!(!task_name(key, "a.b-", "u", "d").starts_with("a.b--"), "no doubled separator before the hash");
         assert!(label_value(&"x".repeat(200)).len() <= 63);
+    }
+
+    #[test]
+    fn without_the_shared_key_nobody_can_compute_a_future_deliverys_task_name() {
+        // A Task author knows the trigger's uid and can guess a delivery id; the name still differs
+        // per key, so a Task created in advance under the unkeyed name does not block the delivery.
+        let (uid, dedupe) = ("11111111-2222-3333-4444-555555555555", "id:sf-notification-1");
+        let keyed = task_name(Some(b"key one"), "sf", uid, dedupe);
+        assert_ne!(keyed, task_name(None, "sf", uid, dedupe));
+        assert_ne!(keyed, task_name(Some(b"key two"), "sf", uid, dedupe));
+        assert_eq!(keyed, task_name(Some(b"key one"), "sf", uid, dedupe), "every replica agrees");
     }
 
     #[test]
@@ -145,7 +178,14 @@ mod tests {
         let tr = trigger();
         let rule = &tr.spec.rules[0];
         let params = BTreeMap::from([("repo".to_string(), "acme/app".to_string())]);
-        let made = Made { event: "push", delivery: "d-1", params, concurrency_key: Some("acme/app#42") };
+        let made = Made {
+            event: "push",
+            delivery: "d-1",
+            dedupe: "id:d-1",
+            name_key: None,
+            params,
+            concurrency_key: Some("acme/app#42"),
+        };
         let t = build(&tr, rule, made);
         assert_eq!(t.metadata.namespace.as_deref(), Some("team"));
         assert_eq!((t.spec.queue.as_str(), t.spec.priority), ("ci", 20));

@@ -51,7 +51,7 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
             .args(["run", &format!("{url}/openapi.json"), "--checks", "all", "--max-examples", "25", "--workers", "1"])
             // One worker: with several, Python 3.11 intermittently crashes inside schemathesis
             // ("AST constructor recursion depth mismatch"), which says nothing about this API.
-            // A stream that lasts as long as its Task is not something to fuzz; tests/stream.rs covers it.
+            // A stream that lasts as long as its Task is not something to fuzz; tests/e2e/stream.rs covers it.
             .args(["--exclude-path-regex", "/events$"])
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .env("SCHEMATHESIS_HOOKS", "")

@@ -1,13 +1,11 @@
 //! The dev cluster driven through the real kubectl binary, as users and scripts do.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ok, Dev, WIDGET_CRD};
+use crate::common::{ok, Dev, WIDGET_CRD};
 
 const GADGET: &str = "apiVersion: test.ephemera.dev/v1\nkind: Gadget\nmetadata:\n  name: k1\nspec:\n  size: 3\n";
 

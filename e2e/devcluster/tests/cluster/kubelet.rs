@@ -2,11 +2,9 @@
 //! status a real kubelet reports, checked through kube-rs and kubectl.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-mod common;
-
 use std::time::Duration;
 
-use common::{eventually, ok, Dev};
+use crate::common::{eventually, ok, Dev};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};

@@ -8,15 +8,16 @@
 
 use ephemera_api::auth::oidc::OidcConfig;
 use ephemera_api::limits::RateLimiter;
+use ephemera_api::stream::hub::Limits;
 use ephemera_crds::{Task, TaskPhase, TaskTrigger};
 use ephemera_devcluster::testing::eventually;
-use ephemera_e2e::api::ApiServer;
+use ephemera_e2e::api::{ApiServer, Live};
 use ephemera_e2e::stack::{operator, stack, Stack};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{json, Value};
 
-const SECRET: &str = "a webhook secret nobody guesses";
+pub(crate) const SECRET: &str = "a webhook secret nobody guesses";
 
 /// A push as GitHub documents its fields (the ones rules read, and some they do not).
 fn push(r#ref: &str, after: &str) -> Value {
@@ -34,19 +35,19 @@ fn push(r#ref: &str, after: &str) -> Value {
 }
 
 /// `sha256=<hex>` as GitHub computes it.
-fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let tag = ring::hmac::sign(&key, body);
     format!("sha256={}", tag.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-struct Hook {
-    url: String,
-    http: reqwest::Client,
+pub(crate) struct Hook {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Hook {
-    async fn send(
+    pub(crate) async fn send(
         &self,
         path: &str,
         event: &str,
@@ -88,7 +89,7 @@ impl Hook {
     }
 }
 
-async fn secret(s: &Stack, name: &str, value: &str) {
+pub(crate) async fn secret(s: &Stack, name: &str, value: &str) {
     let secrets: Api<Secret> = Api::namespaced(s.client.clone(), "default");
     let sec: Secret =
         serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"secret": value}})).unwrap();
@@ -96,7 +97,7 @@ async fn secret(s: &Stack, name: &str, value: &str) {
     secrets.create(&PostParams::default(), &sec).await.unwrap();
 }
 
-async fn trigger(s: &Stack, spec: Value) -> TaskTrigger {
+pub(crate) async fn trigger(s: &Stack, spec: Value) -> TaskTrigger {
     let api: Api<TaskTrigger> = Api::namespaced(s.client.clone(), "default");
     let name = spec["name"].as_str().unwrap().to_string();
     let t: TaskTrigger = serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "TaskTrigger",
@@ -105,8 +106,12 @@ async fn trigger(s: &Stack, spec: Value) -> TaskTrigger {
     api.create(&PostParams::default(), &t).await.unwrap()
 }
 
-async fn server(s: &Stack) -> Hook {
-    let api = ApiServer::start(s, OidcConfig::default(), RateLimiter::new(1000, 1000.0)).await;
+/// The key the replicas share (the Helm chart generates one); it keys webhook Task names.
+pub(crate) const SHARED_KEY: &[u8] = b"the replicas' shared key, 32+ bytes long";
+
+pub(crate) async fn server(s: &Stack) -> Hook {
+    let live = Live { key: SHARED_KEY.to_vec(), ring: 100, limits: Limits::default(), send_buffer: None };
+    let api = ApiServer::start_live(s, OidcConfig::default(), RateLimiter::new(1000, 1000.0), Some(live)).await;
     Hook { url: api.url, http: reqwest::Client::new() }
 }
 
@@ -122,7 +127,7 @@ fn gh_spec(name: &str, extra: Value) -> Value {
 }
 
 /// Waits until the API server replica's trigger cache has the trigger.
-async fn until_known(hook: &Hook, trigger: &str) {
+pub(crate) async fn until_known(hook: &Hook, trigger: &str) {
     eventually(10, "the replica knows the trigger", || async {
         let (s, _, _) =
             hook.send(&format!("/webhooks/default/{trigger}"), "ping", "probe", b"{}", None, "application/json").await;
@@ -363,20 +368,27 @@ async fn rate_limits_rotation_failing_rules_and_concurrency_keys() {
     // During a rotation both secrets verify; a third does not.
     let p = push("refs/heads/main", "44");
     assert_eq!(hook.github("rotating", "push", "rot-1", &p, SECRET).await.0, 202);
-    assert_eq!(hook.github("rotating", "push", "rot-2", &p, "the old secret").await.0, 202);
-    assert_eq!(hook.github("rotating", "push", "rot-3", &p, "neither").await.0, 401);
+    let (st, b) = hook.github("rotating", "push", "rot-2", &push("refs/heads/main", "45"), "the old secret").await;
+    assert_eq!(st, 202, "{b}");
+    assert_eq!(hook.github("rotating", "push", "rot-3", &push("refs/heads/main", "46"), "neither").await.0, 401);
+    // A captured delivery replayed under a new X-GitHub-Delivery (GitHub does not sign it) is the
+    // same delivery: it names the first Task and creates nothing.
+    let (st, b) = hook.github("rotating", "push", "replayed-under-a-new-id", &p, SECRET).await;
+    assert_eq!((st, &b["redelivered"]), (200, &json!(true)), "{b}");
     // A filter that fails on a delivery refuses it; the trigger keeps working.
     let (st, b) = hook.github("failing", "push", "f-1", &p, SECRET).await;
     assert_eq!(st, 422, "{b}");
     assert!(!b.to_string().contains("pull_request.number"), "the expression is not shown to the sender: {b}");
-    let pr =
-        |n: i64| json!({"action": "synchronize", "number": n, "repository": {"full_name": "Codertocat/Hello-World"}});
+    let pr = |n: i64, head: &str| {
+        json!({"action": "synchronize", "number": n, "pull_request": {"head": {"sha": head}},
+            "repository": {"full_name": "Codertocat/Hello-World"}})
+    };
     let fine = json!({"pull_request": {"number": 1}});
     assert_eq!(hook.github("failing", "pull_request", "f-2", &fine, SECRET).await.0, 202, "the next delivery is fine");
     // A newer push to the same pull request cancels the Task of the older one; another PR is left alone.
-    let (_, first) = hook.github("prs", "pull_request", "pr-1", &pr(7), SECRET).await;
-    let (_, other) = hook.github("prs", "pull_request", "pr-2", &pr(8), SECRET).await;
-    let (_, second) = hook.github("prs", "pull_request", "pr-3", &pr(7), SECRET).await;
+    let (_, first) = hook.github("prs", "pull_request", "pr-1", &pr(7, "a1"), SECRET).await;
+    let (_, other) = hook.github("prs", "pull_request", "pr-2", &pr(8, "b1"), SECRET).await;
+    let (_, second) = hook.github("prs", "pull_request", "pr-3", &pr(7, "a2"), SECRET).await;
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
     let first = first["task"].as_str().unwrap().to_string();
     let t = eventually(30, "the older Task cancelled", || async {
@@ -469,7 +481,7 @@ async fn a_salesforce_outbound_message_makes_a_task_per_matching_notification_an
 }
 
 /// HMAC-SHA256 by `ring`.
-fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     let mut ctx = ring::hmac::Context::with_key(&key);
     for p in parts {
@@ -533,8 +545,20 @@ async fn gitlab_bitbucket_azure_devops_and_standard_webhooks_are_each_verified_t
             ("idempotency-key", "gl-1".to_string()),
         ]
     };
+    // A hostile Task author who guesses the next idempotency key creates a Task under the name an
+    // unkeyed server would give that delivery, labelled and with an origin as if the trigger made it.
+    let gl_uid =
+        Api::<TaskTrigger>::namespaced(s.client.clone(), "default").get("gl").await.unwrap().metadata.uid.unwrap();
+    let squatted = ephemera_api::webhooks::task::task_name(None, "gl", &gl_uid, "id:gl-1");
+    let decoy: Task = serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": squatted, "labels": {"ephemera.dev/trigger": "gl", "ephemera.dev/trigger-rule": "r"}},
+        "spec": {"image": "busybox", "command": ["sh", "-c", "echo pwned"],
+            "origin": {"source": "webhook", "requester": "trigger:default/gl", "trigger": "gl", "event": "Push Hook", "delivery": "gl-1"}}}))
+    .unwrap();
+    tasks.create(&PostParams::default(), &decoy).await.unwrap();
     let (st, b) = post("gl", gl_headers(SECRET), gl.clone()).await;
     assert_eq!(st, 202, "{b}");
+    assert_ne!(b["task"], json!(squatted), "the delivery gets its own Task, not the decoy");
     assert_eq!(param(b["task"].as_str().unwrap().into()).await, "acme/app");
     assert_eq!(post("gl", gl_headers(SECRET), gl.clone()).await.1["redelivered"], true);
     assert_eq!(post("gl", gl_headers("wrong"), gl).await.0, 401);

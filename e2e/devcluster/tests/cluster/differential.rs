@@ -3,11 +3,9 @@
 //! fields that matter) must be identical. Timestamps, uids and resourceVersion values are ignored.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Dev, Reference};
+use crate::common::{Dev, Reference};
 use futures::{AsyncBufReadExt, StreamExt};
 use kube::client::Body;
 use kube::Client;
@@ -616,7 +614,7 @@ fn scrub_quoted_object(line: &str) -> String {
 /// kubectl against both servers: the same commands print the same thing (ages aside).
 fn kubectl_observations(kubeconfig: &std::path::Path) -> Vec<(String, Value)> {
     let run = |args: &[&str], stdin: Option<&str>| {
-        let out = common::kubectl(kubeconfig, args, stdin);
+        let out = crate::common::kubectl(kubeconfig, args, stdin);
         let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr)
             .lines()
             .filter(|l| !l.starts_with("Warning") && !l.contains("memcache"))

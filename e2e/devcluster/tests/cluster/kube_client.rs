@@ -1,13 +1,11 @@
 //! The dev cluster driven through kube-rs, the way the operator and api-server will use it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, gadgets, install_gadget_crd, Dev};
+use crate::common::{eventually, gadgets, install_gadget_crd, Dev};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -414,7 +412,7 @@ async fn tokens_issued_to_service_accounts_pass_token_review() {
         let path = dev.dir.path().join(format!("sa-kubeconfig-{}", &t[t.len() - 8..]));
         let admin = std::fs::read_to_string(&dev.kubeconfig).unwrap();
         std::fs::write(&path, admin.replace(dev.cluster.admin_token(), &t)).unwrap();
-        async move { common::client_for(&path).await }
+        async move { crate::common::client_for(&path).await }
     };
     let foreign: Api<ConfigMap> = Api::namespaced(as_client(token.clone()).await, "default");
     assert_eq!(api_error(foreign.list(&ListParams::default()).await.unwrap_err()).0, 401);
@@ -463,6 +461,6 @@ async fn events_recorded_through_events_k8s_io_show_in_core_events_and_kubectl()
     let e = &list.items[0];
     assert_eq!((e.reason.as_deref(), e.message.as_deref()), (Some("Checked"), Some("all good")));
     assert_eq!(e.reporting_component.as_deref(), Some("ephemera-test"));
-    let table = common::ok(dev.kubectl(&["get", "events"]));
+    let table = crate::common::ok(dev.kubectl(&["get", "events"]));
     assert!(table.contains("Checked") && table.contains("configmap/subject") && table.contains("all good"), "{table}");
 }

@@ -372,7 +372,7 @@ async fn unknown_forbidden_or_unservable_credentials_fail_the_task_before_any_po
     create(&tasks, "forbidden", json!({"command": ["true"], "credentials": ["staging-org", "prod-org"]})).await;
     create(&tasks, "unknown", json!({"command": ["true"], "credentials": ["nope"]})).await;
     // Allowed, but this operator has no Vault: a clear reason instead of a Pod without its credential
-    // (the full credential flow is in tests/credentials.rs).
+    // (the full credential flow is in tests/e2e/credentials.rs).
     for (name, reason, says) in [
         ("allowed", "VaultNotConfigured", "has no Vault or credential hand-off configured"),
         ("forbidden", "CredentialForbidden", "\"prod-org\" may not be used by Tasks in namespace \"default\""),
