@@ -10,7 +10,9 @@ need_crd_apiserver
 need_openbao
 need_schemathesis
 need_payloads
-export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST EPHEMERA_PAYLOADS_DIR="$PAYLOADS_DIR"
+need_python_kubernetes
+export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST EPHEMERA_PAYLOADS_DIR="$PAYLOADS_DIR" \
+  EPHEMERA_PYTHON_KUBERNETES="$PYTHON_KUBERNETES"
 # A CI run builds everything once from scratch: incremental state would only double target/'s size.
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=0; fi
 

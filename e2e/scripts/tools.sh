@@ -100,3 +100,15 @@ need_payloads() {
   rm -rf "$PAYLOADS_DIR/deb"
   echo "$stamp" >"$PAYLOADS_DIR/.stamp"
 }
+
+# The official Kubernetes Python client (PyPI `kubernetes`), to hold the local cluster to what it
+# sends; into a venv under target/tools.
+PYTHON_KUBERNETES_VERSION=37.0.2
+need_python_kubernetes() {
+  export PYTHON_KUBERNETES="$TOOLS_DIR/python-kubernetes/bin/python"
+  if [ -x "$PYTHON_KUBERNETES" ] && "$PYTHON_KUBERNETES" -c "import kubernetes, sys; sys.exit(kubernetes.__version__ != '$PYTHON_KUBERNETES_VERSION')" 2>/dev/null; then return; fi
+  echo "installing the Kubernetes Python client $PYTHON_KUBERNETES_VERSION into $TOOLS_DIR/python-kubernetes" >&2
+  rm -rf "$TOOLS_DIR/python-kubernetes"
+  python3 -m venv "$TOOLS_DIR/python-kubernetes"
+  "$TOOLS_DIR/python-kubernetes/bin/pip" install -q "kubernetes==$PYTHON_KUBERNETES_VERSION" >&2
+}

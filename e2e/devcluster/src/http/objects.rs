@@ -89,9 +89,11 @@ pub fn field_view<'a>(rt: &crate::resources::ResourceType, o: &'a Value) -> std:
     }
 }
 
-/// Create and update bodies must say what they are, as a real server's decoder requires.
-fn require_kind(obj: &Value) -> Result<(), ApiError> {
-    if obj.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty()) {
+/// Create and update bodies of custom resources must say what they are, as the unstructured decoder
+/// requires; for built-in kinds kube-apiserver's typed decoder takes kind and apiVersion from the URL
+/// (the official Python client relies on it), and `check_type` fills them in.
+fn require_kind(rt: &crate::resources::ResourceType, obj: &Value) -> Result<(), ApiError> {
+    if !rt.custom || obj.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty()) {
         return Ok(());
     }
     Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{obj}'")))
@@ -309,7 +311,7 @@ fn establish_crds(app: &App, rt: &crate::resources::ResourceType) {
 
 fn create(app: &Arc<App>, t: &Target, q: &Query, headers: &HeaderMap, body: &Bytes) -> Result<Response, ApiError> {
     let mut obj = decode(headers, body)?;
-    require_kind(&obj)?;
+    require_kind(&t.rt, &obj)?;
     let mut c = ctx(t, q, headers)?;
     write::check_type(&c, &mut obj)?;
     let mut name = meta::meta_str(&obj, "name").unwrap_or_default().to_string();
@@ -440,7 +442,7 @@ fn update(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let obj = decode(headers, body)?;
-    require_kind(&obj)?;
+    require_kind(&t.rt, &obj)?;
     let mut c = ctx(t, q, headers)?;
     let dry = dry_run(q)?;
     let custom = t.rt.custom;

@@ -263,12 +263,16 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
                 // invalid, so tightening a CRD never blocks status writes, labels or finalizer removal.
                 schema_errs.retain(|e| !unchanged_at(old, &new, &e.field));
             }
-            // CEL rules are not evaluated here. A real server skips them too after a "blocking"
-            // schema error (unsupported enum value, missing required field, wrong type) and says so.
+            // The CRD's CEL rules, after the schema's own errors; a real server skips them after a
+            // "blocking" schema error (unsupported enum value, missing required field, wrong type)
+            // and says so.
             let blocking = schema_errs
                 .iter()
                 .any(|e| matches!(e.reason, "FieldValueNotSupported" | "FieldValueRequired" | "FieldValueTypeInvalid"));
             errs.extend(schema_errs);
+            if !blocking {
+                errs.extend(schema::cel::validate(&new, old, &schema));
+            }
             if blocking && schema.to_string().contains("\"x-kubernetes-validations\"") {
                 errs.push(schema::FieldError {
                     reason: "FieldValueInvalid",

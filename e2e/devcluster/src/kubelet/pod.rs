@@ -424,22 +424,22 @@ impl Worker {
         };
     }
 
+    /// The kubelet's verdict at `activeDeadlineSeconds`: Failed/DeadlineExceeded, reported when the
+    /// deadline passes, before the containers are stopped (they then get their grace period).
+    fn deadline_exceeded(&mut self) {
+        self.phase = "Failed";
+        self.reason =
+            Some(("DeadlineExceeded".into(), "Pod was active on the node longer than the specified deadline".into()));
+    }
+
     /// Drives the Pod to its end; removes it from the API if it was deleted.
     pub async fn run(mut self) {
         let Some(mut exits) = self.exit_rx.take() else { return };
         tracing::debug!(pod = %self.uid, "worker started");
         self.publish();
         let outcome = self.run_pod(&mut exits).await;
-        match outcome {
-            Some(Outcome::Deadline) => {
-                self.phase = "Failed";
-                self.reason = Some((
-                    "DeadlineExceeded".into(),
-                    "Pod was active on the node longer than the specified deadline".into(),
-                ));
-            }
-            Some(Outcome::Deleting) => {}
-            None => {}
+        if matches!(outcome, Some(Outcome::Deadline)) {
+            self.deadline_exceeded();
         }
         self.publish();
         if matches!(outcome, Some(Outcome::Deleting)) || self.deleting() {
@@ -626,6 +626,10 @@ impl Worker {
         why: Outcome,
     ) -> Option<Outcome> {
         let grace = self.grace();
+        if matches!(why, Outcome::Deadline) {
+            self.deadline_exceeded();
+            self.publish();
+        }
         for (_, _, r) in &runs {
             r.handle.terminate();
         }
@@ -649,9 +653,6 @@ impl Worker {
                     }
                 }
             }
-        }
-        if matches!(why, Outcome::Deadline) {
-            self.phase = "Failed";
         }
         Some(why)
     }

@@ -6,11 +6,13 @@
 //! 1. [`prune`] (drops unknown fields, then non-nullable `null`s that have no default),
 //! 2. [`apply_defaults`],
 //! 3. [`validate`] (OpenAPI value validation, then embedded-resource checks, then list-type checks),
+//!    then [`cel::validate`] (the `x-kubernetes-validations` rules) unless a blocking error came first,
 //! 4. on errors, a 422 Status whose message is [`invalid_message`].
 //!
 //! Where the real server's order of errors is random (it walks Go maps), this module sorts by
 //! property name so results are deterministic.
 
+pub mod cel;
 mod defaults;
 mod embedded;
 mod format;

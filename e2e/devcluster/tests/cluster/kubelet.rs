@@ -116,15 +116,28 @@ async fn pods_with_the_same_mount_path_are_isolated() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn active_deadline_kills_a_sleeping_pod() {
+async fn active_deadline_fails_the_pod_at_the_deadline_then_stops_its_containers_with_their_grace() {
     let dev = dev().await;
     let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
-    create(&pods, json!({"metadata": {"name": "slow"}, "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 1, "terminationGracePeriodSeconds": 1,
+    create(&pods, json!({"metadata": {"name": "slow"}, "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 1, "terminationGracePeriodSeconds": 8,
         "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}]}})).await;
+    // The phase and reason come at the deadline, while the container (ignoring SIGTERM) still runs.
     let p = phase(&pods, "slow", &["Failed"]).await;
     let st = p.status.clone().unwrap();
     assert_eq!(st.reason.as_deref(), Some("DeadlineExceeded"));
+    let c = &st.container_statuses.clone().unwrap()[0];
+    assert!(c.state.as_ref().unwrap().running.is_some(), "still in its grace period: {c:?}");
+    let p = eventually(30, "the container killed after its grace", || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("slow").await.ok()?;
+            let st = p.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.terminated.clone();
+            st.map(|_| p)
+        }
+    })
+    .await;
     assert_eq!(terminated(&p, 0).exit_code, 137, "sleep ignores SIGTERM as PID 1, so it is killed");
+    assert_eq!(p.status.unwrap().reason.as_deref(), Some("DeadlineExceeded"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,3 +8,4 @@ mod differential;
 mod kube_client;
 mod kubectl;
 mod kubelet;
+mod python_client;

@@ -94,26 +94,31 @@ async fn crds_install_and_validate_identically_on_the_real_apiserver_and_the_dev
     assert_eq!(real[0].1["spec"]["retry"]["maxAttempts"], 1, "defaults applied by the apiserver");
     assert!(real[3..].iter().all(|(_, v)| v["code"] == 422), "every invalid example is rejected: {real:?}");
 
-    // CEL rules (checked on the real apiserver only: the dev cluster does not evaluate CEL, see its README).
-    let rc = reference.client().await;
+    // The CRD's CEL rules answer the same on both: reserved env names, and the immutable queue.
     let tasks = "/apis/ephemera.dev/v1alpha1/namespaces/default/tasks";
-    let (code, body) = post(
-        &rc,
-        tasks,
-        &json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": "home"},
-        "spec": {"command": ["true"], "env": [{"name": "HOME", "value": "/tmp"}]}}),
-    )
-    .await;
-    assert_eq!(code, 422, "{body}");
-    assert!(body["message"].as_str().unwrap_or_default().contains("HOME, EPHEMERA_* and LD_* are reserved"), "{body}");
-    let patch = http::Request::builder()
-        .method("PATCH")
-        .uri(format!("{tasks}/hello"))
-        .header("content-type", "application/merge-patch+json")
-        .body(Body::from(json!({"spec": {"queue": "elsewhere"}}).to_string().into_bytes()))
-        .unwrap();
-    let resp = rc.send(patch).await.unwrap();
-    assert_eq!(resp.status().as_u16(), 422, "queue is immutable on a real cluster");
+    let home = json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": "home"},
+        "spec": {"command": ["true"], "env": [{"name": "HOME", "value": "/tmp"}]}});
+    let mut answers = Vec::new();
+    for c in [reference.client().await, dev.client().await] {
+        let (code, body) = post(&c, tasks, &home).await;
+        let patch = http::Request::builder()
+            .method("PATCH")
+            .uri(format!("{tasks}/hello"))
+            .header("content-type", "application/merge-patch+json")
+            .body(json!({"spec": {"queue": "elsewhere"}}).to_string().into_bytes())
+            .unwrap();
+        let moved = match c.request_text(patch).await {
+            Err(kube::Error::Api(s)) => (s.code, s.message),
+            other => panic!("the queue move is refused, not {other:?}"),
+        };
+        answers.push((code, body["message"].clone(), moved));
+    }
+    assert_eq!(answers[0], answers[1], "real apiserver vs dev cluster");
+    let (code, message, moved) = &answers[0];
+    assert_eq!(*code, 422);
+    assert!(message.as_str().unwrap_or_default().contains("HOME, EPHEMERA_* and LD_* are reserved"), "{message}");
+    assert_eq!(moved.0, 422, "queue is immutable: {moved:?}");
+    assert!(moved.1.contains("queue is immutable"), "{moved:?}");
 
     // kubectl: our columns, through the plural and the short name that does not collide with Tekton.
     let table = ok(dev.kubectl(&["get", "tasks.ephemera.dev"]));
