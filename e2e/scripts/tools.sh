@@ -112,3 +112,12 @@ need_python_kubernetes() {
   python3 -m venv "$TOOLS_DIR/python-kubernetes"
   "$TOOLS_DIR/python-kubernetes/bin/pip" install -q "kubernetes==$PYTHON_KUBERNETES_VERSION" >&2
 }
+
+# buildah (daemonless image builds) with its own vfs storage under target/tools, so builds need no
+# daemon, no overlay mounts and nothing outside the repository's target directory.
+need_buildah() {
+  need_command buildah buildah
+  mkdir -p "$TOOLS_DIR/buildah/root" "$TOOLS_DIR/buildah/run"
+  BUILDAH_STORAGE=(--storage-driver vfs --root "$TOOLS_DIR/buildah/root" --runroot "$TOOLS_DIR/buildah/run")
+  export BUILDAH_ISOLATION=chroot
+}

@@ -51,8 +51,9 @@ pub struct Config {
 
 /// Every default, once: the flags (`--help`, `docs/operator.md`) and [`Config::default`] use these.
 pub mod defaults {
-    /// `--worker-image`.
-    pub const WORKER_IMAGE: &str = "ghcr.io/ephemera-dev/ephemera-worker:latest";
+    /// `--worker-image`: the worker image of this operator's own release (never `latest`, so an
+    /// upgrade of one never silently runs another's worker).
+    pub const WORKER_IMAGE: &str = concat!("ghcr.io/ephemera-dev/ephemera-worker:", env!("CARGO_PKG_VERSION"));
     /// `--pod-start-timeout-seconds`.
     pub const POD_START_TIMEOUT_SECONDS: u64 = 300;
     /// `--termination-grace-seconds`.

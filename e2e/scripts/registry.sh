@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The local OCI registry (Debian's docker-registry, the CNCF distribution registry) on loopback, for
+# the images the project builds and the test images its suites use.
+#
+#   e2e/scripts/registry.sh start   # serve 127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000} unless it already answers
+#   e2e/scripts/registry.sh stop
+#
+# Storage and log live under target/tools/registry; nothing listens beyond loopback.
+set -euo pipefail
+source "$(dirname "$0")/tools.sh"
+
+port=${EPHEMERA_REGISTRY_PORT:-5000}
+dir="$TOOLS_DIR/registry"
+url="http://127.0.0.1:$port/v2/"
+
+case "${1:-start}" in
+  start)
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then exit 0; fi
+    need_command docker-registry docker-registry
+    mkdir -p "$dir/data"
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $dir/data}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$port
+EOF
+    nohup docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    echo $! >"$dir/pid"
+    for _ in $(seq 1 50); do
+      if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+        echo "registry on 127.0.0.1:$port (storage $dir/data)" >&2
+        exit 0
+      fi
+      sleep 0.1
+    done
+    echo "the registry did not start; see $dir/registry.log" >&2
+    exit 1
+    ;;
+  stop)
+    if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null || true; rm -f "$dir/pid"; fi
+    ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds the images of the three components (ephemera-operator, ephemera-api, ephemera-worker) and
+# pushes them to a registry. Daemonless by default (buildah, vfs storage, as on CI); Docker or Podman
+# build the same Containerfiles from the same context.
+#
+#   images/build.sh [--builder buildah|docker|podman] [--registry HOST[:PORT]/PATH] [--tag TAG] [--no-push]
+#
+# Defaults: buildah; the local registry of e2e/scripts/registry.sh (started if it is not running) at
+# 127.0.0.1:5000, path ephemera-dev; tag = the workspace version. Writes the pushed references, by
+# digest, to target/images/images.env (EPHEMERA_<COMPONENT>_IMAGE=...@sha256:...).
+set -euo pipefail
+source "$(dirname "$0")/../e2e/scripts/tools.sh"
+cd "$REPO"
+
+builder=buildah
+registry=${EPHEMERA_REGISTRY:-127.0.0.1:5000/ephemera-dev}
+tag=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+push=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --builder) builder=$2; shift 2 ;;
+    --registry) registry=$2; shift 2 ;;
+    --tag) tag=$2; shift 2 ;;
+    --no-push) push=0; shift ;;
+    *) echo "unknown argument $1 (see the top of $0)" >&2; exit 2 ;;
+  esac
+done
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+components=(operator api worker)
+
+# Static binaries: the worker is copied into arbitrary Task images and must not need their libc; the
+# other two run on an empty base. glibc's static build keeps the toolchain the machine already has.
+echo "== static release binaries" >&2
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols \
+  cargo build --release --locked --target x86_64-unknown-linux-gnu \
+  -p ephemera-operator -p ephemera-api -p ephemera-worker >&2
+bin_dir="$REPO/target/x86_64-unknown-linux-gnu/release"
+
+out="$REPO/target/images"
+context="$out/context"
+rm -rf "$context"
+mkdir -p "$context"
+for c in "${components[@]}"; do cp "$bin_dir/ephemera-$c" "$context/"; done
+need_command update-ca-certificates ca-certificates
+cp /etc/ssl/certs/ca-certificates.crt "$context/ca-certificates.crt"
+
+case "$builder" in
+  buildah)
+    need_buildah
+    bld() { buildah "${BUILDAH_STORAGE[@]}" "$@"; } ;;
+  docker | podman)
+    command -v "$builder" >/dev/null || { echo "$builder is not installed" >&2; exit 1; }
+    bld() { "$builder" "$@"; } ;;
+  *) echo "--builder must be buildah, docker or podman" >&2; exit 2 ;;
+esac
+
+# A registry on loopback speaks plain HTTP (as `docker-registry` does here); anything else uses TLS.
+tls=true
+case "$registry" in 127.0.0.1:* | localhost:* | localhost/*) tls=false ;; esac
+if [ "$push" = 1 ] && [ "$registry" = "127.0.0.1:5000/ephemera-dev" ]; then
+  "$REPO/e2e/scripts/registry.sh" start >&2
+fi
+
+: >"$out/images.env.tmp"
+for c in "${components[@]}"; do
+  ref="$registry/ephemera-$c:$tag"
+  echo "== $ref" >&2
+  bld build --file "images/ephemera-$c.Containerfile" --tag "$ref" \
+    --build-arg "VERSION=$tag" --build-arg "REVISION=$revision" "$context" >&2
+  [ "$push" = 1 ] || continue
+  case "$builder" in
+    buildah)
+      bld push --tls-verify="$tls" --digestfile "$out/digest" "$ref" "docker://$ref" >&2
+      digest=$(cat "$out/digest") ;;
+    *)
+      bld push "$ref" >&2
+      digest=$(bld image inspect --format '{{index .RepoDigests 0}}' "$ref" | sed 's/.*@//') ;;
+  esac
+  name=$(echo "$c" | tr '[:lower:]' '[:upper:]')
+  echo "EPHEMERA_${name}_IMAGE=$registry/ephemera-$c:$tag@$digest" >>"$out/images.env.tmp"
+done
+mv "$out/images.env.tmp" "$out/images.env"
+cat "$out/images.env"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the test images the local cluster's suites run (from pinned Debian packages) and pushes them
+# to the local registry: 127.0.0.1:5000/ephemera-test/busybox:1.35.
+set -euo pipefail
+source "$(dirname "$0")/../../e2e/scripts/tools.sh"
+cd "$REPO"
+need_buildah
+need_command dpkg-deb dpkg
+need_command curl curl
+here="$REPO/images/test"
+out="$TOOLS_DIR/test-images"
+mirror=${EPHEMERA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+mkdir -p "$out/debs"
+while read -r sum file path; do
+  case "$sum" in '#'* | '') continue ;; esac
+  if ! echo "$sum  $out/debs/$file" | sha256sum -c --quiet - 2>/dev/null; then
+    curl -fsS -L -o "$out/debs/$file" "$mirror/$path" || {
+      echo "could not fetch $mirror/$path; if it left the archive, move the pin in images/test/debs.lock" >&2
+      exit 1
+    }
+    echo "$sum  $out/debs/$file" | sha256sum -c --quiet - || { echo "checksum mismatch: $file" >&2; exit 1; }
+  fi
+done <"$here/debs.lock"
+
+# busybox: the static binary, one symlink per applet, a passwd/group for `id`, a sticky /tmp.
+ctx="$out/busybox"
+rm -rf "$ctx"
+mkdir -p "$ctx/pkg" "$ctx/rootfs/bin" "$ctx/rootfs/etc" "$ctx/rootfs/tmp"
+dpkg-deb -x "$out"/debs/busybox-static_*.deb "$ctx/pkg"
+cp "$ctx/pkg/bin/busybox" "$ctx/rootfs/bin/busybox"
+for applet in $("$ctx/rootfs/bin/busybox" --list); do
+  [ "$applet" = busybox ] || ln -s busybox "$ctx/rootfs/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$ctx/rootfs/etc/passwd"
+printf 'root:x:0:\nnobody:x:65534:\n' >"$ctx/rootfs/etc/group"
+chmod 1777 "$ctx/rootfs/tmp"
+rm -rf "$ctx/pkg"
+
+"$REPO/e2e/scripts/registry.sh" start >&2
+ref=127.0.0.1:5000/ephemera-test/busybox:1.35
+buildah "${BUILDAH_STORAGE[@]}" build --file "$here/busybox.Containerfile" --build-arg VERSION=1.35.0 --tag "$ref" "$ctx" >&2
+buildah "${BUILDAH_STORAGE[@]}" push --tls-verify=false "$ref" "docker://$ref" >&2
+echo "$ref"
