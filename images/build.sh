@@ -5,15 +5,16 @@
 #
 #   images/build.sh [--builder buildah|docker|podman] [--registry HOST[:PORT]/PATH] [--tag TAG] [--no-push]
 #
-# Defaults: buildah; the local registry of e2e/scripts/registry.sh (started if it is not running) at
-# 127.0.0.1:5000, path ephemera-dev; tag = the workspace version. Writes the pushed references, by
+# Defaults: buildah; $EPHEMERA_REGISTRY, else the local registry of e2e/scripts/registry.sh (started
+# if it is not running) at 127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-dev; tag = the workspace
+# version. Writes the pushed references, by
 # digest, to target/images/images.env (EPHEMERA_<COMPONENT>_IMAGE=...@sha256:...).
 set -euo pipefail
 source "$(dirname "$0")/../e2e/scripts/tools.sh"
 cd "$REPO"
 
 builder=buildah
-registry=${EPHEMERA_REGISTRY:-127.0.0.1:5000/ephemera-dev}
+registry=${EPHEMERA_REGISTRY:-127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-dev}
 tag=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 push=1
 while [ $# -gt 0 ]; do
@@ -26,6 +27,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# A build of uncommitted changes says so.
+if [ -n "$(git status --porcelain 2>/dev/null)" ]; then revision="$revision-dirty"; fi
 components=(operator api worker)
 
 # Static binaries: the worker is copied into arbitrary Task images and must not need their libc; the
@@ -57,7 +60,7 @@ esac
 # A registry on loopback speaks plain HTTP (as `docker-registry` does here); anything else uses TLS.
 tls=true
 case "$registry" in 127.0.0.1:* | localhost:* | localhost/*) tls=false ;; esac
-if [ "$push" = 1 ] && [ "$registry" = "127.0.0.1:5000/ephemera-dev" ]; then
+if [ "$push" = 1 ] && [ "$registry" = "127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-dev" ]; then
   "$REPO/e2e/scripts/registry.sh" start >&2
 fi
 

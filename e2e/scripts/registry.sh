@@ -13,10 +13,23 @@ port=${EPHEMERA_REGISTRY_PORT:-5000}
 dir="$TOOLS_DIR/registry"
 url="http://127.0.0.1:$port/v2/"
 
+# Whether the registry answering on the port is the one this script started.
+ours() {
+  [ -f "$dir/pid" ] && grep -qs "$dir/config.yml" "/proc/$(cat "$dir/pid")/cmdline"
+}
+
 case "${1:-start}" in
   start)
-    if curl -fsS -o /dev/null "$url" 2>/dev/null; then exit 0; fi
-    need_command docker-registry docker-registry
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+      ours && exit 0
+      echo "something else answers on 127.0.0.1:$port (Debian's docker-registry service listens on :5000 once installed: systemctl disable --now docker-registry), or set EPHEMERA_REGISTRY_PORT" >&2
+      exit 1
+    fi
+    if ! command -v docker-registry >/dev/null 2>&1; then
+      need_command docker-registry docker-registry
+      # The package enables a system service on every interface; this project wants loopback only.
+      if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+    fi
     mkdir -p "$dir/data"
     cat >"$dir/config.yml" <<EOF
 version: 0.1
@@ -40,7 +53,8 @@ EOF
     exit 1
     ;;
   stop)
-    if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null || true; rm -f "$dir/pid"; fi
+    if ours; then kill "$(cat "$dir/pid")" 2>/dev/null || true; fi
+    rm -f "$dir/pid"
     ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

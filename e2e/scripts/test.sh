@@ -35,8 +35,12 @@ echo "== fuzz (webhook verification and rules, bounded time)" >&2
 echo "== images (static binaries, buildah, the local registry, runc)" >&2
 # CI's disk: the tests are done, and the static release build needs room of its own.
 if [[ -n "${CI:-}" ]]; then rm -rf "$REPO/target/debug"; fi
-registry_was_up=$(curl -fsS -o /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null && echo 1 || echo 0)
-"$REPO/images/build.sh" >/dev/null
+# Always the loopback registry, whatever EPHEMERA_REGISTRY says: test builds never leave the machine.
+port=${EPHEMERA_REGISTRY_PORT:-5000}
+if ! curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+  trap '"$REPO/e2e/scripts/registry.sh" stop' EXIT
+fi
+"$REPO/e2e/scripts/registry.sh" start
+"$REPO/images/build.sh" --registry "127.0.0.1:$port/ephemera-dev" >/dev/null
 "$REPO/images/test/build.sh" >/dev/null
 "$REPO/e2e/scripts/images-test.sh"
-if [[ "$registry_was_up" = 0 ]]; then "$REPO/e2e/scripts/registry.sh" stop; fi

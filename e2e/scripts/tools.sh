@@ -75,7 +75,7 @@ need_schemathesis() {
 need_payloads() {
   export PAYLOADS_DIR="$TOOLS_DIR/payloads"
   local recipe="$REPO/e2e/payloads" stamp
-  stamp=$(cat "$recipe/package-lock.json" "$recipe/debs.lock" | sha256sum | cut -c1-16)
+  stamp=$(cat "$recipe/package.json" "$recipe/package-lock.json" "$recipe/debs.lock" "$recipe/sign-standard-webhook.cjs" | sha256sum | cut -c1-16)
   if [ -f "$PAYLOADS_DIR/.stamp" ] && [ "$(cat "$PAYLOADS_DIR/.stamp")" = "$stamp" ]; then return; fi
   need_command node nodejs
   need_command npm npm

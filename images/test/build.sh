@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test images the local cluster's suites run (from pinned Debian packages) and pushes them
-# to the local registry: 127.0.0.1:5000/ephemera-test/busybox:1.35.
+# to the local registry: 127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-test/busybox:1.35.
 set -euo pipefail
 source "$(dirname "$0")/../../e2e/scripts/tools.sh"
 cd "$REPO"
@@ -26,7 +26,8 @@ done <"$here/debs.lock"
 ctx="$out/busybox"
 rm -rf "$ctx"
 mkdir -p "$ctx/pkg" "$ctx/rootfs/bin" "$ctx/rootfs/etc" "$ctx/rootfs/tmp"
-dpkg-deb -x "$out"/debs/busybox-static_*.deb "$ctx/pkg"
+busybox_deb=$(awk '$2 ~ /^busybox-static_/ {print $2}' "$here/debs.lock")
+dpkg-deb -x "$out/debs/$busybox_deb" "$ctx/pkg"
 cp "$ctx/pkg/bin/busybox" "$ctx/rootfs/bin/busybox"
 for applet in $("$ctx/rootfs/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$ctx/rootfs/bin/$applet"
@@ -37,7 +38,7 @@ chmod 1777 "$ctx/rootfs/tmp"
 rm -rf "$ctx/pkg"
 
 "$REPO/e2e/scripts/registry.sh" start >&2
-ref=127.0.0.1:5000/ephemera-test/busybox:1.35
+ref=127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-test/busybox:1.35
 buildah "${BUILDAH_STORAGE[@]}" build --file "$here/busybox.Containerfile" --build-arg VERSION=1.35.0 --tag "$ref" "$ctx" >&2
 buildah "${BUILDAH_STORAGE[@]}" push --tls-verify=false "$ref" "docker://$ref" >&2
 echo "$ref"

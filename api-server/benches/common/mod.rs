@@ -50,7 +50,10 @@ pub async fn state(client: &kube::Client) -> Arc<AppState> {
         limiter: RateLimiter::new(1_000_000, 1_000_000.0),
         metrics: Default::default(),
         request_timeout: Duration::from_secs(30),
-        progress_key: None,
+        // Webhook Task names are keyed by it (the webhook bench needs one).
+        progress_key: Some(std::sync::Arc::new(secrecy::SecretSlice::from(
+            b"bench shared key, 32 bytes long!".to_vec(),
+        ))),
         event_ring: 100,
         hub: ephemera_api::stream::hub::Hub::start(client.clone(), Default::default()),
         stopping: ephemera_api::serve::Stopping::never(),

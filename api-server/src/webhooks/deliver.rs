@@ -23,7 +23,7 @@ use super::log::{DeliveryOutcome, Entry};
 use super::rules::Outcome;
 use super::task::{self, Made};
 use super::triggers::exposed;
-use super::verify::{self, azure, Dedupe, Delivery, Refusal, Verified};
+use super::verify::{self, azure, Delivery, Refusal, Verified};
 use crate::error::{ApiError, Refusals};
 use crate::AppState;
 
@@ -225,7 +225,7 @@ async fn outbound_message(
         }
     }
     for n in message.notifications {
-        let verified = Verified { event: n.object_type, delivery: n.id, dedupe: Dedupe::Id };
+        let verified = Verified { event: n.object_type, delivery: n.id };
         match make_task(state, trigger, log, &verified, &n.body, &BTreeMap::new()).await {
             // Logged; redelivering them would fail the same way for 24 hours.
             Ok(_) | Err(ApiError::Validation(_) | ApiError::Conflict { .. }) => {}
@@ -282,12 +282,17 @@ async fn make_task(
         }
     };
     let rule = &trigger.spec.rules[index];
-    let dedupe = verified.dedupe_key();
+    // Task names are keyed by the replicas' shared key; without one they would be predictable,
+    // and anyone allowed to create Tasks could take a delivery's name first.
+    let Some(name_key) = state.progress_key.as_ref() else {
+        let why = "the server has no shared key (--progress-key-file), so it takes no webhook deliveries".to_string();
+        log.record(DeliveryOutcome::Failed, Some(verified), &rule.name, "", why);
+        return Err(ApiError::Unavailable);
+    };
     let made = Made {
         event: &verified.event,
         delivery: &verified.delivery,
-        dedupe: &dedupe,
-        name_key: state.progress_key.as_ref().map(|k| k.expose_secret()),
+        name_key: name_key.expose_secret(),
         params,
         concurrency_key: key.as_deref(),
     };
@@ -312,13 +317,12 @@ async fn make_task(
             Ok((StatusCode::ACCEPTED, answer(false)))
         }
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            // Redelivered, replayed under another id (GitHub, Bitbucket), or delivered to two
-            // replicas at once: the first create won. Only a Task this trigger made counts; anything
-            // else on the name (possible only without the shared key) is a conflict.
+            // Redelivered, or delivered to two replicas at once: the first create won. Only a Task
+            // this trigger made for this delivery counts; anything else on the name is a conflict.
             let existing = tasks.get_opt(&task_name).await.map_err(|e| ApiError::from_kube(e, "Task"))?;
             let ours = existing.as_ref().is_some_and(|t| {
                 t.labels().get(task::TRIGGER_LABEL) == Some(&task::label_value(&name))
-                    && t.spec.origin.as_ref().is_some_and(|o| o.source == "webhook" && o.trigger == name)
+                    && t.spec.origin.as_ref().is_some_and(|o| o.trigger == name && o.delivery == verified.delivery)
             });
             if !ours {
                 let why = "the Task's name is taken".to_string();

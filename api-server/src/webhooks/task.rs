@@ -1,7 +1,7 @@
-//! The Task a matched delivery becomes. Its name is derived from the trigger's uid and the delivery's
-//! dedupe key, so a redelivery (to any replica, after any restart) collides with the first create
-//! instead of making a second Task: exactly once per delivery, by construction. Keyed by the key the
-//! replicas share, so nobody who can create Tasks can take a future delivery's name first.
+//! The Task a matched delivery becomes. Its name is derived from the trigger's uid and the delivery
+//! id, so a redelivery (to any replica, after any restart) collides with the first create instead of
+//! making a second Task: exactly once per delivery, by construction. Keyed by the key the replicas
+//! share, so nobody who can create Tasks can take a future delivery's name first.
 
 use std::collections::BTreeMap;
 
@@ -40,20 +40,13 @@ fn hex(bytes: &[u8], n: usize) -> String {
     bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
 }
 
-/// `<trigger>-<16 hex>`, a DNS label of at most 53 characters. The hex is HMAC-SHA256 under the
-/// replicas' shared key of the trigger's uid and the dedupe key (plain SHA-256 when the server has no
-/// key: then names are predictable, which the docs warn about).
-pub fn task_name(key: Option<&[u8]>, trigger: &str, trigger_uid: &str, dedupe: &str) -> String {
-    let suffix = match key {
-        Some(key) => {
-            let mac = verify::hmac_sha256(
-                key,
-                &[b"ephemera webhook task name\0", trigger_uid.as_bytes(), b"/", dedupe.as_bytes()],
-            );
-            hex(&mac, 8)
-        }
-        None => digest(&[trigger_uid, dedupe], 8),
-    };
+/// `<trigger>-<16 hex>`, a DNS label of at most 53 characters. The hex is HMAC-SHA256, under the
+/// key the replicas share, of the trigger's uid and the delivery id: every replica computes the same
+/// name, and nobody without the key can compute it in advance.
+pub fn task_name(key: &[u8], trigger: &str, trigger_uid: &str, delivery: &str) -> String {
+    let mac =
+        verify::hmac_sha256(key, &[b"ephemera webhook task name\0", trigger_uid.as_bytes(), b"/", delivery.as_bytes()]);
+    let suffix = hex(&mac, 8);
     let keep = NAME_MAX - suffix.len() - 1;
     let prefix: String = trigger.chars().take(keep).collect();
     format!("{}-{suffix}", prefix.trim_end_matches(['-', '.']))
@@ -79,10 +72,8 @@ pub struct Made<'a> {
     pub event: &'a str,
     /// The provider's delivery id.
     pub delivery: &'a str,
-    /// What makes two deliveries one ([`verify::Verified::dedupe_key`]).
-    pub dedupe: &'a str,
     /// The replicas' shared key, which keys Task names.
-    pub name_key: Option<&'a [u8]>,
+    pub name_key: &'a [u8],
     /// The rule's evaluated params.
     pub params: BTreeMap<String, String>,
     /// The evaluated concurrency key.
@@ -116,7 +107,7 @@ pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task 
             delivery: made.delivery.chars().take(256).collect(),
         }),
     };
-    let mut task = Task::new(&task_name(made.name_key, &name, &uid, made.dedupe), spec);
+    let mut task = Task::new(&task_name(made.name_key, &name, &uid, made.delivery), spec);
     task.metadata.namespace = Some(ns);
     let mut labels =
         BTreeMap::from([(TRIGGER_LABEL.to_string(), label_value(&name)), (RULE_LABEL.to_string(), rule.name.clone())]);
@@ -147,13 +138,13 @@ mod tests {
 
     #[test]
     fn a_redelivery_gets_the_same_name_and_another_delivery_another() {
-        let key = Some(&b"the replicas' shared key"[..]);
-        let a = task_name(key, "gh", "uid-1", "id:72d3162e-cc78-11e3-81ab-4c9367dc0958");
-        assert_eq!(a, task_name(key, "gh", "uid-1", "id:72d3162e-cc78-11e3-81ab-4c9367dc0958"));
-        assert_ne!(a, task_name(key, "gh", "uid-1", "id:72d3162e-cc78-11e3-81ab-4c9367dc0959"));
+        let key = b"the replicas' shared key";
+        let a = task_name(key, "gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        assert_eq!(a, task_name(key, "gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+        assert_ne!(a, task_name(key, "gh", "uid-1", "72d3162e-cc78-11e3-81ab-4c9367dc0959"));
         assert_ne!(
             a,
-            task_name(key, "gh", "uid-2", "id:72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            task_name(key, "gh", "uid-2", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
             "a recreated trigger starts over"
         );
         let long = task_name(key, &"t".repeat(63), "u", "d");
@@ -164,13 +155,13 @@ mod tests {
 
     #[test]
     fn without_the_shared_key_nobody_can_compute_a_future_deliverys_task_name() {
-        // A Task author knows the trigger's uid and can guess a delivery id; the name still differs
-        // per key, so a Task created in advance under the unkeyed name does not block the delivery.
-        let (uid, dedupe) = ("11111111-2222-3333-4444-555555555555", "id:sf-notification-1");
-        let keyed = task_name(Some(b"key one"), "sf", uid, dedupe);
-        assert_ne!(keyed, task_name(None, "sf", uid, dedupe));
-        assert_ne!(keyed, task_name(Some(b"key two"), "sf", uid, dedupe));
-        assert_eq!(keyed, task_name(Some(b"key one"), "sf", uid, dedupe), "every replica agrees");
+        // A Task author knows the trigger's uid and can guess a delivery id (Azure DevOps numbers
+        // its notifications); the name still depends on the key they do not have.
+        let (uid, delivery) = ("11111111-2222-3333-4444-555555555555", "sub/42");
+        let keyed = task_name(b"key one", "az", uid, delivery);
+        assert_ne!(keyed, task_name(b"key two", "az", uid, delivery));
+        assert_ne!(keyed, format!("az-{}", digest(&[uid, delivery], 8)), "not the plain hash");
+        assert_eq!(keyed, task_name(b"key one", "az", uid, delivery), "every replica agrees");
     }
 
     #[test]
@@ -178,14 +169,8 @@ mod tests {
         let tr = trigger();
         let rule = &tr.spec.rules[0];
         let params = BTreeMap::from([("repo".to_string(), "acme/app".to_string())]);
-        let made = Made {
-            event: "push",
-            delivery: "d-1",
-            dedupe: "id:d-1",
-            name_key: None,
-            params,
-            concurrency_key: Some("acme/app#42"),
-        };
+        let made =
+            Made { event: "push", delivery: "d-1", name_key: b"k", params, concurrency_key: Some("acme/app#42") };
         let t = build(&tr, rule, made);
         assert_eq!(t.metadata.namespace.as_deref(), Some("team"));
         assert_eq!((t.spec.queue.as_str(), t.spec.priority), ("ci", 20));

@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use super::{same, Dedupe, Delivery, Refusal, Verified};
+use super::{same, Delivery, Refusal, Verified};
 
 /// How a trigger expects Azure DevOps to present its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]], presented: &Presented) -> Res
         (Some(sub), Some(n)) => format!("{sub}/{n}"),
         _ => body["id"].as_str().ok_or(Refusal::Malformed("the body has no id"))?.to_string(),
     };
-    Ok(Verified { event, delivery, dedupe: Dedupe::Id })
+    Ok(Verified { event, delivery })
 }
 
 #[cfg(test)]

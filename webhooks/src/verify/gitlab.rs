@@ -4,7 +4,7 @@
 //! event is `X-Gitlab-Event` (e.g. `Push Hook`); the dedupe key is the signed `webhook-id` when
 //! signed, else `Idempotency-Key` (the same on every retry), else `X-Gitlab-Event-UUID`.
 
-use super::{same, standard, Dedupe, Delivery, Refusal, Verified};
+use super::{same, standard, Delivery, Refusal, Verified};
 
 /// Checks a GitLab delivery.
 pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]], window_seconds: i64) -> Result<Verified, Refusal> {
@@ -22,7 +22,7 @@ pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]], window_seconds: i64) -> Resul
             .ok_or(Refusal::MissingHeader("idempotency-key"))?
             .to_string()
     };
-    Ok(Verified { event, delivery, dedupe: Dedupe::Id })
+    Ok(Verified { event, delivery })
 }
 
 #[cfg(test)]
@@ -36,7 +36,7 @@ mod tests {
         let d = Delivery { headers: &h, body: b"{}", now: 0 };
         assert_eq!(
             verify(&d, &[b"s3cret"], 300).unwrap(),
-            Verified { event: "Push Hook".into(), delivery: "f1e2".into(), dedupe: Dedupe::Id }
+            Verified { event: "Push Hook".into(), delivery: "f1e2".into() }
         );
         assert_eq!(verify(&d, &[b"s3cre"], 300), Err(Refusal::BadSignature), "a prefix is not the token");
         assert_eq!(verify(&d, &[b"s3cret!"], 300), Err(Refusal::BadSignature));

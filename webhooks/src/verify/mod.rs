@@ -12,7 +12,7 @@ pub mod standard;
 
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// What a genuine delivery says about itself.
@@ -20,33 +20,8 @@ use subtle::ConstantTimeEq;
 pub struct Verified {
     /// The provider's event name (GitHub `push`, GitLab `Push Hook`, Bitbucket `repo:push`, ...).
     pub event: String,
-    /// The id the provider keeps across redeliveries of this delivery.
+    /// The id the provider keeps across redeliveries of this delivery (the dedupe key).
     pub delivery: String,
-    /// What makes two deliveries one (the Task's name derives from it).
-    pub dedupe: Dedupe,
-}
-
-/// What makes two deliveries one delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dedupe {
-    /// The delivery id: the signature covers it (Standard Webhooks), or the source authenticates by a
-    /// bearer secret, so whoever holds it can send anything anyway (GitLab tokens, Azure DevOps,
-    /// Salesforce).
-    Id,
-    /// SHA-256 of the event and the signed body. GitHub and Bitbucket sign the body but not their
-    /// delivery headers, so a captured delivery replayed under a new id must still be the same one.
-    /// Their redeliveries resend the same bytes, so redelivery still finds the first Task.
-    SignedBody([u8; 32]),
-}
-
-impl Verified {
-    /// The dedupe key as text: `id:<delivery>` or `body:<hex sha256>`.
-    pub fn dedupe_key(&self) -> String {
-        match &self.dedupe {
-            Dedupe::Id => format!("id:{}", self.delivery),
-            Dedupe::SignedBody(d) => format!("body:{}", d.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-        }
-    }
 }
 
 /// Why a delivery is refused before anything else is looked at. The reason is for the delivery log;
@@ -121,9 +96,7 @@ pub(crate) fn hex_signed(
     let hex =
         d.require(signature)?.strip_prefix("sha256=").ok_or(Refusal::Malformed("the signature is not sha256=<hex>"))?;
     hex_hmac_matches(secrets, d.body, hex)?;
-    let event = d.require(event)?.to_string();
-    let digest = sha2::Sha256::new().chain_update(event.as_bytes()).chain_update(b"\n").chain_update(d.body).finalize();
-    Ok(Verified { event, delivery: d.require(delivery)?.to_string(), dedupe: Dedupe::SignedBody(digest.into()) })
+    Ok(Verified { event: d.require(event)?.to_string(), delivery: d.require(delivery)?.to_string() })
 }
 
 /// Whether any secret's HMAC of the body, hex-encoded, is `hex` (`sha256=<hex>` style schemes).

@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use super::{hmac_sha256, same, Dedupe, Delivery, Refusal, Verified};
+use super::{hmac_sha256, same, Delivery, Refusal, Verified};
 
 /// The shortest key accepted, in bytes.
 pub const MIN_KEY_BYTES: usize = 16;
@@ -59,7 +59,7 @@ pub fn verify(d: &Delivery<'_>, secrets: &[&[u8]], window_seconds: i64) -> Resul
         .ok()
         .and_then(|b| b["type"].as_str().map(str::to_string))
         .unwrap_or_default();
-    Ok(Verified { event, delivery: id.to_string(), dedupe: Dedupe::Id })
+    Ok(Verified { event, delivery: id.to_string() })
 }
 
 #[cfg(test)]

@@ -264,11 +264,18 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
                 schema_errs.retain(|e| !unchanged_at(old, &new, &e.field));
             }
             // The CRD's CEL rules, after the schema's own errors; a real server skips them after a
-            // "blocking" schema error (unsupported enum value, missing required field, wrong type)
-            // and says so.
-            let blocking = schema_errs
-                .iter()
-                .any(|e| matches!(e.reason, "FieldValueNotSupported" | "FieldValueRequired" | "FieldValueTypeInvalid"));
+            // "blocking" schema error (unsupported enum value, missing required field, wrong type,
+            // too long, too many: the errors that leave the rules' cost unbounded) and says so.
+            let blocking = schema_errs.iter().any(|e| {
+                matches!(
+                    e.reason,
+                    "FieldValueNotSupported"
+                        | "FieldValueRequired"
+                        | "FieldValueTypeInvalid"
+                        | "FieldValueTooLong"
+                        | "FieldValueTooMany"
+                )
+            });
             errs.extend(schema_errs);
             if !blocking {
                 errs.extend(schema::cel::validate(&new, old, &schema));

@@ -9,6 +9,7 @@
 //! the message is `message`, `messageExpression`'s result, or `failed rule: <rule>`.
 //!
 //! Not modelled: the cost budget (the real server refuses CRDs whose rules could cost too much),
+//! refusing a CRD whose rule does not compile (here that rule fails every write instead),
 //! `optionalOldSelf` (such rules are checked only on updates), Kubernetes' CEL library extensions
 //! beyond the standard ones the `cel` crate has (e.g. `quantity`, `url`, `isSorted`), and timestamp or
 //! duration typing of `format: date-time`/`duration` strings.
@@ -84,7 +85,13 @@ fn correlate<'a>(node: Node<'_>, item: &Value, olds: &'a [Value]) -> Option<&'a 
 /// One rule on one value: `None` when it holds (or does not apply).
 fn check_rule(rule: &Value, new: &Value, old: Option<&Value>, node: Node<'_>, at: &str) -> Option<FieldError> {
     let text = rule.get("rule").and_then(Value::as_str)?;
-    let program = compile(text)?;
+    let own = if at.is_empty() { "<nil>".to_string() } else { at.to_string() };
+    let program = match compile(text) {
+        Ok(p) => p,
+        // Upstream refuses such a CRD when it is written; here the rule fails every write instead
+        // of passing silently.
+        Err(why) => return Some(format::invalid(&own, &Bad::Str(node.type_name().to_string()), &why)),
+    };
     let transition = program.references().has_variable("oldSelf");
     if transition && old.is_none() {
         return None;
@@ -93,11 +100,14 @@ fn check_rule(rule: &Value, new: &Value, old: Option<&Value>, node: Node<'_>, at
         return None; // ratcheting: an unchanged value is not judged again
     }
     let mut ctx = cel::Context::default();
-    ctx.add_variable("self", new).ok()?;
-    if let Some(o) = old.filter(|_| transition) {
-        ctx.add_variable("oldSelf", o).ok()?;
+    let bound = ctx.add_variable("self", new).and_then(|()| match old.filter(|_| transition) {
+        Some(o) => ctx.add_variable("oldSelf", o),
+        None => Ok(()),
+    });
+    if let Err(e) = bound {
+        let why = format!("the value cannot be given to the rule: {e}");
+        return Some(format::invalid(&own, &Bad::Str(node.type_name().to_string()), &why));
     }
-    let own = if at.is_empty() { "<nil>".to_string() } else { at.to_string() };
     let detail = match run(&program, &ctx) {
         Ok(cel::Value::Bool(true)) => return None,
         Ok(cel::Value::Bool(false)) => message(rule, text, &ctx),
@@ -122,7 +132,7 @@ fn check_rule(rule: &Value, new: &Value, old: Option<&Value>, node: Node<'_>, at
     Some(match rule.get("reason").and_then(Value::as_str) {
         Some("FieldValueRequired") => format::required(&field, &detail),
         Some("FieldValueForbidden") => format::forbidden(&field, &detail),
-        Some("FieldValueDuplicate") => format::duplicate(&field, &Bad::Str(detail)),
+        Some("FieldValueDuplicate") => format::duplicate(&field, &Bad::of(new)),
         // A scalar is quoted as the value; an object or a list is left out of the message.
         _ => match new {
             Value::Object(_) | Value::Array(_) => {
@@ -146,9 +156,11 @@ fn lower_first(s: &str) -> String {
 /// `message`, else `failed rule: <rule>`.
 fn message(rule: &Value, text: &str, ctx: &cel::Context<'_, '_>) -> String {
     if let Some(expr) = rule.get("messageExpression").and_then(Value::as_str) {
-        if let Some(cel::Value::String(s)) = compile(expr).and_then(|p| run(&p, ctx).ok()) {
-            if !s.trim().is_empty() {
-                return s.trim().to_string();
+        if let Some(cel::Value::String(s)) = compile(expr).ok().and_then(|p| run(&p, ctx).ok()) {
+            // Upstream falls back to `message` for an empty, multi-line or over-long result.
+            let s = s.trim();
+            if !s.is_empty() && !s.contains('\n') && s.len() <= MESSAGE_EXPRESSION_MAX {
+                return s.to_string();
             }
         }
     }
@@ -182,9 +194,24 @@ fn join_field_path(at: &str, fp: &str) -> String {
     out
 }
 
+/// Longest `messageExpression` result used as the message (upstream's limit).
+const MESSAGE_EXPRESSION_MAX: usize = 5 * 1024;
+
+/// Most operator characters a rule may have: the `cel` crate's parser recurses once per chained
+/// operator and a few thousand overflow a thread's stack (no `catch_unwind` survives that), so a
+/// hostile CRD could bring the local cluster down. Real rules use a few dozen.
+const MAX_OPERATORS: usize = 500;
+
 /// Compiles a rule; the parser can panic on some malformed input, which is "does not compile".
-fn compile(text: &str) -> Option<cel::Program> {
-    std::panic::catch_unwind(|| cel::Program::compile(text)).ok()?.ok()
+fn compile(text: &str) -> Result<cel::Program, String> {
+    if text.bytes().filter(|b| b"+-*/%!<>=&|?:.[(,".contains(b)).count() > MAX_OPERATORS {
+        return Err(format!("compilation failed: more than {MAX_OPERATORS} operators"));
+    }
+    match std::panic::catch_unwind(|| cel::Program::compile(text)) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(format!("compilation failed: {e}")),
+        Err(_) => Err("compilation failed: the rule does not parse".to_string()),
+    }
 }
 
 fn run(p: &cel::Program, ctx: &cel::Context<'_, '_>) -> Result<cel::Value, String> {
@@ -240,6 +267,19 @@ mod tests {
         let messages: Vec<&str> = moved.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, ["Invalid value: min must not exceed max", "Invalid value: \"b\": queue is immutable"]);
         assert!(validate(&old, Some(&old), &schema()).is_empty(), "an unchanged invalid spec ratchets");
+    }
+
+    #[test]
+    fn a_rule_that_does_not_compile_fails_instead_of_passing_and_a_huge_one_is_not_parsed() {
+        let bad = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a ==", "message": "m"}]});
+        let errs = validate(&json!({"a": 1}), None, &bad);
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("compilation failed"), "{errs:?}");
+        // 2,000 chained additions overflow the parser's stack; they must be refused before parsing.
+        let huge = format!("1{} > 0", "+1".repeat(2000));
+        let schema = json!({"type": "object", "x-kubernetes-validations": [{"rule": huge}]});
+        let errs = validate(&json!({}), None, &schema);
+        assert!(errs[0].message.contains("more than 500 operators"), "{errs:?}");
     }
 
     #[test]

@@ -778,6 +778,7 @@ async fn rule_scenarios(c: &Client) -> Vec<(String, Value)> {
         ("a map value rule", json!({"name": "a", "min": 1, "max": 2, "labels": {"team": "bad"}})),
         ("several at once", json!({"name": "", "min": 9, "max": 200, "secret": "s", "env": [{"name": "LD_X"}]})),
         ("a blocking schema error skips the rules", json!({"name": "a", "min": 1, "max": 2, "env": [{}]})),
+        ("too long blocks the rules too", json!({"name": "a".repeat(25), "min": 3, "max": 2})),
         ("a missing field the rule reads", json!({"name": "a", "min": 1})),
     ];
     for (label, spec) in cases {

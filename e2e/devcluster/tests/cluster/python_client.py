@@ -76,6 +76,53 @@ assert base64.b64decode(secret.data["token"]) == b"s3cr3t"
 assert secret.string_data is None
 step("secret stringData becomes data")
 
+# A list body is sent as a JSON patch.
+patched = core.patch_namespaced_config_map("settings", NS, [{"op": "add", "path": "/data/d", "value": "4"}])
+assert patched.data["d"] == "4", patched.data
+step("list patch is a JSON patch")
+
+# A watch from a list's resourceVersion sees the next change and nothing before it.
+rv = core.list_namespaced_config_map(NS).metadata.resource_version
+core.create_namespaced_config_map(NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="later", labels={"app": "py"})))
+seen = []
+w = watch.Watch()
+for event in w.stream(core.list_namespaced_config_map, NS, resource_version=rv, timeout_seconds=10):
+    seen.append((event["type"], event["object"].metadata.name))
+    w.stop()
+assert seen == [("ADDED", "later")], seen
+step("watch from a resourceVersion")
+
+core.delete_collection_namespaced_config_map(NS, label_selector="app=py")
+left = [i.metadata.name for i in core.list_namespaced_config_map(NS).items]
+assert "settings" not in left and "later" not in left, left
+core.create_namespaced_config_map(
+    NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="settings", labels={"app": "py"}), data={"a": "1"})
+)
+step("delete collection by label")
+
+# A subresource body without kind: a TokenRequest for a ServiceAccount.
+core.create_namespaced_service_account(NS, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="robot")))
+token = core.create_namespaced_service_account_token(
+    "robot", NS, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=["api"], expiration_seconds=600))
+)
+assert token.status.token and token.status.expiration_timestamp, token.status
+step("token request without kind")
+
+# Core events, as controllers written with this client record them.
+core.create_namespaced_event(
+    NS,
+    client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name="settings.1"),
+        involved_object=client.V1ObjectReference(kind="ConfigMap", name="settings", namespace=NS),
+        reason="Tested",
+        message="from python",
+        type="Normal",
+    ),
+)
+events = core.list_namespaced_event(NS, field_selector="involvedObject.name=settings")
+assert [e.reason for e in events.items] == ["Tested"], events.items
+step("core event without kind, found by field selector")
+
 expect_error(404, "NotFound", core.read_namespaced_config_map, "absent", NS)
 step("missing object is 404 NotFound")
 body = expect_error(
