@@ -2,6 +2,7 @@
 //! local processes, reporting status the way a real kubelet does. See `pod.rs` for a Pod's life,
 //! `runtime.rs` for how a container runs, and this crate's README for what is and is not enforced.
 
+pub mod bundle;
 mod env;
 pub mod images;
 pub mod logs;
