@@ -13,6 +13,17 @@ need_payloads
 need_python_kubernetes
 export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST EPHEMERA_PAYLOADS_DIR="$PAYLOADS_DIR" \
   EPHEMERA_PYTHON_KUBERNETES="$PYTHON_KUBERNETES"
+# The loopback registry with the test images (the kubelet's pull and runc tests use them), stopped at
+# the end if this run started it. Always loopback, whatever EPHEMERA_REGISTRY says: test builds never
+# leave the machine.
+port=${EPHEMERA_REGISTRY_PORT:-5000}
+if ! curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+  trap '"$REPO/e2e/scripts/registry.sh" stop' EXIT
+fi
+"$REPO/e2e/scripts/registry.sh" start
+echo "== test images (images/test, into the loopback registry)" >&2
+"$REPO/images/test/build.sh" >/dev/null
+export EPHEMERA_TEST_REGISTRY="127.0.0.1:$port"
 # A CI run builds everything once from scratch: incremental state would only double target/'s size.
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=0; fi
 
@@ -35,12 +46,5 @@ echo "== fuzz (webhook verification and rules, bounded time)" >&2
 echo "== images (static binaries, buildah, the local registry, runc)" >&2
 # CI's disk: the tests are done, and the static release build needs room of its own.
 if [[ -n "${CI:-}" ]]; then rm -rf "$REPO/target/debug"; fi
-# Always the loopback registry, whatever EPHEMERA_REGISTRY says: test builds never leave the machine.
-port=${EPHEMERA_REGISTRY_PORT:-5000}
-if ! curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
-  trap '"$REPO/e2e/scripts/registry.sh" stop' EXIT
-fi
-"$REPO/e2e/scripts/registry.sh" start
 "$REPO/images/build.sh" --registry "127.0.0.1:$port/ephemera-dev" >/dev/null
-"$REPO/images/test/build.sh" >/dev/null
 "$REPO/e2e/scripts/images-test.sh"

@@ -430,8 +430,8 @@ pub fn runtime_spec(b: &Bundle, rootfs: &str, hostname: &str, mounts: &[(String,
             "env": b.env,
             "cwd": b.cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": b.no_new_privileges,
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1_048_576, "soft": 1_048_576}]
+            // No rlimits: inherited from the runtime, as containerd 2 does.
+            "noNewPrivileges": b.no_new_privileges
         },
         "root": {"path": rootfs, "readonly": b.readonly_root},
         "hostname": hostname,

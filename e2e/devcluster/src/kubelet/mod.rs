@@ -7,6 +7,7 @@ mod env;
 pub mod images;
 pub mod logs;
 mod pod;
+pub mod pull;
 pub mod runtime;
 mod status;
 mod volumes;

@@ -9,3 +9,4 @@ mod kube_client;
 mod kubectl;
 mod kubelet;
 mod python_client;
+mod runc;
