@@ -20,6 +20,7 @@ port=${EPHEMERA_REGISTRY_PORT:-5000}
 if ! curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
   trap '"$REPO/e2e/scripts/registry.sh" stop' EXIT
 fi
+need_command runc runc
 "$REPO/e2e/scripts/registry.sh" start
 echo "== test images (images/test, into the loopback registry)" >&2
 "$REPO/images/test/build.sh" >/dev/null

@@ -45,7 +45,8 @@ impl ImageConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Accounts {
     users: Vec<(String, u32, u32)>,
-    groups: Vec<(String, u32)>,
+    /// Name, gid, members.
+    groups: Vec<(String, u32, Vec<String>)>,
 }
 
 impl Accounts {
@@ -62,7 +63,8 @@ impl Accounts {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                Some((f.first()?.to_string(), f.get(2)?.parse().ok()?))
+                let members = f.get(3).map(|m| m.split(',').filter(|x| !x.is_empty()).map(String::from).collect());
+                Some((f.first()?.to_string(), f.get(2)?.parse().ok()?, members.unwrap_or_default()))
             })
             .collect();
         Accounts { users, groups }
@@ -209,19 +211,36 @@ pub fn bundle(
     );
     let cname = container["name"].as_str().unwrap_or_default();
     // Kubernetes: a command replaces the image's entrypoint and its cmd; args alone replace the cmd.
+    // An empty list is no list (containerd tests the length).
+    let (command, args) = (command.filter(|c| !c.is_empty()), args.filter(|a| !a.is_empty()));
     let argv: Vec<String> = match (command, args) {
         (Some(c), a) => c.into_iter().chain(a.unwrap_or_default()).collect(),
         (None, Some(a)) => image.entrypoint.iter().cloned().chain(a).collect(),
         (None, None) => image.entrypoint.iter().chain(&image.cmd).cloned().collect(),
     };
     if argv.is_empty() {
-        return Err(ConfigError::Create("failed to create containerd container: no command specified".into()));
+        return Err(ConfigError::Create(format!(
+            "failed to generate container \"{cname}\" spec: failed to generate spec: no command specified"
+        )));
     }
-    let mut merged: Vec<(String, String)> = image
-        .env
-        .iter()
-        .map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((e.clone(), String::new())))
-        .collect();
+    // containerd: its default PATH and the Pod's HOSTNAME, then the image's env (an entry without
+    // `=` unsets), then the container's; a later value replaces an earlier one in place.
+    let mut merged: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        (
+            "HOSTNAME".into(),
+            pod["spec"]["hostname"].as_str().or(pod["metadata"]["name"].as_str()).unwrap_or_default().into(),
+        ),
+    ];
+    for e in &image.env {
+        match e.split_once('=') {
+            Some((k, v)) => match merged.iter_mut().find(|(name, _)| name == k) {
+                Some(slot) => slot.1 = v.to_string(),
+                None => merged.push((k.to_string(), v.to_string())),
+            },
+            None => merged.retain(|(name, _)| name != e),
+        }
+    }
     for (k, v) in env {
         match merged.iter_mut().find(|(name, _)| name == k) {
             Some(slot) => slot.1 = v.clone(),
@@ -237,10 +256,9 @@ pub fn bundle(
 
     // The user: runAsUser, else the image's; runAsNonRoot is checked as the kubelet checks it.
     let run_as_user = setting(pod, container, "runAsUser").and_then(Value::as_u64).map(|u| u as u32);
-    let (image_user, image_group) = match image.user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (image.user.as_str(), None),
-    };
+    // The kubelet passes only the user part of the image's `User`; containerd then takes the primary
+    // group from the image's /etc/passwd, else 0 (so `65532:65532` alone runs with gid 0).
+    let image_user = image.user.split(':').next().unwrap_or_default();
     if setting(pod, container, "runAsNonRoot") == Some(&Value::Bool(true)) {
         match run_as_user {
             Some(0) => {
@@ -272,38 +290,31 @@ pub fn bundle(
                 Some((_, u, g)) => (*u, Some(*g)),
                 None => {
                     return Err(ConfigError::Create(format!(
-                        "failed to create containerd container: no users found for {image_user} in /etc/passwd"
+                        "failed to create containerd container: mount callback failed: no users found for {image_user}"
                     )))
                 }
             },
         },
     };
-    let group_of = |g: &str| -> Result<u32, ConfigError> {
-        g.parse::<u32>().or_else(|_| {
-            accounts.groups.iter().find(|(n, _)| n == g).map(|(_, id)| *id).ok_or_else(|| {
-                ConfigError::Create(format!(
-                    "failed to create containerd container: no groups found for {g} in /etc/group"
-                ))
-            })
-        })
-    };
     let gid = match setting(pod, container, "runAsGroup").and_then(Value::as_u64) {
         Some(g) => g as u32,
-        None => match image_group.filter(|_| run_as_user.is_none()) {
-            Some(g) => group_of(g)?,
-            None => passwd_gid.unwrap_or(0),
-        },
+        None => passwd_gid.unwrap_or(0),
     };
+    // containerd's order: the primary group, the user's /etc/group memberships, then the Pod's
+    // supplementalGroups and fsGroup; each once.
+    let user_name = accounts.users.iter().find(|(_, id, _)| *id == uid).map(|(n, _, _)| n.as_str());
     let pod_sc = &pod["spec"]["securityContext"];
-    let mut additional_gids: Vec<u32> = pod_sc["supplementalGroups"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|g| g.as_u64().map(|g| g as u32)).collect())
-        .unwrap_or_default();
-    if let Some(fs) = pod_sc["fsGroup"].as_u64() {
-        additional_gids.push(fs as u32);
+    let mut additional_gids: Vec<u32> = vec![gid];
+    if let Some(name) = user_name {
+        additional_gids
+            .extend(accounts.groups.iter().filter(|(_, _, m)| m.iter().any(|x| x == name)).map(|(_, g, _)| *g));
     }
-    additional_gids.sort_unstable();
-    additional_gids.dedup();
+    additional_gids.extend(
+        pod_sc["supplementalGroups"].as_array().into_iter().flatten().filter_map(|g| g.as_u64().map(|g| g as u32)),
+    );
+    additional_gids.extend(pod_sc["fsGroup"].as_u64().map(|g| g as u32));
+    let mut seen = std::collections::BTreeSet::new();
+    additional_gids.retain(|g| seen.insert(*g));
 
     let sc = &container["securityContext"];
     let privileged = sc["privileged"] == Value::Bool(true);
@@ -311,45 +322,50 @@ pub fn bundle(
         sc["capabilities"][key]
             .as_array()
             .map(|a| {
-                a.iter().filter_map(Value::as_str).map(|c| format!("CAP_{}", c.trim_start_matches("CAP_"))).collect()
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|c| format!("CAP_{}", c.to_uppercase().trim_start_matches("CAP_")))
+                    .collect()
             })
             .unwrap_or_default()
     };
     let (add, drop) = (names("add"), names("drop"));
+    // containerd: from the default set, `add: [ALL]` gives every capability, then `drop: [ALL]`
+    // removes every one, then the named adds, then the named drops (a drop beats an add).
     let mut capabilities: Vec<String> = if privileged {
         ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect()
     } else {
-        let mut caps: Vec<String> = if drop.iter().any(|d| d == "CAP_ALL") {
-            Vec::new()
-        } else {
-            DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).filter(|c| !drop.contains(c)).collect()
-        };
+        let mut caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
         if add.iter().any(|a| a == "CAP_ALL") {
             caps = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
-        } else {
-            caps.extend(add.into_iter().filter(|a| ALL_CAPABILITIES.contains(&a.as_str())));
         }
+        if drop.iter().any(|d| d == "CAP_ALL") {
+            caps.clear();
+        }
+        caps.extend(add.iter().filter(|a| *a != "CAP_ALL" && ALL_CAPABILITIES.contains(&a.as_str())).cloned());
+        caps.retain(|c| !drop.contains(c));
         caps
     };
     capabilities.sort();
     capabilities.dedup();
     // `allowPrivilegeEscalation: false` is no_new_privs; unset (or privileged) allows it.
+    // (The API server refuses `allowPrivilegeEscalation: false` with `privileged: true`.)
     let no_new_privileges = sc["allowPrivilegeEscalation"] == Value::Bool(false) && !privileged;
-    if sc["allowPrivilegeEscalation"] == Value::Bool(false) && privileged {
-        return Err(ConfigError::Config(
-            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true".into(),
-        ));
-    }
 
     let limits = &container["resources"]["limits"];
     let requests = &container["resources"]["requests"];
-    let memory_limit = limits["memory"].as_str().and_then(|q| quantity_milli(q).map(|m| m / 1000));
-    let cpu_quota = limits["cpu"].as_str().and_then(quantity_milli).map(|m| (m * 100).max(1000));
-    let cpu_shares = requests["cpu"]
-        .as_str()
-        .or(limits["cpu"].as_str())
-        .and_then(quantity_milli)
-        .map(|m| ((m * 1024) / 1000).max(2) as u64);
+    // The kubelet's arithmetic: memory rounded up to whole bytes; quota = milliCPU × period / 1000
+    // (at least 1 ms, none for a zero limit); shares = milliCPU × 1024 / 1000 within [2, 262144],
+    // from the request (else the limit, which defaults the request), 2 with neither.
+    let memory_limit = limits["memory"].as_str().and_then(quantity_milli).map(|m| (m + 999) / 1000);
+    let cpu_quota = limits["cpu"].as_str().and_then(quantity_milli).filter(|m| *m > 0).map(|m| (m * 100).max(1000));
+    let cpu_shares = Some(
+        requests["cpu"]
+            .as_str()
+            .or(limits["cpu"].as_str())
+            .and_then(quantity_milli)
+            .map_or(2, |m| ((m * 1024) / 1000).clamp(2, 262_144) as u64),
+    );
 
     Ok(Bundle {
         args: argv,
@@ -367,36 +383,54 @@ pub fn bundle(
     })
 }
 
-/// A Kubernetes quantity (`128Mi`, `1.5G`, `500m`, `2`, `1e3`) in thousandths of its unit.
+/// A Kubernetes quantity (`128Mi`, `1.5G`, `500m`, `2`, `1e3`) in thousandths of its unit, rounded
+/// up, computed exactly (no floating point: `4.03` is 4030).
 pub fn quantity_milli(q: &str) -> Option<i64> {
     let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(q.len());
+    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
-    let value: f64 = num.parse().ok()?;
-    let factor: f64 = match suffix {
-        "" => 1.0,
-        "m" => 0.001,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        s if s.starts_with(['e', 'E']) => 10f64.powi(s[1..].parse().ok()?),
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    // The number as digits over 10^scale.
+    let digits: i128 = format!("{int}{frac}").parse().ok()?;
+    let scale = frac.len() as u32;
+    // value × factor × 1000, where factor = base^power.
+    let (base, power): (i128, i32) = match suffix {
+        "" => (10, 0),
+        "m" => (10, -3),
+        "k" => (10, 3),
+        "M" => (10, 6),
+        "G" => (10, 9),
+        "T" => (10, 12),
+        "P" => (10, 15),
+        "E" => (10, 18),
+        "Ki" => (1024, 1),
+        "Mi" => (1024, 2),
+        "Gi" => (1024, 3),
+        "Ti" => (1024, 4),
+        "Pi" => (1024, 5),
+        "Ei" => (1024, 6),
+        s if s.starts_with(['e', 'E']) => (10, s[1..].parse().ok()?),
         _ => return None,
     };
-    let milli = (value * factor * 1000.0).ceil();
-    (milli.is_finite() && milli >= 0.0 && milli < i64::MAX as f64).then_some(milli as i64)
+    let mut numer = digits.checked_mul(1000)?;
+    let mut denom: i128 = 10i128.checked_pow(scale)?;
+    if power >= 0 {
+        numer = numer.checked_mul(base.checked_pow(power as u32)?)?;
+    } else {
+        denom = denom.checked_mul(base.checked_pow(power.unsigned_abs())?)?;
+    }
+    let milli = (numer + denom - 1) / denom;
+    i64::try_from(milli).ok()
 }
 
 /// The OCI runtime config for `b` with `rootfs` as its root and `mounts` (destination, source,
 /// read-only) bound in: namespaces, the default mounts and masked paths container runtimes use.
+/// `rootfs` must be the container's own (an overlay over the cached image), never the shared cache,
+/// unless the root is read-only. No network namespace: every Pod of the local cluster shares the
+/// host's network (see the README).
 pub fn runtime_spec(b: &Bundle, rootfs: &str, hostname: &str, mounts: &[(String, String, bool)]) -> Value {
     let caps = &b.capabilities;
     let mut all_mounts = vec![

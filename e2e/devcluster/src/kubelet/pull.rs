@@ -34,12 +34,16 @@ impl PullPolicy {
             Some("IfNotPresent") => PullPolicy::IfNotPresent,
             Some("Never") => PullPolicy::Never,
             _ => {
-                let last = image.rsplit('/').next().unwrap_or(image);
-                let untagged = !last.contains(':') && !image.contains('@');
-                if untagged || (last.ends_with(":latest") && !image.contains('@')) {
-                    PullPolicy::Always
-                } else {
-                    PullPolicy::IfNotPresent
+                // The API server's default: Always for a `:latest` tag or no tag and no digest.
+                let (name, digest) = match image.split_once('@') {
+                    Some((n, _)) => (n, true),
+                    None => (image, false),
+                };
+                let last = name.rsplit('/').next().unwrap_or(name);
+                let tag = last.split_once(':').map(|(_, t)| t);
+                match (tag, digest) {
+                    (Some("latest"), _) | (None, false) => PullPolicy::Always,
+                    _ => PullPolicy::IfNotPresent,
                 }
             }
         }
@@ -90,6 +94,7 @@ pub struct Puller {
     store: PathBuf,
 }
 
+/// Layer media types this kubelet unpacks.
 const LAYER_TYPES: [&str; 4] = [
     manifest::IMAGE_LAYER_MEDIA_TYPE,
     manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE,
@@ -112,7 +117,7 @@ impl Puller {
         auth: Option<(String, String)>,
     ) -> Result<Pulled, PullError> {
         let reference: Reference = image.parse().map_err(|_| PullError::InvalidName(image.to_string()))?;
-        let index = self.store.join("refs").join(escape(&reference.whole()));
+        let index = self.store.join("refs").join(ref_key(&reference.whole()));
         let cached = std::fs::read_to_string(&index).ok().and_then(|digest| self.load(&reference, digest.trim()).ok());
         match (policy, cached) {
             (PullPolicy::Never, Some(p)) | (PullPolicy::IfNotPresent, Some(p)) => return Ok(p),
@@ -125,28 +130,58 @@ impl Puller {
             Some((user, password)) => RegistryAuth::Basic(user, password),
             None => RegistryAuth::Anonymous,
         };
-        let data =
-            self.client.pull(&reference, &auth, LAYER_TYPES.to_vec()).await.map_err(|e| failed(e.to_string()))?;
-        let digest = data.digest.clone().ok_or_else(|| failed("the registry sent no manifest digest".into()))?;
+        let (manifest, digest, config) =
+            self.client.pull_manifest_and_config(&reference, &auth).await.map_err(|e| failed(e.to_string()))?;
         let dir = self.image_dir(&digest).map_err(failed)?;
         if !dir.join("config.json").exists() {
-            let staging = dir.with_extension("partial");
-            let _ = std::fs::remove_dir_all(&staging);
+            // Blobs first (each verified against its digest by the client, kept by digest), then the
+            // layers applied in the manifest's order into a staging folder of this pull's own.
+            let mut blobs = Vec::new();
+            for layer in &manifest.layers {
+                if !LAYER_TYPES.contains(&layer.media_type.as_str()) {
+                    return Err(failed(format!("unsupported layer media type {}", layer.media_type)));
+                }
+                blobs.push((self.blob(&reference, layer).await.map_err(failed)?, layer.media_type.ends_with("gzip")));
+            }
+            let staging = self.store.join("images").join(format!(".{}-{}", hex_of(&digest), unique()));
             std::fs::create_dir_all(staging.join("rootfs")).map_err(|e| failed(e.to_string()))?;
-            for layer in &data.layers {
-                let gz = layer.media_type.ends_with("gzip");
-                apply_layer(&staging.join("rootfs"), &layer.data, gz)
+            for (blob, gz) in &blobs {
+                let data = std::fs::read(blob).map_err(|e| failed(e.to_string()))?;
+                apply_layer(&staging.join("rootfs"), &data, *gz)
                     .map_err(|e| failed(format!("unpacking a layer: {e}")))?;
             }
-            std::fs::write(staging.join("config.json"), &data.config.data).map_err(|e| failed(e.to_string()))?;
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(&staging, &dir).map_err(|e| failed(e.to_string()))?;
+            std::fs::write(staging.join("config.json"), config.as_bytes()).map_err(|e| failed(e.to_string()))?;
+            // Another pull of the same image may have finished first: keep that one, drop ours.
+            if std::fs::rename(&staging, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
         }
-        if let Some(parent) = index.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| failed(e.to_string()))?;
-        }
-        std::fs::write(&index, &digest).map_err(|e| failed(e.to_string()))?;
+        write_atomically(&index, digest.as_bytes()).map_err(failed)?;
         self.load(&reference, &digest).map_err(failed)
+    }
+
+    /// A layer blob on disk, downloaded unless it is already there.
+    async fn blob(
+        &self,
+        reference: &Reference,
+        layer: &oci_client::manifest::OciDescriptor,
+    ) -> Result<PathBuf, String> {
+        let path = self.store.join("blobs").join(hex_of(&layer.digest));
+        if path.exists() {
+            return Ok(path);
+        }
+        std::fs::create_dir_all(self.store.join("blobs")).map_err(|e| e.to_string())?;
+        let partial = path.with_extension(unique());
+        let file = tokio::fs::File::create(&partial).await.map_err(|e| e.to_string())?;
+        let pulled = self.client.pull_blob(reference, layer, file).await;
+        match pulled {
+            Ok(()) => std::fs::rename(&partial, &path).map_err(|e| e.to_string())?,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e.to_string());
+            }
+        }
+        Ok(path)
     }
 
     fn image_dir(&self, digest: &str) -> Result<PathBuf, String> {
@@ -161,7 +196,7 @@ impl Puller {
         let rootfs = dir.join("rootfs");
         let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
         Ok(Pulled {
-            image_id: format!("{}/{}@{digest}", reference.resolve_registry(), reference.repository()),
+            image_id: format!("{}/{}@{digest}", reference.registry(), reference.repository()),
             config: ImageConfig::from_oci(&config),
             accounts: Accounts::parse(&read("etc/passwd"), &read("etc/group")),
             rootfs,
@@ -169,9 +204,31 @@ impl Puller {
     }
 }
 
-/// A reference as one file name.
-fn escape(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+/// A reference as one file name: its SHA-256, so no two references share an entry.
+fn ref_key(reference: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(reference.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hex of a `sha256:<hex>` digest, or its whole text made file-safe.
+fn hex_of(digest: &str) -> String {
+    digest.strip_prefix("sha256:").unwrap_or(digest).chars().filter(char::is_ascii_alphanumeric).collect()
+}
+
+/// A suffix no other pull in this process or another uses at the same time.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Writes `path` through a temporary file and a rename, so a reader never sees half of it.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension(unique());
+    std::fs::write(&tmp, data).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
 /// Applies one layer to `root`: its whiteouts first (they delete from the layers below), then its
@@ -188,10 +245,9 @@ pub fn apply_layer(root: &Path, data: &[u8], gzip: bool) -> std::io::Result<()> 
         }
     }
     for (parent, target) in whiteouts {
-        if parent.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            continue;
-        }
-        let dir = root.join(&parent);
+        // Resolved inside the root: a lower layer's `var/run -> /run` must lead to the image's
+        // /run, never the host's.
+        let Some(dir) = resolve_in_root(root, &parent) else { continue };
         if target == ".wh..opq" {
             // Opaque: the directory's lower contents are gone; the layer's own entries follow.
             if let Ok(children) = std::fs::read_dir(&dir) {
@@ -218,6 +274,53 @@ pub fn apply_layer(root: &Path, data: &[u8], gzip: bool) -> std::io::Result<()> 
         entry.unpack_in(root)?;
     }
     Ok(())
+}
+
+/// `rel` inside `root` with every symlink on the way resolved as the container would see it:
+/// absolute targets start again at `root`, `..` stops at `root`. `None` past 40 links.
+fn resolve_in_root(root: &Path, rel: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut pending: Vec<std::ffi::OsString> = rel
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut inside: Vec<std::ffi::OsString> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            inside.pop();
+            continue;
+        }
+        let here: PathBuf = root.join(inside.iter().collect::<PathBuf>()).join(&part);
+        match std::fs::symlink_metadata(&here) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&here).ok()?;
+                if target.is_absolute() {
+                    inside.clear();
+                }
+                let parts: Vec<std::ffi::OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                pending.extend(parts.into_iter().rev());
+            }
+            _ => inside.push(part),
+        }
+    }
+    Some(root.join(inside.iter().collect::<PathBuf>()))
 }
 
 /// A layer's bytes as a tar stream.
@@ -252,6 +355,8 @@ mod tests {
         assert_eq!(PullPolicy::of(None, "127.0.0.1:5000/x/busybox"), PullPolicy::Always, "a port is not a tag");
         assert_eq!(PullPolicy::of(None, "busybox:1.35"), PullPolicy::IfNotPresent);
         assert_eq!(PullPolicy::of(None, "busybox@sha256:abc"), PullPolicy::IfNotPresent);
+        assert_eq!(PullPolicy::of(None, "busybox:latest@sha256:abc"), PullPolicy::Always);
+        assert_eq!(PullPolicy::of(None, "busybox:1.35@sha256:abc"), PullPolicy::IfNotPresent);
         assert_eq!(PullPolicy::of(Some("Never"), "busybox"), PullPolicy::Never);
     }
 
@@ -298,6 +403,27 @@ mod tests {
         assert!(!root.path().join("var/old").exists(), "an opaque directory hides the layers below");
         assert_eq!(std::fs::read(root.path().join("var/new")).unwrap(), b"y");
         assert!(!root.path().join("etc/.wh.a").exists(), "whiteout markers are not files of the image");
+    }
+
+    #[test]
+    fn whiteouts_through_a_symlink_stay_inside_the_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let host = outer.path().join("host");
+        std::fs::create_dir_all(host.join("run")).unwrap();
+        std::fs::write(host.join("run/keep"), b"host file").unwrap();
+        let root = outer.path().join("rootfs");
+        // A name no host has, so a wrong implementation cannot harm the machine running the test.
+        let run = "ephemera-test-run-0f3a";
+        std::fs::create_dir_all(root.join(run)).unwrap();
+        std::fs::write(root.join(run).join("keep"), b"image file").unwrap();
+        std::fs::create_dir_all(root.join("var")).unwrap();
+        // `var/run -> /<run>` (absolute, as Debian's `var/run -> /run`) and `escape -> ../host`.
+        std::os::unix::fs::symlink(format!("/{run}"), root.join("var/run")).unwrap();
+        std::os::unix::fs::symlink("../host", root.join("escape")).unwrap();
+        let top = layer(&[("var/run/.wh.keep", Some(b"")), ("escape/.wh..wh..opq", Some(b""))]);
+        let _ = apply_layer(&root, &top, false);
+        assert!(!root.join(run).join("keep").exists(), "the image's own file is whited out");
+        assert_eq!(std::fs::read(host.join("run/keep")).unwrap(), b"host file", "nothing outside the root is touched");
     }
 
     #[test]

@@ -40,6 +40,7 @@ fn command_and_args_combine_with_the_image_as_kubernetes_documents() {
     assert_eq!(run(Some(&["/mine"]), None).unwrap(), strs(&["/mine"]), "a command drops the image's cmd too");
     assert_eq!(run(None, Some(&["--other"])).unwrap(), strs(&["/entry", "--other"]));
     assert_eq!(run(Some(&["/mine"]), Some(&["-x"])).unwrap(), strs(&["/mine", "-x"]));
+    assert_eq!(run(Some(&[]), Some(&[])).unwrap(), strs(&["/entry", "--default"]), "an empty list is no list");
     let empty = image(&[], &[], "");
     let err = bundle(&empty, &accounts(), &p, &c, &[], None, None).unwrap_err();
     assert_eq!(err.reason(), "CreateContainerError");
@@ -51,7 +52,10 @@ fn the_containers_env_wins_over_the_images_by_name_and_workdir_falls_back() {
     let (p, c) = pod(json!({"name": "c"}), json!({}));
     let env = [("LANG".to_string(), "C.UTF-8".to_string()), ("MODE".to_string(), "x".to_string())];
     let b = bundle(&img, &accounts(), &p, &c, &env, None, None).unwrap();
-    assert_eq!(b.env, strs(&["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "MODE=x"]));
+    assert_eq!(b.env, strs(&["PATH=/usr/bin:/bin", "HOSTNAME=p", "LANG=C.UTF-8", "MODE=x"]));
+    let unset = ImageConfig { env: vec!["PATH".into()], ..img.clone() };
+    let b = bundle(&unset, &accounts(), &p, &c, &[], None, None).unwrap();
+    assert_eq!(b.env, strs(&["HOSTNAME=p"]), "an image env entry without `=` unsets the default PATH");
     assert_eq!(b.cwd, "/srv", "the image's WorkingDir");
     let (p, c) = pod(json!({"name": "c", "workingDir": "/work"}), json!({}));
     assert_eq!(bundle(&img, &accounts(), &p, &c, &[], None, None).unwrap().cwd, "/work");
@@ -84,10 +88,11 @@ fn run_as_non_root_is_checked_against_run_as_user_or_the_images_user() {
             Err("container's runAsUser breaks non-root policy"),
         ),
         ("", json!({"runAsNonRoot": true}), json!({"runAsUser": 65532}), Ok((65532, 0))),
-        ("65532:65532", json!({"runAsNonRoot": true}), json!({}), Ok((65532, 65532))),
+        // Only the user part reaches containerd; with no passwd entry the group is 0 (k8s#93666).
+        ("65532:65532", json!({"runAsNonRoot": true}), json!({}), Ok((65532, 0))),
         ("1000", json!({}), json!({}), Ok((1000, 1001))),
         ("app", json!({}), json!({}), Ok((1000, 1001))),
-        ("app:staff", json!({}), json!({}), Ok((1000, 50))),
+        ("app:staff", json!({}), json!({}), Ok((1000, 1001))),
         ("app", json!({"runAsGroup": 7}), json!({}), Ok((1000, 7))),
         ("", json!({"runAsUser": 5}), json!({"runAsUser": 6, "runAsGroup": 8}), Ok((6, 8))),
         ("", json!({}), json!({}), Ok((0, 0))),
@@ -126,12 +131,17 @@ fn capabilities_start_from_the_runtime_default_then_drop_and_add() {
     assert!(nnp);
     let (some, _) = caps(json!({"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}})).unwrap();
     assert_eq!(some, strs(&["CAP_NET_BIND_SERVICE"]));
-    let (fewer, _) = caps(json!({"capabilities": {"drop": ["NET_RAW", "CAP_CHOWN"]}})).unwrap();
+    let (fewer, _) = caps(json!({"capabilities": {"drop": ["net_raw", "CAP_CHOWN"]}})).unwrap();
     assert_eq!(fewer.len(), 12);
     assert!(!fewer.contains(&"CAP_NET_RAW".to_string()) && !fewer.contains(&"CAP_CHOWN".to_string()));
     let (all, _) = caps(json!({"privileged": true})).unwrap();
     assert!(all.contains(&"CAP_SYS_ADMIN".to_string()) && all.len() == 41);
-    assert!(caps(json!({"privileged": true, "allowPrivilegeEscalation": false})).is_err());
+    // containerd's order: add ALL, then drop ALL, then named adds, then named drops.
+    let (most, _) = caps(json!({"capabilities": {"add": ["ALL"], "drop": ["CHOWN"]}})).unwrap();
+    assert_eq!(most.len(), 40);
+    assert!(caps(json!({"capabilities": {"add": ["ALL"], "drop": ["ALL"]}})).unwrap().0.is_empty());
+    let (kept, _) = caps(json!({"capabilities": {"add": ["SYS_TIME"], "drop": ["SYS_TIME"]}})).unwrap();
+    assert!(!kept.contains(&"CAP_SYS_TIME".to_string()), "a drop beats an add");
 }
 
 #[test]
@@ -143,6 +153,8 @@ fn limits_become_cgroup_settings_and_quantities_parse_as_kubernetes_writes_them(
     assert_eq!(quantity_milli("1.5Gi"), Some(1_610_612_736_000));
     assert_eq!(quantity_milli("1e3"), Some(1_000_000));
     assert_eq!(quantity_milli("12x"), None);
+    assert_eq!(quantity_milli("4.03"), Some(4030), "exact, not 4031 from a float");
+    assert_eq!(quantity_milli("0.1m"), Some(1), "rounded up");
     let img = image(&["/e"], &[], "");
     let (p, c) = pod(
         json!({"name": "c", "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}, "requests": {"cpu": "250m"}},
@@ -152,12 +164,16 @@ fn limits_become_cgroup_settings_and_quantities_parse_as_kubernetes_writes_them(
     let b = bundle(&img, &accounts(), &p, &c, &[], None, None).unwrap();
     assert_eq!(b.memory_limit, Some(64 * 1024 * 1024));
     assert_eq!((b.cpu_quota, b.cpu_shares), (Some(50_000), Some(256)));
-    assert_eq!(b.additional_gids, vec![5, 10]);
+    assert_eq!(
+        b.additional_gids,
+        vec![0, 10, 5],
+        "the primary group, then supplementalGroups, then fsGroup, each once"
+    );
     assert!(b.readonly_root);
     let spec = runtime_spec(&b, "/r/rootfs", "p", &[("/data".into(), "/v/data".into(), true)]);
     assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 * 1024 * 1024);
     assert_eq!(spec["root"], json!({"path": "/r/rootfs", "readonly": true}));
-    assert_eq!(spec["process"]["user"], json!({"uid": 0, "gid": 0, "additionalGids": [5, 10]}));
+    assert_eq!(spec["process"]["user"], json!({"uid": 0, "gid": 0, "additionalGids": [0, 10, 5]}));
     let last = spec["mounts"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
         last,
