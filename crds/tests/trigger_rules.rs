@@ -1,6 +1,6 @@
 //! The TaskTrigger CRD's CEL validation rules, evaluated by a CEL implementation as the API server
-//! would (the dev cluster does not evaluate them; the real CRD API server compiles them in
-//! `e2e/suite/tests/e2e/task_crd.rs`).
+//! would, rule by rule (the local cluster evaluates them on every write too, held to the real CRD API
+//! server by its differential suite; `e2e/suite/tests/e2e/task_crd.rs` installs the CRDs on both).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use kube::CustomResourceExt as _;
