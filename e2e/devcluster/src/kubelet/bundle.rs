@@ -1,6 +1,6 @@
 //! What a container runs as: its image's config combined with the Pod spec the way the kubelet and
 //! containerd combine them (command and args, env, working directory, user and the `runAsNonRoot`
-//! check, capabilities, privilege escalation, read-only root, resource limits), and the OCI runtime
+//! check, capabilities, privilege escalation, seccomp, read-only root, resource limits), and the OCI runtime
 //! config (`config.json`) runc takes. Pure: the image config, the image's passwd/group files and the
 //! Pod spec in; a [`Bundle`] or the kubelet's [`ConfigError`] out.
 //!
@@ -119,6 +119,8 @@ pub struct Bundle {
     pub cpu_quota: Option<i64>,
     /// CPU shares from the request.
     pub cpu_shares: Option<u64>,
+    /// The seccomp filter (`linux.seccomp`), if the container is not Unconfined.
+    pub seccomp: Option<Value>,
 }
 
 /// The capabilities containerd and CRI-O give a container that asks for nothing else.
@@ -367,7 +369,9 @@ pub fn bundle(
             .map_or(2, |m| ((m * 1024) / 1000).clamp(2, 262_144) as u64),
     );
 
+    let seccomp = super::seccomp::profile(pod, container).map_err(ConfigError::Config)?;
     Ok(Bundle {
+        seccomp,
         args: argv,
         env: merged.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cwd,
@@ -455,6 +459,16 @@ pub fn runtime_spec(b: &Bundle, rootfs: &str, hostname: &str, mounts: &[(String,
     if b.cpu_quota.is_some() || b.cpu_shares.is_some() {
         resources["cpu"] = json!({"quota": b.cpu_quota, "period": 100_000, "shares": b.cpu_shares});
     }
+    let mut linux = json!({
+        "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+        "resources": resources,
+        "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    });
+    if let Some(profile) = &b.seccomp {
+        linux["seccomp"] = profile.clone();
+    }
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -470,13 +484,7 @@ pub fn runtime_spec(b: &Bundle, rootfs: &str, hostname: &str, mounts: &[(String,
         "root": {"path": rootfs, "readonly": b.readonly_root},
         "hostname": hostname,
         "mounts": all_mounts,
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            "resources": resources,
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-        }
+        "linux": linux
     })
 }
 

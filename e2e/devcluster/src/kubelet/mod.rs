@@ -9,6 +9,7 @@ pub mod logs;
 mod pod;
 pub mod pull;
 pub mod runtime;
+pub mod seccomp;
 mod status;
 mod volumes;
 

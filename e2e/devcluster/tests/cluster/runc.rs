@@ -89,6 +89,22 @@ async fn an_image_pulled_from_the_registry_runs_under_runc_with_the_restricted_p
     // ICMP sockets where the host's ping_group_range allows them, so it proves nothing here).
     assert_eq!(out, "65532\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nread-only\nno-chown\n");
 
+    // RuntimeDefault seccomp: no new namespaces and no mounts, even as root with the default
+    // capabilities; the same container Unconfined may create a user namespace, so the filter is
+    // what refuses it.
+    let probe = "unshare -U true 2>/dev/null && echo unshared || echo no-unshare; \
+        mount -t tmpfs t /tmp 2>/dev/null && echo mounted || echo no-mount";
+    let command = Some(vec!["sh".to_string(), "-c".to_string(), probe.to_string()]);
+    for (kind, want) in [("RuntimeDefault", "no-unshare\nno-mount\n"), ("Unconfined", "unshared\nno-mount\n")] {
+        let c = json!({"name": "task", "securityContext": {"runAsUser": 0, "readOnlyRootFilesystem": true,
+            "seccompProfile": {"type": kind}}});
+        let pod =
+            json!({"metadata": {"name": "t", "namespace": "default", "uid": "u"}, "spec": {"containers": [c.clone()]}});
+        let b = bundle::bundle(&pulled.config, &pulled.accounts, &pod, &c, &[], command.clone(), None).unwrap();
+        let (code, out) = run(&bundle::runtime_spec(&b, pulled.rootfs.to_str().unwrap(), "t", &[]), kind);
+        assert_eq!((code, out.as_str()), (0, want), "{kind}");
+    }
+
     // A memory limit is a cgroup limit: past it the kernel kills the container (exit 137).
     let hog = "head -c 200m /dev/zero | tail > /dev/null";
     let (pod, c) = restricted_pod(&["sh", "-c", hog], json!({"resources": {"limits": {"memory": "32Mi"}}}));
