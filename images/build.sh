@@ -14,7 +14,7 @@ source "$(dirname "$0")/../e2e/scripts/tools.sh"
 cd "$REPO"
 
 builder=buildah
-registry=${EPHEMERA_REGISTRY:-127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-dev}
+registry=${EPHEMERA_REGISTRY:-127.0.0.1:$REGISTRY_PORT/ephemera-dev}
 tag=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 push=1
 while [ $# -gt 0 ]; do
@@ -65,7 +65,7 @@ esac
 # A registry on loopback speaks plain HTTP (as `docker-registry` does here); anything else uses TLS.
 tls=true
 case "$registry" in 127.0.0.1:* | localhost:* | localhost/*) tls=false ;; esac
-if [ "$push" = 1 ] && [ "$registry" = "127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-dev" ]; then
+if [ "$push" = 1 ] && [ "$registry" = "127.0.0.1:$REGISTRY_PORT/ephemera-dev" ]; then
   "$REPO/e2e/scripts/registry.sh" start >&2
 fi
 

@@ -18,7 +18,7 @@ trap 'for c in $(runc list -q 2>/dev/null | grep "^ephemera-images-test-" || tru
 fail() { echo "images-test: $*" >&2; exit 1; }
 revision=$(git rev-parse HEAD)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-port=${EPHEMERA_REGISTRY_PORT:-5000}
+port=$REGISTRY_PORT
 
 unpack() { # ref dir
   skopeo copy --quiet --src-tls-verify=false "docker://$1" "oci:$work/layout:$(basename "$2")" >/dev/null

@@ -9,7 +9,7 @@
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 
-port=${EPHEMERA_REGISTRY_PORT:-5000}
+port=$REGISTRY_PORT
 dir="$TOOLS_DIR/registry"
 url="http://127.0.0.1:$port/v2/"
 

@@ -16,7 +16,7 @@ export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST EPHEMERA_PAYLOADS_
 # The loopback registry with the test images (the kubelet's pull and runc tests use them), stopped at
 # the end if this run started it. Always loopback, whatever EPHEMERA_REGISTRY says: test builds never
 # leave the machine.
-port=${EPHEMERA_REGISTRY_PORT:-5000}
+port=$REGISTRY_PORT
 if ! curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
   trap '"$REPO/e2e/scripts/registry.sh" stop' EXIT
 fi

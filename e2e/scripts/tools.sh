@@ -10,6 +10,8 @@ mkdir -p "$TOOLS_DIR"
 # The real CRD API server used as the reference: built by the project's own recipe in
 # e2e/crd-apiserver (Debian packages pinned by checksum, fetched into a cache when absent).
 export CRD_APISERVER_DIR="${EPHEMERA_CRD_APISERVER_DIR:-$REPO/e2e/crd-apiserver}"
+# The loopback registry's port (e2e/scripts/registry.sh), for every script that pushes or pulls.
+export REGISTRY_PORT="${EPHEMERA_REGISTRY_PORT:-5000}"
 # Where the recipe caches packages and the built server.
 export EPHEMERA_TOOLS_DIR="${EPHEMERA_TOOLS_DIR:-$TOOLS_DIR}"
 

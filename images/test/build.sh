@@ -25,7 +25,7 @@ chmod 1777 "$ctx/rootfs/tmp"
 rm -rf "$ctx/pkg"
 
 "$REPO/e2e/scripts/registry.sh" start >&2
-ref=127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-test/busybox:1.35
+ref=127.0.0.1:$REGISTRY_PORT/ephemera-test/busybox:1.35
 buildah "${BUILDAH_STORAGE[@]}" build --file "$here/busybox.Containerfile" --build-arg VERSION=1.35.0 --tag "$ref" "$ctx" >&2
 buildah "${BUILDAH_STORAGE[@]}" push --tls-verify=false "$ref" "docker://$ref" >&2
 echo "$ref"

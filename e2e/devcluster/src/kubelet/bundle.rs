@@ -186,6 +186,16 @@ const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_WAKE_ALARM",
 ];
 
+/// The PATH a container starts with before its image's and its own env (containerd's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A Pod as the kubelet names it in its messages: `name_namespace(uid)`.
+pub fn pod_ref(pod: &Value) -> String {
+    let m = &pod["metadata"];
+    let field = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+    format!("{}_{}({})", field("name"), field("namespace"), field("uid"))
+}
+
 /// A container's security setting: the container's own, else the Pod's.
 fn setting<'a>(pod: &'a Value, container: &'a Value, key: &str) -> Option<&'a Value> {
     container["securityContext"]
@@ -205,12 +215,7 @@ pub fn bundle(
     command: Option<Vec<String>>,
     args: Option<Vec<String>>,
 ) -> Result<Bundle, ConfigError> {
-    let pod_name = format!(
-        "{}_{}({})",
-        pod["metadata"]["name"].as_str().unwrap_or_default(),
-        pod["metadata"]["namespace"].as_str().unwrap_or_default(),
-        pod["metadata"]["uid"].as_str().unwrap_or_default()
-    );
+    let pod_name = pod_ref(pod);
     let cname = container["name"].as_str().unwrap_or_default();
     // Kubernetes: a command replaces the image's entrypoint and its cmd; args alone replace the cmd.
     // An empty list is no list (containerd tests the length).
@@ -228,7 +233,7 @@ pub fn bundle(
     // containerd: its default PATH and the Pod's HOSTNAME, then the image's env (an entry without
     // `=` unsets), then the container's; a later value replaces an earlier one in place.
     let mut merged: Vec<(String, String)> = vec![
-        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        ("PATH".into(), DEFAULT_PATH.into()),
         (
             "HOSTNAME".into(),
             pod["spec"]["hostname"].as_str().or(pod["metadata"]["name"].as_str()).unwrap_or_default().into(),

@@ -229,7 +229,7 @@ impl Worker {
         })?;
         let cfg_err = |m: String| ("CreateContainerConfigError".to_string(), m);
         let mut env = vec![
-            ("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
+            ("PATH".to_string(), super::bundle::DEFAULT_PATH.to_string()),
             ("HOSTNAME".to_string(), self.ns_name().1),
             ("KUBERNETES_SERVICE_HOST".to_string(), "127.0.0.1".to_string()),
             ("KUBERNETES_SERVICE_PORT".to_string(), self.k.api_port.to_string()),
@@ -254,10 +254,9 @@ impl Worker {
             .as_bool()
             .or_else(|| self.pod["spec"]["securityContext"]["runAsNonRoot"].as_bool());
         if non_root == Some(true) && uid.unwrap_or(0) == 0 {
-            let (ns, name) = self.ns_name();
             return Err(cfg_err(format!(
-                "container has runAsNonRoot and image will run as root (pod: \"{name}_{ns}({})\", container: {})",
-                self.uid,
+                "container has runAsNonRoot and image will run as root (pod: \"{}\", container: {})",
+                super::bundle::pod_ref(&self.pod),
                 c["name"].as_str().unwrap_or_default()
             )));
         }

@@ -14,6 +14,8 @@
 //! beyond the standard ones the `cel` crate has (e.g. `quantity`, `url`, `isSorted`), and timestamp or
 //! duration typing of `format: date-time`/`duration` strings.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::format::{self, Bad};
@@ -23,18 +25,25 @@ use super::FieldError;
 
 /// Evaluates every validation rule of `schema` against `new` (and `old`, on an update).
 pub fn validate(new: &Value, old: Option<&Value>, schema: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    walk(new, old, Node::new(schema), "", &mut errs);
-    errs
+    let mut cx = Walk { errs: Vec::new(), programs: HashMap::new() };
+    walk(new, old, Node::new(schema), "", &mut cx);
+    cx.errs
 }
 
-fn walk(new: &Value, old: Option<&Value>, node: Node<'_>, at: &str, errs: &mut Vec<FieldError>) {
+/// One validation: the errors so far, and each rule compiled once (a rule on a list's items would
+/// otherwise be compiled again for every item).
+struct Walk<'s> {
+    errs: Vec<FieldError>,
+    programs: HashMap<&'s str, Result<cel::Program, String>>,
+}
+
+fn walk<'s>(new: &Value, old: Option<&Value>, node: Node<'s>, at: &str, cx: &mut Walk<'s>) {
     if new.is_null() {
         return;
     }
     for rule in node.list("x-kubernetes-validations") {
-        if let Some(e) = check_rule(rule, new, old, node, at) {
-            errs.push(e);
+        if let Some(e) = check_rule(&mut cx.programs, rule, new, old, node, at) {
+            cx.errs.push(e);
         }
     }
     match new {
@@ -47,13 +56,13 @@ fn walk(new: &Value, old: Option<&Value>, node: Node<'_>, at: &str, errs: &mut V
                             old.and_then(|o| o.get(k.as_str())),
                             Node::new(sub),
                             &path::child(at, k),
-                            errs,
+                            cx,
                         );
                     }
                 }
             } else if let Additional::Schema(sub) = node.additional() {
                 for k in sorted_keys(m) {
-                    walk(&m[k.as_str()], old.and_then(|o| o.get(k.as_str())), Node::new(sub), &path::key(at, k), errs);
+                    walk(&m[k.as_str()], old.and_then(|o| o.get(k.as_str())), Node::new(sub), &path::key(at, k), cx);
                 }
             }
         }
@@ -62,7 +71,7 @@ fn walk(new: &Value, old: Option<&Value>, node: Node<'_>, at: &str, errs: &mut V
             let old_items = old.and_then(Value::as_array);
             for (i, item) in items.iter().enumerate() {
                 let before = old_items.and_then(|olds| correlate(node, item, olds));
-                walk(item, before, Node::new(sub), &path::index(at, i), errs);
+                walk(item, before, Node::new(sub), &path::index(at, i), cx);
             }
         }
         _ => {}
@@ -83,14 +92,21 @@ fn correlate<'a>(node: Node<'_>, item: &Value, olds: &'a [Value]) -> Option<&'a 
 }
 
 /// One rule on one value: `None` when it holds (or does not apply).
-fn check_rule(rule: &Value, new: &Value, old: Option<&Value>, node: Node<'_>, at: &str) -> Option<FieldError> {
+fn check_rule<'s>(
+    programs: &mut HashMap<&'s str, Result<cel::Program, String>>,
+    rule: &'s Value,
+    new: &Value,
+    old: Option<&Value>,
+    node: Node<'s>,
+    at: &str,
+) -> Option<FieldError> {
     let text = rule.get("rule").and_then(Value::as_str)?;
     let own = if at.is_empty() { "<nil>".to_string() } else { at.to_string() };
-    let program = match compile(text) {
-        Ok(p) => p,
+    let program = match programs.entry(text).or_insert_with(|| compile(text)) {
+        Ok(p) => &*p,
         // Upstream refuses such a CRD when it is written; here the rule fails every write instead
         // of passing silently.
-        Err(why) => return Some(format::invalid(&own, &Bad::Str(node.type_name().to_string()), &why)),
+        Err(why) => return Some(format::invalid(&own, &Bad::Str(node.type_name().to_string()), why)),
     };
     let transition = program.references().has_variable("oldSelf");
     if transition && old.is_none() {
@@ -108,7 +124,7 @@ fn check_rule(rule: &Value, new: &Value, old: Option<&Value>, node: Node<'_>, at
         let why = format!("the value cannot be given to the rule: {e}");
         return Some(format::invalid(&own, &Bad::Str(node.type_name().to_string()), &why));
     }
-    let detail = match run(&program, &ctx) {
+    let detail = match run(program, &ctx) {
         Ok(cel::Value::Bool(true)) => return None,
         Ok(cel::Value::Bool(false)) => message(rule, text, &ctx),
         // An evaluation error is reported at the rule's own node (not `fieldPath`), with the node's
