@@ -280,15 +280,18 @@ pub fn apply_layer(root: &Path, data: &[u8], gzip: bool) -> std::io::Result<()> 
 /// absolute targets start again at `root`, `..` stops at `root`. `None` past 40 links.
 fn resolve_in_root(root: &Path, rel: &Path) -> Option<PathBuf> {
     use std::path::Component;
-    let mut pending: Vec<std::ffi::OsString> = rel
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
+    // Names and `..`, in order; roots and `.` carry no step.
+    let steps = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    // A stack: the next step on top.
+    let mut pending: Vec<std::ffi::OsString> = steps(rel).into_iter().rev().collect();
     let mut inside: Vec<std::ffi::OsString> = Vec::new();
     let mut hops = 0;
     while let Some(part) = pending.pop() {
@@ -307,15 +310,7 @@ fn resolve_in_root(root: &Path, rel: &Path) -> Option<PathBuf> {
                 if target.is_absolute() {
                     inside.clear();
                 }
-                let parts: Vec<std::ffi::OsString> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(n) => Some(n.to_os_string()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .collect();
-                pending.extend(parts.into_iter().rev());
+                pending.extend(steps(&target).into_iter().rev());
             }
             _ => inside.push(part),
         }
