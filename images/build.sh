@@ -4,6 +4,10 @@
 # build the same Containerfiles from the same context.
 #
 #   images/build.sh [--builder buildah|docker|podman] [--registry HOST[:PORT]/PATH] [--tag TAG] [--no-push]
+#                   [--profile release|dev] [--component operator|api|worker]... [--env-file FILE]
+#
+# `--profile dev` builds the binaries unoptimised (the test command's worker image: same
+# Containerfile, a faster build); `--component` builds only the named images.
 #
 # Defaults: buildah; $EPHEMERA_REGISTRY, else the local registry of e2e/scripts/registry.sh (started
 # if it is not running) at 127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-dev; tag = the workspace
@@ -17,8 +21,14 @@ builder=buildah
 registry=${EPHEMERA_REGISTRY:-127.0.0.1:$REGISTRY_PORT/ephemera-dev}
 tag=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 push=1
+profile=release
+components=()
+env_file="$REPO/target/images/images.env"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --profile) profile=$2; shift 2 ;;
+    --component) components+=("$2"); shift 2 ;;
+    --env-file) env_file=$2; shift 2 ;;
     --builder) builder=$2; shift 2 ;;
     --registry) registry=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
@@ -29,21 +39,30 @@ done
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # A build of uncommitted changes says so.
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then revision="$revision-dirty"; fi
-components=(operator api worker)
+[ ${#components[@]} -gt 0 ] || components=(operator api worker)
+case "$profile" in
+  release) profile_args=(--release); profile_dir=release ;;
+  dev) profile_args=(); profile_dir=debug ;;
+  *) echo "--profile must be release or dev" >&2; exit 2 ;;
+esac
+packages=()
+for c in "${components[@]}"; do
+  case "$c" in operator | api | worker) packages+=(-p "ephemera-$c") ;; *) echo "unknown component $c" >&2; exit 2 ;; esac
+done
 
 # Static binaries: the worker is copied into arbitrary Task images and must not need their libc; the
 # other two run on an empty base. glibc's static build keeps the toolchain the machine already has.
-echo "== static release binaries" >&2
+echo "== static $profile binaries" >&2
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols \
-  cargo build --release --locked --target x86_64-unknown-linux-gnu \
-  -p ephemera-operator -p ephemera-api -p ephemera-worker >&2
-bin_dir="$REPO/target/x86_64-unknown-linux-gnu/release"
+  cargo build "${profile_args[@]}" --locked --target x86_64-unknown-linux-gnu "${packages[@]}" >&2
+bin_dir="$REPO/target/x86_64-unknown-linux-gnu/$profile_dir"
 
 out="$REPO/target/images"
 context="$out/context"
 rm -rf "$context"
 mkdir -p "$context"
-for c in "${components[@]}"; do cp "$bin_dir/ephemera-$c" "$context/"; done
+# Stripped here rather than by the profile, so the dev build shares the host's build scripts.
+for c in "${components[@]}"; do strip -o "$context/ephemera-$c" "$bin_dir/ephemera-$c"; done
 # The CA bundle: Debian's Mozilla set from a pinned package, in a fixed order, so the images trust
 # the same roots wherever they are built (not the build machine's own additions).
 fetch_debs "$REPO/images/debs.lock" "$out/debs"
@@ -69,7 +88,8 @@ if [ "$push" = 1 ] && [ "$registry" = "127.0.0.1:$REGISTRY_PORT/ephemera-dev" ];
   "$REPO/e2e/scripts/registry.sh" start >&2
 fi
 
-: >"$out/images.env.tmp"
+mkdir -p "$(dirname "$env_file")"
+: >"$env_file.tmp"
 for c in "${components[@]}"; do
   ref="$registry/ephemera-$c:$tag"
   echo "== $ref" >&2
@@ -85,11 +105,11 @@ for c in "${components[@]}"; do
       digest=$(bld image inspect --format '{{index .RepoDigests 0}}' "$ref" | sed 's/.*@//') ;;
   esac
   name=$(echo "$c" | tr '[:lower:]' '[:upper:]')
-  echo "EPHEMERA_${name}_IMAGE=$registry/ephemera-$c:$tag@$digest" >>"$out/images.env.tmp"
+  echo "EPHEMERA_${name}_IMAGE=$registry/ephemera-$c:$tag@$digest" >>"$env_file.tmp"
 done
 if [ "$push" = 1 ]; then
-  mv "$out/images.env.tmp" "$out/images.env"
-  cat "$out/images.env"
+  mv "$env_file.tmp" "$env_file"
+  cat "$env_file"
 else
-  rm -f "$out/images.env.tmp"
+  rm -f "$env_file.tmp"
 fi

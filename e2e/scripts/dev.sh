@@ -1,25 +1,41 @@
 #!/usr/bin/env bash
-# The main job: starts the local cluster, OpenBao (Vault) and the Ephemera operator, installs the
-# CRDs, runs a demo Task (watch it go Pending -> Scheduled -> Running -> Succeeded) and a Task that
-# uses a credential from Vault, shows kubectl working on the cluster, and keeps everything running
-# until Ctrl-C.
+# The main job: builds the Ephemera images and pushes them to a loopback registry, starts the local
+# cluster (its kubelet pulls images from that registry and runs them with runc), OpenBao (Vault) and
+# the Ephemera operator, installs the CRDs, runs a demo Task (watch it go Pending -> Scheduled ->
+# Running -> Succeeded) and a Task that uses a credential from Vault, shows kubectl working on the
+# cluster, and keeps everything running until Ctrl-C. Needs root (runc).
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$REPO"
 need_kubectl
 need_openbao
-cargo build --locked --release -p ephemera-devcluster -p ephemera-operator -p ephemera-worker -p ephemera-api
+need_command runc runc
+# The images (static binaries on empty bases), in the loopback registry; the demo's Task image
+# (busybox, built from Debian's package) beside them, where the node finds Docker Hub's images.
+registry="127.0.0.1:$REGISTRY_PORT"
+stop_registry=true
+if curl -fsS -o /dev/null "http://$registry/v2/" 2>/dev/null; then stop_registry=false; fi
+"$REPO/e2e/scripts/registry.sh" start
+"$REPO/images/test/build.sh" >/dev/null
+"$REPO/images/build.sh" --registry "$registry/ephemera-dev" --tag dev >/dev/null
+source "$REPO/target/images/images.env"
+echo "images: $EPHEMERA_OPERATOR_IMAGE $EPHEMERA_API_IMAGE $EPHEMERA_WORKER_IMAGE"
+# The operator and the API server run as local processes (the same static binaries as in their
+# images) until the Helm chart installs them into the cluster.
+bin="$REPO/target/x86_64-unknown-linux-gnu/release"
+cargo build --locked --release -p ephemera-devcluster
 state="$REPO/target/dev"
 mkdir -p "$state"
 export KUBECONFIG="$state/kubeconfig"
 rm -f "$KUBECONFIG"
 "$REPO/target/release/ephemera-devcluster" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" --data-dir "$state/data" \
+  --insecure-registry "$registry" --registry-mirror "docker.io=$registry" \
   > "$state/devcluster.out" 2> "$state/devcluster.log" &
 pid=$!
 op=""
 bao=""
 apisrv=""
-trap 'kill $apisrv $op $bao $pid 2>/dev/null || true; wait $apisrv $op $bao $pid 2>/dev/null || true' EXIT
+trap 'kill $apisrv $op $bao $pid 2>/dev/null || true; wait $apisrv $op $bao $pid 2>/dev/null || true; if $stop_registry; then "$REPO/e2e/scripts/registry.sh" stop; fi' EXIT
 for _ in $(seq 1 100); do grep -q ready "$state/devcluster.out" 2>/dev/null && break; sleep 0.1; done
 grep ready "$state/devcluster.out" || { cat "$state/devcluster.log" >&2; exit 1; }
 
@@ -43,13 +59,12 @@ API="http://127.0.0.1:$api_port"
 handoff_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 # The operator runs as a local process against the cluster (as it would in a Pod, it finds the
-# cluster through KUBECONFIG). The dev cluster runs the `ephemera-worker` image as the worker built
-# next to it; busybox task images run their commands on this machine.
+# cluster through KUBECONFIG); its worker Pods run the worker image just built, by digest.
 kubectl apply --server-side -f "$REPO/crds/yaml" >/dev/null
 kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev crd/credentials.ephemera.dev --timeout=30s >/dev/null
 # The operator's own namespace: its per-attempt Vault records live there, out of tenants' reach.
 kubectl create namespace ephemera-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-"$REPO/target/release/ephemera-operator" --worker-image ghcr.io/ephemera-dev/ephemera-worker:dev --metrics-addr 127.0.0.1:0 \
+"$bin/ephemera-operator" --worker-image "$EPHEMERA_WORKER_IMAGE" --metrics-addr 127.0.0.1:0 \
   --namespace ephemera-system \
   --handoff-addr "127.0.0.1:$handoff_port" --handoff-url "http://127.0.0.1:$handoff_port" \
   --vault-addr "$BAO_ADDR" --vault-auth token --vault-token-file "$state/operator-token" \
@@ -57,10 +72,10 @@ kubectl create namespace ephemera-system --dry-run=client -o yaml | kubectl appl
   > "$state/operator.log" 2>&1 &
 op=$!
 # The REST API, and an API token for the demo (printed once; only its hash is stored).
-"$REPO/target/release/ephemera-api" serve --listen "127.0.0.1:$api_port" --progress-key-file "$state/progress-key" \
+"$bin/ephemera-api" serve --listen "127.0.0.1:$api_port" --progress-key-file "$state/progress-key" \
   > "$state/api.log" 2>&1 &
 apisrv=$!
-TOKEN=$("$REPO/target/release/ephemera-api" token create --namespaces default --verbs create,read,cancel,delete --days 1 --description "dev.sh demo" 2>/dev/null)
+TOKEN=$("$bin/ephemera-api" token create --namespaces default --verbs create,read,cancel,delete --days 1 --description "dev.sh demo" 2>/dev/null)
 for _ in $(seq 1 100); do curl -fs "$API/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 set -x

@@ -25,6 +25,9 @@ need_command runc runc
 echo "== test images (images/test, into the loopback registry)" >&2
 "$REPO/images/test/build.sh" >/dev/null
 export EPHEMERA_TEST_REGISTRY="127.0.0.1:$port"
+# Test nodes share one image store (testing.rs); start it empty so no image of an earlier build is
+# taken for this one's.
+rm -rf "${TMPDIR:-/tmp}/ephemera-devcluster-test-images"
 # A CI run builds everything once from scratch: incremental state would only double target/'s size.
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=0; fi
 
@@ -32,8 +35,11 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== build (the full-stack tests run the worker binary in Pods)" >&2
+echo "== build (the full-stack tests run the operator binary; the worker runs from its image)" >&2
 cargo build --workspace --bins --locked
+echo "== test worker image (static, unoptimised; the full-stack tests' worker Pods pull it)" >&2
+"$REPO/images/build.sh" --profile dev --component worker --tag test --registry "127.0.0.1:$port/ephemera-dev" \
+  --env-file "$REPO/target/images/test-images.env" >/dev/null
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test images the local cluster's suites run (from pinned Debian packages) and pushes them
-# to the local registry: 127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-test/busybox:1.35.
+# to the local registry: 127.0.0.1:${EPHEMERA_REGISTRY_PORT:-5000}/ephemera-test/busybox:1.35, and the
+# same image as library/busybox:latest and :1.35, so a test node that mirrors docker.io to this
+# registry (as containerd's mirrors do) runs `image: busybox` from it.
 set -euo pipefail
 source "$(dirname "$0")/../../e2e/scripts/tools.sh"
 cd "$REPO"
@@ -27,5 +29,7 @@ rm -rf "$ctx/pkg"
 "$REPO/e2e/scripts/registry.sh" start >&2
 ref=127.0.0.1:$REGISTRY_PORT/ephemera-test/busybox:1.35
 buildah "${BUILDAH_STORAGE[@]}" build --file "$here/busybox.Containerfile" --build-arg VERSION=1.35.0 --tag "$ref" "$ctx" >&2
-buildah "${BUILDAH_STORAGE[@]}" push --tls-verify=false "$ref" "docker://$ref" >&2
+for dest in "$ref" "127.0.0.1:$REGISTRY_PORT/library/busybox:latest" "127.0.0.1:$REGISTRY_PORT/library/busybox:1.35"; do
+  buildah "${BUILDAH_STORAGE[@]}" push --tls-verify=false "$ref" "docker://$dest" >&2
+done
 echo "$ref"

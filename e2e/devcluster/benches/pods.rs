@@ -1,8 +1,11 @@
-//! Pod start latency of the process kubelet: create → `Running` p50/p99 for 200 Pods created at once,
-//! and the dev cluster's own CPU time per Pod; beside the floor measured in the same run: starting the
-//! same isolated process (`unshare` + shell + `sleep`) directly, without the API or kubelet.
+//! Pod start latency of the local kubelet: create → `Running` p50/p99 for 200 `busybox` Pods created
+//! at once, and the dev cluster's own CPU time per Pod; beside what it is made of, measured in the
+//! same run: the image pull (cold, and the warm manifest check every `:latest` container makes) and
+//! runc starting the same container from the same bundle directly, without the API or kubelet.
 //!
-//! Run: `cargo bench -p ephemera-devcluster --bench pods` (`BENCH_PODS` changes the count).
+//! Run: `cargo bench -p ephemera-devcluster --bench pods` with the test registry up and its images
+//! built (`e2e/scripts/registry.sh start && images/test/build.sh`; `EPHEMERA_TEST_REGISTRY`, default
+//! `127.0.0.1:5000`). `BENCH_PODS` changes the count.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
@@ -10,6 +13,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ephemera_devcluster::kubelet::bundle;
+use ephemera_devcluster::kubelet::pull::{PullPolicy, Pulled, Puller};
+use ephemera_devcluster::kubelet::runc::{Launch, Runtime};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
@@ -30,31 +36,45 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// The floor: the same containers started by the kubelet's container runtime directly, all at
-/// once like the Pods (same isolation: namespaces, overlay root, private /dev), each timed from its
-/// start until its first output line is in its log. What is left above this is the API + kubelet.
-async fn bare_starts(n: usize, dir: &Path) -> Vec<Duration> {
-    use ephemera_devcluster::kubelet::runtime::{Isolation, Spawner, Spec};
-    let isolation = Isolation::detect();
-    let spawner = Spawner::new(tokio::runtime::Handle::current());
+/// The image's cost on its own: one cold pull (an empty store: manifest, config, layers, unpack)
+/// and the warm pull every container of `busybox` (`:latest`, so `imagePullPolicy: Always`) makes
+/// (the manifest asked again, everything else on the node).
+async fn pulls(registry: &str, dir: &Path) -> (Duration, Duration, Pulled) {
+    let puller =
+        Puller::new(dir.join("bench-images"), vec![registry.into()], [("docker.io".into(), registry.into())].into());
+    let t = Instant::now();
+    let image = puller.pull("busybox", PullPolicy::Always, None).await.expect("cold pull");
+    let cold = t.elapsed();
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        puller.pull("busybox", PullPolicy::Always, None).await.expect("warm pull");
+        warm.push(t.elapsed());
+    }
+    warm.sort();
+    (cold, percentile(&warm, 0.5), image)
+}
+
+/// The floor: the same containers started by the kubelet's container runtime (runc from the same
+/// bundle the kubelet builds) directly, all at once like the Pods, each timed from its start until
+/// its first output line is in its log. What is left above this is the API, the kubelet and pulls.
+async fn bare_starts(n: usize, dir: &Path, image: &Pulled) -> Vec<Duration> {
+    let runtime = Runtime::new(dir.join("bench-runc"), tokio::runtime::Handle::current());
+    let pod = json!({"metadata": {"name": "bare", "namespace": "default", "uid": "u"}, "spec": {}});
+    let container = json!({"name": "c", "command": ["sh", "-c", "echo up; exec sleep 3600"]});
+    let cmd = Some(vec!["sh".to_string(), "-c".to_string(), "echo up; exec sleep 3600".to_string()]);
+    let b = bundle::bundle(&image.config, &image.accounts, &pod, &container, &[], cmd, None).expect("bundle");
     let mut started = Vec::new();
     for i in 0..n {
-        let spec = Spec {
-            argv: vec!["sh".into(), "-c".into(), "echo up; exec sleep 3600".into()],
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            workdir: None,
-            mounts: vec![],
-            uid: None,
-            gid: None,
-            groups: vec![],
+        let launch = Launch {
+            id: format!("bench-{}-{i}", std::process::id()),
+            bundle: dir.join(format!("bare-{i}")),
+            image_root: image.rootfs.clone(),
+            config: bundle::runtime_spec(&b, "rootfs", &format!("bare-{i}"), &[]),
             log: dir.join(format!("bare-{i}.log")),
-            hostname: format!("bare-{i}"),
-            scratch: dir.join(format!("bare-root-{i}")),
-            binaries: vec![],
-            read_only_root: false,
         };
         let t = Instant::now();
-        let (handle, exit) = spawner.spawn(spec, isolation).await.expect("spawn");
+        let (handle, exit) = runtime.start(launch).await.expect("start");
         started.push((i, t, handle, exit));
     }
     let mut out = Vec::new();
@@ -81,8 +101,13 @@ async fn main() {
     let n: usize = std::env::var("BENCH_PODS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let registry = std::env::var("EPHEMERA_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
     let mut server = Command::new(env!("CARGO_BIN_EXE_ephemera-devcluster"))
-        .args(["--listen", "127.0.0.1:0", "--kubeconfig"])
+        .args(["--listen", "127.0.0.1:0", "--insecure-registry", &registry])
+        .arg("--registry-mirror")
+        .arg(format!("docker.io={registry}"))
+        .arg("--kubeconfig")
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -146,9 +171,10 @@ async fn main() {
     latencies.sort();
     let _ = server.kill();
     let _ = server.wait();
-    let bare = bare_starts(n, dir.path()).await;
+    let (cold, warm, image) = pulls(&registry, dir.path()).await;
+    let bare = bare_starts(n, dir.path(), &image).await;
     println!(
-        "process kubelet bench: {n} Pods created at once (16 concurrent creates); {} reached Running",
+        "kubelet bench: {n} busybox Pods created at once (16 concurrent creates); {} reached Running",
         latencies.len()
     );
     println!("{:<34} {:>12} {:>12} {:>8}", "metric", "devcluster", "runtime only", "ratio");
@@ -158,6 +184,8 @@ async fn main() {
         println!("{label:<34} {ours:>12.1} {base:>12.1} {:>7.1}x", ours / base);
     }
     println!("{:<34} {:>12.1}", "devcluster CPU per Pod (ms)", cpu_ms_per_pod);
+    println!("{:<34} {:>12.1}", "image pull, cold (ms)", cold.as_secs_f64() * 1000.0);
+    println!("{:<34} {:>12.1}", "image pull, warm p50 (ms)", warm.as_secs_f64() * 1000.0);
     println!("{:<34} {:>12.1}", "all creates answered after (ms)", creates_done.as_secs_f64() * 1000.0);
-    println!("runtime only = the same {} containers started at once by the kubelet's container runtime directly (no API, no kubelet), same run", bare.len());
+    println!("runtime only = the same {} containers started at once by runc from the kubelet's bundle directly (no API, no kubelet, no pull), same run", bare.len());
 }

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::Auth;
 use crate::http::{router, App};
-use crate::kubelet::{ImageMap, KubeletConfig};
+use crate::kubelet::{KubeletConfig, Registries};
 use crate::meta;
 use crate::store::{ResKey, Store, WalError, Write};
 use crate::tls::{Tls, TlsError};
@@ -43,24 +43,25 @@ pub struct KubeletSettings {
     pub node_name: String,
     /// Pod folders; default: `<data-dir>/kubelet`, or a temporary folder removed on shutdown.
     pub root: Option<PathBuf>,
-    /// Image → program map.
-    pub images: ImageMap,
+    /// The node's image store (default: `<root>/images`).
+    pub image_store: Option<PathBuf>,
+    /// Registry settings (insecure registries, mirrors).
+    pub registries: Registries,
     /// First restart back-off.
     pub backoff_base: std::time::Duration,
+    /// Each container's pids limit.
+    pub pids_limit: Option<i64>,
 }
 
 impl Default for KubeletSettings {
     fn default() -> Self {
-        let mut images = ImageMap::default();
-        // The worker binary built beside this one stands for the Ephemera worker image.
-        if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)) {
-            images.add("ephemera-worker", dir.join("ephemera-worker"));
-        }
         Self {
             node_name: "devcluster-node".into(),
             root: None,
-            images,
+            image_store: None,
+            registries: Registries::default(),
             backoff_base: std::time::Duration::from_secs(10),
+            pids_limit: Some(4096),
         }
     }
 }
@@ -141,8 +142,10 @@ impl DevCluster {
             let cfg = KubeletConfig {
                 node_name: k.node_name.clone(),
                 root,
-                images: k.images.clone(),
+                image_store: k.image_store.clone(),
+                registries: k.registries.clone(),
                 backoff_base: k.backoff_base,
+                pids_limit: k.pids_limit,
             };
             tasks.push(crate::kubelet::start(app.clone(), cfg, addr.port(), tls.ca_pem.clone()));
         }

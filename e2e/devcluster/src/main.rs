@@ -33,10 +33,16 @@ struct Args {
     /// temporary folder).
     #[arg(long, env = "DEVCLUSTER_KUBELET_ROOT")]
     kubelet_root: Option<PathBuf>,
-    /// Map an image repository to a local program, e.g. `ephemera-worker=target/debug/ephemera-worker`
-    /// (repeatable). busybox, alpine, debian and ubuntu images always run their commands on the host.
-    #[arg(long = "image", value_name = "REPO=PATH")]
-    images: Vec<String>,
+    /// A registry (`host:port`) spoken to over plain HTTP, e.g. the loopback one (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
+    /// Send the pulls of one registry to another, as containerd's mirrors do, e.g.
+    /// `docker.io=127.0.0.1:5000` (repeatable).
+    #[arg(long = "registry-mirror", value_name = "REGISTRY=MIRROR")]
+    registry_mirrors: Vec<String>,
+    /// The node's image store (default: KUBELET_ROOT/images).
+    #[arg(long, env = "DEVCLUSTER_IMAGE_STORE")]
+    image_store: Option<PathBuf>,
     /// First container restart back-off in seconds (doubles per restart, capped at 300).
     #[arg(long, env = "DEVCLUSTER_RESTART_BACKOFF_SECONDS", default_value_t = 10)]
     restart_backoff_seconds: u64,
@@ -53,9 +59,13 @@ async fn main() -> anyhow::Result<()> {
         None
     } else {
         let mut k = KubeletSettings::default();
-        for entry in &args.images {
-            k.images.parse_entry(entry).map_err(anyhow::Error::msg)?;
+        for entry in &args.registry_mirrors {
+            let (from, to) =
+                entry.split_once('=').with_context(|| format!("--registry-mirror {entry:?} is not REGISTRY=MIRROR"))?;
+            k.registries.mirrors.insert(from.to_string(), to.to_string());
         }
+        k.registries.insecure.clone_from(&args.insecure_registries);
+        k.image_store.clone_from(&args.image_store);
         k.node_name = args.node_name.clone();
         k.root = args.kubelet_root.clone();
         k.backoff_base = std::time::Duration::from_secs(args.restart_backoff_seconds);

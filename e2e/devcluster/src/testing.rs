@@ -31,6 +31,9 @@ impl Dev {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut config = Config { kubeconfig: Some(kubeconfig.clone()), ..Config::default() };
+        if let Some(k) = config.kubelet.as_mut() {
+            test_registries(k);
+        }
         tweak(&mut config);
         let cluster = DevCluster::start(config).await.expect("start dev cluster");
         Dev { cluster, dir, kubeconfig }
@@ -50,6 +53,25 @@ impl Dev {
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
         kubectl(&self.kubeconfig, args, Some(stdin))
     }
+}
+
+/// The loopback test registry (`host:port`) the test command starts, from `EPHEMERA_TEST_REGISTRY`.
+pub fn test_registry() -> String {
+    std::env::var("EPHEMERA_TEST_REGISTRY").expect(
+        "EPHEMERA_TEST_REGISTRY is not set: run ./e2e/scripts/test.sh, or start e2e/scripts/registry.sh, run \
+         images/test/build.sh and export EPHEMERA_TEST_REGISTRY=127.0.0.1:5000",
+    )
+}
+
+/// Test nodes pull Docker Hub's images from the loopback test registry (which holds the test
+/// images under the same names: `busybox` is `docker.io/library/busybox`), and share one image
+/// store, so each test does not unpack the same layers again. Without `EPHEMERA_TEST_REGISTRY` the
+/// node pulls from the registries images name (tests that run no Pods need none).
+fn test_registries(k: &mut crate::KubeletSettings) {
+    let Ok(registry) = std::env::var("EPHEMERA_TEST_REGISTRY") else { return };
+    k.registries.insecure.push(registry.clone());
+    k.registries.mirrors.insert("docker.io".into(), registry);
+    k.image_store = Some(std::env::temp_dir().join("ephemera-devcluster-test-images"));
 }
 
 /// A kube client from a kubeconfig file, exactly as a user's program would build one.

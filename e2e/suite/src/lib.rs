@@ -6,6 +6,7 @@
 pub mod api;
 pub mod fakes;
 pub mod openbao;
+pub mod slow_registry;
 pub mod stack;
 
 /// Installs ring as the TLS provider for reqwest-based clients (they are built without one).

@@ -1,12 +1,12 @@
-//! The local stack the full-stack tests run on: a dev cluster whose kubelet maps the worker image to
-//! the freshly built `ephemera-worker`, the CRDs applied with kubectl, and operator replicas.
+//! The local stack the full-stack tests run on: a dev cluster whose kubelet pulls the worker image
+//! built from this checkout and the Task images from the test registry, the CRDs applied with
+//! kubectl, and operator replicas.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use ephemera_crds::{Task, TaskPhase, TaskQueue, TaskQueueSpec};
-use ephemera_devcluster::kubelet::ImageMap;
 use ephemera_devcluster::testing::{kubectl, ok, Dev};
 use ephemera_operator::Config;
 use kube::api::{Api, PostParams};
@@ -18,18 +18,14 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The `ephemera-worker` binary of this build (built with the workspace's binaries when missing).
-pub fn worker_binary() -> PathBuf {
+/// The `ephemera-operator` binary of this build (built with the workspace's binaries when missing
+/// or older than its sources).
+pub fn operator_binary() -> PathBuf {
     // Test binaries live in target/<profile>/deps; the workspace's binaries one level up.
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
-    let bin = profile_dir.join("ephemera-worker");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    // A binary older than the worker's sources (e.g. a release build left by the dev stack) would
-    // test yesterday's worker.
-    let stale =
-        built.is_none_or(|b| ["worker", "crds", "operator"].iter().any(|d| newest_source(&repo().join(d)) > Some(b)));
-    if stale {
+    let bin = profile_dir.join("ephemera-operator");
+    if stale(&bin, &["operator", "crds"]) {
         // The same command the test script runs first, so no dependency is built twice.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
@@ -38,14 +34,41 @@ pub fn worker_binary() -> PathBuf {
             build.arg("--release");
         }
         let ok = build.status().expect("cargo");
-        assert!(ok.success() && bin.exists(), "could not build ephemera-worker at {}", bin.display());
+        assert!(ok.success() && bin.exists(), "could not build ephemera-operator at {}", bin.display());
     }
     bin
 }
 
-/// The `ephemera-operator` binary of this build (beside the worker's, built with it).
-pub fn operator_binary() -> PathBuf {
-    worker_binary().with_file_name("ephemera-operator")
+/// Whether `built` is missing or older than the sources under the repository's `dirs`.
+fn stale(built: &Path, dirs: &[&str]) -> bool {
+    let at = std::fs::metadata(built).and_then(|m| m.modified()).ok();
+    at.is_none_or(|b| dirs.iter().any(|d| newest_source(&repo().join(d)) > Some(b)))
+}
+
+/// The worker image the test command built into the test registry, by digest (`images/build.sh
+/// --profile dev --component worker`); built here when missing or older than the worker's sources.
+pub fn worker_image() -> String {
+    let env_file = repo().join("target/images/test-images.env");
+    if stale(&env_file, &["worker", "crds", "images"]) {
+        let registry = ephemera_devcluster::testing::test_registry();
+        // One build at a time across test processes (nextest runs each test in its own).
+        let status = Command::new("flock")
+            .arg(repo().join("target/images.lock"))
+            .arg(repo().join("images/build.sh"))
+            .args(["--profile", "dev", "--component", "worker", "--tag", "test", "--registry"])
+            .arg(format!("{registry}/ephemera-dev"))
+            .arg("--env-file")
+            .arg(&env_file)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("images/build.sh");
+        assert!(status.success(), "could not build the test worker image");
+    }
+    let text = std::fs::read_to_string(&env_file).expect("the test images' env file");
+    text.lines()
+        .find_map(|l| l.strip_prefix("EPHEMERA_WORKER_IMAGE="))
+        .map(|r| r.trim().to_string())
+        .expect("EPHEMERA_WORKER_IMAGE in the test images' env file")
 }
 
 /// The newest modification time of the files under `dir` (recursively).
@@ -69,17 +92,23 @@ pub struct Stack {
 
 /// Starts the stack.
 pub async fn stack() -> Stack {
-    stack_with(|_| {}).await
+    stack_with(None).await
 }
 
-/// Starts the stack with the node's image map adjusted (e.g. a slow pull).
-pub async fn stack_with(images: impl FnOnce(&mut ImageMap)) -> Stack {
-    let worker = worker_binary();
+/// Starts the stack; with `slow_pull`, the first pull of each Docker Hub image (the Task images)
+/// takes that long (the node pulls them through [`crate::slow_registry`]).
+pub async fn stack_with(slow_pull: Option<Duration>) -> Stack {
+    let slow = match slow_pull {
+        Some(delay) => Some(crate::slow_registry::start(&ephemera_devcluster::testing::test_registry(), delay).await),
+        None => None,
+    };
     let dev = Dev::start_with(|c| {
         if let Some(k) = c.kubelet.as_mut() {
             k.backoff_base = Duration::from_millis(500);
-            k.images.add("ephemera-worker", worker);
-            images(&mut k.images);
+            if let Some(slow) = slow {
+                k.registries.insecure.push(slow.clone());
+                k.registries.mirrors.insert("docker.io".into(), slow);
+            }
         }
     })
     .await;
@@ -109,7 +138,7 @@ pub const OPERATOR_NAMESPACE: &str = "ephemera-system";
 pub fn config(identity: &str) -> Config {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     Config {
-        worker_image: "ghcr.io/ephemera-dev/ephemera-worker:test".into(),
+        worker_image: worker_image(),
         pod_start_timeout: Duration::from_secs(5),
         termination_grace: Duration::from_secs(2),
         identity: identity.into(),

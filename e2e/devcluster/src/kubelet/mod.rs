@@ -1,19 +1,20 @@
-//! The process kubelet: schedules Pods onto the one local node and runs each Pod's containers as
-//! local processes, reporting status the way a real kubelet does. See `pod.rs` for a Pod's life,
-//! `runtime.rs` for how a container runs, and this crate's README for what is and is not enforced.
+//! The kubelet: schedules Pods onto the one local node, pulls their images from registries and runs
+//! their containers with runc, reporting status the way a real kubelet does. See `pod.rs` for a
+//! Pod's life, `pull.rs` for images, `bundle.rs` for how an image and a container spec become an OCI
+//! config, `runc.rs` for how it runs, and this crate's README for what is and is not enforced.
 
 pub mod bundle;
 mod env;
-pub mod images;
 pub mod logs;
 mod pod;
 pub mod pull;
-pub mod runtime;
+pub mod pull_secrets;
+pub mod runc;
 pub mod seccomp;
 mod status;
 mod volumes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,31 +26,42 @@ use crate::http::App;
 use crate::meta;
 use crate::store::{EventType, ResKey, Write};
 
-pub use images::ImageMap;
-pub use runtime::Isolation;
+/// Where images come from: the container runtime's registry settings.
+#[derive(Debug, Clone, Default)]
+pub struct Registries {
+    /// Registries (`host:port`) spoken to over plain HTTP.
+    pub insecure: Vec<String>,
+    /// Registry → the registry its pulls go to instead (containerd's mirrors).
+    pub mirrors: BTreeMap<String, String>,
+}
 
 /// Kubelet settings.
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
     /// Name of the one node.
     pub node_name: String,
-    /// Where Pod folders (volumes, logs, termination messages) live.
+    /// Where Pod folders (volumes, logs, termination messages, bundles) and runc's state live.
     pub root: PathBuf,
-    /// Image → program map.
-    pub images: ImageMap,
+    /// The node's image store (pulled layers and unpacked images); default `<root>/images`. Nodes may
+    /// share one (the store is safe for concurrent pulls).
+    pub image_store: Option<PathBuf>,
+    /// Registry settings.
+    pub registries: Registries,
     /// First restart back-off (doubles per restart, capped at five minutes). Kubernetes uses 10s.
     pub backoff_base: Duration,
+    /// The pids cgroup limit of each container (the kubelet's `podPidsLimit`, applied per container).
+    pub pids_limit: Option<i64>,
 }
 
 /// State shared by the kubelet loop and its Pod workers.
 pub struct Shared {
     root: PathBuf,
-    images: ImageMap,
-    isolation: Isolation,
+    puller: pull::Puller,
+    runtime: runc::Runtime,
+    pids_limit: Option<i64>,
     api_port: u16,
     ca_pem: String,
     backoff_base: Duration,
-    spawner: runtime::Spawner,
     workers: Mutex<HashMap<String, watch::Sender<Option<Arc<Value>>>>>,
 }
 
@@ -67,17 +79,18 @@ fn pods() -> ResKey {
 
 /// Starts the kubelet; returns when the node is registered. Runs until the returned task is aborted.
 pub fn start(app: Arc<App>, cfg: KubeletConfig, api_port: u16, ca_pem: String) -> tokio::task::JoinHandle<()> {
-    let isolation = Isolation::detect();
-    tracing::info!(?isolation, node = %cfg.node_name, root = %cfg.root.display(), "process kubelet starting");
+    let runtime = runc::Runtime::new(cfg.root.join("runc"), tokio::runtime::Handle::current());
+    tracing::info!(node = %cfg.node_name, root = %cfg.root.display(), unavailable = ?runtime.unavailable(), "kubelet starting");
+    let image_store = cfg.image_store.clone().unwrap_or_else(|| cfg.root.join("images"));
     let shared = Arc::new(Shared {
         root: cfg.root.clone(),
-        images: cfg.images.clone(),
-        isolation,
+        puller: pull::Puller::new(image_store, cfg.registries.insecure.clone(), cfg.registries.mirrors.clone()),
+        pids_limit: cfg.pids_limit,
         api_port,
         ca_pem,
         backoff_base: cfg.backoff_base,
-        spawner: runtime::Spawner::new(tokio::runtime::Handle::current()),
         workers: Mutex::new(HashMap::new()),
+        runtime,
     });
     if let Ok(mut l) = app.logs.write() {
         *l = Some(Arc::new(logs::LogServer { root: cfg.root.clone(), app: Arc::downgrade(&app) }));
@@ -85,13 +98,22 @@ pub fn start(app: Arc<App>, cfg: KubeletConfig, api_port: u16, ca_pem: String) -
     if let Ok(mut n) = app.kubelet_node.write() {
         *n = Some(cfg.node_name.clone());
     }
-    register_node(&app, &cfg.node_name, isolation);
+    register_node(&app, &cfg.node_name, shared.runtime.unavailable());
     recover(&app, &cfg.node_name);
     tokio::spawn(run(app, shared, cfg.node_name))
 }
 
-fn register_node(app: &App, node: &str, isolation: Isolation) {
+fn register_node(app: &App, node: &str, unavailable: Option<&str>) {
     let now = meta::now();
+    // A node whose runtime cannot run containers is not Ready, as the kubelet reports a runtime down.
+    let ready = match unavailable {
+        None => {
+            json!({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now})
+        }
+        Some(why) => {
+            json!({"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": format!("container runtime is down: {why}"), "lastHeartbeatTime": now, "lastTransitionTime": now})
+        }
+    };
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let node_obj = json!({
         "apiVersion": "v1",
@@ -106,15 +128,14 @@ fn register_node(app: &App, node: &str, isolation: Isolation) {
                 "kubernetes.io/arch": if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH },
                 "node-role.kubernetes.io/control-plane": "",
             },
-            "annotations": {"devcluster.ephemera.dev/isolation": format!("{isolation:?}")},
         },
         "spec": {},
         "status": {
             "capacity": {"cpu": cpus.to_string(), "pods": "110"},
             "allocatable": {"cpu": cpus.to_string(), "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "conditions": [ready],
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": node}],
-            "nodeInfo": {"kubeletVersion": "v1.36.0-ephemera-devcluster", "operatingSystem": "linux", "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "devcluster://process"},
+            "nodeInfo": {"kubeletVersion": "v1.36.0-ephemera-devcluster", "operatingSystem": "linux", "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "runc://devcluster"},
         },
     });
     let _ = app.store.write::<()>(&ResKey::new("", "nodes"), "", node, |cur| {

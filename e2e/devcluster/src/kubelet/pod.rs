@@ -10,10 +10,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::images::Image;
-use super::runtime::{self, Handle};
+use super::runc::{self, Handle};
 use super::status::{condition, merge_conditions, Container, State};
-use super::{logs, volumes, Shared};
+use super::{bundle, logs, pull, pull_secrets, volumes, Shared};
 use crate::http::App;
 use crate::meta;
 use crate::store::{ResKey, Write};
@@ -59,8 +58,8 @@ pub struct Worker {
     exit_rx: Option<mpsc::UnboundedReceiver<Exit>>,
 }
 
-/// (init container?, index, exit code).
-type Exit = (bool, usize, i32);
+/// (init container?, index, how it ended).
+type Exit = (bool, usize, runc::Exit);
 
 fn names_images(pod: &Value, field: &str, reason: &str) -> Vec<Container> {
     pod["spec"][field]
@@ -127,7 +126,7 @@ impl Worker {
             "podIP": "127.0.0.1",
             "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time,
-            "qosClass": "BestEffort",
+            "qosClass": super::status::qos_class(&self.pod),
             "containerStatuses": self.mains.iter().map(Container::to_json).collect::<Vec<_>>(),
         });
         if !self.inits.is_empty() {
@@ -218,190 +217,186 @@ impl Worker {
         }
     }
 
-    /// Builds what to run for a container, or the waiting reason that stops it.
-    fn prepare(&self, c: &Value, run: u32) -> Result<(runtime::Spec, Option<PathBuf>), (String, String)> {
+    /// The node's copy of a container's image, pulled as its policy says with the Pod's pull secrets.
+    async fn pull(&self, c: &Value) -> Result<pull::Pulled, pull::PullError> {
         let image = c["image"].as_str().unwrap_or_default();
-        let resolved = self.k.images.resolve(image).ok_or_else(|| {
-            (
-                "ErrImagePull".to_string(),
-                format!("failed to pull image {image:?}: the dev cluster's image map has no entry for it"),
-            )
-        })?;
-        let cfg_err = |m: String| ("CreateContainerConfigError".to_string(), m);
+        let policy = pull::PullPolicy::of(c["imagePullPolicy"].as_str(), image);
+        let ns = meta::meta_str(&self.pod, "namespace").unwrap_or_default().to_string();
+        let mut entries = Vec::new();
+        for s in self.pod["spec"]["imagePullSecrets"].as_array().into_iter().flatten() {
+            // A missing Secret is skipped, as the kubelet does (the pull then goes without it).
+            let name = s["name"].as_str().unwrap_or_default();
+            if let Some(secret) = self.app.store.get(&ResKey::new("", "secrets"), &ns, name) {
+                entries.extend(pull_secrets::entries(&secret));
+            }
+        }
+        let auth = image
+            .parse::<oci_client::Reference>()
+            .ok()
+            .and_then(|r| pull_secrets::find(&entries, r.registry(), r.repository()));
+        self.k.puller.pull(image, policy, auth).await
+    }
+
+    /// Per-Pod files every container gets, as the kubelet writes them: `/etc/hosts` (the Pod's name
+    /// on its IP), `/etc/hostname` and the node's `/etc/resolv.conf` (every Pod here shares the host's
+    /// network).
+    fn pod_files(&self, hostname: &str) -> Result<Vec<(String, String, bool)>, String> {
+        let dir = self.dir.join("etc");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let hosts = format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"
+        );
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut out = Vec::new();
+        for (file, content, target) in [
+            ("hosts", hosts, "/etc/hosts"),
+            ("hostname", format!("{hostname}\n"), "/etc/hostname"),
+            ("resolv.conf", resolv, "/etc/resolv.conf"),
+        ] {
+            let path = dir.join(file);
+            if !path.exists() {
+                std::fs::write(&path, content).map_err(|e| e.to_string())?;
+                let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+            }
+            out.push((target.to_string(), path.to_string_lossy().into_owned(), false));
+        }
+        Ok(out)
+    }
+
+    /// Builds what to run for a container from its image and spec, or the waiting reason that stops it.
+    fn prepare(
+        &self,
+        c: &Value,
+        run: u32,
+        image: &pull::Pulled,
+    ) -> Result<(runc::Launch, Option<PathBuf>), (String, String)> {
+        let create_err = |m: String| ("CreateContainerError".to_string(), m);
+        // The kubelet's service variables, then the container's own env (which wins by name).
         let mut env = vec![
-            ("PATH".to_string(), super::bundle::DEFAULT_PATH.to_string()),
-            ("HOSTNAME".to_string(), self.ns_name().1),
             ("KUBERNETES_SERVICE_HOST".to_string(), "127.0.0.1".to_string()),
             ("KUBERNETES_SERVICE_PORT".to_string(), self.k.api_port.to_string()),
             ("KUBERNETES_PORT".to_string(), format!("tcp://127.0.0.1:{}", self.k.api_port)),
         ];
-        for (k, v) in super::env::container_env(&self.app.store, &self.pod, c).map_err(cfg_err)? {
+        let own = super::env::container_env(&self.app.store, &self.pod, c)
+            .map_err(|m| ("CreateContainerConfigError".to_string(), m))?;
+        for (k, v) in own {
             env.retain(|(x, _)| *x != k);
             env.push((k, v));
         }
-        let sc = |f: &str| c["securityContext"][f].as_i64().or_else(|| self.pod["spec"]["securityContext"][f].as_i64());
-        let uid = sc("runAsUser").map(|u| u as u32);
-        let gid = sc("runAsGroup").map(|g| g as u32);
-        // Like the kubelet: fsGroup and supplementalGroups join the process's groups.
-        let pod_sc = &self.pod["spec"]["securityContext"];
-        let groups: Vec<u32> = pod_sc["fsGroup"]
-            .as_u64()
-            .into_iter()
-            .chain(pod_sc["supplementalGroups"].as_array().into_iter().flatten().filter_map(Value::as_u64))
-            .filter_map(|g| u32::try_from(g).ok())
-            .collect();
-        let non_root = c["securityContext"]["runAsNonRoot"]
-            .as_bool()
-            .or_else(|| self.pod["spec"]["securityContext"]["runAsNonRoot"].as_bool());
-        if non_root == Some(true) && uid.unwrap_or(0) == 0 {
-            return Err(cfg_err(format!(
-                "container has runAsNonRoot and image will run as root (pod: \"{}\", container: {})",
-                super::bundle::pod_ref(&self.pod),
-                c["name"].as_str().unwrap_or_default()
-            )));
-        }
-        if !env.iter().any(|(k, _)| k == "HOME") {
-            env.push(("HOME".into(), if uid.unwrap_or(0) == 0 { "/root".into() } else { "/".into() }));
-        }
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| a.iter().map(|x| super::env::expand(x.as_str().unwrap_or_default(), &env)).collect())
-                .unwrap_or_default()
+        // `$(VAR)` in command and args refers to the container's env (never the image's).
+        let strings = |v: &Value| -> Option<Vec<String>> {
+            v.as_array().map(|a| a.iter().map(|x| super::env::expand(x.as_str().unwrap_or_default(), &env)).collect())
         };
         let (command, args) = (strings(&c["command"]), strings(&c["args"]));
-        let binaries = match &resolved {
-            Image::Binary(path) => vec![path.clone()],
-            Image::Host { .. } => Vec::new(),
-        };
-        let argv = match resolved {
-            Image::Binary(path) => {
-                let bin = runtime::image_binary_path(&path);
-                let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-                match command.split_first() {
-                    // `command: [/ephemera-worker, ...]` names the image's binary: run the mapped one.
-                    Some((first, rest)) if first.rsplit('/').next() == Some(file.as_str()) => {
-                        [vec![bin], rest.to_vec(), args].concat()
-                    }
-                    Some(_) => [command, args].concat(),
-                    None => [vec![bin], args].concat(),
-                }
-            }
-            Image::Host { default_cmd } => match (command.is_empty(), args.is_empty()) {
-                (false, _) => [command, args].concat(),
-                (true, false) => args,
-                (true, true) => default_cmd,
-            },
-        };
-        let mut mounts = volumes::mounts_for(c, &self.volumes).map_err(|m| ("CreateContainerError".to_string(), m))?;
+        let b = bundle::bundle(&image.config, &image.accounts, &self.pod, c, &env, command, args)
+            .map_err(|e| (e.reason().to_string(), e.to_string()))?;
         let name = c["name"].as_str().unwrap_or_default();
-        let mut term_file = None;
-        if self.k.isolation != runtime::Isolation::None {
-            let path = c["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log").to_string();
-            let file = self.dir.join("termination").join(format!("{name}-{run}"));
-            if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+        let mut mounts: Vec<(String, String, bool)> = volumes::mounts_for(c, &self.volumes)
+            .map_err(create_err)?
+            .into_iter()
+            .map(|m| (m.target, m.source.to_string_lossy().into_owned(), m.read_only))
+            .collect();
+        let hostname = self.pod["spec"]["hostname"].as_str().map(String::from).unwrap_or_else(|| self.ns_name().1);
+        // The volumes' own files at these paths win (a kubelet skips its file when one is mounted).
+        for f in self.pod_files(&hostname).map_err(create_err)? {
+            if !mounts.iter().any(|m| m.0 == f.0) {
+                mounts.push(f);
             }
-            std::fs::write(&file, b"").map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
-            // Writable by whatever user the container runs as.
-            let _ = std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666));
-            mounts.push(volumes::Mount { source: file.clone(), target: path, read_only: false });
-            term_file = Some(file);
         }
+        let path = c["terminationMessagePath"].as_str().unwrap_or("/dev/termination-log").to_string();
+        let term_file = self.dir.join("termination").join(format!("{name}-{run}"));
+        if let Some(parent) = term_file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| create_err(e.to_string()))?;
+        }
+        std::fs::write(&term_file, b"").map_err(|e| create_err(e.to_string()))?;
+        // Writable by whatever user the container runs as.
+        let _ = std::fs::set_permissions(&term_file, std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        mounts.push((path, term_file.to_string_lossy().into_owned(), false));
         let log = logs::log_path(&self.k.root, &self.uid, name, run);
         if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+            std::fs::create_dir_all(parent).map_err(|e| create_err(e.to_string()))?;
         }
-        let workdir = c["workingDir"].as_str().filter(|w| !w.is_empty()).map(String::from);
-        let hostname = self.pod["spec"]["hostname"].as_str().map(String::from).unwrap_or_else(|| self.ns_name().1);
-        let scratch = self.dir.join("rootfs").join(format!("{name}-{run}"));
-        std::fs::create_dir_all(&scratch).map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
-        let read_only_root = c["securityContext"]["readOnlyRootFilesystem"].as_bool().unwrap_or(false);
-        Ok((
-            runtime::Spec {
-                argv,
-                env,
-                workdir,
-                mounts,
-                uid,
-                gid,
-                groups,
-                log,
-                hostname,
-                scratch,
-                binaries,
-                read_only_root,
-            },
-            term_file,
-        ))
+        let mut config = bundle::runtime_spec(&b, "rootfs", &hostname, &mounts);
+        if let Some(limit) = self.k.pids_limit {
+            config["linux"]["resources"]["pids"] = json!({"limit": limit});
+        }
+        let launch = runc::Launch {
+            id: format!("{}-{name}-{run}", self.uid),
+            bundle: self.dir.join("bundles").join(format!("{name}-{run}")),
+            image_root: image.rootfs.clone(),
+            config,
+            log,
+        };
+        Ok((launch, Some(term_file)))
     }
 
-    /// Starts a container once its configuration resolves; waits (and reports why) until then.
+    /// Starts a container once its image is on the node and its configuration resolves; waits (and
+    /// reports why, as the kubelet does) until then.
     async fn start(&mut self, init: bool, i: usize) -> Result<Run, Outcome> {
         let c = self.container_spec(init, i);
+        let image_name = c["image"].as_str().unwrap_or_default().to_string();
         let mut pull_failures = 0u32;
-        // A slow first pull: the container waits in its current state (ContainerCreating /
-        // PodInitializing), as it does while a kubelet pulls.
-        let pulling = self.k.images.pull(c["image"].as_str().unwrap_or_default());
-        if !pulling.is_zero() {
-            self.pause(pulling).await?;
-        }
         loop {
             let run = self.status_mut(init, i).restarts;
-            match self.prepare(&c, run) {
-                Ok((spec, term_file)) => match self.k.spawner.spawn(spec.clone(), self.k.isolation).await {
-                    Ok((handle, exit)) => {
-                        tracing::debug!(pod = %self.uid, elapsed_ms = self.start.elapsed().as_millis() as u64, "container started");
-                        let started_at = meta::now();
-                        let id = format!("devcluster://{}-{}-{run}", self.uid, c["name"].as_str().unwrap_or_default());
-                        let st = self.status_mut(init, i);
-                        st.state = State::Running { started_at: started_at.clone() };
-                        st.container_id = id;
-                        let log = spec.log.clone();
-                        self.exits_register(init, i, exit);
-                        return Ok(Run {
-                            handle,
-                            started_at,
-                            term_file,
-                            log,
-                            fallback_to_logs: c["terminationMessagePolicy"].as_str() == Some("FallbackToLogsOnError"),
-                        });
-                    }
-                    Err(msg) => self.status_mut(init, i).state = State::waiting("RunContainerError", msg),
-                },
-                Err((reason, message)) => {
-                    let reason = if reason == "ErrImagePull" && pull_failures > 0 {
-                        "ImagePullBackOff".to_string()
+            let failure = match self.pull(&c).await {
+                Err(e) => {
+                    let backoff = matches!(e, pull::PullError::Pull(_)) && pull_failures > 0;
+                    pull_failures += 1;
+                    if backoff {
+                        let msg = format!("Back-off pulling image {image_name:?}: ErrImagePull: {e}");
+                        ("ImagePullBackOff".to_string(), msg)
                     } else {
-                        reason
-                    };
-                    if reason.contains("ImagePull") {
-                        pull_failures += 1;
+                        (e.reason().to_string(), e.to_string())
                     }
-                    let message = if reason == "ImagePullBackOff" {
-                        format!("Back-off pulling image {:?}", c["image"].as_str().unwrap_or_default())
-                    } else {
-                        message
-                    };
-                    self.status_mut(init, i).state = State::waiting(&reason, message);
                 }
-            }
+                Ok(image) => {
+                    self.status_mut(init, i).image_id = image.image_id.clone();
+                    match self.prepare(&c, run, &image) {
+                        Err(e) => e,
+                        Ok((launch, term_file)) => {
+                            let (id, log) = (launch.id.clone(), launch.log.clone());
+                            match self.k.runtime.start(launch).await {
+                                Ok((handle, exit)) => {
+                                    tracing::debug!(pod = %self.uid, elapsed_ms = self.start.elapsed().as_millis() as u64, "container started");
+                                    let started_at = meta::now();
+                                    let st = self.status_mut(init, i);
+                                    st.state = State::Running { started_at: started_at.clone() };
+                                    st.container_id = format!("runc://{id}");
+                                    self.exits_register(init, i, exit);
+                                    return Ok(Run {
+                                        handle,
+                                        started_at,
+                                        term_file,
+                                        log,
+                                        fallback_to_logs: c["terminationMessagePolicy"].as_str()
+                                            == Some("FallbackToLogsOnError"),
+                                    });
+                                }
+                                Err(msg) => ("RunContainerError".to_string(), msg),
+                            }
+                        }
+                    }
+                }
+            };
+            self.status_mut(init, i).state = State::waiting(&failure.0, failure.1);
             self.publish();
             let wait = if pull_failures > 0 { Duration::from_secs(u64::from(pull_failures.min(6)) * 2) } else { RETRY };
             self.pause(wait).await?;
         }
     }
 
-    fn exits_register(&mut self, init: bool, i: usize, exit: tokio::task::JoinHandle<i32>) {
+    fn exits_register(&mut self, init: bool, i: usize, exit: tokio::task::JoinHandle<runc::Exit>) {
         let tx = self.exit_tx.clone();
         tokio::spawn(async move {
-            let code = exit.await.unwrap_or(255);
-            let _ = tx.send((init, i, code));
+            let lost = runc::Exit { code: 255, oom_killed: false, start_error: None };
+            let _ = tx.send((init, i, exit.await.unwrap_or(lost)));
         });
     }
 
     /// Records a finished run: terminated state, termination message, log completion.
-    fn finish(&mut self, init: bool, i: usize, run: Run, code: i32) {
+    fn finish(&mut self, init: bool, i: usize, run: Run, exit: runc::Exit) {
         logs::mark_done(&run.log);
+        let code = exit.code;
         let mut message = run
             .term_file
             .as_ref()
@@ -412,10 +407,20 @@ impl Worker {
             // The kubelet's rule: the last 80 lines or 2048 bytes, whichever is smaller.
             message = logs::tail_text(&run.log, 80, 2048);
         }
+        // The runtime's verdicts first: a process that never started, then the OOM killer.
+        let reason = match (&exit.start_error, exit.oom_killed, code) {
+            (Some(why), _, _) => {
+                message = format!("failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: {why}: unknown");
+                "StartError"
+            }
+            (None, true, _) => "OOMKilled",
+            (None, false, 0) => "Completed",
+            _ => "Error",
+        };
         let st = self.status_mut(init, i);
         st.state = State::Terminated {
             exit_code: code,
-            reason: if code == 0 { "Completed".into() } else { "Error".into() },
+            reason: reason.into(),
             message,
             started_at: run.started_at,
             finished_at: meta::now(),
@@ -503,12 +508,13 @@ impl Worker {
                 };
                 self.publish();
                 let handle = run.handle.clone();
-                let code = match self.await_exit(exits, &[(true, i, handle)]).await {
-                    Ok((_, _, code)) => code,
+                let exit = match self.await_exit(exits, &[(true, i, handle)]).await {
+                    Ok((_, _, exit)) => exit,
                     Err(o) => return self.stop_all(exits, vec![(true, i, run)], o).await,
                 };
-                self.finish(true, i, run, code);
-                if code == 0 {
+                let ok = exit.code == 0;
+                self.finish(true, i, run, exit);
+                if ok {
                     break;
                 }
                 if policy == "Never" {
@@ -554,12 +560,13 @@ impl Worker {
                 r = self.await_exit(exits, &handles) => r,
                 _ = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => continue,
             };
-            let (_, i, code) = match waited {
+            let (_, i, exit) = match waited {
                 Ok(e) => e,
                 Err(o) => return self.stop_all(exits, Self::take_runs(&mut runs), o).await,
             };
+            let code = exit.code;
             if let Some(run) = runs[i].take() {
-                self.finish(false, i, run, code);
+                self.finish(false, i, run, exit);
             }
             let restart = policy == "Always" || (policy == "OnFailure" && code != 0);
             if restart {

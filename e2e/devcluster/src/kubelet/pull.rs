@@ -90,8 +90,12 @@ pub struct Pulled {
 
 /// Pulls images into `store`.
 pub struct Puller {
+    /// For anonymous pulls. The client remembers the first credentials it used per registry, so a
+    /// pull with credentials gets a client of its own.
     client: Client,
+    insecure: Vec<String>,
     store: PathBuf,
+    mirrors: std::collections::BTreeMap<String, String>,
 }
 
 /// Layer media types this kubelet unpacks.
@@ -103,10 +107,14 @@ const LAYER_TYPES: [&str; 4] = [
 ];
 
 impl Puller {
-    /// A puller caching under `store`; `insecure` registries (`host:port`) are spoken to over HTTP.
-    pub fn new(store: PathBuf, insecure: Vec<String>) -> Puller {
-        let config = ClientConfig { protocol: ClientProtocol::HttpsExcept(insecure), ..ClientConfig::default() };
-        Puller { client: Client::new(config), store }
+    /// A puller caching under `store`; `insecure` registries (`host:port`) are spoken to over HTTP;
+    /// `mirrors` sends the pulls of a registry (`docker.io`) to another (`127.0.0.1:5000`), as
+    /// containerd's `hosts.toml` does: same repository path, the original registry in `imageID`.
+    pub fn new(store: PathBuf, insecure: Vec<String>, mirrors: std::collections::BTreeMap<String, String>) -> Puller {
+        // The registry client (reqwest without a built-in provider) uses ring, as the server does;
+        // a process that chose a provider already keeps its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Puller { client: client(&insecure), insecure, store, mirrors }
     }
 
     /// The image as `policy` wants it: from the node's cache, or pulled with `auth` (user, password).
@@ -116,7 +124,10 @@ impl Puller {
         policy: PullPolicy,
         auth: Option<(String, String)>,
     ) -> Result<Pulled, PullError> {
-        let reference: Reference = image.parse().map_err(|_| PullError::InvalidName(image.to_string()))?;
+        let mut reference: Reference = image.parse().map_err(|_| PullError::InvalidName(image.to_string()))?;
+        if let Some(mirror) = self.mirrors.get(reference.registry()) {
+            reference.set_mirror_registry(mirror.clone());
+        }
         let index = self.store.join("refs").join(ref_key(&reference.whole()));
         let cached = std::fs::read_to_string(&index).ok().and_then(|digest| self.load(&reference, digest.trim()).ok());
         match (policy, cached) {
@@ -126,12 +137,16 @@ impl Puller {
         }
         let failed =
             |why: String| PullError::Pull(format!("failed to pull and unpack image \"{}\": {why}", reference.whole()));
-        let auth = match auth {
-            Some((user, password)) => RegistryAuth::Basic(user, password),
-            None => RegistryAuth::Anonymous,
+        let own;
+        let (client, auth) = match auth {
+            Some((user, password)) => {
+                own = client(&self.insecure);
+                (&own, RegistryAuth::Basic(user, password))
+            }
+            None => (&self.client, RegistryAuth::Anonymous),
         };
         let (manifest, digest, config) =
-            self.client.pull_manifest_and_config(&reference, &auth).await.map_err(|e| failed(e.to_string()))?;
+            client.pull_manifest_and_config(&reference, &auth).await.map_err(|e| failed(e.to_string()))?;
         let dir = self.image_dir(&digest).map_err(failed)?;
         if !dir.join("config.json").exists() {
             // Blobs first (each verified against its digest by the client, kept by digest), then the
@@ -141,7 +156,8 @@ impl Puller {
                 if !LAYER_TYPES.contains(&layer.media_type.as_str()) {
                     return Err(failed(format!("unsupported layer media type {}", layer.media_type)));
                 }
-                blobs.push((self.blob(&reference, layer).await.map_err(failed)?, layer.media_type.ends_with("gzip")));
+                let blob = self.blob(client, &reference, layer).await.map_err(failed)?;
+                blobs.push((blob, layer.media_type.ends_with("gzip")));
             }
             let staging = self.store.join("images").join(format!(".{}-{}", hex_of(&digest), unique()));
             std::fs::create_dir_all(staging.join("rootfs")).map_err(|e| failed(e.to_string()))?;
@@ -163,6 +179,7 @@ impl Puller {
     /// A layer blob on disk, downloaded unless it is already there.
     async fn blob(
         &self,
+        client: &Client,
         reference: &Reference,
         layer: &oci_client::manifest::OciDescriptor,
     ) -> Result<PathBuf, String> {
@@ -173,7 +190,7 @@ impl Puller {
         std::fs::create_dir_all(self.store.join("blobs")).map_err(|e| e.to_string())?;
         let partial = path.with_extension(unique());
         let file = tokio::fs::File::create(&partial).await.map_err(|e| e.to_string())?;
-        let pulled = self.client.pull_blob(reference, layer, file).await;
+        let pulled = client.pull_blob(reference, layer, file).await;
         match pulled {
             Ok(()) => std::fs::rename(&partial, &path).map_err(|e| e.to_string())?,
             Err(e) => {
@@ -202,6 +219,11 @@ impl Puller {
             rootfs,
         })
     }
+}
+
+/// A registry client; `insecure` registries (`host:port`) are spoken to over HTTP.
+fn client(insecure: &[String]) -> Client {
+    Client::new(ClientConfig { protocol: ClientProtocol::HttpsExcept(insecure.to_vec()), ..ClientConfig::default() })
 }
 
 /// A reference as one file name: its SHA-256, so no two references share an entry.

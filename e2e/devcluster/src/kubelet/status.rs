@@ -76,6 +76,8 @@ pub struct Container {
     pub restarts: u32,
     /// Runtime id of the current run.
     pub container_id: String,
+    /// The pulled image's `registry/repository@digest` (empty until pulled).
+    pub image_id: String,
 }
 
 impl Container {
@@ -88,6 +90,7 @@ impl Container {
             last: None,
             restarts: 0,
             container_id: String::new(),
+            image_id: String::new(),
         }
     }
 
@@ -101,7 +104,7 @@ impl Container {
         let mut v = json!({
             "name": self.name,
             "image": self.image,
-            "imageID": "",
+            "imageID": self.image_id,
             "ready": self.running(),
             "started": self.running(),
             "restartCount": self.restarts,
@@ -112,6 +115,34 @@ impl Container {
             v["containerID"] = json!(self.container_id);
         }
         v
+    }
+}
+
+/// The Pod's QoS class from its containers' CPU and memory requests and limits, by Kubernetes'
+/// rule: none anywhere is `BestEffort`; limits on both for every container with requests equal to
+/// them (an unset request defaults to its limit) is `Guaranteed`; anything else `Burstable`.
+pub fn qos_class(pod: &Value) -> &'static str {
+    let containers: Vec<&Value> =
+        ["initContainers", "containers"].iter().flat_map(|f| pod["spec"][f].as_array().into_iter().flatten()).collect();
+    let quantity = |c: &Value, kind: &str, r: &str| {
+        c["resources"][kind][r].as_str().and_then(super::bundle::quantity_milli).filter(|q| *q > 0)
+    };
+    let any = containers.iter().any(|c| {
+        ["cpu", "memory"].iter().any(|r| quantity(c, "requests", r).is_some() || quantity(c, "limits", r).is_some())
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| match quantity(c, "limits", r) {
+            Some(limit) => quantity(c, "requests", r).is_none_or(|req| req == limit),
+            None => false,
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
     }
 }
 
@@ -136,4 +167,22 @@ pub fn merge_conditions(old: &Value, new: Vec<Value>) -> Vec<Value> {
             c
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes_follow_kubernetes_rules() {
+        let pod = |containers: Value| json!({"spec": {"containers": containers}});
+        assert_eq!(qos_class(&pod(json!([{"name": "a"}]))), "BestEffort");
+        let both = json!({"limits": {"cpu": "1", "memory": "1Gi"}});
+        assert_eq!(qos_class(&pod(json!([{"resources": both}]))), "Guaranteed");
+        let equal = json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}});
+        assert_eq!(qos_class(&pod(json!([{"resources": equal}]))), "Guaranteed");
+        let lower = json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}});
+        assert_eq!(qos_class(&pod(json!([{"resources": lower}]))), "Burstable");
+        assert_eq!(qos_class(&pod(json!([{"resources": both}, {"name": "b"}]))), "Burstable");
+    }
 }

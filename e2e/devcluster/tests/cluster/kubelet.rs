@@ -87,7 +87,7 @@ async fn secrets_reach_the_process_as_files_and_env() {
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client, "default");
     create(&pods, json!({"metadata": {"name": "s"}, "spec": {"restartPolicy": "Never",
-        "containers": [{"name": "c", "image": "alpine:3.20",
+        "containers": [{"name": "c", "image": "busybox:1.35",
             "command": ["sh", "-c", "cat /etc/creds/password; echo; echo user=$USER_NAME; stat -c %a /etc/creds/password; cat /etc/creds/sub/pw"],
             "env": [{"name": "USER_NAME", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}}],
             "volumeMounts": [{"name": "creds", "mountPath": "/etc/creds", "readOnly": true}]}],

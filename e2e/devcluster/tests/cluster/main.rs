@@ -5,6 +5,7 @@
 
 mod common;
 mod differential;
+mod images;
 mod kube_client;
 mod kubectl;
 mod kubelet;

@@ -50,7 +50,7 @@ async fn an_image_pulled_from_the_registry_runs_under_runc_with_the_restricted_p
     let _ = rustls::crypto::ring::default_provider().install_default();
     let registry = registry();
     let store = tempfile::tempdir().unwrap();
-    let puller = Puller::new(store.path().to_path_buf(), vec![registry.clone()]);
+    let puller = Puller::new(store.path().to_path_buf(), vec![registry.clone()], Default::default());
     let image = format!("{registry}/ephemera-test/busybox:1.35");
 
     // Pull policy and the registry's own answers.

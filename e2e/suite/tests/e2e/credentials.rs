@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use ephemera_crds::worker::CredentialRef;
 use ephemera_crds::{Credential, Task, TaskPhase};
-use ephemera_devcluster::kubelet::ImageMap;
 use ephemera_devcluster::testing::eventually;
 use ephemera_e2e::fakes::github::{FakeGithub, Installation};
 use ephemera_e2e::fakes::jwt;
@@ -90,13 +89,13 @@ async fn credential(s: &Stack, name: &str, spec: Value) {
 }
 
 async fn world() -> World {
-    world_with(|_| {}).await
+    world_with(None).await
 }
 
-/// The world on a node whose image map `images` adjusts.
-async fn world_with(images: impl FnOnce(&mut ImageMap)) -> World {
+/// The world on a node whose first pull of each Task image takes `slow_pull`.
+async fn world_with(slow_pull: Option<Duration>) -> World {
     operator_log();
-    let s = stack_with(images).await;
+    let s = stack_with(slow_pull).await;
     let bao = OpenBao::start().await;
     let (sf_key, gh_key) = (jwt::generate_key(), jwt::generate_key());
     // A sandbox org: the JWT audience is test.salesforce.com whatever the login URL.
@@ -414,7 +413,7 @@ async fn minted_identity(w: &World, pod: Option<&str>) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_who_reads_every_secret_and_runs_pods_with_the_same_service_account_gets_no_token() {
     // The Task's image takes 8 s to pull: its attempt's token waits in the operator's record meanwhile.
-    let w = world_with(|images| images.slow_pull("busybox", Duration::from_secs(8))).await;
+    let w = world_with(Some(Duration::from_secs(8))).await;
     let (op, url) = w.operator_serving("op-1", |cfg, _| cfg.pod_start_timeout = Duration::from_secs(60));
     let tasks = w.tasks();
     create(
@@ -443,7 +442,7 @@ async fn a_tenant_who_reads_every_secret_and_runs_pods_with_the_same_service_acc
     // 2. A Pod of the tenant's, same ServiceAccount, with a hand-off-audience token of its own.
     let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
     let thief: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "thief"},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "alpine",
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox",
             "command": ["sh", "-c", "cat /var/run/id/token; echo; sleep 60"],
             "volumeMounts": [{"name": "id", "mountPath": "/var/run/id"}]}],
         "volumes": [{"name": "id", "projected": {"sources": [{"serviceAccountToken": {
@@ -474,7 +473,7 @@ async fn a_tenant_who_reads_every_secret_and_runs_pods_with_the_same_service_acc
 async fn a_token_claimed_before_the_worker_fails_the_task_as_possible_interception() {
     // Someone who may mint ServiceAccount tokens bound to the attempt's own Pod (`serviceaccounts/token`
     // in the namespace) can claim first; the worker then finds it gone and raises the alarm.
-    let w = world_with(|images| images.slow_pull("busybox", Duration::from_secs(8))).await;
+    let w = world_with(Some(Duration::from_secs(8))).await;
     let (op, url) = w.operator_serving("op-1", |cfg, _| cfg.pod_start_timeout = Duration::from_secs(60));
     let tasks = w.tasks();
     create(
@@ -620,7 +619,7 @@ async fn private_keys_never_reach_the_hand_off_and_kv_keys_are_refused_unless_th
 #[tokio::test(flavor = "multi_thread")]
 async fn with_admin_owned_policies_the_operator_cannot_write_them_and_runs_once_they_are_synced() {
     operator_log();
-    let s = stack_with(|_| {}).await;
+    let s = stack_with(None).await;
     let bao = OpenBao::start_with(&[("EPHEMERA_VAULT_POLICIES", "external")]).await;
     let npm = jwt::random_token("npm_");
     bao.put("ephemera/npm", &map(json!({"NPM_TOKEN": npm}))).await;
@@ -674,7 +673,7 @@ async fn with_admin_owned_policies_the_operator_cannot_write_them_and_runs_once_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pod_that_starts_after_its_wrapping_token_expired_is_retried_not_called_an_interception() {
     // The Task's image takes 6 s to pull the first time; the attempt's wrapping token lives 3 s.
-    let w = world_with(|images| images.slow_pull("busybox", Duration::from_secs(6))).await;
+    let w = world_with(Some(Duration::from_secs(6))).await;
     let op = w.operator_tweaked("op-1", |cfg, vault| {
         cfg.pod_start_timeout = Duration::from_secs(30);
         vault.wrap_ttl = Duration::from_secs(3);
