@@ -185,7 +185,7 @@ pub struct TriggerRule {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleTask {
-    /// Container image (default: the operator's worker image).
+    /// Container image (default: the operator's default Task image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = limits::IMAGE_MAX))]
     pub image: Option<String>,

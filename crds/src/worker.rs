@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{GithubScope, Provider, TransitKey};
 
+/// The worker binary inside the worker image (the image's entrypoint).
+pub const WORKER_IN_IMAGE: &str = "/ephemera-worker";
+/// Where the install step puts the worker (and its TLS roots) for the Task's container: a volume
+/// shared between the two.
+pub const WORKER_DIR: &str = "/ephemera/bin";
 /// Environment variable: Vault address as seen from worker Pods.
 pub const ENV_VAULT_ADDR: &str = "EPHEMERA_VAULT_ADDR";
 /// Environment variable: the `creation_path` a genuine wrapping token has (checked before unwrapping).

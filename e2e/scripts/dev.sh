@@ -64,7 +64,7 @@ kubectl apply --server-side -f "$REPO/crds/yaml" >/dev/null
 kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev crd/credentials.ephemera.dev --timeout=30s >/dev/null
 # The operator's own namespace: its per-attempt Vault records live there, out of tenants' reach.
 kubectl create namespace ephemera-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-"$bin/ephemera-operator" --worker-image "$EPHEMERA_WORKER_IMAGE" --metrics-addr 127.0.0.1:0 \
+"$bin/ephemera-operator" --worker-image "$EPHEMERA_WORKER_IMAGE" --default-task-image busybox --metrics-addr 127.0.0.1:0 \
   --namespace ephemera-system \
   --handoff-addr "127.0.0.1:$handoff_port" --handoff-url "http://127.0.0.1:$handoff_port" \
   --vault-addr "$BAO_ADDR" --vault-auth token --vault-token-file "$state/operator-token" \

@@ -6,8 +6,12 @@ use std::time::Duration;
 /// Everything the operator can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Worker image used when a Task names none.
+    /// The worker image: the install and credentials steps run it, and it holds the worker binary
+    /// the Task's own container runs.
     pub worker_image: String,
+    /// The image a Task's command runs in when the Task names none (None: the worker image, which
+    /// has no shell: only commands it carries run there).
+    pub default_task_image: Option<String>,
     /// A Pod that has not started its container after this long fails the attempt (`PodStuck`).
     pub pod_start_timeout: Duration,
     /// Grace period given to a worker Pod on cancel/timeout before it is killed.
@@ -118,6 +122,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             worker_image: defaults::WORKER_IMAGE.into(),
+            default_task_image: None,
             pod_start_timeout: Duration::from_secs(defaults::POD_START_TIMEOUT_SECONDS),
             termination_grace: Duration::from_secs(defaults::TERMINATION_GRACE_SECONDS),
             worker_uid: defaults::WORKER_UID,

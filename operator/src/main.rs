@@ -50,9 +50,13 @@ struct Args {
     /// Log format: `text` or `json` (one object per line), to stderr.
     #[arg(long, env = "EPHEMERA_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     log_format: ephemera_serve::logging::LogFormat,
-    /// Worker image for Tasks that name none.
+    /// The worker image (its install and credentials steps; the worker binary Tasks run with).
     #[arg(long, env = "EPHEMERA_WORKER_IMAGE", default_value = defaults::WORKER_IMAGE)]
     worker_image: String,
+    /// The image Tasks that name none run their command in (default: the worker image, which has
+    /// no shell).
+    #[arg(long, env = "EPHEMERA_DEFAULT_TASK_IMAGE")]
+    default_task_image: Option<String>,
     /// Seconds a Pod may stay unstarted before its attempt fails (PodStuck).
     #[arg(long, env = "EPHEMERA_POD_START_TIMEOUT_SECONDS", default_value_t = defaults::POD_START_TIMEOUT_SECONDS)]
     pod_start_timeout_seconds: u64,
@@ -209,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
     let vault = vault_config(&a)?;
     let config = Config {
         worker_image: a.worker_image,
+        default_task_image: a.default_task_image,
         pod_start_timeout: Duration::from_secs(a.pod_start_timeout_seconds),
         termination_grace: Duration::from_secs(a.termination_grace_seconds),
         worker_uid: a.worker_uid,

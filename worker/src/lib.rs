@@ -18,4 +18,5 @@ pub mod providers;
 pub mod reporter;
 pub mod session;
 pub mod settings;
+pub mod trust;
 pub mod vault;

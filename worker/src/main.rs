@@ -66,6 +66,12 @@ fn install(dest: &std::path::Path) -> anyhow::Result<()> {
     let me = std::env::current_exe().context("finding this binary")?;
     std::fs::copy(&me, dest).with_context(|| format!("copying the worker to {}", dest.display()))?;
     std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o555)).context("making the worker executable")?;
+    // The worker's TLS roots go with it: in the Task's image it trusts these, never that image's.
+    if let Some(bundle) = ephemera_worker::trust::bundle_path(&me) {
+        let beside = dest.with_file_name(ephemera_worker::trust::BUNDLE_NAME);
+        std::fs::copy(&bundle, &beside).with_context(|| format!("copying the CA bundle to {}", beside.display()))?;
+        std::fs::set_permissions(&beside, std::fs::Permissions::from_mode(0o444)).context("the CA bundle's mode")?;
+    }
     Ok(())
 }
 

@@ -100,7 +100,7 @@ impl Reporter {
 
 /// Posts batches until the channel closes; returns the undelivered count.
 async fn deliver(target: Target, mut rx: mpsc::Receiver<WorkerEvent>, dropped: Arc<AtomicU64>) -> u64 {
-    let http = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+    let http = match crate::trust::client_builder().timeout(Duration::from_secs(5)).build() {
         Ok(h) => h,
         Err(_) => return 0,
     };

@@ -81,8 +81,7 @@ pub async fn hand_off(settings: &Settings, mut stop: watch::Receiver<bool>) -> W
 }
 
 fn http_client() -> Result<reqwest::Client, WorkerReport> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    crate::trust::client_builder()
         .timeout(Duration::from_secs(20))
         .build()
         .map_err(|e| failed(WorkerFailure::Misconfigured, format!("HTTP client: {e}")))
@@ -216,7 +215,7 @@ async fn obtain(
     };
     // The operator is inside the cluster: never through the egress proxy meant for Vault and the
     // providers (which would see the wrapping token).
-    let direct = reqwest::Client::builder()
+    let direct = crate::trust::client_builder()
         .no_proxy()
         .timeout(Duration::from_secs(15))
         .build()

@@ -121,10 +121,8 @@ pub struct Vault {
 impl Vault {
     /// A client for `addr` (e.g. `https://vault.vault:8200`).
     pub fn new(addr: &str) -> Result<Self, VaultError> {
-        // reqwest is built without a TLS provider of its own: use ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // Proxies come from the environment, which `isolation` has reduced to the admin's.
-        let http = reqwest::Client::builder()
+        let http = crate::trust::client_builder()
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| VaultError::Unavailable { addr: addr.into(), detail: e.to_string() })?;

@@ -30,7 +30,8 @@ use super::status::TaskStatus;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSpec {
-    /// Container image of the worker; empty means the operator's configured worker image.
+    /// Container image the command runs in; unset means the operator's default Task image
+    /// (`--default-task-image`, else its worker image, which has no shell).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = limits::IMAGE_MAX))]
     pub image: Option<String>,

@@ -20,6 +20,7 @@ struct Proxy {
 
 /// Starts one forwarding to `upstream` (`host:port`, plain HTTP); answers its `host:port`.
 pub async fn start(upstream: &str, delay: Duration) -> String {
+    crate::tls();
     let proxy = Arc::new(Proxy {
         upstream: upstream.to_string(),
         delay,

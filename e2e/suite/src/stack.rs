@@ -139,6 +139,8 @@ pub fn config(identity: &str) -> Config {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     Config {
         worker_image: worker_image(),
+        // Tests that name no image run their shell commands in busybox (from the test registry).
+        default_task_image: Some("busybox".into()),
         pod_start_timeout: Duration::from_secs(5),
         termination_grace: Duration::from_secs(2),
         identity: identity.into(),

@@ -16,10 +16,7 @@ use crate::names::{pod_name, reporting_secret_name, task_label, ATTEMPT_LABEL, T
 use crate::vault::VaultConfig;
 use crate::Config;
 
-/// Where the init container installs the worker binary (a volume shared with the task container).
-const WORKER_DIR: &str = "/ephemera/bin";
-/// The worker binary inside the worker image (the image's entrypoint).
-const WORKER_IN_IMAGE: &str = "/ephemera-worker";
+use ephemera_crds::worker::{WORKER_DIR, WORKER_IN_IMAGE};
 /// Init container that pulls the Task's image and runs the worker in it before credentials exist.
 const PREFLIGHT_CONTAINER: &str = "preflight";
 /// Seconds of the Pod's grace period kept for the worker to revoke and report after the command.
@@ -151,7 +148,7 @@ pub fn worker_pod(
         .collect();
     let mut container = json!({
         "name": "task",
-        "image": spec.image.clone().unwrap_or_else(|| config.worker_image.clone()),
+        "image": spec.image.clone().or_else(|| config.default_task_image.clone()).unwrap_or_else(|| config.worker_image.clone()),
         "command": command,
         "env": env,
         "securityContext": restricted,

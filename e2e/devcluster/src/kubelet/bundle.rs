@@ -4,8 +4,7 @@
 //! config (`config.json`) runc takes. Pure: the image config, the image's passwd/group files and the
 //! Pod spec in; a [`Bundle`] or the kubelet's [`ConfigError`] out.
 //!
-//! The runc runtime that uses this is not wired into the kubelet yet (see the README's "Known
-//! differences"); this module is its decision half, table-tested on its own.
+//! `pod.rs` runs the result with `runc.rs`; this module is the decision half, table-tested on its own.
 
 use serde_json::{json, Value};
 

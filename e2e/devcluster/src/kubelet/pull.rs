@@ -2,9 +2,6 @@
 //! registry the image reference names, honouring the pull policy as the kubelet does, into a
 //! content-addressed cache of unpacked root filesystems (layers applied in order, whiteouts
 //! honoured). Plain HTTP only for registries listed as insecure (the loopback test registry).
-//!
-//! Like [`super::bundle`], this is not wired into the Pod lifecycle yet: the runc runtime that uses
-//! both is the next step (see the README's "Known differences").
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

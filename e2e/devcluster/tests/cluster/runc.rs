@@ -1,6 +1,6 @@
-//! The pieces of the coming OCI runtime against real parts: an image pulled from the loopback
-//! registry by the OCI distribution API, combined with a Pod spec into a runc config, and run by
-//! runc under the restricted profile the operator gives worker Pods. The test command builds the
+//! The kubelet's runtime pieces against real parts, below the Pod lifecycle: an image pulled from the
+//! loopback registry by the OCI distribution API, combined with a Pod spec into a runc config, and
+//! run by runc under the restricted profile the operator gives worker Pods. The test command builds the
 //! test images and exports the registry as `EPHEMERA_TEST_REGISTRY` (host:port).
 
 use std::process::Command;

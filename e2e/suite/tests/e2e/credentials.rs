@@ -304,7 +304,7 @@ async fn salesforce_github_and_static_tasks_get_working_credentials_and_everythi
         &tasks,
         "sf-deploy",
         json!({"image": "busybox", "credentials": ["uat-org"], "command": ["sh", "-c",
-            "curl -fsS -H \"Authorization: Bearer $SF_ACCESS_TOKEN\" \"$SF_INSTANCE_URL/services/oauth2/userinfo\" | grep -q ci@acme.com \
+            "wget -q -O- --header \"Authorization: Bearer $SF_ACCESS_TOKEN\" \"$SF_INSTANCE_URL/services/oauth2/userinfo\" | grep -q ci@acme.com \
              && [ ! -e /var/run/ephemera/attempt/wrapping-token ] && [ ! -e /var/run/ephemera/secrets/.handoff ] && [ -z \"$EPHEMERA_VAULT_ADDR\" ] \
              && [ ! -e /var/run/ephemera/identity ] && ! grep -rqs 'PRIVATE KEY' /var/run/ephemera /home/task /tmp /work && ! env | grep -q 'PRIVATE KEY' \
              && echo \"printing the token: $SF_ACCESS_TOKEN\" && echo '::progress pct=100 msg=deployed' && echo sf-ok > \"$EPHEMERA_RESULT_FILE\""]}),
@@ -314,7 +314,7 @@ async fn salesforce_github_and_static_tasks_get_working_credentials_and_everythi
         &tasks,
         "gh-release",
         json!({"image": "busybox", "credentials": ["acme-repo"], "env": [{"name": "GH_API", "value": w.gh.url}], "command": ["sh", "-c",
-            "curl -fsS -H \"Authorization: Bearer $GITHUB_TOKEN\" \"$GH_API/installation/repositories\" > /tmp/r && grep -q '\"ephemera\"' /tmp/r \
+            "wget -q -O /tmp/r --header \"Authorization: Bearer $GITHUB_TOKEN\" \"$GH_API/installation/repositories\" && grep -q '\"ephemera\"' /tmp/r \
              && ! grep -q infra /tmp/r && [ \"$GH_TOKEN\" = \"$GITHUB_TOKEN\" ] && echo gh-ok > \"$EPHEMERA_RESULT_FILE\""]}),
     )
     .await;
@@ -442,7 +442,9 @@ async fn a_tenant_who_reads_every_secret_and_runs_pods_with_the_same_service_acc
     // 2. A Pod of the tenant's, same ServiceAccount, with a hand-off-audience token of its own.
     let pods: Api<Pod> = Api::namespaced(w.s.client.clone(), "default");
     let thief: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "thief"},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox",
+        // Another repository than the Task's (not behind the slow first pull).
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c",
+            "image": format!("{}/ephemera-test/busybox:1.35", ephemera_devcluster::testing::test_registry()),
             "command": ["sh", "-c", "cat /var/run/id/token; echo; sleep 60"],
             "volumeMounts": [{"name": "id", "mountPath": "/var/run/id"}]}],
         "volumes": [{"name": "id", "projected": {"sources": [{"serviceAccountToken": {
