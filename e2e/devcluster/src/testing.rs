@@ -71,7 +71,21 @@ fn test_registries(k: &mut crate::KubeletSettings) {
     let Ok(registry) = std::env::var("EPHEMERA_TEST_REGISTRY") else { return };
     k.registries.insecure.push(registry.clone());
     k.registries.mirrors.insert("docker.io".into(), registry);
-    k.image_store = Some(std::env::temp_dir().join("ephemera-devcluster-test-images"));
+    k.image_store = shared_image_store();
+}
+
+/// The image store test nodes share: a folder only this user may write (the root kubelet runs what
+/// is unpacked there, so nobody else may plant an image); None (each node its own store) when the
+/// folder exists but is not such a folder.
+#[allow(unsafe_code)] // geteuid(2): no preconditions
+fn shared_image_store() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    let dir = std::env::temp_dir().join("ephemera-devcluster-test-images");
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    (meta.is_dir() && meta.uid() == me && meta.mode() & 0o077 == 0).then_some(dir)
 }
 
 /// A kube client from a kubeconfig file, exactly as a user's program would build one.

@@ -291,6 +291,10 @@ impl Worker {
         let b = bundle::bundle(&image.config, &image.accounts, &self.pod, c, &env, command, args)
             .map_err(|e| (e.reason().to_string(), e.to_string()))?;
         let name = c["name"].as_str().unwrap_or_default();
+        // The API server's validation; here the name also becomes host paths and the runc id.
+        if !volumes::dns_label(name) {
+            return Err(create_err(format!("container name {name:?} is not a DNS-1123 label")));
+        }
         let mut mounts: Vec<(String, String, bool)> = volumes::mounts_for(c, &self.volumes)
             .map_err(create_err)?
             .into_iter()

@@ -158,10 +158,21 @@ impl Puller {
             }
             let staging = self.store.join("images").join(format!(".{}-{}", hex_of(&digest), unique()));
             std::fs::create_dir_all(staging.join("rootfs")).map_err(|e| failed(e.to_string()))?;
-            for (blob, gz) in &blobs {
-                let data = std::fs::read(blob).map_err(|e| failed(e.to_string()))?;
-                apply_layer(&staging.join("rootfs"), &data, *gz)
-                    .map_err(|e| failed(format!("unpacking a layer: {e}")))?;
+            // Unpacking is file work: off the async threads, which also serve the API.
+            let root = staging.join("rootfs");
+            let unpacked = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                for (blob, gz) in &blobs {
+                    let data = std::fs::read(blob).map_err(|e| e.to_string())?;
+                    apply_layer(&root, &data, *gz).map_err(|e| format!("unpacking a layer: {e}"))?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            if let Err(e) = unpacked {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(failed(e));
             }
             std::fs::write(staging.join("config.json"), config.as_bytes()).map_err(|e| failed(e.to_string()))?;
             // Another pull of the same image may have finished first: keep that one, drop ours.
@@ -208,7 +219,7 @@ impl Puller {
         let raw = std::fs::read(dir.join("config.json")).map_err(|e| e.to_string())?;
         let config: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| format!("the image config: {e}"))?;
         let rootfs = dir.join("rootfs");
-        let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+        let read = |p: &str| account_file(&rootfs, p);
         Ok(Pulled {
             image_id: format!("{}/{}@{digest}", reference.registry(), reference.repository()),
             config: ImageConfig::from_oci(&config),
@@ -218,9 +229,37 @@ impl Puller {
     }
 }
 
+/// `etc/passwd` or `etc/group` of an unpacked image: a regular file reached through no symlink and at
+/// most 1 MiB, else nothing (an image's `etc/passwd -> /dev/zero` or `-> /etc/shadow` points at the
+/// host, not at the image).
+fn account_file(rootfs: &Path, rel: &str) -> String {
+    let mut at = rootfs.to_path_buf();
+    for part in rel.split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return String::new(),
+            Ok(_) => {}
+            Err(_) => return String::new(),
+        }
+    }
+    let Ok(meta) = std::fs::symlink_metadata(&at) else { return String::new() };
+    if !meta.is_file() {
+        return String::new();
+    }
+    let mut text = String::new();
+    let _ = std::fs::File::open(&at).map(|f| f.take(1 << 20).read_to_string(&mut text));
+    text
+}
+
 /// A registry client; `insecure` registries (`host:port`) are spoken to over HTTP.
 fn client(insecure: &[String]) -> Client {
-    Client::new(ClientConfig { protocol: ClientProtocol::HttpsExcept(insecure.to_vec()), ..ClientConfig::default() })
+    // A stalled registry fails the pull (then back-off), as the kubelet's pull deadline does.
+    Client::new(ClientConfig {
+        protocol: ClientProtocol::HttpsExcept(insecure.to_vec()),
+        connect_timeout: Some(std::time::Duration::from_secs(10)),
+        read_timeout: Some(std::time::Duration::from_secs(60)),
+        ..ClientConfig::default()
+    })
 }
 
 /// A reference as one file name: its SHA-256, so no two references share an entry.

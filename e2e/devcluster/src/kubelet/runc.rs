@@ -61,7 +61,9 @@ pub struct Exit {
 /// Signals a started container; its [`Exit`] arrives through the join handle from [`Runtime::start`].
 #[derive(Debug, Clone)]
 pub struct Handle {
-    wrapper_pid: Option<u32>,
+    /// Asks the task that owns the wrapper process to kill it (it alone knows whether it has been
+    /// reaped, so a kill can never reach a reused PID).
+    kill: tokio::sync::mpsc::UnboundedSender<()>,
     cgroup: String,
     exited: watch::Receiver<bool>,
 }
@@ -207,15 +209,20 @@ fn oom_kills(cgroup: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The host PID of the container's own PID 1: the process of its cgroup that is 1 in its innermost
-/// PID namespace.
+/// The host PID of the container's own PID 1: the process of its cgroup that is 1 in the
+/// container's PID namespace, three levels down (host, wrapper, container); a process that is 1 of
+/// a namespace the container made itself (`unshare -p`) is deeper and never taken for it.
 fn container_init(cgroup: &str) -> Option<i32> {
     let procs = std::fs::read_to_string(cgroup_file(cgroup, "pids", "cgroup.procs"))
         .or_else(|_| std::fs::read_to_string(cgroup_file(cgroup, "memory", "cgroup.procs")))
         .ok()?;
     procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()).find(|pid| {
         std::fs::read_to_string(format!("/proc/{pid}/status")).ok().is_some_and(|s| {
-            s.lines().find_map(|l| l.strip_prefix("NSpid:")).and_then(|ids| ids.split_whitespace().last()) == Some("1")
+            s.lines().find_map(|l| l.strip_prefix("NSpid:")).is_some_and(|ids| {
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                // Levels seen from this process's own namespace: it is the host's here.
+                ids.len() == 3 && ids[2] == "1"
+            })
         })
     })
 }
@@ -287,10 +294,16 @@ fn spawn(run: &Launch, state: &Path) -> Started {
     .flatten()
     .collect();
     let (exited_tx, exited) = watch::channel(false);
-    let handle = Handle { wrapper_pid: child.id(), cgroup: cgroup.clone(), exited };
+    let (kill, mut kill_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let handle = Handle { kill, cgroup: cgroup.clone(), exited };
     let (state, id, bundle) = (state.to_path_buf(), run.id.clone(), run.bundle.clone());
     let exit = tokio::spawn(async move {
-        let status = child.wait().await;
+        let status = loop {
+            tokio::select! {
+                s = child.wait() => break s,
+                Some(()) = kill_rx.recv() => { let _ = child.start_kill(); }
+            }
+        };
         for p in pumps {
             let _ = p.await;
         }
@@ -342,16 +355,8 @@ impl Handle {
     }
 
     /// Kills the container: its wrapper goes, and with it runc and every process of the container.
-    #[allow(unsafe_code)] // kill(2): only sends a signal
     pub fn kill(&self) {
-        if let Some(pid) = self.wrapper_pid.and_then(|p| i32::try_from(p).ok()) {
-            if !*self.exited.borrow() {
-                // SAFETY: only sends a signal; the wrapper is our child and not yet reaped.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
+        let _ = self.kill.send(());
     }
 }
 

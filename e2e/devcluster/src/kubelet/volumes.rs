@@ -148,12 +148,27 @@ fn sa_token(ctx: &Ctx<'_>, pod: &Value, audience: &str, expiration: i64) -> Resu
     Ok(ctx.auth.issue(&claims, expiration, meta::unix_now()).0)
 }
 
+/// A DNS-1123 label (what Kubernetes requires of container and volume names): lowercase letters,
+/// digits and `-`, at most 63, starting and ending with a letter or digit.
+pub fn dns_label(s: &str) -> bool {
+    let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|c| ok(c) || c == b'-')
+        && s.bytes().next().is_some_and(ok)
+        && s.bytes().last().is_some_and(ok)
+}
+
 /// Materialises every volume of the Pod under `pod_dir/volumes`; returns name → host path.
 pub fn prepare(ctx: &Ctx<'_>, pod: &Value, pod_dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let ns = meta::meta_str(pod, "namespace").unwrap_or_default();
     let mut out = Vec::new();
     for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
         let name = v["name"].as_str().unwrap_or_default().to_string();
+        if !dns_label(&name) {
+            // The API server's validation; here the name also becomes a host folder.
+            return Err(format!("volume name {name:?} is not a DNS-1123 label"));
+        }
         let dir = pod_dir.join("volumes").join(&name);
         fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         if v.get("emptyDir").is_some() {
@@ -221,6 +236,32 @@ fn automount(ctx: &Ctx<'_>, pod: &Value) -> bool {
         .unwrap_or(true)
 }
 
+/// The host folder of `sub` inside the volume at `dir`, created if missing. Relative, without `..`
+/// (as the API server validates it), and through no symlink: a container that shares the volume
+/// could otherwise point a component at the host (`ln -s / x`, then `subPath: x`) and have it
+/// bind-mounted. (Stricter than the kubelet, which follows symlinks that stay inside the volume.
+/// A swap between this check and runc's mount is not closed: the kubelet binds from an fd.)
+fn sub_path(dir: &Path, sub: &str) -> Result<PathBuf, String> {
+    if sub.starts_with('/') || sub.split('/').any(|p| p == "..") {
+        return Err(format!("invalid subPath {sub:?}: must be a relative path without '..'"));
+    }
+    let mut at = dir.to_path_buf();
+    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("subPath {sub:?} goes through a symlink ({part:?}), which this kubelet refuses"))
+            }
+            Ok(m) if !m.is_dir() && at != dir.join(sub.trim_end_matches('/')) => {
+                return Err(format!("subPath {sub:?}: {part:?} is not a directory"))
+            }
+            Ok(_) => {}
+            Err(_) => fs::create_dir(&at).map_err(|e| format!("creating subPath {sub:?}: {e}"))?,
+        }
+    }
+    Ok(at)
+}
+
 /// The bind mounts of one container, from its `volumeMounts` (with `subPath`).
 pub fn mounts_for(container: &Value, volumes: &[(String, PathBuf)]) -> Result<Vec<Mount>, String> {
     let mut out = Vec::new();
@@ -229,13 +270,7 @@ pub fn mounts_for(container: &Value, volumes: &[(String, PathBuf)]) -> Result<Ve
         let (_, dir) = volumes.iter().find(|(n, _)| n == name).ok_or_else(|| format!("volume {name:?} not found"))?;
         let mut source = dir.clone();
         if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty()) {
-            if sub.split('/').any(|p| p == "..") {
-                return Err(format!("invalid subPath {sub:?}"));
-            }
-            source = dir.join(sub);
-            if !source.exists() {
-                fs::create_dir_all(&source).map_err(|e| e.to_string())?;
-            }
+            source = sub_path(dir, sub)?;
         }
         let target = m["mountPath"].as_str().unwrap_or_default().to_string();
         out.push(Mount { source, target, read_only: m["readOnly"].as_bool().unwrap_or(false) });
@@ -246,4 +281,30 @@ pub fn mounts_for(container: &Value, volumes: &[(String, PathBuf)]) -> Result<Ve
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod sub_path_tests {
+    use super::*;
+
+    #[test]
+    fn a_sub_path_never_leaves_its_volume() {
+        let vol = tempfile::tempdir().unwrap();
+        assert_eq!(sub_path(vol.path(), "a/b").unwrap(), vol.path().join("a/b"));
+        assert!(vol.path().join("a/b").is_dir(), "created");
+        assert!(sub_path(vol.path(), "/etc").is_err(), "absolute");
+        assert!(sub_path(vol.path(), "a/../../x").is_err(), "parent");
+        std::os::unix::fs::symlink("/", vol.path().join("escape")).unwrap();
+        assert!(sub_path(vol.path(), "escape").is_err(), "a symlink planted by a container");
+        assert!(sub_path(vol.path(), "escape/etc").is_err());
+        assert!(!Path::new("/etc/escape").exists());
+    }
+
+    #[test]
+    fn names_that_become_host_paths_are_dns_labels() {
+        assert!(dns_label("task") && dns_label("install-worker") && dns_label("a1"));
+        for bad in ["", "../x", "a,lowerdir=/", "A", "-a", "a-", &"a".repeat(64)] {
+            assert!(!dns_label(bad), "{bad:?}");
+        }
+    }
 }

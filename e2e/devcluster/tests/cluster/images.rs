@@ -232,6 +232,14 @@ async fn a_command_missing_from_the_image_is_a_start_error() {
     assert_eq!(logs(&pods, "nocmd").await, "", "runtime errors are not the container's output");
 }
 
+/// The Pod's first container waits on a pull the registry refused for its credentials.
+fn assert_unauthorized(dev: &Dev, pod: &str) {
+    let msg =
+        ok(dev.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].state.waiting.message}"]));
+    let lower = msg.to_lowercase();
+    assert!(lower.contains("not authorized") || lower.contains("unauthorized") || lower.contains("401"), "{msg}");
+}
+
 /// A registry gate wanting Basic credentials in front of the test registry; answers its `host:port`.
 fn auth_registry(user: &str, password: &str) -> (std::process::Child, String) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/auth_registry.py");
@@ -273,6 +281,7 @@ async fn image_pull_secrets_authenticate_pulls_from_a_private_registry() {
         &["ErrImagePull", "ImagePullBackOff"],
     )
     .await;
+    assert_unauthorized(&dev, "anon");
 
     // The secret as `kubectl create secret docker-registry` makes it.
     ok(dev.kubectl(&[
@@ -310,7 +319,8 @@ async fn image_pull_secrets_authenticate_pulls_from_a_private_registry() {
         .await
         .unwrap();
     create(&pods, json!({"metadata": {"name": "wrong"}, "spec": {"restartPolicy": "Never", "imagePullSecrets": [{"name": "wrong"}],
-        "containers": [{"name": "c", "image": format!("{private}/ephemera-test/busybox@sha256:{}", "0".repeat(64)), "command": ["true"]}]}}))
+        // Always: the node has the image by now and would otherwise run it without asking.
+        "containers": [{"name": "c", "image": image, "imagePullPolicy": "Always", "command": ["true"]}]}}))
     .await;
     wait_jsonpath(
         &dev,
@@ -319,5 +329,6 @@ async fn image_pull_secrets_authenticate_pulls_from_a_private_registry() {
         &["ErrImagePull", "ImagePullBackOff"],
     )
     .await;
+    assert_unauthorized(&dev, "wrong");
     let _ = gate.kill();
 }
