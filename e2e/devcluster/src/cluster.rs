@@ -32,7 +32,7 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Number of changes kept for watches to resume from.
     pub watch_history: usize,
-    /// The process kubelet (None: Pods are stored but never run).
+    /// The kubelet (None: Pods are stored but never run).
     pub kubelet: Option<KubeletSettings>,
 }
 

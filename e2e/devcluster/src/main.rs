@@ -23,7 +23,7 @@ struct Args {
     /// Changes kept for watches to resume from; older versions get 410 Gone.
     #[arg(long, env = "DEVCLUSTER_WATCH_HISTORY", default_value_t = 10_000)]
     watch_history: usize,
-    /// Do not run the process kubelet (Pods are stored but never run).
+    /// Do not run the kubelet (Pods are stored but never run).
     #[arg(long, env = "DEVCLUSTER_NO_KUBELET")]
     no_kubelet: bool,
     /// Name of the local node.

@@ -29,7 +29,7 @@ use crate::store::{ResKey, Store};
 pub use request::{flag as request_flag, Query, Target};
 pub use status::ApiError;
 
-/// Streams a Pod's container logs (provided by the process kubelet when it runs).
+/// Streams a Pod's container logs (provided by the kubelet when it runs).
 pub trait PodLogs: Send + Sync {
     /// Log bytes for one container; `follow` keeps the stream open while the container runs.
     fn logs(&self, namespace: &str, pod: &str, query: &Query) -> Result<axum::body::Body, ApiError>;

@@ -390,7 +390,8 @@ pub fn bundle(
             .map_or(2, |m| ((m * 1024) / 1000).clamp(2, 262_144) as u64),
     );
 
-    let seccomp = super::seccomp::profile(pod, container).map_err(ConfigError::Config)?;
+    // containerd sets no seccomp filter on a privileged container, whatever its profile says.
+    let seccomp = super::seccomp::profile(pod, container).map_err(ConfigError::Config)?.filter(|_| !privileged);
     Ok(Bundle {
         seccomp,
         args: argv,

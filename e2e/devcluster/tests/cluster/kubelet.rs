@@ -1,5 +1,6 @@
-//! The process kubelet: Pods created through the API run as local processes with the lifecycle and
-//! status a real kubelet reports, checked through kube-rs and kubectl.
+//! The kubelet's Pod lifecycle: Pods created through the API run (busybox from the test registry,
+//! under runc) with the lifecycle and status a real kubelet reports, checked through kube-rs and
+//! kubectl. Image and runtime specifics are in `images.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The local cluster's suites as one test binary (one link instead of four): the differential suite
-//! against the real apiextensions-apiserver, kube-rs, kubectl and the process kubelet.
+//! against the real apiextensions-apiserver, kube-rs, kubectl, the kubelet with its images and runc.
 //! Run one area with a filter, e.g. `cargo nextest run -p ephemera-devcluster differential::`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 

@@ -185,3 +185,14 @@ fn limits_become_cgroup_settings_and_quantities_parse_as_kubernetes_writes_them(
         json!({"destination": "/data", "type": "bind", "source": "/v/data", "options": ["rbind", "rprivate", "ro"]})
     );
 }
+
+#[test]
+fn a_privileged_container_gets_no_seccomp_filter_whatever_its_profile() {
+    let img = image(&["/entry"], &[], "");
+    let runtime_default = json!({"seccompProfile": {"type": "RuntimeDefault"}});
+    let (p, c) = pod(json!({"name": "c", "securityContext": runtime_default}), json!({}));
+    assert!(bundle(&img, &accounts(), &p, &c, &[], None, None).unwrap().seccomp.is_some());
+    let privileged = json!({"privileged": true, "seccompProfile": {"type": "RuntimeDefault"}});
+    let (p, c) = pod(json!({"name": "c", "securityContext": privileged}), json!({}));
+    assert!(bundle(&img, &accounts(), &p, &c, &[], None, None).unwrap().seccomp.is_none());
+}
