@@ -342,7 +342,20 @@ impl Worker {
         let mut pull_failures = 0u32;
         loop {
             let run = self.status_mut(init, i).restarts;
-            let failure = match self.pull(&c).await {
+            // A Pod deleted or past its deadline while its image is pulled stops waiting for it, as
+            // the kubelet cancels the pull with the Pod's context.
+            let mut rx = self.rx.clone();
+            let deadline = self.deadline();
+            let pulled = tokio::select! {
+                r = self.pull(&c) => r,
+                _ = rx.wait_for(|p| p.as_ref().is_none_or(|p| p["metadata"].get("deletionTimestamp").is_some())) => {
+                    return Err(Outcome::Deleting)
+                }
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    return Err(Outcome::Deadline)
+                }
+            };
+            let failure = match pulled {
                 Err(e) => {
                     let backoff = matches!(e, pull::PullError::Pull(_)) && pull_failures > 0;
                     pull_failures += 1;

@@ -19,6 +19,10 @@ use tokio::sync::watch;
 /// runc's prefix for the error it prints when it cannot start the container process.
 const START_FAILED: &str = "runc run failed: ";
 
+/// The wrapper's exit code when the container's root could not be mounted (its reason is then in
+/// the bundle's `mount.err`, not in the container's log).
+const MOUNT_FAILED: i32 = 199;
+
 /// The cgroup (below each hierarchy's root) under which every container of this kubelet lives.
 const CGROUP_PARENT: &str = "ephemera-devcluster";
 
@@ -170,11 +174,12 @@ fn quote(s: &str) -> String {
 fn wrapper_script(run: &Launch, state: &Path) -> String {
     let p = |x: &Path| quote(&x.to_string_lossy());
     format!(
-        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {} && exec runc --root {} --log {} --log-format json run --keep --bundle {} {}",
+        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {} 2>{} || exit {MOUNT_FAILED}; exec runc --root {} --log {} --log-format json run --keep --bundle {} {}",
         p(&run.image_root),
         p(&run.bundle.join("upper")),
         p(&run.bundle.join("work")),
         p(&run.bundle.join("rootfs")),
+        p(&run.bundle.join("mount.err")),
         p(state),
         p(&run.bundle.join("runc.log")),
         p(&run.bundle),
@@ -312,7 +317,15 @@ fn spawn(run: &Launch, state: &Path) -> Started {
             Ok(s) => s.code().or_else(|| s.signal().map(|sig| 128 + sig)).unwrap_or(255),
             Err(_) => 255,
         };
-        let start_error = if code == 1 { start_error(&bundle) } else { None };
+        let start_error = match code {
+            1 => start_error(&bundle),
+            MOUNT_FAILED => std::fs::read_to_string(bundle.join("mount.err"))
+                .ok()
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty())
+                .map(|e| format!("mounting the container's root filesystem: {e}")),
+            _ => None,
+        };
         let exit = Exit {
             code: if start_error.is_some() { 128 } else { code },
             oom_killed: oom_kills(&cgroup) > 0,
@@ -376,7 +389,7 @@ mod tests {
         let s = wrapper_script(&run, Path::new("/k/runc"));
         assert_eq!(
             s,
-            "mount -t overlay overlay -o lowerdir='/k/images/abc/rootfs',upperdir='/k/pods/u 1/bundles/c-0/upper',workdir='/k/pods/u 1/bundles/c-0/work' '/k/pods/u 1/bundles/c-0/rootfs' && exec runc --root '/k/runc' --log '/k/pods/u 1/bundles/c-0/runc.log' --log-format json run --keep --bundle '/k/pods/u 1/bundles/c-0' 'u-1-c-0'"
+            "mount -t overlay overlay -o lowerdir='/k/images/abc/rootfs',upperdir='/k/pods/u 1/bundles/c-0/upper',workdir='/k/pods/u 1/bundles/c-0/work' '/k/pods/u 1/bundles/c-0/rootfs' 2>'/k/pods/u 1/bundles/c-0/mount.err' || exit 199; exec runc --root '/k/runc' --log '/k/pods/u 1/bundles/c-0/runc.log' --log-format json run --keep --bundle '/k/pods/u 1/bundles/c-0' 'u-1-c-0'"
         );
     }
 }

@@ -332,3 +332,35 @@ async fn image_pull_secrets_authenticate_pulls_from_a_private_registry() {
     assert_unauthorized(&dev, "wrong");
     let _ = gate.kill();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_deleted_while_its_registry_stalls_goes_at_once() {
+    // A registry that accepts connections and never answers.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = stalled.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = stalled.accept().await {
+            conns.push(c);
+        }
+    });
+    let h = host.clone();
+    let dev = Dev::start_with(move |c| {
+        if let Some(k) = c.kubelet.as_mut() {
+            k.registries.insecure.push(h);
+        }
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(dev.client().await, "default");
+    create(
+        &pods,
+        json!({"metadata": {"name": "stuck"}, "spec": {"containers": [{"name": "c",
+        "image": format!("{host}/ephemera-test/busybox:1.35")}]}}),
+    )
+    .await;
+    wait_jsonpath(&dev, "stuck", "{.status.containerStatuses[0].state.waiting.reason}", &["ContainerCreating"]).await;
+    let started = std::time::Instant::now();
+    ok(dev.kubectl(&["delete", "pod", "stuck", "--wait=true", "--timeout=30s"]));
+    assert!(started.elapsed() < Duration::from_secs(20), "the pull was abandoned, not waited out");
+    held.abort();
+}
