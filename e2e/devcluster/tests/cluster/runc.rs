@@ -9,13 +9,6 @@ use ephemera_devcluster::kubelet::bundle::{self, ImageConfig};
 use ephemera_devcluster::kubelet::pull::{PullError, PullPolicy, Puller};
 use serde_json::{json, Value};
 
-fn registry() -> String {
-    std::env::var("EPHEMERA_TEST_REGISTRY").expect(
-        "EPHEMERA_TEST_REGISTRY is not set: run ./e2e/scripts/test.sh, or start e2e/scripts/registry.sh, run \
-         images/test/build.sh and export EPHEMERA_TEST_REGISTRY=127.0.0.1:5000",
-    )
-}
-
 /// Runs `spec` with runc in a fresh bundle directory; answers (exit code, stdout).
 fn run(spec: &Value, id: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -48,7 +41,7 @@ fn restricted_pod(command: &[&str], extra: Value) -> (Value, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_pulled_from_the_registry_runs_under_runc_with_the_restricted_profile() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let registry = registry();
+    let registry = crate::common::test_registry();
     let store = tempfile::tempdir().unwrap();
     let puller = Puller::new(store.path().to_path_buf(), vec![registry.clone()], Default::default());
     let image = format!("{registry}/ephemera-test/busybox:1.35");
