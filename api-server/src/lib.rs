@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod forwarded;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
@@ -63,15 +64,38 @@ pub struct AppState {
     pub intake: tasks::progress::IntakeLimiter,
     /// Triggers and the delivery log of the webhook endpoint.
     pub webhooks: webhooks::Webhooks,
+    /// Proxies (the edge) whose X-Forwarded-For and X-Request-Id are believed.
+    pub trusted_proxies: forwarded::TrustedProxies,
 }
+
+/// The header carrying a request's id (set by the edge, answered on every response).
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
 
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
-    let span = tracing::info_span!("request", %method, %route, status = tracing::field::Empty);
-    let resp = async {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let headers = req.headers();
+    let (client, request_id) = match peer {
+        Some(peer) => {
+            let xff = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            let client = state.trusted_proxies.client_ip(peer, xff);
+            let id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+            (Some(client), state.trusted_proxies.request_id(peer, id))
+        }
+        None => (None, state.trusted_proxies.request_id(std::net::Ipv4Addr::UNSPECIFIED.into(), None)),
+    };
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %route,
+        request_id = %request_id,
+        client = client.map(|c| c.to_string()).unwrap_or_default(),
+        status = tracing::field::Empty
+    );
+    let mut resp = async {
         match tokio::time::timeout(state.request_timeout, next.run(req)).await {
             Ok(r) => r,
             Err(_) => ApiError::Timeout.into_response(),
@@ -81,6 +105,9 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     .await;
     let status = resp.status().as_u16();
     span.record("status", status);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
     state.metrics.observe(&route, &method, status, started.elapsed());
     resp
 }

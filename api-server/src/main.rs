@@ -85,6 +85,10 @@ enum Cmd {
         /// terminationGracePeriodSeconds).
         #[arg(long, env = "EPHEMERA_API_DRAIN_SECONDS", default_value_t = 20)]
         drain_seconds: u64,
+        /// Proxies whose X-Forwarded-For and X-Request-Id are believed: comma-separated addresses or
+        /// CIDR ranges (the edge's). Empty: nobody's.
+        #[arg(long, env = "EPHEMERA_API_TRUSTED_PROXIES", default_value = "")]
+        trusted_proxies: ephemera_api::forwarded::TrustedProxies,
     },
     /// Manage API tokens.
     Token {
@@ -172,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
             max_connections,
             header_timeout_seconds,
             drain_seconds,
+            trusted_proxies,
         } => {
             let progress_key = match progress_key_file {
                 Some(file) => Some(Arc::new(ephemera_serve::flags::read_key(&file)?)),
@@ -212,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
                     progress_namespace_writes_per_second,
                 ),
                 webhooks,
+                trusted_proxies,
             });
             let metrics_listener = tokio::net::TcpListener::bind(metrics_listen)
                 .await

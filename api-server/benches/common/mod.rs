@@ -59,6 +59,7 @@ pub async fn state(client: &kube::Client) -> Arc<AppState> {
         stopping: ephemera_api::serve::Stopping::never(),
         intake: Default::default(),
         webhooks,
+        trusted_proxies: Default::default(),
     })
 }
 

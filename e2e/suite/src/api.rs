@@ -78,6 +78,8 @@ impl ApiServer {
                 w.triggers.ready().await;
                 w
             },
+            // The edge in the edge tests runs on loopback, like every test client.
+            trusted_proxies: "127.0.0.1,::1".parse().expect("loopback"),
         });
         let send_buffer = live.as_ref().and_then(|l| l.send_buffer);
         let listener = ephemera_api::listener("127.0.0.1:0".parse().expect("addr"), send_buffer).expect("bind");

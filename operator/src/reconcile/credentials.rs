@@ -289,18 +289,17 @@ pub async fn revoke_ended(ctx: &Context, task: &Task) -> Result<usize, Error> {
         }
     }
     if needs_secret(ctx, task) {
+        // By name, not by listing: every attempt's Secret name is known (its Pod's name), so the
+        // operator needs no right to list the Secrets of tenants' namespaces.
         let ns = task.namespace().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-        let selector = format!(
-            "{}={},{}={}",
-            names::TASK_LABEL,
-            names::task_label(&task.name_any()),
-            names::MANAGED_BY.0,
-            names::MANAGED_BY.1
-        );
-        for s in secrets.list(&ListParams::default().labels(&selector)).await?.items {
-            if owned_by(task, &s) {
-                delete(&secrets, &s.name_any()).await?;
+        let attempts = task.status.as_ref().map(|s| s.attempt).unwrap_or_default();
+        for attempt in 1..=attempts {
+            let name = names::reporting_secret_name(&names::pod_name(&task.name_any(), attempt));
+            if let Some(s) = secrets.get_opt(&name).await? {
+                if owned_by(task, &s) {
+                    delete(&secrets, &name).await?;
+                }
             }
         }
     }

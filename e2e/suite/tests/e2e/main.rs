@@ -5,6 +5,7 @@
 mod api;
 mod api_limits;
 mod credentials;
+mod edge;
 mod operator;
 mod provider_payloads;
 mod schemathesis;

