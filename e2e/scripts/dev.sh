@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: builds the Ephemera images and pushes them to a loopback registry, starts the local
 # cluster (its kubelet pulls images from that registry and runs them with runc), OpenBao (Vault) and
-# the Ephemera operator, installs the CRDs, runs a demo Task (watch it go Pending -> Scheduled ->
+# the Ephemera operator and API server behind the Caddy edge (TLS on https://localhost:8443, or a
+# free port it prints), installs the CRDs, runs a demo Task (watch it go Pending -> Scheduled ->
 # Running -> Succeeded) and a Task that uses a credential from Vault, shows kubectl working on the
 # cluster, and keeps everything running until Ctrl-C. Needs root (runc).
 set -euo pipefail
@@ -9,6 +10,7 @@ source "$(dirname "$0")/tools.sh"
 cd "$REPO"
 need_kubectl
 need_openbao
+need_caddy
 need_command runc runc
 # The images (static binaries on empty bases), in the loopback registry; the demo's Task image
 # (busybox, built from Debian's package) beside them, where the node finds Docker Hub's images.
@@ -35,7 +37,8 @@ pid=$!
 op=""
 bao=""
 apisrv=""
-trap 'kill $apisrv $op $bao $pid 2>/dev/null || true; wait $apisrv $op $bao $pid 2>/dev/null || true; if $stop_registry; then "$REPO/e2e/scripts/registry.sh" stop; fi' EXIT
+edge=""
+trap 'kill $edge $apisrv $op $bao $pid 2>/dev/null || true; wait $edge $apisrv $op $bao $pid 2>/dev/null || true; if $stop_registry; then "$REPO/e2e/scripts/registry.sh" stop; fi' EXIT
 for _ in $(seq 1 100); do grep -q ready "$state/devcluster.out" 2>/dev/null && break; sleep 0.1; done
 grep ready "$state/devcluster.out" || { cat "$state/devcluster.log" >&2; exit 1; }
 
@@ -77,6 +80,26 @@ op=$!
 apisrv=$!
 TOKEN=$("$bin/ephemera-api" token create --namespaces default --verbs create,read,cancel,delete --days 1 --description "dev.sh demo" 2>/dev/null)
 for _ in $(seq 1 100); do curl -fs "$API/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+# The edge: Caddy with the repository's Caddyfile, TLS from its internal CA, in front of the API
+# server. Every client call below goes through it (workers post progress to the API directly, as
+# they reach its Service in a cluster).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+edge_port=8443
+if ! python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 8443))' 2>/dev/null; then edge_port=$(free_port); fi
+mkdir -p "$state/caddy"
+env -i PATH="$PATH" HOME="$state/caddy" XDG_DATA_HOME="$state/caddy/data" XDG_CONFIG_HOME="$state/caddy/config" \
+  EPHEMERA_EDGE_HOST=localhost EPHEMERA_EDGE_TLS=internal EPHEMERA_EDGE_HTTPS_PORT="$edge_port" \
+  EPHEMERA_EDGE_HTTP_PORT="$(free_port)" EPHEMERA_EDGE_PUBLIC_PORT=":$edge_port" \
+  EPHEMERA_EDGE_METRICS_PORT="$(free_port)" EPHEMERA_EDGE_ADMIN="127.0.0.1:$(free_port)" \
+  EPHEMERA_EDGE_UPSTREAMS=static EPHEMERA_API_UPSTREAMS="127.0.0.1:$api_port" \
+  "$CADDY" run --adapter caddyfile --config "$REPO/Caddyfile" > "$state/edge-access.log" 2> "$state/edge.log" &
+edge=$!
+export CURL_CA_BUNDLE="$state/caddy/data/caddy/pki/authorities/local/root.crt"
+API="https://localhost:$edge_port"
+for _ in $(seq 1 100); do curl -fs "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS -o /dev/null "$API/healthz" || { cat "$state/edge.log" >&2; exit 1; }
+echo "edge: $API (CA: $CURL_CA_BUNDLE)"
 
 set -x
 kubectl get crd tasks.ephemera.dev taskqueues.ephemera.dev
@@ -151,12 +174,12 @@ kubectl get etrig github-push -o jsonpath='{.status.lastRefused.reason}{"\n"}{.s
 cat <<MSG
 
 The local cluster and the operator are running. In another shell:
-  export KUBECONFIG=$KUBECONFIG
+  export KUBECONFIG=$KUBECONFIG CURL_CA_BUNDLE=$CURL_CA_BUNDLE API=$API TOKEN=$TOKEN
   kubectl apply -f $REPO/e2e/examples/task-retry.yaml
   kubectl get tasks.ephemera.dev -w
   kubectl apply -f $REPO/e2e/examples/task-credential.yaml   # after: kubectl delete etask publish
-  curl -H "Authorization: Bearer $TOKEN" $API/api/v1/namespaces/default/tasks
-Operator log: $state/operator.log   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)   API log: $state/api.log
+  curl -H "Authorization: Bearer \$TOKEN" \$API/api/v1/namespaces/default/tasks
+Operator log: $state/operator.log   Edge log: $state/edge.log (access: $state/edge-access.log)   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)   API log: $state/api.log
 State is kept in $state/data. Press Ctrl-C to stop.
 MSG
 if [ "${CI:-}" = true ] || [ -n "${DEV_ONESHOT:-}" ]; then exit 0; fi
