@@ -64,10 +64,10 @@ impl TrustedProxies {
         client
     }
 
-    /// The request's id: the trusted edge's, else a fresh one.
-    pub fn request_id(&self, peer: IpAddr, header: Option<&str>) -> String {
+    /// The request's id: the trusted edge's, else a fresh one (also when the peer is unknown).
+    pub fn request_id(&self, peer: Option<IpAddr>, header: Option<&str>) -> String {
         match header {
-            Some(id) if self.trusts(peer) && valid_request_id(id) => id.to_string(),
+            Some(id) if peer.is_some_and(|p| self.trusts(p)) && valid_request_id(id) => id.to_string(),
             _ => fresh_request_id(),
         }
     }
@@ -146,13 +146,14 @@ mod tests {
     fn the_edges_request_id_is_kept_and_anyone_elses_is_replaced() {
         let t: TrustedProxies = "127.0.0.1".parse().unwrap();
         let edge_id = "8d2c0e5e-93b7-4bcb-8d1c-3c7e0a9a9b11";
-        assert_eq!(t.request_id(ip("127.0.0.1"), Some(edge_id)), edge_id);
-        let spoofed = t.request_id(ip("203.0.113.9"), Some(edge_id));
+        assert_eq!(t.request_id(Some(ip("127.0.0.1")), Some(edge_id)), edge_id);
+        let spoofed = t.request_id(Some(ip("203.0.113.9")), Some(edge_id));
         assert_ne!(spoofed, edge_id);
         assert_eq!(spoofed.len(), 32);
         for bad in ["", "a b", "x\r\nSet-Cookie: a", &"a".repeat(129)] {
-            assert_ne!(t.request_id(ip("127.0.0.1"), Some(bad)), bad);
+            assert_ne!(t.request_id(Some(ip("127.0.0.1")), Some(bad)), bad);
         }
+        assert_ne!(t.request_id(None, Some(edge_id)), edge_id, "no known peer, no trust");
         assert_ne!(fresh_request_id(), fresh_request_id());
     }
 }

@@ -78,15 +78,9 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     let method = req.method().to_string();
     let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let headers = req.headers();
-    let (client, request_id) = match peer {
-        Some(peer) => {
-            let xff = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-            let client = state.trusted_proxies.client_ip(peer, xff);
-            let id = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok());
-            (Some(client), state.trusted_proxies.request_id(peer, id))
-        }
-        None => (None, state.trusted_proxies.request_id(std::net::Ipv4Addr::UNSPECIFIED.into(), None)),
-    };
+    let xff = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let client = peer.map(|p| state.trusted_proxies.client_ip(p, xff));
+    let request_id = state.trusted_proxies.request_id(peer, headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()));
     let span = tracing::info_span!(
         "request",
         %method,

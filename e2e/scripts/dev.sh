@@ -42,9 +42,12 @@ trap 'kill $edge $apisrv $op $bao $pid 2>/dev/null || true; wait $edge $apisrv $
 for _ in $(seq 1 100); do grep -q ready "$state/devcluster.out" 2>/dev/null && break; sleep 0.1; done
 grep ready "$state/devcluster.out" || { cat "$state/devcluster.log" >&2; exit 1; }
 
+# A loopback port free right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # OpenBao in dev mode (in memory), prepared the way an admin prepares Vault (e2e/scripts/vault-setup.sh),
 # with one static secret for the demo credential.
-bao_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+bao_port=$(free_port)
 export BAO_ADDR="http://127.0.0.1:$bao_port" BAO_TOKEN="root-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 HOME="$state" "$BAO" server -dev -dev-no-store-token -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$bao_port" \
   > "$state/openbao.log" 2>&1 &
@@ -57,9 +60,9 @@ HOME="$state" "$BAO" kv put -mount=secret ephemera/demo/registry REGISTRY_TOKEN=
 # mounted into both).
 head -c 48 /dev/urandom > "$state/progress-key"
 chmod 600 "$state/progress-key"
-api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+api_port=$(free_port)
 API="http://127.0.0.1:$api_port"
-handoff_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+handoff_port=$(free_port)
 
 # The operator runs as a local process against the cluster (as it would in a Pod, it finds the
 # cluster through KUBECONFIG); its worker Pods run the worker image just built, by digest.
@@ -84,7 +87,6 @@ for _ in $(seq 1 100); do curl -fs "$API/readyz" >/dev/null 2>&1 && break; sleep
 # The edge: Caddy with the repository's Caddyfile, TLS from its internal CA, in front of the API
 # server. Every client call below goes through it (workers post progress to the API directly, as
 # they reach its Service in a cluster).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 edge_port=8443
 if ! python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 8443))' 2>/dev/null; then edge_port=$(free_port); fi
 mkdir -p "$state/caddy"

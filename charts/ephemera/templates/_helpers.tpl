@@ -157,3 +157,50 @@ http://{{ include "ephemera.api.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .
 {{- $u := urlParse . }}
 {{- if contains ":" $u.host }}{{ $u.host | splitList ":" | last }}{{ else if eq $u.scheme "https" }}443{{ else }}80{{ end }}
 {{- end }}
+
+{{/* The volumes of a daemon that calls the Kubernetes API: its token (as automounting would give
+it, but only where mounted) and the shared HMAC key. */}}
+{{- define "ephemera.daemonVolumes" -}}
+- name: kube-api
+  projected:
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                fieldPath: metadata.namespace
+- name: hmac
+  secret:
+    secretName: {{ include "ephemera.hmacSecretName" . }}
+    defaultMode: 0400
+    items:
+      - key: key
+        path: key
+{{- end }}
+
+{{/* A component's PodDisruptionBudget: (dict "name" $name "labels" $labels "pdb" .podDisruptionBudget). */}}
+{{- define "ephemera.pdb" -}}
+{{- if .pdb.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ .name }}
+  namespace: {{ .labels.ctx.Release.Namespace }}
+  labels:
+    {{- include "ephemera.componentLabels" .labels | nindent 4 }}
+spec:
+  maxUnavailable: {{ .pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "ephemera.selectorLabels" .labels | nindent 6 }}
+{{- end }}
+{{- end }}

@@ -88,7 +88,16 @@ impl Edge {
         let log = std::fs::read_to_string(dir.path().join("caddy.log")).unwrap_or_default();
         assert!(ready, "caddy did not start:\n{log}");
         let ca_pem = std::fs::read(&root).expect("the internal CA's root");
-        Edge { https, http, metrics, ca_pem, access_log, child, _dir: dir }
+        let edge = Edge { https, http, metrics, ca_pem, access_log, child, _dir: dir };
+        // The site's certificate is issued after the CA exists: ready once a handshake succeeds.
+        let tls = edge.client();
+        for _ in 0..200 {
+            if tls.get(format!("{}/healthz", edge.url())).send().await.is_ok() {
+                return edge;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("caddy never completed a TLS handshake on port {https}");
     }
 
     /// `https://localhost:{https}`.

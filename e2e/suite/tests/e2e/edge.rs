@@ -103,7 +103,10 @@ async fn the_edge_terminates_tls_redirects_routes_limits_bodies_and_keeps_creden
         .await
         .unwrap();
     assert_ne!(r.status(), 413);
-    assert_eq!(r.headers()["content-type"], "application/problem+json", "the API server's answer");
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    let st = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(ct, "application/problem+json", "the API server's answer: {st} {body}");
 
     // Credentials in headers and query strings stay out of the access log.
     let _ = http
