@@ -34,6 +34,8 @@ pub struct Config {
     pub watch_history: usize,
     /// The kubelet (None: Pods are stored but never run).
     pub kubelet: Option<KubeletSettings>,
+    /// Append an audit event per request to this file (None: no audit log).
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Process kubelet options.
@@ -74,6 +76,7 @@ impl Default for Config {
             data_dir: None,
             watch_history: 10_000,
             kubelet: Some(KubeletSettings::default()),
+            audit_log: None,
         }
     }
 }
@@ -119,6 +122,10 @@ impl DevCluster {
             None => (Store::new(config.watch_history), fresh_keys()?),
         };
         let app = App::new(store, auth);
+        if let Some(path) = &config.audit_log {
+            let log = crate::audit::AuditLog::open(path).map_err(io(format!("open audit log {}", path.display())))?;
+            let _ = app.audit.set(log);
+        }
         bootstrap(&app);
         let listener = TcpListener::bind(config.listen).await.map_err(io(format!("listen on {}", config.listen)))?;
         let addr = listener.local_addr().map_err(io("local address"))?;
@@ -288,7 +295,7 @@ fn load_keys(dir: &Path) -> Result<(Auth, Tls), StartError> {
 /// Also used by the tests' HTTPS doubles (an OIDC issuer).
 pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
     loop {
-        let (tcp, _) = match listener.accept().await {
+        let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Usually EMFILE under load: back off briefly rather than spin.
@@ -299,7 +306,8 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: axum::
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let svc = TowerToHyperService::new(app.clone());
+        // The peer address reaches handlers (the audit log's sourceIPs) as axum's ConnectInfo.
+        let svc = TowerToHyperService::new(app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))));
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else { return };
             let conn =
@@ -326,6 +334,20 @@ fn bootstrap(app: &App) {
                 "spec": {"finalizers": ["kubernetes"]},
                 "status": {"phase": "Active"},
             })))
+        });
+    }
+    // The bootstrap RBAC policy, created when missing (an admin's edits to it are kept).
+    for (plural, object) in crate::rbac::bootstrap_policy() {
+        let key = ResKey::new("rbac.authorization.k8s.io", plural);
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let _ = app.store.write::<()>(&key, "", &name, |cur| {
+            if cur.is_some() {
+                return Ok(Write::Keep);
+            }
+            let mut o = object.clone();
+            o["metadata"]["uid"] = json!(meta::uid());
+            o["metadata"]["creationTimestamp"] = json!(meta::now());
+            Ok(Write::Put(o))
         });
     }
     crate::gc::sweep(app);

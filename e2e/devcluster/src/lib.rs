@@ -2,6 +2,7 @@
 //! kube-apiserver by the differential suite in `tests/`. See this crate's README for what it serves
 //! and where it still differs from Kubernetes.
 
+pub mod audit;
 pub mod auth;
 mod cluster;
 mod gc;
@@ -9,6 +10,7 @@ pub mod http;
 pub mod kubelet;
 pub mod merge;
 pub mod meta;
+pub mod rbac;
 pub mod resources;
 pub mod schema;
 pub mod store;

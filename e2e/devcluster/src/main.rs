@@ -46,6 +46,9 @@ struct Args {
     /// First container restart back-off in seconds (doubles per restart, capped at 300).
     #[arg(long, env = "DEVCLUSTER_RESTART_BACKOFF_SECONDS", default_value_t = 10)]
     restart_backoff_seconds: u64,
+    /// Append one audit.k8s.io/v1 Event per request (JSON lines) to this file.
+    #[arg(long, env = "DEVCLUSTER_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -77,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         watch_history: args.watch_history,
         kubelet,
+        audit_log: args.audit_log,
     })
     .await
     .context("starting the dev cluster")?;

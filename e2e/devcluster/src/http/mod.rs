@@ -22,7 +22,9 @@ use axum::Router;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use tracing::Instrument;
 
+use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::{Auth, UserInfo};
+use crate::rbac::{self, Attributes, ImpersonationError, Policy};
 use crate::resources::Registry;
 use crate::store::{ResKey, Store};
 
@@ -47,6 +49,8 @@ pub struct App {
     pub logs: RwLock<Option<Arc<dyn PodLogs>>>,
     /// The node a kubelet runs (Pods bound to it are deleted gracefully).
     pub kubelet_node: RwLock<Option<String>>,
+    /// Where each request is recorded, if anywhere.
+    pub audit: std::sync::OnceLock<AuditLog>,
 }
 
 impl App {
@@ -58,6 +62,7 @@ impl App {
             auth,
             logs: RwLock::new(None),
             kubelet_node: RwLock::new(None),
+            audit: std::sync::OnceLock::new(),
         });
         app.refresh_registry();
         app
@@ -83,11 +88,25 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(dispatch).with_state(app)
 }
 
-async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn dispatch(
+    State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let span = tracing::debug_span!("request", %method, path = uri.path());
     async move {
-        let resp = route(&app, &method, &uri, &headers, body).await.unwrap_or_else(IntoResponse::into_response);
+        let mut audit = AuditEntry { received: crate::meta::now_micro(), ..AuditEntry::default() };
+        let resp =
+            route(&app, &method, &uri, &headers, body, &mut audit).await.unwrap_or_else(IntoResponse::into_response);
         tracing::debug!(status = resp.status().as_u16(), "done");
+        if let Some(log) = app.audit.get() {
+            let agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let request_uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
+            log.record(&audit, request_uri, resp.status().as_u16(), peer.map(|p| p.0 .0.ip()), agent);
+        }
         resp
     }
     .instrument(span)
@@ -100,6 +119,7 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
     body: Bytes,
+    audit: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     let parsed = request::parse(uri.path(), &app.registry())?;
     let query = request::parse_query(uri.query());
@@ -109,7 +129,41 @@ async fn route(
     if let request::Parsed::Route(request::Route::Version) = parsed {
         return Ok(respond::ok(&discovery::version()));
     }
-    let user = authenticate(app, headers)?;
+    let requester = authenticate(app, headers)?;
+    audit.user = Some(requester.clone());
+    let decide = |attrs: &Attributes| rbac::authorize(attrs, &Policy::for_request(&app.store, attrs));
+    let user = match rbac::impersonate(&requester, headers, decide) {
+        Ok(Some(as_user)) => {
+            audit.impersonated = Some(as_user.clone());
+            as_user
+        }
+        Ok(None) => requester,
+        Err(ImpersonationError::Forbidden(m)) => return Err(ApiError::forbidden(m)),
+        Err(ImpersonationError::Invalid(m)) => return Err(ApiError::bad_request(m)),
+    };
+    let attrs = match &parsed {
+        request::Parsed::Route(_) => Attributes::non_resource(&user, method, uri.path()),
+        request::Parsed::Resource(t) => {
+            audit.api_version = t.rt.api_version(&t.version);
+            let watch = t.legacy_watch || request::flag(&query, "watch");
+            Attributes::resource(
+                &user,
+                method,
+                watch,
+                &t.rt.group,
+                &t.rt.plural,
+                t.sub.as_deref(),
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+            )
+        }
+    };
+    let decision = decide(&attrs);
+    audit.attributes = Some(attrs.clone());
+    audit.decision = Some(decision.clone());
+    if !decision.allowed() {
+        return Err(forbidden(&attrs));
+    }
     match parsed {
         request::Parsed::Route(r) => {
             if method != Method::GET {
@@ -125,6 +179,22 @@ async fn route(
         }
         request::Parsed::Resource(t) => objects::handle(app, method, t, query, headers, body, &user).await,
     }
+}
+
+/// The `403` a denied request gets, with the details a real apiserver puts in it.
+fn forbidden(attrs: &Attributes) -> ApiError {
+    let mut e = ApiError::forbidden(attrs.forbidden_message());
+    if attrs.resource_request {
+        let mut details = serde_json::json!({"kind": attrs.resource});
+        if !attrs.name.is_empty() {
+            details["name"] = serde_json::json!(attrs.name);
+        }
+        if !attrs.api_group.is_empty() {
+            details["group"] = serde_json::json!(attrs.api_group);
+        }
+        e.details = Some(details);
+    }
+    e
 }
 
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<UserInfo, ApiError> {

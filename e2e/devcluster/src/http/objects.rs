@@ -60,7 +60,7 @@ pub async fn handle(
         ("GET", Some(name), Some("log")) if t.rt.kind == "Pod" => pod_logs(app, &t, name, &q),
         ("POST", None, None) if t.rt.plural == "tokenreviews" => reviews::token_review(app, &decode(headers, &body)?),
         ("POST", None, None) if t.rt.plural.ends_with("reviews") => {
-            reviews::authorization_review(&t.rt.kind, &decode(headers, &body)?, user)
+            reviews::authorization_review(app, &t.rt.kind, &decode(headers, &body)?, user)
         }
         ("POST", None, None) => create(app, &t, &q, headers, &body),
         ("POST", Some(name), Some("token")) if t.rt.plural == "serviceaccounts" => {

@@ -1,6 +1,7 @@
 //! Decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) into JSON
 //! for the built-in kinds that kubectl's typed clients send that way (`kubectl create namespace`,
-//! `create configmap`, `create secret`, `create serviceaccount`, `create token`). Field numbers are
+//! `create configmap`, `create secret`, `create serviceaccount`, `create token`, `create role`,
+//! `create rolebinding` and their cluster-wide forms). Field numbers are
 //! those of the upstream `generated.proto` files.
 
 use base64::engine::general_purpose::STANDARD;
@@ -121,6 +122,44 @@ const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
 ];
 const SELF_SUBJECT_RULES_REVIEW: &[Field] =
     &[Field(1, "metadata", Kind::Msg(OBJECT_META)), Field(2, "spec", Kind::Msg(&[Field(1, "namespace", Kind::Str)]))];
+const POLICY_RULE: &[Field] = &[
+    Field(1, "verbs", Kind::RepStr),
+    Field(2, "apiGroups", Kind::RepStr),
+    Field(3, "resources", Kind::RepStr),
+    Field(4, "resourceNames", Kind::RepStr),
+    Field(5, "nonResourceURLs", Kind::RepStr),
+];
+const LABEL_SELECTOR: &[Field] = &[
+    Field(1, "matchLabels", Kind::MapStr),
+    Field(
+        2,
+        "matchExpressions",
+        Kind::RepMsg(&[Field(1, "key", Kind::Str), Field(2, "operator", Kind::Str), Field(3, "values", Kind::RepStr)]),
+    ),
+];
+const ROLE: &[Field] = &[
+    Field(1, "metadata", Kind::Msg(OBJECT_META)),
+    Field(2, "rules", Kind::RepMsg(POLICY_RULE)),
+    Field(3, "aggregationRule", Kind::Msg(&[Field(1, "clusterRoleSelectors", Kind::RepMsg(LABEL_SELECTOR))])),
+];
+const ROLE_BINDING: &[Field] = &[
+    Field(1, "metadata", Kind::Msg(OBJECT_META)),
+    Field(
+        2,
+        "subjects",
+        Kind::RepMsg(&[
+            Field(1, "kind", Kind::Str),
+            Field(2, "apiGroup", Kind::Str),
+            Field(3, "name", Kind::Str),
+            Field(4, "namespace", Kind::Str),
+        ]),
+    ),
+    Field(
+        3,
+        "roleRef",
+        Kind::Msg(&[Field(1, "apiGroup", Kind::Str), Field(2, "kind", Kind::Str), Field(3, "name", Kind::Str)]),
+    ),
+];
 const METADATA_ONLY: &[Field] = &[Field(1, "metadata", Kind::Msg(OBJECT_META))];
 
 fn schema_for(kind: &str) -> Option<&'static [Field]> {
@@ -133,6 +172,9 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         "SelfSubjectReview" => METADATA_ONLY,
         "SelfSubjectAccessReview" => SELF_SUBJECT_ACCESS_REVIEW,
         "SelfSubjectRulesReview" => SELF_SUBJECT_RULES_REVIEW,
+        // Role has no aggregationRule upstream; its field 3 never appears in a Role's encoding.
+        "Role" | "ClusterRole" => ROLE,
+        "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         _ => return None,
     })
 }

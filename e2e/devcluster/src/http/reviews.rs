@@ -1,10 +1,14 @@
-//! TokenReview and TokenRequest: the authentication API that workloads and controllers use.
+//! TokenReview and TokenRequest (the authentication API that workloads and controllers use) and the
+//! access reviews (`kubectl auth can-i`).
 
 use axum::response::Response;
 use serde_json::{json, Value};
 
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
 use crate::auth::{Identity, SaClaims, UserInfo};
 use crate::meta;
+use crate::rbac::{self, Attributes, Policy, Scope};
 use crate::store::ResKey;
 
 use super::respond;
@@ -138,24 +142,79 @@ pub fn token_request(app: &App, ns: &str, name: &str, body: &Value) -> Result<Re
     })))
 }
 
-/// The authorization reviews. There is no RBAC here: everything is allowed, and the answer says why.
-pub fn authorization_review(kind: &str, body: &Value, user: &UserInfo) -> Result<Response, ApiError> {
-    let reason = "the dev cluster does not enforce authorization";
+/// The attributes an access review's spec asks about, for `user`.
+fn review_attributes(spec: &Value, user: &UserInfo) -> Attributes {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        let namespace = text(&r["namespace"]);
+        return Attributes {
+            user: user.clone(),
+            verb: text(&r["verb"]),
+            resource_request: true,
+            api_group: text(&r["group"]),
+            resource: text(&r["resource"]),
+            subresource: text(&r["subresource"]),
+            scope: if namespace.is_empty() { Scope::Cluster } else { Scope::Namespace(namespace) },
+            name: text(&r["name"]),
+            path: String::new(),
+        };
+    }
+    let n = &spec["nonResourceAttributes"];
+    Attributes {
+        verb: text(&n["verb"]),
+        path: text(&n["path"]),
+        ..Attributes::non_resource(user, &http::Method::GET, "")
+    }
+}
+
+/// The user a SubjectAccessReview names in its spec.
+fn review_subject(spec: &Value) -> UserInfo {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    UserInfo {
+        username: spec["user"].as_str().unwrap_or_default().to_string(),
+        uid: spec["uid"].as_str().unwrap_or_default().to_string(),
+        groups: strings(&spec["groups"]),
+        extra: spec.get("extra").cloned().unwrap_or_else(|| json!({})),
+    }
+}
+
+fn rules_json(rules: &[PolicyRule]) -> Value {
+    serde_json::to_value(rules).unwrap_or_else(|_| json!([]))
+}
+
+/// The authorization reviews, answered by the same RBAC evaluation that guards every request.
+pub fn authorization_review(app: &App, kind: &str, body: &Value, user: &UserInfo) -> Result<Response, ApiError> {
+    let spec = &body["spec"];
     let (group, status) = match kind {
         "SelfSubjectReview" => (
             "authentication.k8s.io",
             json!({"userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups, "extra": user.extra}}),
         ),
-        "SelfSubjectRulesReview" => (
-            "authorization.k8s.io",
-            json!({
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                "incomplete": false,
-                "evaluationError": reason,
-            }),
-        ),
-        _ => ("authorization.k8s.io", json!({"allowed": true, "reason": reason})),
+        "SelfSubjectRulesReview" => {
+            let namespace = spec["namespace"].as_str().unwrap_or_default();
+            let (resource, non_resource, errors) = rbac::rules_for(user, &Policy::load(&app.store, namespace));
+            let mut status = json!({
+                "resourceRules": rules_json(&resource),
+                "nonResourceRules": rules_json(&non_resource),
+                "incomplete": !errors.is_empty(),
+            });
+            if !errors.is_empty() {
+                status["evaluationError"] = json!(errors.join(", "));
+            }
+            ("authorization.k8s.io", status)
+        }
+        _ => {
+            let subject = if kind == "SubjectAccessReview" { review_subject(spec) } else { user.clone() };
+            let attrs = review_attributes(spec, &subject);
+            let decision = rbac::authorize(&attrs, &Policy::for_request(&app.store, &attrs));
+            let mut status = json!({"allowed": decision.allowed()});
+            if !decision.reason().is_empty() {
+                status["reason"] = json!(decision.reason());
+            }
+            ("authorization.k8s.io", status)
+        }
     };
     let mut out = json!({
         "kind": kind,

@@ -295,6 +295,9 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         let unknown = prune_metadata(&mut new);
         report_unknown(ctx, &rt, &unknown)?;
         validate_builtin(&rt, &name, &new)?;
+        if let Some(old) = old.filter(|_| rt.group == "rbac.authorization.k8s.io" && rt.kind.ends_with("RoleBinding")) {
+            role_ref_unchanged(&rt, &name, old, &new)?;
+        }
     }
 
     if rt.kind == "Secret" && rt.group.is_empty() {
@@ -545,6 +548,23 @@ fn validate_builtin(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), Ap
     if errs.is_empty() {
         return Ok(());
     }
+    Err(invalid(rt, name, &errs))
+}
+
+/// A binding's `roleRef` is immutable (a binding to another role is a new binding), as upstream.
+fn role_ref_unchanged(rt: &ResourceType, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let (before, after) = (&old["roleRef"], &new["roleRef"]);
+    if before == after {
+        return Ok(());
+    }
+    let text = |k: &str| after[k].as_str().unwrap_or_default().to_string();
+    let shown =
+        format!("rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}", text("apiGroup"), text("kind"), text("name"));
+    let errs = [schema::FieldError {
+        reason: "FieldValueInvalid",
+        field: "roleRef".into(),
+        message: format!("Invalid value: {shown}: cannot change roleRef"),
+    }];
     Err(invalid(rt, name, &errs))
 }
 

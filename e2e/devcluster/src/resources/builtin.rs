@@ -93,6 +93,15 @@ fn conditions_hints() -> Value {
     })
 }
 
+/// A role's rules and a binding's subjects are atomic lists, as upstream (no merge keys).
+fn rbac_hints() -> Value {
+    json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {"rules": {"type": "array"}, "subjects": {"type": "array"}}
+    })
+}
+
 fn specs() -> Vec<Spec> {
     let none: &[&str] = &[];
     let base = |group, version, plural, kind, namespaced, short| Spec {
@@ -171,6 +180,21 @@ fn specs() -> Vec<Spec> {
         Spec {
             columns: vec![column("Holder", "string", ".spec.holderIdentity")],
             ..base("coordination.k8s.io", "v1", "leases", "Lease", true, &[])
+        },
+        Spec { hints: rbac_hints(), ..base("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]) },
+        Spec {
+            hints: rbac_hints(),
+            ..base("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[])
+        },
+        Spec {
+            hints: rbac_hints(),
+            columns: vec![column("Role", "string", ".roleRef.name")],
+            ..base("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[])
+        },
+        Spec {
+            hints: rbac_hints(),
+            columns: vec![column("Role", "string", ".roleRef.name")],
+            ..base("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[])
         },
         Spec {
             status: true,

@@ -428,8 +428,9 @@ async fn tokens_issued_to_service_accounts_pass_token_review() {
         .unwrap()
         .token
         .unwrap();
+    // Authenticated, so RBAC answers: 403 (nothing binds the account), not 401.
     let cms: Api<ConfigMap> = Api::namespaced(as_client(api_token).await, "default");
-    assert!(cms.list(&ListParams::default()).await.is_ok());
+    assert_eq!(api_error(cms.list(&ListParams::default()).await.unwrap_err()).0, 403);
     sas.delete("worker", &DeleteParams::default()).await.unwrap();
     assert_eq!(api_error(cms.list(&ListParams::default()).await.unwrap_err()).0, 401);
 }

@@ -10,4 +10,5 @@ mod kube_client;
 mod kubectl;
 mod kubelet;
 mod python_client;
+mod rbac;
 mod runc;
