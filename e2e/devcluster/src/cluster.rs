@@ -132,7 +132,8 @@ impl DevCluster {
         let acceptor = TlsAcceptor::from(tls.server_config()?);
         let server = tokio::spawn(serve_tls(listener, acceptor, router(app.clone())));
         let gc = tokio::spawn(crate::gc::run(app.clone()));
-        let mut tasks = vec![server, gc];
+        let controllers = tokio::spawn(crate::controllers::run(app.clone(), tls.ca_pem.clone()));
+        let mut tasks = vec![server, gc, controllers];
         let mut scratch = None;
         if let Some(k) = &config.kubelet {
             let root = match (&k.root, &config.data_dir) {
@@ -155,6 +156,7 @@ impl DevCluster {
                 pids_limit: k.pids_limit,
             };
             tasks.push(crate::kubelet::start(app.clone(), cfg, addr.port(), tls.ca_pem.clone()));
+            tasks.push(tokio::spawn(crate::proxy::run(app.clone())));
         }
         let cluster = Self { addr, app, tls, tasks, scratch };
         if let Some(path) = &config.kubeconfig {

@@ -5,11 +5,13 @@
 pub mod audit;
 pub mod auth;
 mod cluster;
+pub mod controllers;
 mod gc;
 pub mod http;
 pub mod kubelet;
 pub mod merge;
 pub mod meta;
+pub mod proxy;
 pub mod rbac;
 pub mod resources;
 pub mod schema;

@@ -197,6 +197,47 @@ fn forbidden(attrs: &Attributes) -> ApiError {
     e
 }
 
+/// A request made by the control plane's own controllers (the kube-controller-manager's part): it
+/// goes through the same write pipeline as any client's (defaults, validation, watch events) and
+/// returns the object the server answered with.
+pub async fn call(
+    app: &Arc<App>,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, ApiError> {
+    let uri: Uri = path.parse().map_err(|_| ApiError::bad_request(format!("bad controller path {path:?}")))?;
+    let request::Parsed::Resource(t) = request::parse(uri.path(), &app.registry())? else {
+        return Err(ApiError::bad_request(format!("{path:?} is not a resource")));
+    };
+    let query = request::parse_query(uri.query());
+    let mut headers = HeaderMap::new();
+    let content_type = if method == Method::PATCH { "application/merge-patch+json" } else { "application/json" };
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    headers.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("kube-controller-manager/v1.36.0 (linux/amd64)"),
+    );
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    let controller = UserInfo {
+        username: "system:kube-controller-manager".into(),
+        uid: String::new(),
+        groups: vec!["system:authenticated".into()],
+        extra: serde_json::json!({}),
+    };
+    let resp = objects::handle(app, &method, t, query, &headers, body, &controller).await?;
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading a controller response: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if !status.is_success() {
+        let message = value["message"].as_str().unwrap_or("controller request failed").to_string();
+        return Err(ApiError::new(status.as_u16(), "InternalError", message));
+    }
+    Ok(value)
+}
+
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
     let token = headers
         .get(http::header::AUTHORIZATION)

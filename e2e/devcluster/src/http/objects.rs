@@ -161,7 +161,31 @@ fn ctx<'a>(t: &'a Target, q: &Query, headers: &HeaderMap) -> Result<Ctx<'a>, Api
         validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
         warnings: Vec::new(),
         patched: None,
+        service_ips: None,
     })
+}
+
+/// Service creates are serialised, so two never get the same ClusterIP.
+static SERVICE_IPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// For a Service write: holds the allocation lock and reads the range's state (before the store
+/// lock, which is not re-entrant).
+fn service_ips(app: &App, t: &Target, c: &mut Ctx<'_>) -> Option<std::sync::MutexGuard<'static, ()>> {
+    if !(t.rt.group.is_empty() && t.rt.kind == "Service") {
+        return None;
+    }
+    let guard = SERVICE_IPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (services, _) = app.store.list(&t.rt.key(), None);
+    let used: Vec<String> = services
+        .iter()
+        .map(|s| resources::service::requested_ip(s).to_string())
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .collect();
+    // The `kubernetes` Service in `default` owns the range's first address.
+    let first = t.namespace.as_deref() == Some("default") && t.name.as_deref().unwrap_or_default() == "kubernetes";
+    let next = resources::service::next_free(&used, first);
+    c.service_ips = Some(write::ServiceIps { used, next });
+    Some(guard)
 }
 
 fn dry_run(q: &Query) -> Result<bool, ApiError> {
@@ -330,6 +354,8 @@ fn create(app: &Arc<App>, t: &Target, q: &Query, headers: &HeaderMap, body: &Byt
         obj["metadata"]["name"] = json!(name);
     }
     check_namespace(app, t, &name)?;
+    let named = Target { name: Some(name.clone()), ..t.clone() };
+    let _allocating = service_ips(app, &named, &mut c);
     let new = write::admit(&mut c, None, obj, Op::Create)?;
     let dry = dry_run(q)?;
     let ns = t.namespace.as_deref().unwrap_or("");
@@ -378,6 +404,7 @@ fn store_update(
     if op == Op::Apply && app.store.get(&t.rt.key(), ns, name).is_none() {
         check_namespace(app, t, name)?;
     }
+    let _allocating = service_ips(app, t, c);
     let mut created = false;
     let mut result: Option<Value> = None;
     let written = app.store.write(&t.rt.key(), ns, name, |cur| {

@@ -60,6 +60,17 @@ pub struct Ctx<'a> {
     /// For merge/JSON/strategic patches: the patched object as JSON, which a real server quotes when
     /// strict field validation rejects the result.
     pub patched: Option<String>,
+    /// For Services: the ClusterIPs in use and the one a create without one gets.
+    pub service_ips: Option<ServiceIps>,
+}
+
+/// The service range's state when a Service is written (read before the store lock is taken).
+#[derive(Debug, Default)]
+pub struct ServiceIps {
+    /// ClusterIPs of existing Services.
+    pub used: Vec<String>,
+    /// The address a new Service without one is given.
+    pub next: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -298,6 +309,9 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         if let Some(old) = old.filter(|_| rt.group == "rbac.authorization.k8s.io" && rt.kind.ends_with("RoleBinding")) {
             role_ref_unchanged(&rt, &name, old, &new)?;
         }
+        if rt.group.is_empty() && rt.kind == "Service" {
+            admit_service(ctx, &rt, &name, old, &mut new)?;
+        }
     }
 
     if rt.kind == "Secret" && rt.group.is_empty() {
@@ -306,6 +320,10 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
 
     if rt.kind == "Pod" && rt.group.is_empty() && old.is_none() {
         crate::resources::pod_defaults(&mut new);
+    }
+
+    if rt.group == "apps" && old.is_none() && matches!(rt.kind.as_str(), "Deployment" | "ReplicaSet") {
+        crate::resources::workload_defaults(&rt.kind, &mut new);
     }
 
     if rt.kind == "Namespace" && rt.group.is_empty() {
@@ -549,6 +567,28 @@ fn validate_builtin(rt: &ResourceType, name: &str, obj: &Value) -> Result<(), Ap
         return Ok(());
     }
     Err(invalid(rt, name, &errs))
+}
+
+fn admit_service(
+    ctx: &Ctx<'_>,
+    rt: &ResourceType,
+    name: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> Result<(), ApiError> {
+    use crate::resources::service;
+    let ips = ctx.service_ips.as_ref();
+    if let Some(old) = old {
+        service::keep_allocated(old, new);
+    }
+    let errs = service::validate(old, new, |ip| ips.is_some_and(|i| i.used.iter().any(|u| u == ip)));
+    if !errs.is_empty() {
+        return Err(invalid(rt, name, &errs));
+    }
+    if old.is_none() {
+        service::create_defaults(new, ips.and_then(|i| i.next.as_deref()));
+    }
+    Ok(())
 }
 
 /// A binding's `roleRef` is immutable (a binding to another role is a new binding), as upstream.

@@ -4,6 +4,7 @@
 //! config, `runc.rs` for how it runs, and this crate's README for what is and is not enforced.
 
 pub mod bundle;
+mod dns;
 mod env;
 pub mod logs;
 mod pod;

@@ -238,13 +238,25 @@ impl Worker {
     }
 
     /// Per-Pod files every container gets, as the kubelet writes them: `/etc/hosts` (the Pod's name
-    /// on its IP), `/etc/hostname` and the node's `/etc/resolv.conf` (every Pod here shares the host's
-    /// network).
+    /// on its IP, and the Services' names: see `dns.rs`), `/etc/hostname` and the node's
+    /// `/etc/resolv.conf` (every Pod here shares the host's network).
     fn pod_files(&self, hostname: &str) -> Result<Vec<(String, String, bool)>, String> {
         let dir = self.dir.join("etc");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let (services, _) = self.app.store.list(&ResKey::new("", "services"), None);
+        let slices = ResKey::new("discovery.k8s.io", "endpointslices");
+        let has_endpoints = |svc: &Value| {
+            let ns = meta::meta_str(svc, "namespace").unwrap_or_default();
+            let name = meta::meta_str(svc, "name");
+            self.app.store.list(&slices, Some(ns)).0.iter().any(|s| {
+                s["metadata"]["labels"][crate::controllers::SERVICE_NAME_LABEL].as_str() == name
+                    && s["endpoints"].as_array().is_some_and(|e| !e.is_empty())
+            })
+        };
+        let pod_ns = meta::meta_str(&self.pod, "namespace").unwrap_or_default();
         let hosts = format!(
-            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n{}",
+            super::dns::service_lines(&services, pod_ns, has_endpoints)
         );
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let mut out = Vec::new();

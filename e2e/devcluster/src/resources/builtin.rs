@@ -93,6 +93,53 @@ fn conditions_hints() -> Value {
     })
 }
 
+/// Service ports merge by port and protocol, as upstream's patch strategy has it.
+fn service_hints() -> Value {
+    json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {"ports": map_list(&["port", "protocol"], open())}
+            },
+            "status": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {"conditions": map_list(&["type"], open())}
+            }
+        }
+    })
+}
+
+/// A Deployment's or ReplicaSet's Pod template merges as a Pod does; status conditions by type.
+fn workload_hints() -> Value {
+    let pod = pod_hints();
+    json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {
+                    "template": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true,
+                        "properties": {"spec": pod["properties"]["spec"].clone()}
+                    }
+                }
+            },
+            "status": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {"conditions": map_list(&["type"], open())}
+            }
+        }
+    })
+}
+
 /// A role's rules and a binding's subjects are atomic lists, as upstream (no merge keys).
 fn rbac_hints() -> Value {
     json!({
@@ -181,6 +228,73 @@ fn specs() -> Vec<Spec> {
             columns: vec![column("Holder", "string", ".spec.holderIdentity")],
             ..base("coordination.k8s.io", "v1", "leases", "Lease", true, &[])
         },
+        Spec {
+            status: true,
+            hints: service_hints(),
+            columns: vec![
+                column("Type", "string", ".spec.type"),
+                column("Cluster-IP", "string", ".spec.clusterIP"),
+                column("Ports", "string", ".spec.ports[*].port"),
+            ],
+            ..base("", "v1", "services", "Service", true, &["svc"])
+        },
+        base("", "v1", "endpoints", "Endpoints", true, &["ep"]),
+        Spec {
+            columns: vec![column("AddressType", "string", ".addressType")],
+            ..base("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true, &[])
+        },
+        Spec {
+            status: true,
+            hints: workload_hints(),
+            columns: vec![
+                column("Replicas", "integer", ".spec.replicas"),
+                column("Ready", "integer", ".status.readyReplicas"),
+                column("Up-to-date", "integer", ".status.updatedReplicas"),
+                column("Available", "integer", ".status.availableReplicas"),
+            ],
+            ..base("apps", "v1", "deployments", "Deployment", true, &["deploy"])
+        },
+        Spec {
+            status: true,
+            hints: workload_hints(),
+            columns: vec![
+                column("Desired", "integer", ".spec.replicas"),
+                column("Current", "integer", ".status.replicas"),
+                column("Ready", "integer", ".status.readyReplicas"),
+            ],
+            ..base("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"])
+        },
+        Spec {
+            status: true,
+            hints: conditions_hints(),
+            columns: vec![
+                column("Min Available", "string", ".spec.minAvailable"),
+                column("Max Unavailable", "string", ".spec.maxUnavailable"),
+                column("Allowed Disruptions", "integer", ".status.disruptionsAllowed"),
+            ],
+            ..base("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"])
+        },
+        base("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"]),
+        Spec {
+            status: true,
+            hints: conditions_hints(),
+            ..base(
+                "admissionregistration.k8s.io",
+                "v1",
+                "validatingadmissionpolicies",
+                "ValidatingAdmissionPolicy",
+                false,
+                &[],
+            )
+        },
+        base(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+            &[],
+        ),
         Spec { hints: rbac_hints(), ..base("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[]) },
         Spec {
             hints: rbac_hints(),
@@ -239,7 +353,11 @@ pub fn builtins() -> Vec<ResourceType> {
             list_kind: format!("{}List", s.kind),
             namespaced: s.namespaced,
             short_names: s.short.iter().map(|x| x.to_string()).collect(),
-            categories: if s.kind == "Pod" { vec!["all".to_string()] } else { Vec::new() },
+            categories: if matches!(s.kind, "Pod" | "Service" | "Deployment" | "ReplicaSet") {
+                vec!["all".to_string()]
+            } else {
+                Vec::new()
+            },
             versions: vec![Version {
                 name: s.version.into(),
                 schema: None,

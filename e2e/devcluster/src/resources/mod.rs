@@ -5,6 +5,7 @@ mod builtin;
 mod convert;
 mod crd;
 mod defaults;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::store::ResKey;
 pub use builtin::builtins;
 pub use convert::{converts, to_served, to_storage};
 pub use crd::{crd_status, from_crd};
-pub use defaults::pod_defaults;
+pub use defaults::{pod_defaults, workload_defaults};
 
 /// A printer column (`additionalPrinterColumns`).
 #[derive(Debug, Clone)]

@@ -12,3 +12,4 @@ mod kubelet;
 mod python_client;
 mod rbac;
 mod runc;
+mod workloads;
