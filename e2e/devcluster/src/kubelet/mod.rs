@@ -8,6 +8,7 @@ mod dns;
 mod env;
 pub mod logs;
 mod pod;
+mod probe;
 pub mod pull;
 pub mod pull_secrets;
 pub mod runc;

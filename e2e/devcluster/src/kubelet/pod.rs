@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::runc::{self, Handle};
 use super::status::{condition, merge_conditions, Container, State};
-use super::{bundle, logs, pull, pull_secrets, volumes, Shared};
+use super::{bundle, logs, probe, pull, pull_secrets, volumes, Shared};
 use crate::http::App;
 use crate::meta;
 use crate::store::{ResKey, Write};
@@ -25,6 +25,8 @@ const RETRY: Duration = Duration::from_secs(2);
 
 struct Run {
     handle: Handle,
+    /// The container's probes (main containers), stopped when the run ends.
+    probes: Option<tokio::task::JoinHandle<()>>,
     started_at: String,
     term_file: Option<PathBuf>,
     log: PathBuf,
@@ -56,6 +58,8 @@ pub struct Worker {
     volumes_ready: bool,
     exit_tx: mpsc::UnboundedSender<Exit>,
     exit_rx: Option<mpsc::UnboundedReceiver<Exit>>,
+    probe_tx: mpsc::UnboundedSender<probe::Event>,
+    probe_rx: Option<mpsc::UnboundedReceiver<probe::Event>>,
 }
 
 /// (init container?, index, how it ended).
@@ -82,9 +86,12 @@ impl Worker {
         let uid = meta::meta_str(&pod, "uid").unwrap_or_default().to_string();
         let has_inits = pod["spec"]["initContainers"].as_array().is_some_and(|a| !a.is_empty());
         let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         Self {
             exit_tx,
             exit_rx: Some(exit_rx),
+            probe_tx,
+            probe_rx: Some(probe_rx),
             dir: k.root.join("pods").join(&uid),
             inits: names_images(&pod, "initContainers", "PodInitializing"),
             mains: names_images(&pod, "containers", if has_inits { "PodInitializing" } else { "ContainerCreating" }),
@@ -116,7 +123,7 @@ impl Worker {
     /// Writes the whole kubelet-owned status.
     fn publish(&self) {
         let now = meta::now();
-        let all_running = !self.mains.is_empty() && self.mains.iter().all(Container::running);
+        let all_running = !self.mains.is_empty() && self.mains.iter().all(Container::is_ready);
         let initialized = self.inits.iter().all(|c| matches!(&c.state, State::Terminated { exit_code: 0, .. }));
         let ready_reason = (!all_running).then_some("ContainersNotReady");
         let mut status = json!({
@@ -391,9 +398,14 @@ impl Worker {
                                     let st = self.status_mut(init, i);
                                     st.state = State::Running { started_at: started_at.clone() };
                                     st.container_id = format!("runc://{id}");
+                                    st.started = false;
+                                    st.ready = false;
                                     self.exits_register(init, i, exit);
+                                    let probes = (!init)
+                                        .then(|| tokio::spawn(probe::run(i, run, c.clone(), self.probe_tx.clone())));
                                     return Ok(Run {
                                         handle,
+                                        probes,
                                         started_at,
                                         term_file,
                                         log,
@@ -425,6 +437,9 @@ impl Worker {
     /// Records a finished run: terminated state, termination message, log completion.
     fn finish(&mut self, init: bool, i: usize, run: Run, exit: runc::Exit) {
         logs::mark_done(&run.log);
+        if let Some(p) = &run.probes {
+            p.abort();
+        }
         let code = exit.code;
         let mut message = run
             .term_file
@@ -467,10 +482,10 @@ impl Worker {
 
     /// Drives the Pod to its end; removes it from the API if it was deleted.
     pub async fn run(mut self) {
-        let Some(mut exits) = self.exit_rx.take() else { return };
+        let (Some(mut exits), Some(mut probes)) = (self.exit_rx.take(), self.probe_rx.take()) else { return };
         tracing::debug!(pod = %self.uid, "worker started");
         self.publish();
-        let outcome = self.run_pod(&mut exits).await;
+        let outcome = self.run_pod(&mut exits, &mut probes).await;
         if matches!(outcome, Some(Outcome::Deadline)) {
             self.deadline_exceeded();
         }
@@ -496,7 +511,11 @@ impl Worker {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
-    async fn run_pod(&mut self, exits: &mut mpsc::UnboundedReceiver<Exit>) -> Option<Outcome> {
+    async fn run_pod(
+        &mut self,
+        exits: &mut mpsc::UnboundedReceiver<Exit>,
+        probes: &mut mpsc::UnboundedReceiver<probe::Event>,
+    ) -> Option<Outcome> {
         let policy = restart_policy(&self.pod);
         // Volumes: retried until their sources exist (FailedMount on a real node).
         loop {
@@ -588,6 +607,10 @@ impl Worker {
             let waited = tokio::select! {
                 r = self.await_exit(exits, &handles) => r,
                 _ = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => continue,
+                Some(ev) = probes.recv() => {
+                    self.on_probe(ev, &runs);
+                    continue;
+                }
             };
             let (_, i, exit) = match waited {
                 Ok(e) => e,
@@ -603,6 +626,41 @@ impl Worker {
                 due[i] = Some(Instant::now() + backoff);
             }
         }
+    }
+
+    /// A probe's verdict: readiness recorded, or a failing container stopped (SIGTERM, then SIGKILL
+    /// after the grace period) so its exit restarts it by the Pod's policy.
+    fn on_probe(&mut self, ev: probe::Event, runs: &[Option<Run>]) {
+        let i = ev.index;
+        if self.mains.get(i).is_none_or(|c| c.restarts != ev.run) {
+            return;
+        }
+        match ev.kind {
+            probe::Kind::Started => {
+                if let Some(c) = self.mains.get_mut(i) {
+                    c.started = true;
+                }
+            }
+            probe::Kind::Ready(ready) => {
+                if let Some(c) = self.mains.get_mut(i) {
+                    c.ready = ready;
+                }
+            }
+            probe::Kind::Restart(why) => {
+                let name = self.mains.get(i).map(|c| c.name.clone()).unwrap_or_default();
+                tracing::info!(pod = %self.uid, container = %name, %why, "killing the container: it will be restarted");
+                if let Some(run) = runs.get(i).and_then(Option::as_ref) {
+                    run.handle.terminate();
+                    let handle = run.handle.clone();
+                    let grace = self.grace();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        handle.kill();
+                    });
+                }
+            }
+        }
+        self.publish();
     }
 
     /// Back-off before restart `n`: base × 2^(n-1), at most five minutes; marks CrashLoopBackOff.

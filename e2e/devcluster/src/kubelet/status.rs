@@ -78,6 +78,10 @@ pub struct Container {
     pub container_id: String,
     /// The pulled image's `registry/repository@digest` (empty until pulled).
     pub image_id: String,
+    /// The startup probe passed (or there is none) in the current run.
+    pub started: bool,
+    /// The readiness probe passes (or there is none) in the current run.
+    pub ready: bool,
 }
 
 impl Container {
@@ -91,6 +95,8 @@ impl Container {
             restarts: 0,
             container_id: String::new(),
             image_id: String::new(),
+            started: false,
+            ready: false,
         }
     }
 
@@ -99,14 +105,19 @@ impl Container {
         matches!(self.state, State::Running { .. })
     }
 
+    /// Running and passing its readiness probe.
+    pub fn is_ready(&self) -> bool {
+        self.running() && self.ready
+    }
+
     /// The `containerStatuses[]` entry.
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "name": self.name,
             "image": self.image,
             "imageID": self.image_id,
-            "ready": self.running(),
-            "started": self.running(),
+            "ready": self.is_ready(),
+            "started": self.running() && self.started,
             "restartCount": self.restarts,
             "state": self.state.to_json(),
             "lastState": self.last.as_ref().map(State::to_json).unwrap_or(json!({})),

@@ -131,3 +131,70 @@ async fn a_deployment_rolls_out_behind_its_service_and_rolls_again_on_a_new_temp
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(ok(dev.kubectl(&["get", "replicasets", "-n", "shop", "-o", "name"])), "");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_hold_readiness_until_they_pass_and_restart_a_failing_container() {
+    let dev = Dev::start().await;
+    let (web, closed) = (free_port(), free_port());
+    let pods = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: slow}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: busybox
+    command: [sh, -c, 'mkdir -p /w && (sleep 3; touch /w/ok) & exec httpd -f -p {web} -h /w']
+    ports: [{{name: http, containerPort: {web}}}]
+    readinessProbe: {{httpGet: {{path: /ok, port: http}}, periodSeconds: 1, failureThreshold: 1}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stuck}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleeper
+    image: busybox
+    command: [sleep, '3600']
+    livenessProbe: {{tcpSocket: {{port: {closed}}}, periodSeconds: 1, failureThreshold: 2}}
+"#
+    );
+    ok(dev.kubectl_stdin(&["apply", "-f", "-"], &pods));
+    let ready = |name: &'static str| {
+        let dev = &dev;
+        async move {
+            ok(dev.kubectl(&[
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.status.phase}/{.status.conditions[?(@.type==\"Ready\")].status}",
+            ]))
+        }
+    };
+    // Running but not Ready while /ok is missing, then Ready once it answers.
+    eventually(30, "slow is running", || async { (ready("slow").await == "Running/False").then_some(()) }).await;
+    eventually(30, "slow becomes ready", || async { (ready("slow").await == "Running/True").then_some(()) }).await;
+
+    // The liveness probe fails twice in a row, so the container is killed and restarted.
+    let restarted = eventually(60, "stuck is restarted", || async {
+        let n: u32 =
+            ok(dev.kubectl(&["get", "pod", "stuck", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"]))
+                .parse()
+                .unwrap_or(0);
+        (n >= 1).then_some(n)
+    })
+    .await;
+    assert!(restarted >= 1);
+    let last = ok(dev.kubectl(&[
+        "get",
+        "pod",
+        "stuck",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}",
+    ]));
+    assert!(last == "143" || last == "137", "killed by SIGTERM or SIGKILL: {last}");
+}
