@@ -46,6 +46,23 @@ DNS_NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z
 SECRET_NAME = {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$", "maxLength": 253}
 
 
+INT_OR_PERCENT = {"type": ["integer", "string"], "pattern": r"^[0-9]+%?$"}
+STRATEGY = {
+    **obj(
+        {
+            "type": {"type": "string", "enum": ["RollingUpdate", "Recreate"]},
+            "rollingUpdate": obj({"maxSurge": INT_OR_PERCENT, "maxUnavailable": INT_OR_PERCENT}),
+        },
+        required=["type"],
+    ),
+    "description": "The Deployment's update strategy",
+}
+
+
+def ports(*names):
+    return obj({n: i(f"Container port ({n})", 1, 65535) for n in names}, required=names)
+
+
 def image():
     return obj({"repository": s("Image repository"), "tag": TAG, "digest": DIGEST})
 
@@ -64,6 +81,7 @@ def scheduling():
         "topologySpreadConstraints": free("Topology spread constraints", "array"),
         "priorityClassName": s("Priority class"),
         "podDisruptionBudget": pdb(),
+        "strategy": STRATEGY,
         "resources": free("Container resources"),
         "extraEnv": free("Extra environment variables", "array"),
     }
@@ -140,6 +158,7 @@ SCHEMA = {
                     "workerProxy": s("Egress proxy URL"),
                     "workerNoProxy": s("NO_PROXY list"),
                     "leaseSeconds": i("Lease duration", 3, 300),
+                    "containerPorts": ports("metrics", "handoff"),
                     "logFormat": LOG,
                     "serviceAccount": obj({"annotations": free("ServiceAccount annotations")}),
                     **scheduling(),
@@ -160,6 +179,7 @@ SCHEMA = {
                     "logFormat": LOG,
                     "serviceAccount": obj({"annotations": free("ServiceAccount annotations")}),
                     "service": obj({"port": i("Service port", 1, 65535)}),
+                    "containerPorts": ports("http", "metrics"),
                     **scheduling(),
                 }
             ),
@@ -179,6 +199,7 @@ SCHEMA = {
                     "hstsMaxAgeSeconds": i("HSTS max-age", 0),
                     "bodyLimits": obj({"api": CADDY_SIZE, "webhooks": CADDY_SIZE}),
                     "streamCloseDelay": {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h)$"},
+                    "containerPorts": ports("https", "http", "metrics"),
                     "salesforceMtls": obj({"enabled": b("Serve Salesforce with client certificates"), "port": i("Port", 1, 65535), "caSecret": SECRET_NAME}),
                     "service": obj(
                         {

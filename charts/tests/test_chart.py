@@ -356,6 +356,34 @@ class Contents(unittest.TestCase):
         self.assertEqual(env["EPHEMERA_HANDOFF_URL"], f"http://{RELEASE}-ephemera-operator.{NAMESPACE}.svc:8082")
         by_name(objects, "Service", f"{RELEASE}-ephemera-operator")
 
+    def test_container_ports_and_strategies_follow_the_values_and_services_keep_their_ports(self):
+        values = merged(DEFAULT, {
+            "operator": {"containerPorts": {"metrics": 18080, "handoff": 18082}, "strategy": {"type": "Recreate"}},
+            "apiServer": {"containerPorts": {"http": 18090, "metrics": 18091}},
+            "edge": {"containerPorts": {"https": 18443, "http": 18081, "metrics": 18180}},
+        })
+        objects, _ = render(values)
+        specs = dict(pod_specs(objects))
+        for component, listen in [
+            ("operator", {"EPHEMERA_METRICS_ADDR": "0.0.0.0:18080", "EPHEMERA_HANDOFF_ADDR": "0.0.0.0:18082"}),
+            ("api", {"EPHEMERA_API_LISTEN": "0.0.0.0:18090", "EPHEMERA_API_METRICS_LISTEN": "0.0.0.0:18091"}),
+            ("edge", {"EPHEMERA_EDGE_HTTPS_PORT": "18443", "EPHEMERA_EDGE_HTTP_PORT": "18081", "EPHEMERA_API_PORT": "18090"}),
+        ]:
+            c = specs[f"{RELEASE}-ephemera-{component}"]["containers"][0]
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            for k, v in listen.items():
+                self.assertEqual(env[k], v, f"{component} {k}")
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            # Every probe names a port the container declares.
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                self.assertIn(c[probe]["httpGet"]["port"], ports, f"{component} {probe}")
+        deployments = {d["metadata"]["name"]: d for d in kinds(objects, "Deployment")}
+        self.assertEqual(deployments[f"{RELEASE}-ephemera-operator"]["spec"]["strategy"], {"type": "Recreate"})
+        self.assertEqual(deployments[f"{RELEASE}-ephemera-api"]["spec"]["strategy"]["rollingUpdate"], {"maxUnavailable": 0, "maxSurge": 1})
+        # Service ports are what clients use; they do not move with the containers.
+        api = by_name(objects, "Service", f"{RELEASE}-ephemera-api")
+        self.assertEqual([(p["port"], p["targetPort"]) for p in api["spec"]["ports"]], [(8080, "http"), (9090, "metrics")])
+
     def test_notes_tell_the_admin_what_to_do_next(self):
         _, out = render({"edge": {"tls": {"mode": "internal"}}})
         notes = out["ephemera/templates/NOTES.txt"]

@@ -48,6 +48,9 @@ cargo build --workspace --bins --locked
 echo "== test worker image (static, unoptimised; the full-stack tests' worker Pods pull it)" >&2
 "$REPO/images/build.sh" --profile dev --component worker --tag test --registry "127.0.0.1:$port/ephemera-dev" \
   --env-file "$REPO/target/images/test-images.env" >/dev/null
+echo "== operator and API server images (static, unoptimised; the Helm test installs the chart with them)" >&2
+"$REPO/images/build.sh" --profile dev --component operator --component api --tag test --registry "127.0.0.1:$port/ephemera-dev" \
+  --env-file "$REPO/target/images/helm-images.env" >/dev/null
 echo "== tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -204,3 +204,15 @@ spec:
       {{- include "ephemera.selectorLabels" .labels | nindent 6 }}
 {{- end }}
 {{- end }}
+
+{{/*
+A Deployment strategy from values: rollingUpdate only with the RollingUpdate type (Kubernetes
+refuses it with Recreate, and values merged from the defaults would still carry it).
+*/}}
+{{- define "ephemera.strategy" -}}
+type: {{ .type }}
+{{- if and (eq .type "RollingUpdate") .rollingUpdate }}
+rollingUpdate:
+  {{- toYaml .rollingUpdate | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod edge;
 pub mod fakes;
+pub mod helm;
 pub mod openbao;
 pub mod slow_registry;
 pub mod stack;

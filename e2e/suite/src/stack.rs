@@ -40,7 +40,7 @@ pub fn operator_binary() -> PathBuf {
 }
 
 /// Whether `built` is missing or older than the sources under the repository's `dirs`.
-fn stale(built: &Path, dirs: &[&str]) -> bool {
+pub fn stale(built: &Path, dirs: &[&str]) -> bool {
     let at = std::fs::metadata(built).and_then(|m| m.modified()).ok();
     at.is_none_or(|b| dirs.iter().any(|d| newest_source(&repo().join(d)) > Some(b)))
 }

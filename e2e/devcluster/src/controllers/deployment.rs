@@ -202,7 +202,12 @@ pub fn plan(d: &Value, all_sets: &[&Value], pods: &[&Value], now: &str) -> Plan 
             (current_replicas + room.max(0)).min(desired)
         }
     };
+    // A ReplicaSet of that name with another template is a hash collision: upstream counts it in
+    // `status.collisionCount`, which changes the hash, and creates the ReplicaSet next sync.
+    let new_name = format!("{}-{hash}", name_of(d));
+    let collision = current.is_none() && sets.iter().any(|rs| name_of(rs) == new_name);
     match current {
+        None if collision => {}
         None => actions.push(Action::Create(new_replica_set(d, &hash, target, new_revision, desired + surge))),
         Some(rs) if replicas_of(rs) != target || revision_change.is_some() => {
             actions.push(Action::Scale { name: name_of(rs), replicas: target, revision: revision_change.clone() })
@@ -248,7 +253,7 @@ pub fn plan(d: &Value, all_sets: &[&Value], pods: &[&Value], now: &str) -> Plan 
     let updated = current.map_or(0, |rs| status_int(rs, "replicas"));
     let new_available = current.map_or(0, |rs| status_int(rs, "availableReplicas"));
     let available = sum("availableReplicas");
-    let new_name = current.map(name_of).unwrap_or_else(|| format!("{}-{hash}", name_of(d)));
+    let new_name = current.map(name_of).unwrap_or(new_name);
     let complete = updated == desired && new_available == desired && sum("replicas") == desired && old_running == 0;
     let progressing = if complete {
         condition(
@@ -287,8 +292,9 @@ pub fn plan(d: &Value, all_sets: &[&Value], pods: &[&Value], now: &str) -> Plan 
     if unavailable_now > 0 {
         status["unavailableReplicas"] = json!(unavailable_now);
     }
-    if let Some(c) = d["status"].get("collisionCount") {
-        status["collisionCount"] = c.clone();
+    let collisions = int(&d["status"]["collisionCount"], 0) + i64::from(collision);
+    if collisions > 0 {
+        status["collisionCount"] = json!(collisions);
     }
     Plan { actions, status, revision: new_revision.to_string() }
 }
@@ -365,6 +371,20 @@ mod tests {
         let p = plan(&v2, &[&old1, &new], &[], "now");
         assert_eq!(p.actions, vec![Action::Scale { name: name_of(&new), replicas: 2, revision: None }]);
         assert_eq!(p.status["conditions"][1]["reason"], "ReplicaSetUpdated");
+    }
+
+    #[test]
+    fn a_replicaset_of_the_same_name_with_another_template_counts_as_a_collision() {
+        let d = deployment(1, "v2", rolling(json!(1), json!(0)));
+        let mut squatter = settled(&d, 1, 1);
+        squatter["spec"]["template"]["spec"]["containers"][0]["image"] = json!("other");
+        let p = plan(&d, &[&squatter], &[], "now");
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::Create(_))), "{:?}", p.actions);
+        assert_eq!(p.status["collisionCount"], 1);
+        let mut bumped = d.clone();
+        bumped["status"]["collisionCount"] = json!(1);
+        assert_ne!(template_hash(&d["spec"]["template"], 1), template_hash(&d["spec"]["template"], 0));
+        assert!(matches!(plan(&bumped, &[&squatter], &[], "now").actions.first(), Some(Action::Create(_))));
     }
 
     #[test]

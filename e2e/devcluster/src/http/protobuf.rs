@@ -160,6 +160,14 @@ const ROLE_BINDING: &[Field] = &[
         Kind::Msg(&[Field(1, "apiGroup", Kind::Str), Field(2, "kind", Kind::Str), Field(3, "name", Kind::Str)]),
     ),
 ];
+const DELETE_OPTIONS: &[Field] = &[
+    Field(1, "gracePeriodSeconds", Kind::Int),
+    Field(2, "preconditions", Kind::Msg(&[Field(1, "uid", Kind::Str), Field(2, "resourceVersion", Kind::Str)])),
+    Field(3, "orphanDependents", Kind::Bool),
+    Field(4, "propagationPolicy", Kind::Str),
+    Field(5, "dryRun", Kind::RepStr),
+    Field(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Kind::Bool),
+];
 const METADATA_ONLY: &[Field] = &[Field(1, "metadata", Kind::Msg(OBJECT_META))];
 
 fn schema_for(kind: &str) -> Option<&'static [Field]> {
@@ -175,6 +183,8 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         // Role has no aggregationRule upstream; its field 3 never appears in a Role's encoding.
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
+        // Helm's typed client deletes its release Secrets with protobuf options.
+        "DeleteOptions" => DELETE_OPTIONS,
         _ => return None,
     })
 }

@@ -143,8 +143,18 @@ fn spec_part(obj: &Value) -> Value {
     o
 }
 
+/// Kinds whose spec changes bump `metadata.generation` (controllers report `observedGeneration`).
 fn has_generation(rt: &ResourceType) -> bool {
-    rt.custom || rt.kind == "CustomResourceDefinition" || rt.kind == "Pod"
+    rt.custom
+        || matches!(
+            (rt.group.as_str(), rt.kind.as_str()),
+            ("apiextensions.k8s.io", "CustomResourceDefinition")
+                | ("", "Pod")
+                | ("apps", "Deployment" | "ReplicaSet")
+                | ("policy", "PodDisruptionBudget")
+                | ("networking.k8s.io", "NetworkPolicy")
+                | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding")
+        )
 }
 
 /// Produces the object to store from the requested `new` state and the stored `old` one.
@@ -322,7 +332,9 @@ pub fn admit(ctx: &mut Ctx<'_>, old: Option<&Value>, mut new: Value, op: Op) -> 
         crate::resources::pod_defaults(&mut new);
     }
 
-    if rt.group == "apps" && old.is_none() && matches!(rt.kind.as_str(), "Deployment" | "ReplicaSet") {
+    // Defaulting runs on every write, as upstream decodes every request with defaults: an update
+    // or apply that leaves a defaulted field out gets it back.
+    if rt.group == "apps" && matches!(rt.kind.as_str(), "Deployment" | "ReplicaSet") {
         crate::resources::workload_defaults(&rt.kind, &mut new);
     }
 
@@ -585,9 +597,7 @@ fn admit_service(
     if !errs.is_empty() {
         return Err(invalid(rt, name, &errs));
     }
-    if old.is_none() {
-        service::create_defaults(new, ips.and_then(|i| i.next.as_deref()));
-    }
+    service::defaults(new, if old.is_none() { ips.and_then(|i| i.next.as_deref()) } else { None });
     Ok(())
 }
 

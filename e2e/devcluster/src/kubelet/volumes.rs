@@ -50,16 +50,24 @@ fn write_file(dir: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Stri
     fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
-/// Gives `fsGroup` group ownership of a projected volume, as the kubelet does (modes are kept, so
-/// `0440` files are readable by the Pod's processes, which carry that group).
+/// Gives `fsGroup` group ownership of a read-only volume (secret, configMap, downwardAPI,
+/// projected), as the kubelet's `SetVolumeOwnership` does: files get group read (mode | 0440, so a
+/// `0400` key becomes `0440`), folders group read and search and the setgid bit.
 fn chgrp_tree(dir: &Path, group: u32) -> Result<(), String> {
-    std::os::unix::fs::chown(dir, None, Some(group)).map_err(|e| format!("chgrp {}: {e}", dir.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    let regroup = |path: &Path, add: u32| -> Result<(), String> {
+        std::os::unix::fs::chown(path, None, Some(group)).map_err(|e| format!("chgrp {}: {e}", path.display()))?;
+        let mode = fs::metadata(path).map_err(|e| e.to_string())?.permissions().mode() & 0o7777;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode | add))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))
+    };
+    regroup(dir, 0o2550)?;
     for entry in fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
         let path = entry.path();
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             chgrp_tree(&path, group)?;
         } else {
-            std::os::unix::fs::chown(&path, None, Some(group)).map_err(|e| format!("chgrp {}: {e}", path.display()))?;
+            regroup(&path, 0o440)?;
         }
     }
     Ok(())

@@ -45,8 +45,9 @@ pub fn requested_ip(svc: &Value) -> &str {
     svc["spec"]["clusterIP"].as_str().unwrap_or_default()
 }
 
-/// Defaults a new Service, with `allocated` as its ClusterIP when it asked for none.
-pub fn create_defaults(svc: &mut Value, allocated: Option<&str>) {
+/// Defaults a Service on every write; a new one gets `allocated` as its ClusterIP when it asked
+/// for none (an update keeps its own: `keep_allocated`).
+pub fn defaults(svc: &mut Value, allocated: Option<&str>) {
     let Some(spec) = svc.get_mut("spec").filter(|s| s.is_object()) else { return };
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
@@ -120,7 +121,7 @@ mod tests {
         assert_eq!(next_free(&[], true).as_deref(), Some("127.96.0.1"));
         assert_eq!(next_free(&[], false).as_deref(), Some("127.96.0.2"));
         let mut svc = json!({"spec": {"selector": {"app": "a"}, "ports": [{"name": "http", "port": 80}]}});
-        create_defaults(&mut svc, Some("127.96.0.3"));
+        defaults(&mut svc, Some("127.96.0.3"));
         assert_eq!(
             svc["spec"],
             json!({
@@ -130,7 +131,7 @@ mod tests {
             })
         );
         let mut headless = json!({"spec": {"clusterIP": "None"}});
-        create_defaults(&mut headless, Some("127.96.0.3"));
+        defaults(&mut headless, Some("127.96.0.3"));
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
     }
 

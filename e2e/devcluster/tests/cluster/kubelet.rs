@@ -97,6 +97,20 @@ async fn secrets_reach_the_process_as_files_and_env() {
     let logs = pods.logs("s", &LogParams::default()).await.unwrap();
     assert_eq!(logs, "s3cret\nuser=bob\n400\ns3cret", "phase {:?}", p.status.unwrap().phase);
     assert!(!std::path::Path::new("/etc/creds/password").exists(), "the mount is private to the container");
+
+    // With an fsGroup, a non-root process reads a 0400 key: the kubelet gives the group read (0440).
+    create(
+        &pods,
+        json!({"metadata": {"name": "g"}, "spec": {"restartPolicy": "Never",
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 2000},
+        "containers": [{"name": "c", "image": "busybox:1.35",
+            "command": ["sh", "-c", "stat -c '%a %g' /etc/creds/password; cat /etc/creds/password"],
+            "volumeMounts": [{"name": "creds", "mountPath": "/etc/creds", "readOnly": true}]}],
+        "volumes": [{"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}}]}}),
+    )
+    .await;
+    phase(&pods, "g", &["Succeeded", "Failed"]).await;
+    assert_eq!(pods.logs("g", &LogParams::default()).await.unwrap(), "440 2000\ns3cret");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -102,8 +102,9 @@ async fn a_deployment_rolls_out_behind_its_service_and_rolls_again_on_a_new_temp
     .await;
     assert_eq!(ok(dev.kubectl(&["logs", "client", "-n", "shop"])).trim(), "v1");
 
-    // A new template is a new ReplicaSet; the old one is scaled to zero and kept as history.
-    ok(dev.kubectl_stdin(&["apply", "-f", "-"], &manifests(port, "v2")));
+    // A new template is a new ReplicaSet; the old one is scaled to zero and kept as history. (Applied
+    // server-side, as Helm 4 does: the defaulted fields the manifest leaves out come back.)
+    ok(dev.kubectl_stdin(&["apply", "--server-side", "--force-conflicts", "-f", "-"], &manifests(port, "v2")));
     ok(dev.kubectl(&["rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s"]));
     let sets = ok(dev.kubectl(&[
         "get", "replicasets", "-n", "shop", "-o",

@@ -6,6 +6,7 @@ mod api;
 mod api_limits;
 mod credentials;
 mod edge;
+mod helm;
 mod operator;
 mod provider_payloads;
 mod schemathesis;
