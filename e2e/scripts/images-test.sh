@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the pushed images the way a cluster would meet them, through the registry: the config
 # (numeric non-root user, entrypoint, OCI labels with this commit), the files (one binary and a CA
-# bundle, no shell), and that runc runs the worker under the restricted profile the operator puts on
+# bundle, no shell; the edge's binary is Caddy), and that runc runs the worker under the restricted profile the operator puts on
 # every worker Pod (all capabilities dropped, no_new_privs, read-only root, non-root), both in its own
 # image and copied into another image (the busybox test image), as in a Task's Pod.
 # Needs: images/build.sh and images/test/build.sh run first (the test command does).
@@ -25,7 +25,7 @@ unpack() { # ref dir
   umoci unpack --image "$work/layout:$(basename "$2")" "$2" >/dev/null
 }
 
-for c in operator api worker; do
+for c in operator api worker edge; do
   var="EPHEMERA_$(echo "$c" | tr '[:lower:]' '[:upper:]')_IMAGE"
   # By digest (what was pushed); skopeo 1.9 takes a digest or a tag, not both. Loopback only: this
   # test pulls without TLS and runs what it pulled.
@@ -70,9 +70,12 @@ EOF
   runc run --bundle "$bundle" "ephemera-images-test-$id" </dev/null
 }
 
-for c in operator api worker; do
+for c in operator api worker edge; do
   out=$(restricted_run "$work/$c" "own-$c" 65532 "" "/ephemera-$c" --version)
-  [ "$out" = "ephemera-$c $version" ] || fail "ephemera-$c in its own image printed: $out"
+  case "$c" in
+    edge) [ "${out%% *}" = "v$CADDY_VERSION" ] || fail "ephemera-edge (Caddy) in its own image printed: $out" ;;
+    *) [ "$out" = "ephemera-$c $version" ] || fail "ephemera-$c in its own image printed: $out" ;;
+  esac
   echo "ok ephemera-$c runs in its own image, restricted: $out"
 done
 

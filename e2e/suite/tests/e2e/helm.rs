@@ -392,9 +392,14 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     changed["operator"]["leaseSeconds"] = json!(6);
     let upgraded = helm("upgrade", &dev, Some(changed)).await;
     assert_eq!((upgraded["status"].as_str(), upgraded["revision"].as_i64()), (Some("deployed"), Some(2)), "{upgraded}");
-    let after = daemon_pods(&dev);
-    let statuses = kubectl(&dev, &["get", "pods", "-n", NS, "-o", "jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState}{\"\\n\"}{end}"]);
-    assert_eq!(after.iter().filter(|p| p.1 == "Running" && p.2).count(), 2, "{after:?}\n{statuses}");
+    // Helm waited for the rollout: both new Pods are ready (their restart counts are logged).
+    let after = eventually(30, "both new daemon Pods are ready", || async {
+        let pods = daemon_pods(&dev);
+        (pods.len() == 2 && pods.iter().all(|p| p.1 == "Running" && p.2)).then_some(pods)
+    })
+    .await;
+    let restarts = kubectl(&dev, &["get", "pods", "-n", NS, "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} {end}"]);
+    step(&format!("after the upgrade: {restarts}"));
     assert!(after.iter().all(|p| !before.contains(&p.0)), "every daemon Pod is new: {before:?} -> {after:?}");
     let revision = kubectl(
         &dev,
