@@ -128,6 +128,19 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
         "Secret" => vec![col("Type", "string", 0, ".type"), col("Data", "string", 0, "#count.data"), age],
         "ConfigMap" => vec![col("Data", "string", 0, "#count.data"), age],
         "ServiceAccount" => vec![col("Secrets", "string", 0, "#count.secrets"), age],
+        "Service" => vec![
+            col("Type", "string", 0, ".spec.type"),
+            col("Cluster-IP", "string", 0, ".spec.clusterIP"),
+            col("Ports", "string", 0, "#service.ports"),
+            age,
+            col("Selector", "string", 1, "#service.selector"),
+        ],
+        "Deployment" => vec![
+            col("Ready", "string", 0, "#workload.ready"),
+            col("Up-to-date", "integer", 0, ".status.updatedReplicas"),
+            col("Available", "integer", 0, ".status.availableReplicas"),
+            age,
+        ],
         "Event" if rt.group.is_empty() => vec![
             col("Last Seen", "string", 0, "#event.lastSeen"),
             col("Type", "string", 0, ".type"),
@@ -173,6 +186,30 @@ fn computed(obj: &Value, key: &str) -> Value {
         "#pod.restarts" => pod_cells(obj)[2].clone(),
         "#count.data" => json!(count("data") + count("binaryData")),
         "#count.secrets" => json!(count("secrets")),
+        // `80/TCP,9090/TCP`, as kubectl's printer shows Service ports.
+        "#service.ports" => {
+            let ports: Vec<String> = obj["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                .collect();
+            json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") })
+        }
+        "#service.selector" => {
+            let pairs: Vec<String> = obj["spec"]["selector"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
+            json!(if pairs.is_empty() { "<none>".to_string() } else { pairs.join(",") })
+        }
+        "#workload.ready" => json!(format!(
+            "{}/{}",
+            obj["status"]["readyReplicas"].as_i64().unwrap_or(0),
+            obj["spec"]["replicas"].as_i64().unwrap_or(0)
+        )),
         "#event.object" => {
             let o = &obj["involvedObject"];
             json!(format!(
@@ -243,6 +280,16 @@ mod tests {
         assert_eq!(human_duration(200), "3m20s");
         assert_eq!(human_duration(3600 * 5), "5h");
         assert_eq!(human_duration(86400 * 3 + 3600), "3d1h");
+    }
+
+    #[test]
+    fn services_and_deployments_print_as_kubectl_shows_them() {
+        let svc = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}], "selector": {"app": "api"}}});
+        assert_eq!(computed(&svc, "#service.ports"), json!("80/TCP,53/UDP"));
+        assert_eq!(computed(&svc, "#service.selector"), json!("app=api"));
+        assert_eq!(computed(&json!({"spec": {}}), "#service.ports"), json!("<none>"));
+        let d = json!({"spec": {"replicas": 2}, "status": {"readyReplicas": 1}});
+        assert_eq!(computed(&d, "#workload.ready"), json!("1/2"));
     }
 
     #[test]

@@ -228,16 +228,7 @@ fn specs() -> Vec<Spec> {
             columns: vec![column("Holder", "string", ".spec.holderIdentity")],
             ..base("coordination.k8s.io", "v1", "leases", "Lease", true, &[])
         },
-        Spec {
-            status: true,
-            hints: service_hints(),
-            columns: vec![
-                column("Type", "string", ".spec.type"),
-                column("Cluster-IP", "string", ".spec.clusterIP"),
-                column("Ports", "string", ".spec.ports[*].port"),
-            ],
-            ..base("", "v1", "services", "Service", true, &["svc"])
-        },
+        Spec { status: true, hints: service_hints(), ..base("", "v1", "services", "Service", true, &["svc"]) },
         base("", "v1", "endpoints", "Endpoints", true, &["ep"]),
         Spec {
             columns: vec![column("AddressType", "string", ".addressType")],
@@ -246,12 +237,6 @@ fn specs() -> Vec<Spec> {
         Spec {
             status: true,
             hints: workload_hints(),
-            columns: vec![
-                column("Replicas", "integer", ".spec.replicas"),
-                column("Ready", "integer", ".status.readyReplicas"),
-                column("Up-to-date", "integer", ".status.updatedReplicas"),
-                column("Available", "integer", ".status.availableReplicas"),
-            ],
             ..base("apps", "v1", "deployments", "Deployment", true, &["deploy"])
         },
         Spec {

@@ -398,7 +398,17 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
         (pods.len() == 2 && pods.iter().all(|p| p.1 == "Running" && p.2)).then_some(pods)
     })
     .await;
-    let restarts = kubectl(&dev, &["get", "pods", "-n", NS, "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} {end}"]);
+    let restarts = kubectl(
+        &dev,
+        &[
+            "get",
+            "pods",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} {end}",
+        ],
+    );
     step(&format!("after the upgrade: {restarts}"));
     assert!(after.iter().all(|p| !before.contains(&p.0)), "every daemon Pod is new: {before:?} -> {after:?}");
     let revision = kubectl(
