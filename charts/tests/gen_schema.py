@@ -41,7 +41,6 @@ DIGEST = {"type": "string", "pattern": r"^(sha256:[a-f0-9]{64})?$", "description
 TAG = {"type": "string", "pattern": r"^([\w][\w.-]{0,127})?$", "description": "Image tag"}
 QUANTITY_LIST = {"type": "string", "pattern": r"^([a-z-]+=[0-9.]+[a-zA-Z]*)(,[a-z-]+=[0-9.]+[a-zA-Z]*)*$"}
 CIDR = {"type": "string", "pattern": r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"}
-CADDY_SIZE = {"type": "string", "pattern": r"^[0-9]+(B|KB|KiB|MB|MiB|GB|GiB)$"}
 DNS_NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", "maxLength": 253}
 SECRET_NAME = {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$", "maxLength": 253}
 
@@ -197,7 +196,7 @@ SCHEMA = {
                         }
                     ),
                     "hstsMaxAgeSeconds": i("HSTS max-age", 0),
-                    "bodyLimits": obj({"api": CADDY_SIZE, "webhooks": CADDY_SIZE}),
+                    "bodyLimits": obj({"api": i("Largest /api body, bytes", 1024), "webhooks": i("Largest webhook body, bytes", 1024)}),
                     "streamCloseDelay": {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h)$"},
                     "containerPorts": ports("https", "http", "metrics"),
                     "salesforceMtls": obj({"enabled": b("Serve Salesforce with client certificates"), "port": i("Port", 1, 65535), "caSecret": SECRET_NAME}),
