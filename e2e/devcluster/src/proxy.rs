@@ -1,6 +1,6 @@
 //! The node's service proxy (kube-proxy's part, in its userspace form): a TCP listener on each
-//! Service's ClusterIP and port that forwards every connection to one of the ready endpoints in
-//! the Service's EndpointSlices, round robin. A Service without ready endpoints has no listener,
+//! Service's ClusterIP and port that forwards every connection to one of the ready addresses in
+//! the Service's Endpoints, round robin. A Service without ready endpoints has no listener,
 //! so a connection is refused, as kube-proxy's reject rule refuses it. Only TCP is proxied.
 
 use std::collections::HashMap;
@@ -13,28 +13,30 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::controllers::SERVICE_NAME_LABEL;
 use crate::http::App;
 use crate::meta;
 use crate::store::ResKey;
 
 const RESYNC: Duration = Duration::from_secs(2);
 
-/// Each Service port's frontend (ClusterIP:port) and its ready backends.
-pub fn routes(services: &[Arc<Value>], slices: &[Arc<Value>]) -> HashMap<SocketAddr, Vec<SocketAddr>> {
+/// Each Service port's frontend (ClusterIP:port) and its ready backends, from the Service's
+/// Endpoints (every subset: Pods whose named target ports resolve differently, as during a rollout
+/// that moves them, are all backends).
+pub fn routes(services: &[Arc<Value>], endpoints: &[Arc<Value>]) -> HashMap<SocketAddr, Vec<SocketAddr>> {
     let mut out = HashMap::new();
     for svc in services {
         let Some(ip) = svc["spec"]["clusterIP"].as_str().filter(|ip| crate::resources::service::in_range(ip)) else {
             continue;
         };
-        let (ns, name) = (meta::meta_str(svc, "namespace").unwrap_or_default(), meta::meta_str(svc, "name"));
-        let own: Vec<&Arc<Value>> = slices
-            .iter()
-            .filter(|s| {
-                meta::meta_str(s, "namespace") == Some(ns)
-                    && s["metadata"]["labels"][SERVICE_NAME_LABEL].as_str() == name
-            })
-            .collect();
+        if svc["spec"]["type"] == "ExternalName" {
+            continue;
+        }
+        let (ns, name) = (meta::meta_str(svc, "namespace"), meta::meta_str(svc, "name"));
+        let Some(ep) =
+            endpoints.iter().find(|e| meta::meta_str(e, "namespace") == ns && meta::meta_str(e, "name") == name)
+        else {
+            continue;
+        };
         for port in svc["spec"]["ports"].as_array().into_iter().flatten() {
             if port["protocol"].as_str().unwrap_or("TCP") != "TCP" {
                 continue;
@@ -44,26 +46,22 @@ pub fn routes(services: &[Arc<Value>], slices: &[Arc<Value>]) -> HashMap<SocketA
             };
             let Ok(frontend) = format!("{ip}:{number}").parse::<SocketAddr>() else { continue };
             let mut backends = Vec::new();
-            for slice in &own {
-                let target = slice["ports"]
+            for subset in ep["subsets"].as_array().into_iter().flatten() {
+                let target = subset["ports"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .find(|p| p["name"].as_str().unwrap_or_default() == port_name)
                     .and_then(|p| p["port"].as_u64());
                 let Some(target) = target else { continue };
-                for e in slice["endpoints"].as_array().into_iter().flatten() {
-                    if e["conditions"]["ready"] != true {
-                        continue;
-                    }
-                    for addr in e["addresses"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                        if let Ok(b) = format!("{addr}:{target}").parse() {
-                            backends.push(b);
-                        }
+                for a in subset["addresses"].as_array().into_iter().flatten() {
+                    if let Some(Ok(b)) = a["ip"].as_str().map(|ip| format!("{ip}:{target}").parse()) {
+                        backends.push(b);
                     }
                 }
             }
             backends.sort();
+            backends.dedup();
             if !backends.is_empty() {
                 out.insert(frontend, backends);
             }
@@ -82,7 +80,9 @@ pub async fn run(app: Arc<App>) {
     let mut rx = app.store.subscribe();
     let mut tick = tokio::time::interval(RESYNC);
     let mut listeners: HashMap<SocketAddr, Listener> = HashMap::new();
-    let watched = [ResKey::new("", "services"), ResKey::new("discovery.k8s.io", "endpointslices")];
+    let watched = [ResKey::new("", "services"), ResKey::new("", "endpoints")];
+    // Frontends already reported as impossible to listen on (reported once, retried every sync).
+    let mut reported = std::collections::HashSet::new();
     loop {
         let relevant = tokio::select! {
             _ = tick.tick() => true,
@@ -96,8 +96,8 @@ pub async fn run(app: Arc<App>) {
             continue;
         }
         let services = app.store.list(&watched[0], None).0;
-        let slices = app.store.list(&watched[1], None).0;
-        let want = routes(&services, &slices);
+        let endpoints = app.store.list(&watched[1], None).0;
+        let want = routes(&services, &endpoints);
         listeners.retain(|frontend, l| {
             let keep = want.contains_key(frontend);
             if !keep {
@@ -114,12 +114,18 @@ pub async fn run(app: Arc<App>) {
             }
             match TcpListener::bind(frontend).await {
                 Ok(listener) => {
+                    reported.remove(&frontend);
                     let backends = Arc::new(RwLock::new(backends));
                     let task = tokio::spawn(serve(listener, backends.clone()));
                     listeners.insert(frontend, Listener { backends, task });
                 }
-                // Retried on the next sync (e.g. a port below 1024 without root).
-                Err(e) => tracing::debug!(%frontend, error = %e, "service proxy cannot listen"),
+                // Retried on the next sync: a port below 1024 without root, or a process of the host
+                // (or a Pod: they share its network) listening on 0.0.0.0 with the Service's port.
+                Err(e) => {
+                    if reported.insert(frontend) {
+                        tracing::warn!(%frontend, error = %e, "the service proxy cannot listen on this Service's address");
+                    }
+                }
             }
         }
     }
@@ -160,22 +166,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn each_service_port_routes_to_the_ready_endpoints_of_its_named_slice_port() {
+    fn each_service_port_routes_to_the_ready_addresses_of_every_subset() {
         let services = vec![Arc::new(json!({
             "metadata": {"name": "api", "namespace": "e"},
             "spec": {"clusterIP": "127.96.0.9", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "metrics", "port": 9090}]}
         }))];
-        let slices = vec![Arc::new(json!({
-            "metadata": {"name": "api-x", "namespace": "e", "labels": {SERVICE_NAME_LABEL: "api"}},
-            "ports": [{"name": "http", "port": 18080}],
-            "endpoints": [
-                {"addresses": ["127.0.0.1"], "conditions": {"ready": true}},
-                {"addresses": ["127.0.0.2"], "conditions": {"ready": false}},
+        let endpoints = vec![Arc::new(json!({
+            "metadata": {"name": "api", "namespace": "e"},
+            "subsets": [
+                {"addresses": [{"ip": "127.0.0.1"}], "notReadyAddresses": [{"ip": "127.0.0.2"}], "ports": [{"name": "http", "port": 18080}]},
+                {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": 28080}]},
             ]
         }))];
-        let r = routes(&services, &slices);
+        let r = routes(&services, &endpoints);
         let frontend: SocketAddr = "127.96.0.9:80".parse().unwrap();
-        assert_eq!(r.get(&frontend), Some(&vec!["127.0.0.1:18080".parse().unwrap()]));
+        let want: Vec<SocketAddr> = vec!["127.0.0.1:18080".parse().unwrap(), "127.0.0.1:28080".parse().unwrap()];
+        assert_eq!(r.get(&frontend), Some(&want));
         assert_eq!(r.len(), 1, "a port without endpoints gets no listener: {r:?}");
     }
 }

@@ -288,10 +288,8 @@ pub fn plan(d: &Value, all_sets: &[&Value], pods: &[&Value], now: &str) -> Plan 
         "availableReplicas": available,
         "conditions": [available_condition, progressing],
     });
-    let unavailable_now = (desired - available).max(0);
-    if unavailable_now > 0 {
-        status["unavailableReplicas"] = json!(unavailable_now);
-    }
+    // Always written: the status is merge-patched, and a key left out would never go away.
+    status["unavailableReplicas"] = json!((desired - available).max(0));
     let collisions = int(&d["status"]["collisionCount"], 0) + i64::from(collision);
     if collisions > 0 {
         status["collisionCount"] = json!(collisions);

@@ -138,15 +138,25 @@ async fn route(
             as_user
         }
         Ok(None) => requester,
-        Err(ImpersonationError::Forbidden(m)) => return Err(ApiError::forbidden(m)),
+        Err(ImpersonationError::Forbidden(m)) => {
+            audit.decision = Some(rbac::Decision::Deny(m.clone()));
+            return Err(ApiError::forbidden(m));
+        }
         Err(ImpersonationError::Invalid(m)) => return Err(ApiError::bad_request(m)),
     };
     let attrs = match &parsed {
         request::Parsed::Route(_) => Attributes::non_resource(&user, method, uri.path()),
         request::Parsed::Resource(t) => {
             audit.api_version = t.rt.api_version(&t.version);
-            let watch = t.legacy_watch || request::flag(&query, "watch");
-            Attributes::resource(
+            // As kube-apiserver's RequestInfo: `?watch` turns a collection GET into a watch (a
+            // named GET stays a get; the legacy /watch/ prefix watches either), and a list or
+            // watch selecting one name by field is about that name (resourceNames rules apply).
+            let watch = t.legacy_watch || (t.name.is_none() && request::flag(&query, "watch"));
+            let by_field = query
+                .get("fieldSelector")
+                .and_then(|f| f.strip_prefix("metadata.name="))
+                .filter(|n| !n.is_empty() && !n.contains([',', '/', '=', '!']));
+            let mut attrs = Attributes::resource(
                 &user,
                 method,
                 watch,
@@ -155,10 +165,32 @@ async fn route(
                 t.sub.as_deref(),
                 t.namespace.as_deref(),
                 t.name.as_deref(),
-            )
+            );
+            if let (Some(n), "list" | "watch") = (by_field, attrs.verb.as_str()) {
+                attrs.name = n.to_string();
+            }
+            attrs
         }
     };
-    let decision = decide(&attrs);
+    let mut decision = decide(&attrs);
+    // An apply that would create the object needs `create` as well (upstream's patch handler
+    // asks the authorizer again before creating).
+    if let (true, request::Parsed::Resource(t)) = (decision.allowed() && is_apply(method, headers), &parsed) {
+        let missing = t
+            .name
+            .as_deref()
+            .is_some_and(|n| app.store.get(&t.rt.key(), t.namespace.as_deref().unwrap_or(""), n).is_none());
+        if missing && t.sub.is_none() {
+            let create = Attributes { verb: "create".into(), ..attrs.clone() };
+            let allowed = decide(&create);
+            if !allowed.allowed() {
+                audit.attributes = Some(create.clone());
+                audit.decision = Some(allowed);
+                return Err(forbidden(&create));
+            }
+            decision = allowed;
+        }
+    }
     audit.attributes = Some(attrs.clone());
     audit.decision = Some(decision.clone());
     if !decision.allowed() {
@@ -179,6 +211,14 @@ async fn route(
         }
         request::Parsed::Resource(t) => objects::handle(app, method, t, query, headers, body, &user).await,
     }
+}
+
+fn is_apply(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::PATCH
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/apply-patch"))
 }
 
 /// The `403` a denied request gets, with the details a real apiserver puts in it.

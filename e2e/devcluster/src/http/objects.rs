@@ -58,8 +58,12 @@ pub async fn handle(
         ("GET", None, None) => list(app, &t, &q, accept),
         ("GET", Some(name), None | Some("status")) => get(app, &t, name, accept),
         ("GET", Some(name), Some("log")) if t.rt.kind == "Pod" => pod_logs(app, &t, name, &q),
-        ("POST", None, None) if t.rt.plural == "tokenreviews" => reviews::token_review(app, &decode(headers, &body)?),
-        ("POST", None, None) if t.rt.plural.ends_with("reviews") => {
+        ("POST", None, None) if t.rt.group == "authentication.k8s.io" && t.rt.plural == "tokenreviews" => {
+            reviews::token_review(app, &decode(headers, &body)?)
+        }
+        ("POST", None, None)
+            if !t.rt.custom && matches!(t.rt.group.as_str(), "authentication.k8s.io" | "authorization.k8s.io") =>
+        {
             reviews::authorization_review(app, &t.rt.kind, &decode(headers, &body)?, user)
         }
         ("POST", None, None) => create(app, &t, &q, headers, &body),
@@ -816,6 +820,11 @@ fn delete_collection(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    // The namespaces storage has no collection delete upstream (and `default` and the system
+    // namespaces must never go).
+    if t.rt.group.is_empty() && t.rt.plural == "namespaces" {
+        return Err(ApiError::method_not_allowed());
+    }
     let opts = delete_options(q, headers, body)?;
     let labels =
         LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str)).map_err(ApiError::bad_request)?;

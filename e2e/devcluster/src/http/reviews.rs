@@ -116,7 +116,22 @@ pub fn token_request(app: &App, ns: &str, name: &str, body: &Value) -> Result<Re
                 .store
                 .get(&ResKey::new("", "pods"), ns, pod_name)
                 .ok_or_else(|| ApiError::not_found(Subject { group: "", resource: "pods", name: pod_name }))?;
-            Some((pod_name.to_string(), meta::meta_str(&p, "uid").unwrap_or_default().to_string()))
+            let pod_uid = meta::meta_str(&p, "uid").unwrap_or_default().to_string();
+            // As upstream: a token is bound only to a Pod that runs as this account, and to the
+            // Pod the caller means (not one recreated under the same name).
+            if p["spec"]["serviceAccountName"].as_str() != Some(name) {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token for serviceaccount \"{name}\" to pod running with different serviceaccount name."
+                )));
+            }
+            let want_uid = spec["boundObjectRef"]["uid"].as_str().unwrap_or_default();
+            if !want_uid.is_empty() && want_uid != pod_uid {
+                return Err(ApiError::conflict(
+                    Subject { group: "", resource: "pods", name: pod_name },
+                    &format!("the UID in the bound object reference ({want_uid}) does not match the UID in record. The object might have been deleted and then recreated"),
+                ));
+            }
+            Some((pod_name.to_string(), pod_uid))
         }
         _ => None,
     };

@@ -138,7 +138,19 @@ impl Probe {
                 let url = format!("http://{host}:{port}{path}");
                 let mut s =
                     TcpStream::connect((host.as_str(), *port)).await.map_err(|e| format!("Get {url:?}: {e}"))?;
-                let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.36\r\nAccept: */*\r\nConnection: close\r\n");
+                // The probe's own headers replace the defaults of the same name (Host included).
+                let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+                let mut request = format!("GET {path} HTTP/1.1\r\n");
+                for (k, v) in [
+                    ("Host", format!("{host}:{port}")),
+                    ("User-Agent", "kube-probe/1.36".into()),
+                    ("Accept", "*/*".into()),
+                ] {
+                    if !given(k) {
+                        request.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                }
+                request.push_str("Connection: close\r\n");
                 for (k, v) in headers {
                     request.push_str(&format!("{k}: {v}\r\n"));
                 }

@@ -30,7 +30,8 @@ pub fn impersonate(
     headers: &HeaderMap,
     authorize: impl Fn(&Attributes) -> Decision,
 ) -> Result<Option<UserInfo>, ImpersonationError> {
-    let users = values(headers, "impersonate-user");
+    // An empty value names nobody (upstream treats it as no impersonation).
+    let users: Vec<&str> = values(headers, "impersonate-user").into_iter().filter(|u| !u.is_empty()).collect();
     let groups = values(headers, "impersonate-group");
     let uids = values(headers, "impersonate-uid");
     let extras: Vec<(String, &str)> = headers

@@ -75,6 +75,50 @@ async fn a_service_account_can_do_only_what_its_bindings_grant() {
     let rules = ok(as_bot(&["auth", "can-i", "--list", "-n", "team"]));
     assert!(rules.lines().any(|l| l.starts_with("pods ") && l.contains("[get list]")), "{rules}");
 
+    // resourceNames rules cover a list that selects the one name by field, as upstream.
+    ok(dev.kubectl(&[
+        "create",
+        "role",
+        "one-config",
+        "--verb=get,list",
+        "--resource=configmaps",
+        "--resource-name=settings",
+        "-n",
+        "team",
+    ]));
+    ok(dev.kubectl(&[
+        "create",
+        "rolebinding",
+        "bot-one-config",
+        "--role=one-config",
+        "--serviceaccount=team:bot",
+        "-n",
+        "team",
+    ]));
+    let one = as_bot(&["get", "configmaps", "-n", "team", "--field-selector", "metadata.name=settings"]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert!(!as_bot(&["get", "configmaps", "-n", "team"]).status.success(), "listing all needs a rule without names");
+
+    // An apply that would create needs `create`, not only `patch`.
+    ok(dev.kubectl(&["create", "role", "patcher", "--verb=patch", "--resource=secrets", "-n", "team"]));
+    ok(dev.kubectl(&[
+        "create",
+        "rolebinding",
+        "bot-patches",
+        "--role=patcher",
+        "--serviceaccount=team:bot",
+        "-n",
+        "team",
+    ]));
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: planted, namespace: team}\nstringData: {k: v}\n";
+    let planted = dev.kubectl_stdin(&["--token", token.as_str(), "apply", "--server-side", "-f", "-"], secret);
+    assert!(
+        stderr(&planted).contains("secrets \"planted\" is forbidden: User \"system:serviceaccount:team:bot\" cannot create resource \"secrets\""),
+        "{}",
+        stderr(&planted)
+    );
+    assert!(!dev.kubectl(&["get", "secret", "planted", "-n", "team"]).status.success());
+
     // Only an identity allowed to impersonate may act as another.
     let escalate = as_bot(&["get", "pods", "-n", "team", "--as", "admin"]);
     assert!(

@@ -147,7 +147,7 @@ spec:
   containers:
   - name: httpd
     image: busybox
-    command: [sh, -c, 'mkdir -p /w && (sleep 3; touch /w/ok) & exec httpd -f -p {web} -h /w']
+    command: [sh, -c, 'mkdir -p /w && (sleep 8; touch /w/ok) & exec httpd -f -p {web} -h /w']
     ports: [{{name: http, containerPort: {web}}}]
     readinessProbe: {{httpGet: {{path: /ok, port: http}}, periodSeconds: 1, failureThreshold: 1}}
 ---
