@@ -440,7 +440,7 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     let upgraded = helm("upgrade", &dev, Some(changed)).await;
     assert_eq!((upgraded["status"].as_str(), upgraded["revision"].as_i64()), (Some("deployed"), Some(2)), "{upgraded}");
     // Helm waited for the rollout: both new Pods are ready (their restart counts are logged).
-    let after = eventually(30, "both new daemon Pods are ready", || async {
+    let after = eventually(120, "both new daemon Pods are ready", || async {
         let pods = daemon_pods(&dev);
         (pods.len() == 2 && pods.iter().all(|p| p.1 == "Running" && p.2)).then_some(pods)
     })
@@ -453,7 +453,7 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
             "-n",
             NS,
             "-o",
-            "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} {end}",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} (last: {.status.containerStatuses[0].lastState.terminated.reason} {.status.containerStatuses[0].lastState.terminated.exitCode}) {end}",
         ],
     );
     step(&format!("after the upgrade: {restarts}"));
