@@ -104,7 +104,6 @@ pub fn local_values(
             "defaultTaskImage": "busybox",
             "podStartTimeoutSeconds": 60,
             "terminationGraceSeconds": 2,
-            "leaseSeconds": 5,
             "containerPorts": {"metrics": free_port(), "handoff": free_port()},
             "strategy": {"type": "Recreate"},
         },

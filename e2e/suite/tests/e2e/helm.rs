@@ -436,7 +436,7 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     let before: BTreeSet<String> = daemon_pods(&dev).into_iter().map(|p| p.0).collect();
     let mut changed = values.clone();
     changed["apiServer"]["rateBurst"] = json!(77);
-    changed["operator"]["leaseSeconds"] = json!(6);
+    changed["operator"]["podStartTimeoutSeconds"] = json!(90);
     let upgraded = helm("upgrade", &dev, Some(changed)).await;
     assert_eq!((upgraded["status"].as_str(), upgraded["revision"].as_i64()), (Some("deployed"), Some(2)), "{upgraded}");
     // Helm waited for the rollout: both new Pods are ready (their restart counts are logged).
