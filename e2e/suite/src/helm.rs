@@ -7,34 +7,14 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::stack::{repo, stale};
+use crate::stack::{repo, test_images};
 
 /// The operator and API server images (dev profile, static) in the test registry, by digest, built
 /// when missing or older than their sources: (operator, api).
 pub fn component_images() -> (String, String) {
-    let env_file = repo().join("target/images/helm-images.env");
-    if stale(&env_file, &["operator", "api-server", "crds", "serve", "lifecycle", "webhooks", "images"]) {
-        let registry = ephemera_devcluster::testing::test_registry();
-        let status = Command::new("flock")
-            .arg(repo().join("target/images.lock"))
-            .arg(repo().join("images/build.sh"))
-            .args(["--profile", "dev", "--component", "operator", "--component", "api", "--tag", "test", "--registry"])
-            .arg(format!("{registry}/ephemera-dev"))
-            .arg("--env-file")
-            .arg(&env_file)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("images/build.sh");
-        assert!(status.success(), "could not build the operator and API server images");
-    }
-    let text = std::fs::read_to_string(&env_file).expect("the Helm test images' env file");
-    let find = |var: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(var))
-            .map(|r| r.trim().to_string())
-            .unwrap_or_else(|| panic!("{var} in {}", env_file.display()))
-    };
-    (find("EPHEMERA_OPERATOR_IMAGE="), find("EPHEMERA_API_IMAGE="))
+    let sources = ["operator", "api-server", "crds", "serve", "lifecycle", "webhooks", "images"];
+    let images = test_images("helm-images.env", &["operator", "api"], &sources);
+    (images[0].clone(), images[1].clone())
 }
 
 /// `repository` and `digest` of a `repo:tag@sha256:…` reference, as the chart's image values.

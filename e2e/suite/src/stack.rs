@@ -40,7 +40,7 @@ pub fn operator_binary() -> PathBuf {
 }
 
 /// Whether `built` is missing or older than the sources under the repository's `dirs`.
-pub fn stale(built: &Path, dirs: &[&str]) -> bool {
+fn stale(built: &Path, dirs: &[&str]) -> bool {
     let at = std::fs::metadata(built).and_then(|m| m.modified()).ok();
     at.is_none_or(|b| dirs.iter().any(|d| newest_source(&repo().join(d)) > Some(b)))
 }
@@ -48,27 +48,43 @@ pub fn stale(built: &Path, dirs: &[&str]) -> bool {
 /// The worker image the test command built into the test registry, by digest (`images/build.sh
 /// --profile dev --component worker`); built here when missing or older than the worker's sources.
 pub fn worker_image() -> String {
-    let env_file = repo().join("target/images/test-images.env");
-    if stale(&env_file, &["worker", "crds", "images"]) {
+    test_images("test-images.env", &["worker"], &["worker", "crds", "images"]).remove(0)
+}
+
+/// Dev-profile images of `components` in the test registry, by digest, in the order given: built
+/// with `images/build.sh` into `target/images/<env_file>` when that file is missing or older than
+/// the sources under `sources`.
+pub fn test_images(env_file: &str, components: &[&str], sources: &[&str]) -> Vec<String> {
+    let env_file = repo().join("target/images").join(env_file);
+    if stale(&env_file, sources) {
         let registry = ephemera_devcluster::testing::test_registry();
         // One build at a time across test processes (nextest runs each test in its own).
-        let status = Command::new("flock")
-            .arg(repo().join("target/images.lock"))
-            .arg(repo().join("images/build.sh"))
-            .args(["--profile", "dev", "--component", "worker", "--tag", "test", "--registry"])
+        let mut build = Command::new("flock");
+        build.arg(repo().join("target/images.lock")).arg(repo().join("images/build.sh")).args(["--profile", "dev"]);
+        for c in components {
+            build.args(["--component", c]);
+        }
+        let status = build
+            .args(["--tag", "test", "--registry"])
             .arg(format!("{registry}/ephemera-dev"))
             .arg("--env-file")
             .arg(&env_file)
             .stdout(std::process::Stdio::null())
             .status()
             .expect("images/build.sh");
-        assert!(status.success(), "could not build the test worker image");
+        assert!(status.success(), "could not build the test images {components:?}");
     }
     let text = std::fs::read_to_string(&env_file).expect("the test images' env file");
-    text.lines()
-        .find_map(|l| l.strip_prefix("EPHEMERA_WORKER_IMAGE="))
-        .map(|r| r.trim().to_string())
-        .expect("EPHEMERA_WORKER_IMAGE in the test images' env file")
+    components
+        .iter()
+        .map(|c| {
+            let var = format!("EPHEMERA_{}_IMAGE=", c.to_uppercase());
+            text.lines()
+                .find_map(|l| l.strip_prefix(var.as_str()))
+                .map(|r| r.trim().to_string())
+                .unwrap_or_else(|| panic!("{var} in {}", env_file.display()))
+        })
+        .collect()
 }
 
 /// The newest modification time of the files under `dir` (recursively).
