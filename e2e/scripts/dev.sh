@@ -62,10 +62,16 @@ HOME="$state" "$BAO" kv put -mount=secret ephemera/demo/registry REGISTRY_TOKEN=
 kubectl create namespace ephemera --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl create secret generic vault-operator -n ephemera --from-file=token="$state/operator-token" \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# A later run keeps the ports of the first (the release's Pods come back with the cluster; moving
+# ports through a server-side-applied upgrade is a known defect of the local cluster).
 python3 - "$state/values.json" "$EPHEMERA_OPERATOR_IMAGE" "$EPHEMERA_API_IMAGE" "$EPHEMERA_WORKER_IMAGE" "$BAO_ADDR" \
   "$(free_port)" "$(free_port)" "$(free_port)" "$(free_port)" <<'PY'
-import json, sys
+import json, os, sys
 out, op, api, worker, vault, op_metrics, op_handoff, api_http, api_metrics = sys.argv[1:]
+if os.path.exists(out):
+    old = json.load(open(out))
+    op_metrics, op_handoff = old["operator"]["containerPorts"]["metrics"], old["operator"]["containerPorts"]["handoff"]
+    api_http, api_metrics = old["apiServer"]["containerPorts"]["http"], old["apiServer"]["containerPorts"]["metrics"]
 def image(ref):
     name, digest = ref.split("@")
     return {"repository": name.rsplit(":", 1)[0], "digest": digest}
