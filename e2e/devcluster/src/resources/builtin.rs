@@ -79,65 +79,35 @@ fn pod_hints() -> Value {
     })
 }
 
+/// An object that keeps unknown fields, with hints for some of its properties.
+fn object(properties: Value) -> Value {
+    json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": properties})
+}
+
+/// A status whose conditions merge by type.
+fn status_conditions() -> Value {
+    object(json!({"conditions": map_list(&["type"], open())}))
+}
+
 fn conditions_hints() -> Value {
-    json!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-        "properties": {
-            "status": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "properties": {"conditions": map_list(&["type"], open())}
-            }
-        }
-    })
+    object(json!({"status": status_conditions()}))
 }
 
 /// Service ports merge by port and protocol, as upstream's patch strategy has it.
 fn service_hints() -> Value {
-    json!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-        "properties": {
-            "spec": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "properties": {"ports": map_list(&["port", "protocol"], open())}
-            },
-            "status": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "properties": {"conditions": map_list(&["type"], open())}
-            }
-        }
-    })
+    object(json!({
+        "spec": object(json!({"ports": map_list(&["port", "protocol"], open())})),
+        "status": status_conditions(),
+    }))
 }
 
 /// A Deployment's or ReplicaSet's Pod template merges as a Pod does; status conditions by type.
 fn workload_hints() -> Value {
     let pod = pod_hints();
-    json!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-        "properties": {
-            "spec": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "properties": {
-                    "template": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": true,
-                        "properties": {"spec": pod["properties"]["spec"].clone()}
-                    }
-                }
-            },
-            "status": {
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "properties": {"conditions": map_list(&["type"], open())}
-            }
-        }
-    })
+    object(json!({
+        "spec": object(json!({"template": object(json!({"spec": pod["properties"]["spec"].clone()}))})),
+        "status": status_conditions(),
+    }))
 }
 
 /// A role's rules and a binding's subjects are atomic lists, as upstream (no merge keys).

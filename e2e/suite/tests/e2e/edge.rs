@@ -14,7 +14,7 @@ use ephemera_api::stream::hub::Limits;
 use ephemera_crds::{Task, TaskPhase};
 use ephemera_e2e::api::{api_token, ApiServer, Live};
 use ephemera_e2e::edge::Edge;
-use ephemera_e2e::stack::{config, create, operator_with, stack};
+use ephemera_e2e::stack::{config, create, operator_with, stack, Stack};
 use futures::{SinkExt, StreamExt};
 use kube::api::Api;
 use serde_json::{json, Value};
@@ -25,17 +25,24 @@ fn upstream(api: &ApiServer) -> String {
     api.url.trim_start_matches("http://").to_string()
 }
 
+/// A stack with one API server behind the edge, and a token that may create and read in `default`
+/// (the stack and API server are returned so they live as long as the test).
+async fn edge_before_one_api() -> (Stack, ApiServer, Edge, String) {
+    ephemera_e2e::tls();
+    let s = stack().await;
+    let api = ApiServer::start(&s, OidcConfig::default(), RateLimiter::new(1000, 1000.0)).await;
+    let edge = Edge::start(&[upstream(&api)], &[]).await;
+    let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 1).await;
+    (s, api, edge, token)
+}
+
 fn is_uuid(s: &str) -> bool {
     s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_edge_terminates_tls_redirects_routes_limits_bodies_and_keeps_credentials_out_of_its_log() {
-    ephemera_e2e::tls();
-    let s = stack().await;
-    let api = ApiServer::start(&s, OidcConfig::default(), RateLimiter::new(1000, 1000.0)).await;
-    let edge = Edge::start(&[upstream(&api)], &[]).await;
-    let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 1).await;
+    let (_s, _api, edge, token) = edge_before_one_api().await;
     let http = edge.client();
 
     // TLS from the internal CA; the edge answers its own health; security headers; no banner.
@@ -102,11 +109,7 @@ async fn the_edge_terminates_tls_redirects_routes_limits_bodies_and_keeps_creden
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_over_a_routes_limit_are_refused_at_the_edge_and_webhooks_take_larger_ones() {
-    ephemera_e2e::tls();
-    let s = stack().await;
-    let api = ApiServer::start(&s, OidcConfig::default(), RateLimiter::new(1000, 1000.0)).await;
-    let edge = Edge::start(&[upstream(&api)], &[]).await;
-    let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 1).await;
+    let (_s, _api, edge, token) = edge_before_one_api().await;
     let http = edge.client();
     // Body limits per route: 2 MB is refused at the edge for the API, passed on for webhooks
     // (GitHub sends up to 25 MB), where the API server judges it.
@@ -189,7 +192,7 @@ fn key() -> Vec<u8> {
     b"0123456789abcdef0123456789abcdef-edge-test-key".to_vec()
 }
 
-async fn replica(s: &ephemera_e2e::stack::Stack) -> ApiServer {
+async fn replica(s: &Stack) -> ApiServer {
     let live = Live { key: key(), ring: 100, limits: Limits::default(), send_buffer: None };
     ApiServer::start_live(s, OidcConfig::default(), RateLimiter::new(10_000, 10_000.0), Some(live)).await
 }

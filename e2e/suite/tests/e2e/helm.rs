@@ -372,14 +372,12 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     .await;
     let body =
         json!({"ref": "refs/heads/main", "after": "abc123", "repository": {"full_name": "acme/app"}}).to_string();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"change-me-to-a-long-random-string");
-    let signature: String =
-        ring::hmac::sign(&key, body.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let signature = crate::webhooks::sign("change-me-to-a-long-random-string", body.as_bytes());
     let hook = http
         .post(format!("{api}/webhooks/default/github-push"))
         .header("X-GitHub-Event", "push")
         .header("X-GitHub-Delivery", "helm-e2e-1")
-        .header("X-Hub-Signature-256", format!("sha256={signature}"))
+        .header("X-Hub-Signature-256", signature)
         .header("Content-Type", "application/json")
         .body(body)
         .send()
