@@ -33,7 +33,7 @@ async fn bare(
         grants: vec![Grant { namespaces: vec!["*".into()], verbs: [Verb::Create].into() }],
         valid_until: None,
     };
-    let mut t = ephemera_api::tasks::create::task(&ns, &req, &who);
+    let mut t = ephemera_api::tasks::create::task(&ns, &req, None, &who);
     t.metadata.name = Some("bench".into());
     Ok((StatusCode::CREATED, Json(TaskView::from(&t))))
 }

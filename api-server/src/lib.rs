@@ -15,6 +15,7 @@ pub mod queues;
 pub use ephemera_serve as serve;
 pub mod stream;
 pub mod tasks;
+pub mod templates;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -154,6 +155,7 @@ pub fn documented() -> utoipa_axum::router::OpenApiRouter<Arc<AppState>> {
     utoipa_axum::router::OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(tasks::routes())
         .routes(routes!(queues::list))
+        .routes(routes!(templates::list))
         .routes(routes!(stream::sse::events))
         .routes(routes!(stream::tickets::issue))
         // Deliveries are read by the handler itself, with each source's own limit.

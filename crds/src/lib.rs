@@ -13,6 +13,7 @@ pub mod credential;
 pub mod json_int;
 pub mod queue;
 pub mod task;
+pub mod template;
 pub mod trigger;
 pub mod worker;
 
@@ -25,6 +26,7 @@ pub use task::{
     Condition, ConditionType, EventKind, FailureClass, Origin, ProgressEvent, Reason, RetryPolicy, Task, TaskEnv,
     TaskPhase, TaskResources, TaskSpec, TaskStatus,
 };
+pub use template::{ClusterTaskTemplate, TaskTemplate, TemplateBody, TemplateKind, TemplateRef};
 pub use trigger::{TaskTrigger, TaskTriggerSpec, TaskTriggerStatus, TriggerRule, TriggerSource};
 
 /// API group of every Ephemera resource.
@@ -50,7 +52,14 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Every CRD, in install order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Credential::crd(), TaskQueue::crd(), Task::crd(), TaskTrigger::crd()]
+    vec![
+        Credential::crd(),
+        TaskQueue::crd(),
+        ClusterTaskTemplate::crd(),
+        TaskTemplate::crd(),
+        Task::crd(),
+        TaskTrigger::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream, as checked in under `crds/yaml/`.

@@ -148,8 +148,12 @@ pub struct AzureAuth {
 }
 
 /// One rule: which deliveries it takes and the Task it makes of them.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.task) != has(self.template)").message("a rule makes its Task from exactly one of task and template"),
+    validation = Rule::new("!has(self.template) || !has(self.queue)").message("a rule with a template takes the queue from it")
+)]
 pub struct TriggerRule {
     /// Its name (in the delivery log and the Task's labels).
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
@@ -170,12 +174,17 @@ pub struct TriggerRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = limits::PRIORITY_MIN, max = limits::PRIORITY_MAX))]
     pub priority: Option<i32>,
-    /// Task params, each a CEL expression whose (scalar) value becomes the param.
+    /// Task params, each a CEL expression whose (scalar) value becomes the param (with `template`,
+    /// one of its parameters, checked when the Task is rendered).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(length(max = 32))]
     pub params: BTreeMap<String, String>,
-    /// The Task to create.
-    pub task: RuleTask,
+    /// The Task to create (or give `template`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<RuleTask>,
+    /// The template to make the Task from, with `params` as its parameters (or give `task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::template::TemplateRef>,
     /// At most one running Task per key: a newer delivery with the same key cancels the older Task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<Concurrency>,

@@ -39,6 +39,8 @@ pub struct Settings {
 
 /// The next step for `task` given what has been seen of it at `now`.
 pub fn decide(task: &Task, seen: &Seen, now: Timestamp, settings: &Settings) -> Decision {
+    // A templated Task runs as rendered (its rendering is in its status once made).
+    let task = &*task.rendered();
     let mut status = task.status.clone().unwrap_or_default();
     status.observed_generation = task.metadata.generation;
     if status.phase.is_terminal() {

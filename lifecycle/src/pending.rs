@@ -1,9 +1,10 @@
-//! A pending Task: its credentials are checked, its queue must exist and accept it, its back-off must
+//! A pending Task: its template is rendered (once), its credentials are checked, its queue must exist and accept it, its back-off must
 //! have passed and the queue must have a free slot; then its next attempt is recorded (before its Pod
 //! exists, so a crash between the two never leads to a second Pod for the attempt).
 
 use std::time::Duration;
 
+use ephemera_crds::template::with_rendering;
 use ephemera_crds::{ConditionType, Reason, Task, TaskPhase, TaskStatus};
 use k8s_openapi::jiff::Timestamp;
 
@@ -19,6 +20,31 @@ pub const QUEUE_RECHECK: Duration = Duration::from_secs(30);
 /// The next step of a pending Task.
 pub fn decide(task: &Task, mut status: TaskStatus, seen: &Seen, now: Timestamp) -> Decision {
     let generation = task.metadata.generation;
+    // A templated Task is rendered once, before anything else is checked: the rendering (and the
+    // template generation) is kept in its status, so a later template edit changes nothing.
+    if let (Some(r), None) = (&task.spec.template_ref, &status.template) {
+        let Some(found) = &seen.template else { return Decision::Need(Fact::Template) };
+        return match found {
+            Err(refusal) => {
+                let (reason, message) = (refusal.reason.clone(), refusal.message.clone());
+                set_condition(&mut status, ConditionType::TemplateResolved, false, &reason, &message, generation, now);
+                Decision::Plan(finish(task, status, TaskPhase::Failed, reason, message, now))
+            }
+            Ok(rendering) => {
+                let message = format!(
+                    "rendered from {} {:?} (generation {})",
+                    r.kind.as_str(),
+                    rendering.name,
+                    rendering.generation
+                );
+                let reason = Reason::Rendered;
+                set_condition(&mut status, ConditionType::TemplateResolved, true, &reason, &message, generation, now);
+                status.template = Some(rendering.clone());
+                let rendered = with_rendering(task, &rendering.task);
+                decide(&rendered, status, seen, now)
+            }
+        };
+    }
     let ns = task.metadata.namespace.as_deref().unwrap_or_default();
     let Some(credentials) = &seen.credentials else { return Decision::Need(Fact::Credentials) };
     // Credentials are checked before any Pod exists: an unknown or forbidden name ends the Task.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ephemera_crds::template::TemplateResolution;
 use ephemera_crds::{Reason, TaskQueueSpec, TaskStatus};
 
 use crate::observe::ObservedPod;
@@ -10,6 +11,9 @@ use crate::observe::ObservedPod;
 /// Something the lifecycle needs to know before it can decide, which only the operator can find out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fact {
+    /// The Task's template, rendered with its params (asked only for a templated Task not yet
+    /// rendered).
+    Template,
     /// The current attempt's Pod (by `status.podName`, only if it belongs to the Task).
     Pod,
     /// Whether the Task's credential names resolve to Credentials it may use.
@@ -22,10 +26,10 @@ pub enum Fact {
     RecordedPod,
 }
 
-/// Why a Task may not have its credentials.
+/// Why a Task may not have its template or its credentials.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Refusal {
-    /// One of the credential reasons (`UnknownCredential`, `CredentialForbidden`, ...).
+    /// One of the template or credential reasons (`InvalidParams`, `UnknownCredential`, ...).
     pub reason: Reason,
     /// What the Task author should do.
     pub message: String,
@@ -34,6 +38,8 @@ pub struct Refusal {
 /// What the operator has found out so far (`None`: not asked yet).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Seen {
+    /// [`Fact::Template`]: the rendering, or why there is none.
+    pub template: Option<Result<TemplateResolution, Refusal>>,
     /// [`Fact::Pod`]: the Pod, or `Some(None)` when there is none of ours.
     pub pod: Option<Option<ObservedPod>>,
     /// [`Fact::Credentials`].

@@ -326,3 +326,66 @@ fn each_outcome_of_starting_an_attempt_has_its_step() {
     );
     assert!(vault.status.message.contains("VaultRefused"), "{}", vault.status.message);
 }
+
+fn rendering(queue: &str, credentials: &[&str]) -> ephemera_crds::template::TemplateResolution {
+    ephemera_crds::template::TemplateResolution {
+        kind: ephemera_crds::TemplateKind::ClusterTaskTemplate,
+        name: "deploy".into(),
+        uid: "tu".into(),
+        generation: 4,
+        task: ephemera_crds::template::RenderedTask {
+            command: vec!["sf".into()],
+            credentials: credentials.iter().map(ToString::to_string).collect(),
+            queue: queue.into(),
+            timeout_seconds: 60,
+            ..Default::default()
+        },
+    }
+}
+
+fn templated(status: Value) -> Task {
+    task(
+        json!({"command": [], "templateRef": {"kind": "ClusterTaskTemplate", "name": "deploy"}, "params": {"org": "prod"}}),
+        status,
+    )
+}
+
+#[test]
+fn a_templated_task_is_rendered_once_then_runs_as_rendered() {
+    let t0 = at("2026-12-01T10:00:05Z");
+    let s = settings();
+    assert_eq!(line(&decide(&templated(json!({})), &Seen::default(), t0, &s)), "Need(Template)");
+
+    // Rendered: the rendering goes into the status, and the rendered credentials and queue are what
+    // is checked next.
+    let seen = Seen { template: Some(Ok(rendering("deploys", &["prod"]))), ..Default::default() };
+    assert_eq!(line(&decide(&templated(json!({})), &seen, t0, &s)), "Need(Credentials)");
+    let seen = Seen { queue: Some(None), ..Seen { template: seen.template, ..open() } };
+    let p = plan(decide(&templated(json!({})), &seen, t0, &s));
+    assert_eq!(p.status.template, Some(rendering("deploys", &["prod"])));
+    assert!(p.status.message.contains("\"deploys\""), "the rendered queue is the one looked for: {}", p.status.message);
+    let c = p.status.conditions.iter().find(|c| c.type_ == "TemplateResolved").unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Rendered"));
+    assert!(c.message.contains("generation 4"), "{}", c.message);
+
+    // Once rendered, it is never rendered again: the status holds it, whatever the template became.
+    let stored = serde_json::to_value(&p.status).unwrap();
+    let later = templated(stored);
+    let d = decide(&later, &Seen { credentials: Some(Ok(())), queue: Some(None), ..Default::default() }, t0, &s);
+    assert!(line(&d).starts_with("Pending/UnknownQueue"), "{}", line(&d));
+    // Its deadline is the template's timeout.
+    let d = decide(&later, &open(), at("2026-12-01T10:01:01Z"), &s);
+    assert!(line(&d).starts_with("TimedOut/DeadlineExceeded"), "{}", line(&d));
+}
+
+#[test]
+fn a_template_that_cannot_be_rendered_fails_the_task_before_anything_else() {
+    let refusal = Refusal { reason: Reason::InvalidParams, message: "param \"org\" is required".into() };
+    let seen = Seen { template: Some(Err(refusal)), ..Default::default() };
+    let d = decide(&templated(json!({})), &seen, at("2026-12-01T10:00:05Z"), &settings());
+    assert_eq!(line(&d), "Failed/InvalidParams [Warn:InvalidParams Write Release Revoke!] await");
+    let p = plan(d);
+    assert_eq!(p.status.message, "param \"org\" is required");
+    let c = p.status.conditions.iter().find(|c| c.type_ == "TemplateResolved").unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InvalidParams"));
+}

@@ -128,7 +128,7 @@ pub async fn run(
                 .state()
                 .into_iter()
                 .filter(|t| {
-                    t.spec.queue == name
+                    t.queue() == name
                         && t.status.as_ref().map(|s| s.phase).unwrap_or_default() == ephemera_crds::TaskPhase::Pending
                 })
                 .map(|t| ObjectRef::from_obj(&*t))
@@ -144,8 +144,8 @@ pub async fn run(
             // The head of the queue is enough: each freed slot wakes it again, and waiting Tasks
             // also look again on their own every minute.
             let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            let spec = waiting_ctx.queue_spec(&t.spec.queue);
-            reconcile::schedule::Admission::waiting_in(&waiting_store.state(), &t.spec.queue, spec.as_ref(), &now, 16)
+            let spec = waiting_ctx.queue_spec(t.queue());
+            reconcile::schedule::Admission::waiting_in(&waiting_store.state(), t.queue(), spec.as_ref(), &now, 16)
         })
         .graceful_shutdown_on(async move {
             let _ = stop_rx.await;

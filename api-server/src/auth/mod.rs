@@ -79,6 +79,17 @@ impl Identity {
         self.grants.iter().any(|g| g.verbs.contains(&verb) && g.namespaces.iter().any(|n| n == "*" || n == namespace))
     }
 
+    /// Whether it may `verb` in every namespace.
+    pub fn allows_everywhere(&self, verb: Verb) -> bool {
+        self.grants.iter().any(|g| g.verbs.contains(&verb) && g.namespaces.iter().any(|n| n == "*"))
+    }
+
+    /// The namespaces it may `verb` in by name (without `*`), each once.
+    pub fn namespaces(&self, verb: Verb) -> Vec<String> {
+        let named = self.grants.iter().filter(|g| g.verbs.contains(&verb)).flat_map(|g| g.namespaces.iter());
+        named.filter(|n| *n != "*").cloned().collect::<BTreeSet<_>>().into_iter().collect()
+    }
+
     /// Ok, or a 403 saying what is missing.
     pub fn require(&self, namespace: &str, verb: Verb) -> Result<(), ApiError> {
         if self.allows(namespace, verb) {

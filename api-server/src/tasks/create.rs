@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ephemera_crds::{Origin, RetryPolicy, Task, TaskEnv, TaskSpec};
+use ephemera_crds::{Origin, RetryPolicy, Task, TaskEnv, TaskSpec, TemplateRef};
 use kube::api::{Api, PostParams};
 use sha2::{Digest, Sha256};
 
@@ -16,7 +16,7 @@ use super::model::{CreateTask, TaskView};
 use crate::auth::{Identity, Verb};
 use crate::error::{ApiError, BodyProblems, Problem, Refusals};
 use crate::extract::{plausible_name, ApiJson};
-use crate::AppState;
+use crate::{templates, AppState};
 
 const KEY_ANNOTATION: &str = "ephemera.dev/idempotency-key";
 const REQUEST_ANNOTATION: &str = "ephemera.dev/request-hash";
@@ -39,8 +39,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
-/// The Task the request describes, attributed to `who` (unnamed: the caller names it).
-pub fn task(ns: &str, req: &CreateTask, who: &Identity) -> Task {
+/// The Task the request describes, made from `template` if it names one, attributed to `who`
+/// (unnamed: the caller names it).
+pub fn task(ns: &str, req: &CreateTask, template: Option<TemplateRef>, who: &Identity) -> Task {
     let mut retry = RetryPolicy::default();
     if let Some(r) = &req.retry {
         retry.max_attempts = r.max_attempts.unwrap_or(retry.max_attempts);
@@ -52,6 +53,7 @@ pub fn task(ns: &str, req: &CreateTask, who: &Identity) -> Task {
     let spec = TaskSpec {
         image: req.image.clone(),
         command: req.command.clone(),
+        template_ref: template,
         args: req.args.clone(),
         env: req.env.iter().map(|(k, v)| TaskEnv { name: k.clone(), value: v.clone() }).collect(),
         params: req.params.clone(),
@@ -105,7 +107,11 @@ pub async fn create(
     who.require(&ns, Verb::Create)?;
     req.validate().map_err(ApiError::Validation)?;
     let key = idempotency_key(&headers)?;
-    let mut t = task(&ns, &req, &who);
+    let template = match &req.template {
+        Some(choice) => Some(templates::resolve(&state, &ns, choice, &req.params).await?),
+        None => None,
+    };
+    let mut t = task(&ns, &req, template, &who);
     let request_hash = sha256_hex(&[&serde_json::to_vec(&req).map_err(|_| ApiError::Internal)?]);
     let key_hash = key.as_ref().map(|k| sha256_hex(&[who.id.as_bytes(), ns.as_bytes(), k.as_bytes()]));
     match (&req.name, &key_hash) {

@@ -36,9 +36,15 @@ pub struct CreateTask {
     /// Container image (default: the operator's worker image).
     #[schema(pattern = "^[!-~]+$", min_length = 1, max_length = 512)]
     pub image: Option<String>,
-    /// The command (1-64 words; the first is the program).
+    /// The command (1-64 words; the first is the program); not with `template`.
+    #[serde(default)]
     #[schema(schema_with = command_schema)]
     pub command: Vec<String>,
+    /// The template to make the Task from (`GET /api/v1/templates` lists them), with `params` as
+    /// its parameters: a name (the namespace's `TaskTemplate` of that name, else the
+    /// `ClusterTaskTemplate`) or `{kind, name}`. The template gives image, command, args, env,
+    /// credentials, queue, timeout and retry, so those are not given with it.
+    pub template: Option<TemplateChoice>,
     /// Arguments.
     #[serde(default)]
     #[schema(max_items = 128)]
@@ -48,8 +54,10 @@ pub struct CreateTask {
     #[serde(default)]
     #[schema(schema_with = env_schema)]
     pub env: BTreeMap<String, String>,
-    /// Parameters (`EPHEMERA_PARAM_<NAME>`).
-    #[serde(default)]
+    /// Parameters (`EPHEMERA_PARAM_<NAME>`); with `template`, its typed parameters (strings,
+    /// integers and booleans, checked against the template).
+    #[serde(default, deserialize_with = "scalar_params")]
+    #[schema(schema_with = params_schema)]
     pub params: BTreeMap<String, String>,
     /// Logical credential names (DNS labels).
     #[serde(default)]
@@ -76,6 +84,66 @@ pub struct CreateTask {
     #[serde(default)]
     #[schema(schema_with = labels_schema)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// Which template a Task is made from.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(untagged)]
+pub enum TemplateChoice {
+    /// A name: the namespace's `TaskTemplate` of that name if there is one, else the
+    /// `ClusterTaskTemplate`.
+    Name(String),
+    /// A kind and a name.
+    Ref(TemplateRequest),
+}
+
+/// A template by kind and name.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    /// `TaskTemplate` (of the Task's namespace) or `ClusterTaskTemplate`.
+    pub kind: ephemera_crds::TemplateKind,
+    /// Its name.
+    #[schema(max_length = 253)]
+    pub name: String,
+}
+
+impl TemplateChoice {
+    /// The template's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TemplateChoice::Name(n) => n,
+            TemplateChoice::Ref(r) => &r.name,
+        }
+    }
+}
+
+/// Params as strings: a template's integer and boolean params may be given as JSON numbers and
+/// booleans (`{"wait": 33, "dryRun": true}`), and are kept as the Task's string params.
+fn scalar_params<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw: BTreeMap<String, serde_json::Value> = BTreeMap::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Ok((k, n.to_string())),
+            _ => Err(serde::de::Error::custom(format!("param {k:?} must be a string, an integer or a boolean"))),
+        })
+        .collect()
+}
+
+fn params_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    let scalar = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(ephemera_crds::template::MAX_PARAM_VALUE)))
+        .item(ObjectBuilder::new().schema_type(Type::Integer))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(scalar.build())))))
+        .description(Some("Parameters by name; a template's are typed (string, integer, boolean)."))
+        .build()
 }
 
 /// A DNS label.
@@ -114,14 +182,15 @@ fn label_ok(key: &str, value: &str) -> bool {
     key.len() <= 316 && k.is_match(key) && v.is_match(value)
 }
 
-/// `command`: 1-64 words, the program not empty.
+/// `command`: 1-64 words, the program not empty (none with a template).
 fn command_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
     ArrayBuilder::new()
         .items(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))
-        .min_items(Some(1))
         .max_items(Some(lim::COMMAND_MAX))
-        .description(Some("The command (1-64 non-empty words; the first is the program)."))
+        .description(Some(
+            "The command (1-64 non-empty words; the first is the program). Required unless `template` is given.",
+        ))
         .build()
 }
 
@@ -164,8 +233,27 @@ impl CreateTask {
                 bad("name", "must be a DNS label (lowercase letters, digits, '-') of at most 53 characters");
             }
         }
-        if self.command.is_empty() || self.command.len() > lim::COMMAND_MAX {
-            bad("command", &format!("must have 1 to {} words", lim::COMMAND_MAX));
+        if let Some(t) = &self.template {
+            let name = t.name();
+            if name.is_empty() || name.len() > 253 {
+                bad("template", "must name a template (at most 253 characters)");
+            }
+            // The template gives these: a Task made from one cannot change them.
+            let given = [
+                ("command", !self.command.is_empty()),
+                ("image", self.image.is_some()),
+                ("args", !self.args.is_empty()),
+                ("env", !self.env.is_empty()),
+                ("credentials", !self.credentials.is_empty()),
+                ("queue", self.queue.is_some()),
+                ("timeoutSeconds", self.timeout_seconds.is_some()),
+                ("retry", self.retry.is_some()),
+            ];
+            for (field, _) in given.iter().filter(|(_, set)| *set) {
+                bad(field, "is given by the template: a Task made from a template cannot set it");
+            }
+        } else if self.command.is_empty() || self.command.len() > lim::COMMAND_MAX {
+            bad("command", &format!("must have 1 to {} words (or give a template)", lim::COMMAND_MAX));
         }
         if self.command.iter().any(String::is_empty) {
             bad("command", "words must not be empty");
@@ -257,10 +345,13 @@ pub struct TaskView {
     pub uid: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-    /// Queue.
+    /// Queue (a templated Task's once rendered).
     pub queue: String,
-    /// Priority.
+    /// Priority (a templated Task's once rendered).
     pub priority: i32,
+    /// The template it was made from (`ClusterTaskTemplate/NAME` or `TaskTemplate/NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     /// `Pending`, `Scheduled`, `Running`, `Succeeded`, `Failed`, `Cancelled`, `TimedOut`.
     pub phase: String,
     /// Machine-readable reason.
@@ -291,8 +382,9 @@ impl From<&Task> for TaskView {
             namespace: t.namespace().unwrap_or_default(),
             uid: t.metadata.uid.clone().unwrap_or_default(),
             labels: t.labels().clone(),
-            queue: t.spec.queue.clone(),
-            priority: t.spec.priority,
+            queue: t.queue().to_string(),
+            priority: t.priority(),
+            template: t.spec.template_ref.as_ref().map(|r| format!("{}/{}", r.kind.as_str(), r.name)),
             phase: st.phase.as_str().into(),
             reason: st.reason,
             message: st.message,

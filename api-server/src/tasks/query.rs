@@ -153,7 +153,7 @@ pub async fn list(
         .items
         .into_iter()
         .filter(|t| phase.is_none_or(|p| t.status.as_ref().map(|s| s.phase).unwrap_or_default() == p))
-        .filter(|t| q.queue.as_ref().is_none_or(|qu| t.spec.queue == *qu))
+        .filter(|t| q.queue.as_ref().is_none_or(|qu| t.queue() == qu))
         .filter(|t| since.is_none_or(|s| t.metadata.creation_timestamp.as_ref().is_some_and(|c| c.0 >= s)))
         .collect();
     // Newest first; Tasks created while paging sort before the cursor and never shift later pages.

@@ -84,10 +84,12 @@ pub struct Made<'a> {
 pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task {
     let (ns, name) = (trigger.namespace().unwrap_or_default(), trigger.name_any());
     let uid = trigger.uid().unwrap_or_default();
-    let t = &rule.task;
+    // A rule gives either the Task or its template (the CRD says exactly one).
+    let t = rule.task.clone().unwrap_or_default();
     let spec = TaskSpec {
         image: t.image.clone(),
         command: t.command.clone(),
+        template_ref: rule.template.clone(),
         args: t.args.clone(),
         env: t.env.clone(),
         params: made.params,

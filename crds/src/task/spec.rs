@@ -28,6 +28,12 @@ use super::status::TaskStatus;
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason", priority = "1"),
     printcolumn(name = "Pod", type_ = "string", json_path = ".status.podName", priority = "1")
 )]
+#[x_kube(
+    validation = Rule::new("has(self.templateRef) != (has(self.command) && size(self.command) > 0)").message("set exactly one of command and templateRef"),
+    validation = Rule::new("!has(self.templateRef) || !(has(self.image) || has(self.args) || has(self.env) || has(self.credentials) || has(self.resources))").message("a Task with templateRef takes image, args, env, credentials and resources from its template"),
+    validation = Rule::new("!has(self.templateRef) || (self.queue == 'default' && self.timeoutSeconds == 3600 && self.retry.maxAttempts == 1 && self.retry.backoffSeconds == 10 && self.retry.maxBackoffSeconds == 300 && self.retry.retryOn == ['Infrastructure'])").message("a Task with templateRef takes queue, timeoutSeconds and retry from its template"),
+    validation = Rule::new("has(self.templateRef) == has(oldSelf.templateRef)").message("templateRef is immutable")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSpec {
     /// Container image the command runs in; unset means the operator's default Task image
@@ -35,9 +41,17 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = limits::IMAGE_MAX))]
     pub image: Option<String>,
-    /// Command run by the worker (the task itself), e.g. `["sf", "project", "deploy", "start"]`.
-    #[schemars(length(min = 1, max = limits::COMMAND_MAX))]
+    /// Command run by the worker (the task itself), e.g. `["sf", "project", "deploy", "start"]`;
+    /// required unless `templateRef` names a template that gives it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::COMMAND_MAX))]
     pub command: Vec<String>,
+    /// The template (`TaskTemplate` of this namespace or `ClusterTaskTemplate`) the Task is made
+    /// from, with `params` as its parameters. The template gives image, command, args, env,
+    /// credentials, queue, timeout, retry and resources; the Task may set priority and its TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("templateRef is immutable"))]
+    pub template_ref: Option<crate::template::TemplateRef>,
     /// Arguments appended to `command`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::ARGS_MAX))]
@@ -49,7 +63,8 @@ pub struct TaskSpec {
     #[schemars(length(max = limits::ENV_MAX))]
     #[x_kube(validation = Rule::new("self.all(e, e.name != 'HOME' && !e.name.startsWith('EPHEMERA_') && !e.name.startsWith('LD_'))").message("HOME, EPHEMERA_* and LD_* are reserved"))]
     pub env: Vec<TaskEnv>,
-    /// Free-form parameters, given to the command as `EPHEMERA_PARAM_<NAME>` variables.
+    /// Parameters, given to the command as `EPHEMERA_PARAM_<NAME>` variables: free-form, or the
+    /// template's typed parameters (checked against it) when `templateRef` is set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
     /// Logical credential names (admin-defined, e.g. `prod-org`); never Vault paths.

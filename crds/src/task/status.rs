@@ -105,6 +105,10 @@ pub struct TaskStatus {
     /// Standard conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// A templated Task: the template version it was rendered from, and the rendering it runs
+    /// (written once; a later edit of the template does not change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::template::TemplateResolution>,
     /// Current attempt, from 1.
     #[serde(default)]
     pub attempt: i32,

@@ -54,6 +54,8 @@ pub enum ConditionType {
     Complete,
     /// Job-style: `True` for every ending but success.
     Failed,
+    /// The Task's template was found and rendered with its params.
+    TemplateResolved,
     /// Every credential name resolved to a Credential the namespace may use.
     CredentialsResolved,
     /// The attempt's one-time Vault token was minted.
@@ -76,6 +78,7 @@ impl ConditionType {
         match self {
             ConditionType::Complete => "Complete",
             ConditionType::Failed => "Failed",
+            ConditionType::TemplateResolved => "TemplateResolved",
             ConditionType::CredentialsResolved => "CredentialsResolved",
             ConditionType::CredentialsIssued => "CredentialsIssued",
             ConditionType::CredentialsDelivered => "CredentialsDelivered",
@@ -103,6 +106,15 @@ pub enum Reason {
     Queued,
     /// Waiting out the back-off before the next attempt.
     RetryBackoff,
+    // Templates.
+    /// The template was rendered.
+    Rendered,
+    /// The named template does not exist.
+    TemplateNotFound,
+    /// The template is invalid (its owner must fix it).
+    InvalidTemplate,
+    /// The Task's params do not fit its template.
+    InvalidParams,
     // Credentials.
     /// Every credential resolved.
     Resolved,
@@ -182,6 +194,10 @@ impl Reason {
             Reason::QueuePriorityCap => "QueuePriorityCap",
             Reason::Queued => "Queued",
             Reason::RetryBackoff => "RetryBackoff",
+            Reason::Rendered => "Rendered",
+            Reason::TemplateNotFound => "TemplateNotFound",
+            Reason::InvalidTemplate => "InvalidTemplate",
+            Reason::InvalidParams => "InvalidParams",
             Reason::Resolved => "Resolved",
             Reason::UnknownCredential => "UnknownCredential",
             Reason::CredentialForbidden => "CredentialForbidden",

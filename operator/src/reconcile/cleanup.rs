@@ -26,7 +26,8 @@ pub async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
         }
     }
     // The finalizer stays until every token the Task was given is revoked.
-    credentials::revoke_ended(ctx, &task).await?;
+    // As it ran: a templated Task's credentials are those of its rendering.
+    credentials::revoke_ended(ctx, &task.rendered()).await?;
     ctx.admission.lock().await.release(&task);
     Ok(Action::await_change())
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ephemera_crds::template::with_rendering;
 use ephemera_crds::{Reason, Task, TaskQueue, TaskStatus};
 use ephemera_lifecycle::status::{for_write, rfc3339};
 use ephemera_lifecycle::{Decision, Effect, Fact, Metric, Next, Note, ObservedPod, Plan, Seen, Settings};
@@ -12,7 +13,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
 
-use super::{credentials, pod, start, Context, Error};
+use super::{credentials, pod, start, template, Context, Error};
 
 /// One reconcile of a Task that is not being deleted.
 pub async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
@@ -22,14 +23,22 @@ pub async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
     let settings = Settings { pod_start_timeout: ctx.config.pod_start_timeout };
     let mut seen = Seen::default();
+    // The Task as it runs: a templated Task's rendering in place of its spec (from its status, or
+    // from the rendering just made); facts are looked up for it, not for the Task as written.
+    let mut view = task.rendered().into_owned();
     let mut plan = loop {
-        match ephemera_lifecycle::decide(&task, &seen, now, &settings) {
-            Decision::Need(fact) => learn(ctx, &task, &pods, fact, &mut seen, now).await?,
+        match ephemera_lifecycle::decide(&view, &seen, now, &settings) {
+            Decision::Need(fact) => {
+                learn(ctx, &view, &pods, fact, &mut seen, now).await?;
+                if let Some(Ok(r)) = &seen.template {
+                    view = with_rendering(&task, &r.task);
+                }
+            }
             Decision::Plan(plan) => break plan,
         }
     };
     let mut admitted = seen.admitted == Some(true);
-    let mut current = (*task).clone();
+    let mut current = view;
     // At most twice: a plan, and the plan of starting the attempt it recorded.
     loop {
         let next = plan.next;
@@ -47,9 +56,9 @@ pub async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
             Next::AwaitChange => return Ok(Action::await_change()),
             Next::After(d) => return Ok(Action::requeue(d)),
             Next::StartAttempt => {
-                // Continue with the object just written (the cache may not have it yet).
+                // Continue with the object just written (the cache may not have it yet), as it runs.
                 let (task, status) = written;
-                current = task;
+                current = task.rendered().into_owned();
                 // Recorded: the slot is held by the Scheduled phase from now on.
                 admitted = false;
                 plan = start::attempt(ctx, &pods, &current, status, now).await?;
@@ -72,6 +81,7 @@ async fn learn(
 ) -> Result<(), Error> {
     let status = task.status.clone().unwrap_or_default();
     match fact {
+        Fact::Template => seen.template = Some(template::render(ctx, task).await?),
         Fact::Pod => {
             let pod = pods.get_opt(&status.pod_name).await?.filter(|p| pod::is_ours(task, p));
             seen.pod = Some(pod.as_ref().map(ObservedPod::of));
@@ -82,9 +92,9 @@ async fn learn(
         }
         Fact::Queue => {
             let queues: Api<TaskQueue> = Api::all(ctx.client.clone());
-            let spec = queues.get_opt(&task.spec.queue).await?.map(|q| q.spec);
+            let spec = queues.get_opt(task.queue()).await?.map(|q| q.spec);
             if let Some(spec) = &spec {
-                ctx.remember_queue(&task.spec.queue, spec);
+                ctx.remember_queue(task.queue(), spec);
             }
             seen.queue = Some(spec);
         }

@@ -11,6 +11,7 @@ mod execute;
 pub mod pod;
 pub mod schedule;
 mod start;
+mod template;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,7 +108,7 @@ impl Context {
         for t in self.store.state() {
             let phase = t.status.as_ref().map(|s| s.phase).unwrap_or_default();
             *phases.entry(phase.as_str().to_string()).or_default() += 1;
-            let q = queues.entry(t.spec.queue.clone()).or_default();
+            let q = queues.entry(t.queue().to_string()).or_default();
             match phase {
                 TaskPhase::Pending => q.0 += 1,
                 TaskPhase::Scheduled | TaskPhase::Running => q.1 += 1,

@@ -28,10 +28,11 @@ pub fn refused(t: &Task) -> bool {
 }
 
 /// Waiting for a slot, not in retry back-off, not cancelled, not refused (a Task its queue refused
-/// must not hold up the others).
+/// must not hold up the others), and rendered if templated (until then its queue is not known).
 fn eligible(t: &Task, now: &str) -> bool {
     phase(t) == TaskPhase::Pending
         && !refused(t)
+        && !t.awaits_rendering()
         && !t.spec.cancel
         && t.metadata.deletion_timestamp.is_none()
         && t.status.as_ref().and_then(|s| s.next_attempt_time.as_deref()).is_none_or(|at| at <= now)
@@ -41,7 +42,7 @@ fn eligible(t: &Task, now: &str) -> bool {
 fn order_key(t: &Task, queue: Option<&TaskQueueSpec>) -> (i32, String, String) {
     let created = t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()).unwrap_or_default();
     let ns = t.namespace().unwrap_or_default();
-    let priority = queue.map_or(t.spec.priority, |q| q.effective_priority(&ns, t.spec.priority));
+    let priority = queue.map_or(t.priority(), |q| q.effective_priority(&ns, t.priority()));
     (-priority, created, format!("{ns}/{}", t.name_any()))
 }
 
@@ -57,9 +58,9 @@ impl Admission {
     /// by capped priority); if so, reserves its slot. `all` is the controller's view of every Task.
     pub fn try_admit(&mut self, task: &Task, all: &[Arc<Task>], queue_spec: &TaskQueueSpec, now: &str) -> bool {
         let concurrency = queue_spec.concurrency;
-        let queue = task.spec.queue.clone();
+        let queue = task.queue().to_string();
         let key = ObjectRef::from_obj(task);
-        let in_queue: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue).collect();
+        let in_queue: Vec<&Arc<Task>> = all.iter().filter(|t| t.queue() == queue).collect();
         let phases: HashMap<Key, TaskPhase> = in_queue.iter().map(|t| (ObjectRef::from_obj(&***t), phase(t))).collect();
         let reserved = self.reserved.entry(queue).or_default();
         // A reservation ends once the cache shows the Task past Pending.
@@ -101,7 +102,7 @@ impl Admission {
         now: &str,
         limit: usize,
     ) -> Vec<Key> {
-        let mut waiting: Vec<&Arc<Task>> = all.iter().filter(|t| t.spec.queue == queue && eligible(t, now)).collect();
+        let mut waiting: Vec<&Arc<Task>> = all.iter().filter(|t| t.queue() == queue && eligible(t, now)).collect();
         waiting.sort_by_key(|t| order_key(t, spec));
         waiting.into_iter().take(limit).map(|t| ObjectRef::from_obj(&**t)).collect()
     }
