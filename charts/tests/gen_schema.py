@@ -124,6 +124,16 @@ SCHEMA = {
             ),
             "imagePullSecrets": {"type": "array", "items": SECRET_NAME},
             "crds": obj({"enabled": b("Install and upgrade the CRDs"), "keep": b("Keep the CRDs on uninstall")}),
+            "catalogue": obj(
+                {
+                    "salesforce": obj(
+                        {
+                            "enabled": b("Install the Salesforce DevOps ClusterTaskTemplates"),
+                            "image": s("The image with the Salesforce CLI", minLength=1, maxLength=512, pattern=r"^[!-~]+$"),
+                        }
+                    )
+                }
+            ),
             "admissionPolicy": obj({"enabled": b("Install the spec.origin admission policy")}),
             "hmacKey": obj({"existingSecret": SECRET_NAME}),
             "vault": obj(

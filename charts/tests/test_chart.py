@@ -312,6 +312,22 @@ class Contents(unittest.TestCase):
         objects, _ = render(merged(DEFAULT, {"crds": {"enabled": False}}))
         self.assertEqual(kinds(objects, "CustomResourceDefinition"), [])
 
+    def test_the_salesforce_catalogue_is_off_by_default_and_installs_the_files_in_the_chosen_image(self):
+        objects, _ = render(DEFAULT)
+        self.assertEqual(kinds(objects, "ClusterTaskTemplate"), [])
+        image = "registry.example/sf@sha256:" + "a" * 64
+        objects, _ = render(merged(DEFAULT, {"catalogue": {"salesforce": {"enabled": True, "image": image}}}))
+        templates = {t["metadata"]["name"]: t for t in kinds(objects, "ClusterTaskTemplate")}
+        files = sorted((CHART_DIR / "files" / "catalogue").glob("salesforce-*.yaml"))
+        self.assertEqual(sorted(templates), sorted(p.stem for p in files))
+        for path in files:
+            want = yaml.safe_load(path.read_text())
+            have = templates[want["metadata"]["name"]]
+            self.assertEqual(have["spec"]["task"]["image"], image)
+            want["spec"]["task"]["image"] = image
+            self.assertEqual(have["spec"], want["spec"], path.name)
+            self.assertEqual(have["metadata"]["labels"]["app.kubernetes.io/instance"], RELEASE)
+
     def test_the_admission_policy_is_the_repositorys_with_this_releases_service_account(self):
         objects, _ = render(DEFAULT)
         policy = kinds(objects, "ValidatingAdmissionPolicy")[0]

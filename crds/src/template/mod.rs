@@ -9,6 +9,8 @@
 //! `embed: true`) and `credentials` (whole elements only). Every parameter is also given to the
 //! command as `EPHEMERA_PARAM_<NAME>`, the safe way for a shell script to read it.
 
+#[cfg(test)]
+mod catalogue_tests;
 mod render;
 
 use kube::{CustomResource, KubeSchema};
@@ -34,7 +36,6 @@ pub const MAX_PARAM_VALUE: usize = limits::ENV_VALUE_MAX;
     shortname = "ett",
     category = "ephemera",
     doc = "A typed Task template of one namespace: parameters and the Task they produce.",
-    printcolumn(name = "Params", type_ = "string", json_path = ".spec.params[*].name"),
     printcolumn(name = "Description", type_ = "string", json_path = ".spec.description"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -54,7 +55,6 @@ pub struct TaskTemplateSpec {
     shortname = "ectt",
     category = "ephemera",
     doc = "A typed Task template for every namespace (the admins' catalogue): parameters and the Task they produce.",
-    printcolumn(name = "Params", type_ = "string", json_path = ".spec.params[*].name"),
     printcolumn(name = "Description", type_ = "string", json_path = ".spec.description"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]

@@ -133,7 +133,13 @@ pub async fn stack_with(slow_pull: Option<Duration>) -> Stack {
         &["apply", "--server-side", "-f", repo().join("crds/yaml").to_str().unwrap_or_default()],
         None,
     ));
-    for crd in ["tasks.ephemera.dev", "taskqueues.ephemera.dev", "credentials.ephemera.dev"] {
+    for crd in [
+        "tasks.ephemera.dev",
+        "taskqueues.ephemera.dev",
+        "credentials.ephemera.dev",
+        "tasktemplates.ephemera.dev",
+        "clustertasktemplates.ephemera.dev",
+    ] {
         ok(kubectl(
             &dev.kubeconfig,
             &["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=30s"],

@@ -12,4 +12,5 @@ mod provider_payloads;
 mod schemathesis;
 mod stream;
 mod task_crd;
+mod templates;
 mod webhooks;

@@ -21,7 +21,7 @@ use sha2::Digest as _;
 pub(crate) const SECRET: &str = "a webhook secret nobody guesses";
 
 /// A push as GitHub documents its fields (the ones rules read, and some they do not).
-fn push(r#ref: &str, after: &str) -> Value {
+pub(crate) fn push(r#ref: &str, after: &str) -> Value {
     json!({
         "ref": r#ref, "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "after": after,
         "created": false, "deleted": false, "forced": false, "base_ref": null,
@@ -74,7 +74,14 @@ impl Hook {
         (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn github(&self, trigger: &str, event: &str, delivery: &str, payload: &Value, secret: &str) -> (u16, Value) {
+    pub(crate) async fn github(
+        &self,
+        trigger: &str,
+        event: &str,
+        delivery: &str,
+        payload: &Value,
+        secret: &str,
+    ) -> (u16, Value) {
         let body = serde_json::to_vec(payload).unwrap();
         let (s, _, b) = self
             .send(
