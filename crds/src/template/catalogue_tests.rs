@@ -66,7 +66,8 @@ fn a_deploy_takes_specified_tests_a_dry_run_and_a_quick_deploy_job() {
 
 #[test]
 fn the_catalogue_refuses_params_that_would_reach_a_shell_or_name_no_org() {
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         ("salesforce-deploy", &[], "targetOrg"),
         ("salesforce-deploy", &[("targetOrg", "prod-org"), ("tests", "A;rm -rf /")], "tests"),
         ("salesforce-validate", &[("targetOrg", "Prod Org")], "targetOrg"),
