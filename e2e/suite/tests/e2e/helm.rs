@@ -351,6 +351,37 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     let snoop = get_json(&http, &format!("{api}/api/v1/namespaces/default/tasks/snoop/result"), &token).await;
     assert_eq!(snoop["result"].as_str().map(str::trim), Some("no-token"), "{snoop}");
 
+    step("templates");
+    // Tasks from a cluster template and from the namespace's own, by REST (the API server reads and
+    // lists both kinds; the operator reads each when it renders a Task).
+    kubectl(&dev, &["apply", "-f", repo().join("e2e/examples/template-greet.yaml").to_str().unwrap()]);
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        local.path(),
+        "apiVersion: ephemera.dev/v1alpha1\nkind: TaskTemplate\nmetadata: {name: local, namespace: default}\nspec:\n  task: {image: busybox, command: [sh, -c, 'echo local > \"$EPHEMERA_RESULT_FILE\"']}\n",
+    )
+    .unwrap();
+    kubectl(&dev, &["apply", "-f", local.path().to_str().unwrap()]);
+    let listed = get_json(&http, &format!("{api}/api/v1/templates"), &token).await;
+    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["greet", "local"], "{listed}");
+    let by_greet = json!({"name": "by-greet", "template": "greet", "params": {"who": "helm"}});
+    let by_local = json!({"name": "by-local", "template": {"kind": "TaskTemplate", "name": "local"}});
+    for body in [by_greet, by_local] {
+        let made = http
+            .post(format!("{api}/api/v1/namespaces/default/tasks"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), 201, "{}", made.text().await.unwrap_or_default());
+    }
+    wait_phase(&http, &api, &token, "by-greet", "Succeeded").await;
+    wait_phase(&http, &api, &token, "by-local", "Succeeded").await;
+    let greet = get_json(&http, &format!("{api}/api/v1/namespaces/default/tasks/by-greet/result"), &token).await;
+    assert_eq!(greet["result"], "helm|--times=2|plain|", "{greet}");
+
     step("webhook");
     // A signed GitHub push through the installed API server's webhook route.
     kubectl(&dev, &["apply", "-n", "default", "-f", repo().join("e2e/examples/trigger-github.yaml").to_str().unwrap()]);
