@@ -159,6 +159,22 @@ echo
 curl -sS "$API/api/v1/namespaces/default/tasks/$name/result" -H "Authorization: Bearer nope"
 echo
 
+# A task type: the `greet` ClusterTaskTemplate lists its parameters over REST, and a Task is made
+# from it by name and params (a hostile-looking value stays one argument); a wrong param is refused.
+kubectl apply -f "$REPO/e2e/examples/template-greet.yaml"
+curl -sS "$API/api/v1/templates" -H "Authorization: Bearer $TOKEN"
+echo
+curl -sS -X POST "$API/api/v1/namespaces/default/tasks" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -H "Idempotency-Key: $run_id-greet" \
+  -d '{"template": "greet", "params": {"who": "dev; rm -rf /", "times": 3}}' | tee "$state/template-create.json"
+echo
+greet=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$state/template-create.json")
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded "task.ephemera.dev/$greet" --timeout=60s
+kubectl get task.ephemera.dev "$greet" -o jsonpath='{.status.template.kind}/{.status.template.name} generation {.status.template.generation}: {.status.result}{"\n"}'
+curl -sS -X POST "$API/api/v1/namespaces/default/tasks" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d '{"template": "greet", "params": {"times": 9}}'
+echo
+
 # A webhook: GitHub signs a push with the trigger's secret (here python3 signs it as GitHub does);
 # the answer names the Task it made, and the trigger's status logs the delivery.
 kubectl apply -f "$REPO/e2e/examples/trigger-github.yaml"
