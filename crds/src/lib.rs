@@ -12,6 +12,7 @@ pub mod attempt_token;
 pub mod credential;
 pub mod json_int;
 pub mod queue;
+pub mod schedule;
 pub mod task;
 pub mod template;
 pub mod trigger;
@@ -22,6 +23,7 @@ use kube::CustomResourceExt;
 
 pub use credential::{Credential, CredentialSpec, GithubScope, Provider, TransitKey};
 pub use queue::{TaskQueue, TaskQueueSpec, TaskQueueStatus};
+pub use schedule::{TaskSchedule, TaskScheduleSpec, TaskScheduleStatus};
 pub use task::{
     Condition, ConditionType, EventKind, FailureClass, Origin, ProgressEvent, Reason, RetryPolicy, Task, TaskEnv,
     TaskPhase, TaskResources, TaskSpec, TaskStatus,
@@ -58,6 +60,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ClusterTaskTemplate::crd(),
         TaskTemplate::crd(),
         Task::crd(),
+        TaskSchedule::crd(),
         TaskTrigger::crd(),
     ]
 }

@@ -20,6 +20,9 @@ use super::status::TaskStatus;
     shortname = "etask",
     category = "ephemera",
     doc = "A unit of work that Ephemera runs in its own short-lived worker Pod, with just-in-time credentials.",
+    // On the Task, not on TaskSpec: a TaskSchedule embeds TaskSpec, and its Tasks' spec may change.
+    validation = Rule::new("self.spec.queue == oldSelf.spec.queue").message("queue is immutable"),
+    validation = Rule::new("has(self.spec.templateRef) == has(oldSelf.spec.templateRef) && (!has(self.spec.templateRef) || self.spec.templateRef == oldSelf.spec.templateRef)").message("templateRef is immutable"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Queue", type_ = "string", json_path = ".spec.queue"),
     printcolumn(name = "Priority", type_ = "integer", json_path = ".spec.priority"),
@@ -31,8 +34,7 @@ use super::status::TaskStatus;
 #[x_kube(
     validation = Rule::new("has(self.templateRef) != (has(self.command) && size(self.command) > 0)").message("set exactly one of command and templateRef"),
     validation = Rule::new("!has(self.templateRef) || !(has(self.image) || has(self.args) || has(self.env) || has(self.credentials) || has(self.resources))").message("a Task with templateRef takes image, args, env, credentials and resources from its template"),
-    validation = Rule::new("!has(self.templateRef) || (self.queue == 'default' && self.timeoutSeconds == 3600 && self.retry.maxAttempts == 1 && self.retry.backoffSeconds == 10 && self.retry.maxBackoffSeconds == 300 && self.retry.retryOn == ['Infrastructure'])").message("a Task with templateRef takes queue, timeoutSeconds and retry from its template"),
-    validation = Rule::new("has(self.templateRef) == has(oldSelf.templateRef)").message("templateRef is immutable")
+    validation = Rule::new("!has(self.templateRef) || (self.queue == 'default' && self.timeoutSeconds == 3600 && self.retry.maxAttempts == 1 && self.retry.backoffSeconds == 10 && self.retry.maxBackoffSeconds == 300 && self.retry.retryOn == ['Infrastructure'])").message("a Task with templateRef takes queue, timeoutSeconds and retry from its template")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSpec {
@@ -50,7 +52,6 @@ pub struct TaskSpec {
     /// from, with `params` as its parameters. The template gives image, command, args, env,
     /// credentials, queue, timeout, retry and resources; the Task may set priority and its TTL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("templateRef is immutable"))]
     pub template_ref: Option<crate::template::TemplateRef>,
     /// Arguments appended to `command`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,7 +76,6 @@ pub struct TaskSpec {
     /// running Task to another queue would escape the first queue's limit.
     #[serde(default = "default_queue")]
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = limits::DNS_LABEL_MAX))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("queue is immutable"))]
     pub queue: String,
     /// Higher runs first within a queue; ties run oldest first.
     #[serde(default)]
