@@ -338,6 +338,10 @@ class Contents(unittest.TestCase):
             policy["spec"]["matchConditions"][0]["expression"],
             f"request.userInfo.username != 'system:serviceaccount:{NAMESPACE}:{RELEASE}-ephemera-api'",
         )
+        self.assertEqual(
+            policy["spec"]["matchConditions"][1]["expression"],
+            f"request.userInfo.username != 'system:serviceaccount:{NAMESPACE}:{RELEASE}-ephemera-operator'",
+        )
         binding = kinds(objects, "ValidatingAdmissionPolicyBinding")[0]
         self.assertEqual(binding["spec"]["policyName"], policy["metadata"]["name"])
 

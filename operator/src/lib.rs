@@ -1,6 +1,7 @@
 //! The Ephemera operator: a kube-runtime controller that turns each `Task` into one hardened worker
 //! Pod per attempt, respecting queues (`TaskQueue` concurrency), priority, deadlines, retries and
-//! cancellation, and projects each Pod's fate back into the Task's status. Only the Lease holder acts.
+//! cancellation, and projects each Pod's fate back into the Task's status; and a second controller
+//! makes the Tasks of `TaskSchedule`s ([`schedules`]). Only the Lease holder acts.
 
 pub mod attempt_record;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod reconcile;
+pub mod schedules;
 mod serve;
 pub mod vault;
 
@@ -113,6 +115,10 @@ pub async fn run(
     ensure_default_queue(&client, &config).await;
     let controller = Controller::new(tasks.clone(), watcher::Config::default());
     let store = controller.store();
+    let (schedules_stop_tx, schedules_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let schedule_controller = schedules::run(client.clone(), config.identity.clone(), metrics.clone(), async move {
+        let _ = schedules_stop_rx.await;
+    });
     let ctx = Arc::new(Context::new(client, config, metrics.clone(), store.clone())?);
     let queue_store = store.clone();
     let waiting_store = store.clone();
@@ -157,10 +163,12 @@ pub async fn run(
             }
         });
     tokio::pin!(controller);
+    tokio::pin!(schedule_controller);
     let queue_status = queue_status_loop(queues_api, ctx.clone());
     // Renewal runs in this same task: whatever stops the operator also stops its claim.
     tokio::select! {
         _ = &mut controller => return Ok(()),
+        _ = &mut schedule_controller => return Ok(()),
         _ = lease.hold() => {
             // Not the leader any more: stop acting at once.
             tracing::warn!("lost leadership; stopping");
@@ -171,9 +179,10 @@ pub async fn run(
         _ = shutdown => tracing::info!("shutting down"),
     }
     let _ = stop_tx.send(());
+    let _ = schedules_stop_tx.send(());
     // Keep the claim while in-flight reconciles drain, then hand the Lease over.
     tokio::select! {
-        _ = &mut controller => {}
+        _ = async { tokio::join!(&mut controller, &mut schedule_controller) } => {}
         _ = lease.hold() => tracing::warn!("lost leadership while draining"),
     }
     lease.release().await;

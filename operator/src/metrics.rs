@@ -70,6 +70,12 @@ pub struct Metrics {
     pub handoffs_refused: Counter,
     /// Connections to the hand-off closed at accept (its connection limit was reached).
     pub listener_connections_refused: Counter,
+    /// Tasks made by TaskSchedules.
+    pub schedule_runs: Counter,
+    /// Scheduled runs skipped (missed past their starting deadline, or forbidden by concurrency).
+    pub schedule_skipped: Counter,
+    /// TaskSchedule reconcile durations.
+    pub schedule_reconcile: Latency,
     leader: Gauge<i64, std::sync::atomic::AtomicI64>,
     tasks: Family<PhaseLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
     queue_pending: Family<QueueLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
@@ -92,6 +98,9 @@ impl Default for Metrics {
             handoffs_released: Counter::default(),
             handoffs_refused: Counter::default(),
             listener_connections_refused: Counter::default(),
+            schedule_runs: Counter::default(),
+            schedule_skipped: Counter::default(),
+            schedule_reconcile: Latency::default(),
             leader: Gauge::default(),
             tasks: Family::default(),
             queue_pending: Family::default(),
@@ -112,7 +121,13 @@ impl Default for Metrics {
             "Status writes that lost a race with another writer (409) and were retried at once",
             m.reconcile_conflicts.clone(),
         );
-        let counters: [(&str, &str, &Counter<u64, AtomicU64>); 7] = [
+        let counters: [(&str, &str, &Counter<u64, AtomicU64>); 9] = [
+            ("ephemera_schedule_runs", "Tasks made by TaskSchedules", &m.schedule_runs),
+            (
+                "ephemera_schedule_runs_skipped",
+                "Scheduled runs skipped: missed past their starting deadline, or forbidden by concurrency",
+                &m.schedule_skipped,
+            ),
             ("ephemera_vault_tokens_minted", "Per-attempt Vault tokens minted", &m.tokens_minted),
             ("ephemera_vault_tokens_revoked", "Per-attempt Vault tokens revoked by the operator", &m.tokens_revoked),
             ("ephemera_vault_errors", "Failed Vault calls", &m.vault_errors),
@@ -140,6 +155,7 @@ impl Default for Metrics {
             ("ephemera_reconcile_duration", "Time spent in one reconcile", &m.reconcile),
             ("ephemera_task_pod_created", "Task creation to Pod creation", &m.pod_created_latency),
             ("ephemera_task_start", "Task creation to its Pod running", &m.start_latency),
+            ("ephemera_schedule_reconcile_duration", "Time spent in one TaskSchedule reconcile", &m.schedule_reconcile),
         ] {
             r.register_with_unit(name, help, Unit::Seconds, h.0.clone());
         }

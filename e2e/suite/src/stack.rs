@@ -139,6 +139,7 @@ pub async fn stack_with(slow_pull: Option<Duration>) -> Stack {
         "credentials.ephemera.dev",
         "tasktemplates.ephemera.dev",
         "clustertasktemplates.ephemera.dev",
+        "taskschedules.ephemera.dev",
     ] {
         ok(kubectl(
             &dev.kubeconfig,

@@ -9,6 +9,7 @@ mod edge;
 mod helm;
 mod operator;
 mod provider_payloads;
+mod schedules;
 mod schemathesis;
 mod stream;
 mod task_crd;

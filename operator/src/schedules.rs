@@ -1,0 +1,200 @@
+//! The TaskSchedule controller: for each schedule it lists the schedule's Tasks, asks the pure
+//! [`ephemera_schedules::decide`] what to do now, and does it in the order that keeps runs exact:
+//! cancel (Replace), create each due run's Task (named by its slot, so a second create finds the
+//! first), then write the status (`lastScheduleTime` only once the Tasks exist), then prune the
+//! history and record Events. It looks again when the next run is due, or when one of its Tasks
+//! changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ephemera_crds::schedule::TaskSchedule;
+use ephemera_crds::{Origin, Task};
+use ephemera_schedules::{decide, Member, Plan, Run, Seen};
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use tracing::Instrument;
+
+use crate::metrics::Metrics;
+
+/// The label every Task of a schedule carries: the schedule's name.
+pub const SCHEDULE_LABEL: &str = "ephemera.dev/schedule";
+/// The annotation holding a scheduled Task's slot (RFC 3339).
+pub const SLOT_ANNOTATION: &str = "ephemera.dev/scheduled-time";
+
+/// Why a schedule reconcile failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The schedule has no name, namespace or creation time (not from the API).
+    #[error("the TaskSchedule is not a stored object")]
+    NotStored,
+}
+
+/// What every schedule reconcile shares.
+pub struct Context {
+    client: Client,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+}
+
+/// Runs the controller until `stop` resolves (then in-flight reconciles finish).
+pub async fn run(
+    client: Client,
+    identity: String,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let schedules: Api<TaskSchedule> = Api::all(client.clone());
+    let tasks: Api<Task> = Api::all(client.clone());
+    let recorder =
+        Recorder::new(client.clone(), Reporter { controller: "ephemera-operator".into(), instance: Some(identity) });
+    let ctx = Arc::new(Context { client, recorder, metrics });
+    Controller::new(schedules, watcher::Config::default())
+        // A finished Task of the schedule may free a Forbid slot and changes the outcome and history.
+        .owns(tasks, watcher::Config::default().labels(SCHEDULE_LABEL))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "schedule reconcile error");
+            }
+        })
+        .await;
+}
+
+fn error_policy(_s: Arc<TaskSchedule>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err, "schedule reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+async fn reconcile(schedule: Arc<TaskSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let (ns, name) = (schedule.namespace().unwrap_or_default(), schedule.name_any());
+    let span = tracing::info_span!("reconcile_schedule", schedule = %name, namespace = %ns);
+    let result = apply(&schedule, &ctx, &ns, &name).instrument(span).await;
+    ctx.metrics.schedule_reconcile.observe(started.elapsed());
+    result
+}
+
+/// A Task of the schedule as the decision reads it.
+fn member(t: &Task) -> Member {
+    let st = t.status.clone().unwrap_or_default();
+    let slot = t.annotations().get(SLOT_ANNOTATION).and_then(|s| s.parse().ok());
+    Member {
+        name: t.name_any(),
+        slot,
+        phase: st.phase,
+        finished: st.completion_time.as_deref().and_then(|s| s.parse().ok()),
+        cancelling: t.spec.cancel,
+    }
+}
+
+async fn apply(schedule: &TaskSchedule, ctx: &Context, ns: &str, name: &str) -> Result<Action, Error> {
+    let created = schedule.metadata.creation_timestamp.as_ref().map(|t| t.0).ok_or(Error::NotStored)?;
+    let uid = schedule.uid().ok_or(Error::NotStored)?;
+    let tasks: Api<Task> = Api::namespaced(ctx.client.clone(), ns);
+    // From the API, not a cache: a run made a moment ago must count as active for Forbid.
+    let selector = format!("{SCHEDULE_LABEL}={name}");
+    let listed = tasks.list(&ListParams::default().labels(&selector)).await?;
+    let owned: Vec<Member> = listed
+        .items
+        .iter()
+        .filter(|t| t.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true)))
+        .map(member)
+        .collect();
+    let status = schedule.status.clone().unwrap_or_default();
+    let seen = Seen {
+        name,
+        created,
+        generation: schedule.metadata.generation,
+        spec: &schedule.spec,
+        status: &status,
+        tasks: &owned,
+    };
+    let plan = decide(&seen, Timestamp::now());
+    execute(schedule, ctx, &tasks, plan, &status).await
+}
+
+async fn execute(
+    schedule: &TaskSchedule,
+    ctx: &Context,
+    tasks: &Api<Task>,
+    plan: Plan,
+    stored: &ephemera_crds::TaskScheduleStatus,
+) -> Result<Action, Error> {
+    for name in &plan.cancel {
+        let cancel = serde_json::json!({"spec": {"cancel": true}});
+        match tasks.patch(name, &PatchParams::default(), &Patch::Merge(&cancel)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for run in &plan.create {
+        let task = scheduled_task(schedule, run);
+        match tasks.create(&PostParams::default(), &task).await {
+            Ok(_) => {
+                ctx.metrics.schedule_runs.inc();
+            }
+            // Made before a crash or by the previous leader: the same run, not a second one.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let skipped = plan.status.skipped.saturating_sub(stored.skipped);
+    if plan.status != *stored {
+        let mut next = schedule.clone();
+        next.status = Some(plan.status.clone());
+        let api: Api<TaskSchedule> = Api::namespaced(ctx.client.clone(), &schedule.namespace().unwrap_or_default());
+        // Guarded by the resourceVersion read: a schedule edited meanwhile is decided again.
+        api.replace_status(&schedule.name_any(), &PostParams::default(), &next).await?;
+    }
+    ctx.metrics.schedule_skipped.inc_by(u64::try_from(skipped).unwrap_or(0));
+    for name in &plan.delete {
+        match tasks.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for note in plan.notes {
+        let type_ = if note.warning { EventType::Warning } else { EventType::Normal };
+        let reason = note.reason.as_str().to_string();
+        let ev = KubeEvent { type_, reason: reason.clone(), note: Some(note.message), action: reason, secondary: None };
+        if let Err(e) = ctx.recorder.publish(&ev, &schedule.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not record event");
+        }
+    }
+    Ok(match plan.after {
+        // A little after the slot: the next decision must see it as due.
+        Some(after) => Action::requeue(after + Duration::from_millis(20)),
+        None => Action::await_change(),
+    })
+}
+
+/// The Task of one run: the schedule's Task spec and labels, named and annotated by its slot, owned
+/// by the schedule (deleted with it), and attributed to it.
+pub fn scheduled_task(schedule: &TaskSchedule, run: &Run) -> Task {
+    let (ns, name) = (schedule.namespace().unwrap_or_default(), schedule.name_any());
+    let mut spec = schedule.spec.task.spec.clone();
+    spec.cancel = false;
+    spec.origin =
+        Some(Origin { source: "schedule".into(), requester: format!("schedule:{ns}/{name}"), ..Default::default() });
+    let mut task = Task::new(&run.name, spec);
+    task.metadata.namespace = Some(ns);
+    let mut labels: BTreeMap<String, String> = schedule.spec.task.labels.clone();
+    labels.insert(SCHEDULE_LABEL.into(), name);
+    task.metadata.labels = Some(labels);
+    task.metadata.annotations = Some([(SLOT_ANNOTATION.to_string(), run.slot.to_string())].into());
+    task.metadata.owner_references = schedule.controller_owner_ref(&()).map(|o| vec![o]);
+    task
+}
