@@ -12,6 +12,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod queues;
+pub mod schedules;
 pub use ephemera_serve as serve;
 pub mod stream;
 pub mod tasks;
@@ -156,6 +157,10 @@ pub fn documented() -> utoipa_axum::router::OpenApiRouter<Arc<AppState>> {
         .merge(tasks::routes())
         .routes(routes!(queues::list))
         .routes(routes!(templates::list))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(schedules::get, schedules::delete))
+        .routes(routes!(schedules::suspend))
+        .routes(routes!(schedules::resume))
         .routes(routes!(stream::sse::events))
         .routes(routes!(stream::tickets::issue))
         // Deliveries are read by the handler itself, with each source's own limit.

@@ -105,6 +105,7 @@ pub struct ScheduledTask {
 
 /// How runs of a schedule overlap.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConcurrencyPolicy {
     /// Every run makes its Task, whatever is still active.
     #[default]

@@ -240,9 +240,13 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     let pods = daemon_pods(&dev);
     let components: BTreeSet<&str> = pods.iter().filter(|p| p.1 == "Running" && p.2).map(|p| p.3.as_str()).collect();
     assert_eq!(components, BTreeSet::from(["api", "operator"]), "{pods:?}");
-    for crd in
-        ["tasks.ephemera.dev", "taskqueues.ephemera.dev", "credentials.ephemera.dev", "tasktriggers.ephemera.dev"]
-    {
+    for crd in [
+        "tasks.ephemera.dev",
+        "taskqueues.ephemera.dev",
+        "credentials.ephemera.dev",
+        "tasktriggers.ephemera.dev",
+        "taskschedules.ephemera.dev",
+    ] {
         kubectl(&dev, &["get", "crd", crd]);
     }
 
@@ -381,6 +385,33 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     wait_phase(&http, &api, &token, "by-local", "Succeeded").await;
     let greet = get_json(&http, &format!("{api}/api/v1/namespaces/default/tasks/by-greet/result"), &token).await;
     assert_eq!(greet["result"], "helm|--times=2|plain|", "{greet}");
+
+    step("schedule");
+    // A TaskSchedule by REST: the operator makes its runs' Tasks and keeps its status; the API
+    // lists, reads, suspends, resumes and deletes it.
+    let schedules = format!("{api}/api/v1/namespaces/default/schedules");
+    let made = http
+        .post(&schedules)
+        .bearer_auth(&token)
+        .json(&json!({"name": "tick", "schedule": "@every 2s", "task": {"image": "busybox", "command": ["true"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap_or_default());
+    eventually(60, "the schedule ran and recorded it", || async {
+        let made = kubectl(&dev, &["get", "etask", "-n", "default", "-l", "ephemera.dev/schedule=tick", "-o", "name"]);
+        let view = get_json(&http, &format!("{schedules}/tick"), &token).await;
+        (!made.trim().is_empty() && view["lastScheduleTime"].is_string()).then_some(())
+    })
+    .await;
+    let listed = get_json(&http, &schedules, &token).await;
+    assert_eq!(listed[0]["name"], "tick", "{listed}");
+    for action in ["suspend", "resume"] {
+        let r = http.post(format!("{schedules}/tick/{action}")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{action}");
+    }
+    let r = http.delete(format!("{schedules}/tick")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 202);
 
     step("webhook");
     // A signed GitHub push through the installed API server's webhook route.

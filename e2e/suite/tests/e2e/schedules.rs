@@ -289,3 +289,130 @@ async fn a_schedule_across_an_operator_kill_makes_exactly_one_task_per_slot_and_
     drop(tasks);
     op.abort();
 }
+
+async fn call(http: &reqwest::Client, method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = http.request(method.parse().unwrap(), url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_creates_lists_suspends_resumes_and_deletes_schedules() {
+    ephemera_e2e::tls();
+    let s = stack().await;
+    let op = operator(&s.client, "op-schedule-api");
+    ok(s.dev.kubectl(&[
+        "apply",
+        "-f",
+        ephemera_e2e::stack::repo().join("e2e/examples/template-greet.yaml").to_str().unwrap(),
+    ]));
+    let api = ephemera_e2e::api::ApiServer::start(
+        &s,
+        ephemera_api::auth::oidc::OidcConfig::default(),
+        ephemera_api::limits::RateLimiter::new(1000, 1000.0),
+    )
+    .await;
+    let verbs = [
+        ephemera_api::auth::Verb::Create,
+        ephemera_api::auth::Verb::Read,
+        ephemera_api::auth::Verb::Cancel,
+        ephemera_api::auth::Verb::Delete,
+    ];
+    let token = ephemera_e2e::api::api_token(&s, &["default"], &verbs, 1).await;
+    let reader = ephemera_e2e::api::api_token(&s, &["default"], &[ephemera_api::auth::Verb::Read], 1).await;
+    let http = reqwest::Client::new();
+    let base = format!("{}/api/v1/namespaces/default/schedules", api.url);
+    eventually(10, "the tokens are known", || async {
+        (call(&http, "GET", &base, &token, None).await.0 == 200).then_some(())
+    })
+    .await;
+
+    // Bad input: every wrong field named, nothing created.
+    let (st, b) = call(
+        &http,
+        "POST",
+        &base,
+        &token,
+        Some(json!({"name": "x".repeat(43), "schedule": "0 25 * * *",
+        "task": {"name": "mine"}, "startingDeadlineSeconds": -1})),
+    )
+    .await;
+    assert_eq!(st, 422, "{b}");
+    let mut fields: Vec<&str> = b["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, ["name", "schedule", "startingDeadlineSeconds", "task.command", "task.name"], "{b}");
+    let (st, b) = call(
+        &http,
+        "POST",
+        &base,
+        &token,
+        Some(json!({"name": "t", "schedule": "@hourly",
+        "task": {"template": "greet", "params": {"times": 9}}})),
+    )
+    .await;
+    assert_eq!(st, 422);
+    let mut fields: Vec<&str> = b["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, ["task.params.times", "task.params.who"], "{b}");
+    let (st, _) = call(
+        &http,
+        "POST",
+        &base,
+        &reader,
+        Some(json!({"name": "t", "schedule": "@hourly", "task": {"command": ["true"]}})),
+    )
+    .await;
+    assert_eq!(st, 403);
+
+    // A schedule from a template, every 2 s; its Tasks run the template.
+    let body = json!({"name": "greeter", "schedule": "@every 2s", "concurrencyPolicy": "Forbid",
+        "task": {"template": "greet", "params": {"who": "cron"}, "labels": {"team": "a"}}});
+    let (st, b) = call(&http, "POST", &base, &token, Some(body.clone())).await;
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(
+        (b["template"].as_str(), b["concurrencyPolicy"].as_str()),
+        (Some("ClusterTaskTemplate/greet"), Some("Forbid"))
+    );
+    assert_eq!(call(&http, "POST", &base, &token, Some(body)).await.0, 409, "the name is taken");
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    let first = eventually(30, "a run succeeded", || async {
+        runs(&s, "greeter")
+            .await
+            .into_iter()
+            .find(|t| t.status.as_ref().is_some_and(|s| s.phase == TaskPhase::Succeeded))
+    })
+    .await;
+    assert_eq!(first.status.unwrap().result, "cron|--times=2|plain|");
+    assert_eq!(first.metadata.labels.unwrap()["team"], "a");
+    let (_, view) = call(&http, "GET", &format!("{base}/greeter"), &token, None).await;
+    assert!(view["lastScheduleTime"].is_string() && view["ready"] == true, "{view}");
+    let (_, list) = call(&http, "GET", &base, &reader, None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    // Stop recurring: suspend; nothing new is made; resume makes runs again.
+    let (st, v) = call(&http, "POST", &format!("{base}/greeter/suspend"), &token, None).await;
+    assert_eq!((st, v["suspend"].as_bool()), (200, Some(true)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = runs(&s, "greeter").await.len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(runs(&s, "greeter").await.len(), before, "a suspended schedule makes nothing");
+    let (_, v) = call(&http, "GET", &format!("{base}/greeter"), &token, None).await;
+    assert!(v["nextScheduleTime"].is_null(), "{v}");
+    assert_eq!(call(&http, "POST", &format!("{base}/greeter/resume"), &reader, None).await.0, 403);
+    let (st, _) = call(&http, "POST", &format!("{base}/greeter/resume"), &token, None).await;
+    assert_eq!(st, 200);
+    eventually(20, "runs again", || async { (runs(&s, "greeter").await.len() > before).then_some(()) }).await;
+
+    // Delete: the schedule goes, and its Tasks with it.
+    let (st, _) = call(&http, "DELETE", &format!("{base}/greeter"), &token, None).await;
+    assert_eq!(st, 202);
+    assert_eq!(call(&http, "GET", &format!("{base}/greeter"), &token, None).await.0, 404);
+    eventually(30, "its Tasks are deleted with it", || async { runs(&s, "greeter").await.is_empty().then_some(()) })
+        .await;
+    drop(tasks);
+    op.abort();
+}
