@@ -176,6 +176,7 @@ impl CreateSchedule {
     request_body(content = CreateSchedule, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = ScheduleView),
+        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A schedule of that name exists", body = Problem, content_type = "application/problem+json"),
         BodyProblems,
         Refusals,
@@ -245,7 +246,11 @@ pub async fn create(
     path = "/api/v1/namespaces/{namespace}/schedules",
     tag = "schedules",
     params(("namespace" = String, Path, description = "Namespace")),
-    responses((status = 200, description = "The schedules, by name", body = [ScheduleView]), Refusals),
+    responses(
+        (status = 200, description = "The schedules, by name", body = [ScheduleView]),
+        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
+        Refusals,
+    ),
     security(("bearer" = []))
 )]
 pub async fn list(

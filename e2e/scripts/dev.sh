@@ -175,6 +175,16 @@ curl -sS -X POST "$API/api/v1/namespaces/default/tasks" -H "Authorization: Beare
   -H 'Content-Type: application/json' -d '{"template": "greet", "params": {"times": 9}}'
 echo
 
+# A schedule: every 30 s a Task from the same template (Forbid: never two at once); it keeps running
+# while the stack does, and keeps its last three finished Tasks.
+kubectl apply -f "$REPO/e2e/examples/schedule-greet.yaml"
+for _ in $(seq 1 200); do
+  [ -n "$(kubectl get etsched greet-often -o jsonpath='{.status.lastOutcome.phase}')" ] && break
+  sleep 0.2
+done
+kubectl get etsched greet-often
+kubectl get tasks.ephemera.dev -l ephemera.dev/schedule=greet-often
+
 # A webhook: GitHub signs a push with the trigger's secret (here python3 signs it as GitHub does);
 # the answer names the Task it made, and the trigger's status logs the delivery.
 kubectl apply -f "$REPO/e2e/examples/trigger-github.yaml"
@@ -207,6 +217,7 @@ cat <<MSG
 The local cluster and Ephemera (Helm release `ephemera` in namespace `ephemera`) are running. In another shell:
   export KUBECONFIG=$KUBECONFIG CURL_CA_BUNDLE=$CURL_CA_BUNDLE API=$API TOKEN=$TOKEN
   kubectl apply -f $REPO/e2e/examples/task-retry.yaml
+  kubectl get etsched -w                                     # the greet-often schedule's runs
   kubectl get tasks.ephemera.dev -w
   kubectl apply -f $REPO/e2e/examples/task-credential.yaml   # after: kubectl delete etask publish
   curl -H "Authorization: Bearer \$TOKEN" \$API/api/v1/namespaces/default/tasks
