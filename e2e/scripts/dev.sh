@@ -178,7 +178,7 @@ echo
 # A schedule: every 30 s a Task from the same template (Forbid: never two at once); it keeps running
 # while the stack does, and keeps its last three finished Tasks.
 kubectl apply -f "$REPO/e2e/examples/schedule-greet.yaml"
-for _ in $(seq 1 200); do
+for _ in $(seq 1 400); do
   [ -n "$(kubectl get etsched greet-often -o jsonpath='{.status.lastOutcome.phase}')" ] && break
   sleep 0.2
 done
