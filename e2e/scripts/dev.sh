@@ -32,6 +32,11 @@ state="$REPO/target/dev"
 mkdir -p "$state"
 export KUBECONFIG="$state/kubeconfig"
 rm -f "$KUBECONFIG"
+# kubectl's own discovery and OpenAPI cache, fresh per run: the cluster keeps its port across runs, so
+# a cache of an earlier run (kept for hours) would describe that run's CRDs, and kubectl's fallback
+# for a kind it does not find there (OpenAPI v2 as protobuf) is one the local cluster does not serve.
+export KUBECACHEDIR="$state/kube-cache"
+rm -rf "$KUBECACHEDIR"
 "$REPO/target/release/ephemera-devcluster" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" --data-dir "$state/data" \
   --insecure-registry "$registry" --registry-mirror "docker.io=$registry" \
   > "$state/devcluster.out" 2> "$state/devcluster.log" &
@@ -215,7 +220,7 @@ kubectl get etrig github-push -o jsonpath='{.status.lastRefused.reason}{"\n"}{.s
 cat <<MSG
 
 The local cluster and Ephemera (Helm release `ephemera` in namespace `ephemera`) are running. In another shell:
-  export KUBECONFIG=$KUBECONFIG CURL_CA_BUNDLE=$CURL_CA_BUNDLE API=$API TOKEN=$TOKEN
+  export KUBECONFIG=$KUBECONFIG KUBECACHEDIR=$KUBECACHEDIR CURL_CA_BUNDLE=$CURL_CA_BUNDLE API=$API TOKEN=$TOKEN
   kubectl apply -f $REPO/e2e/examples/task-retry.yaml
   kubectl get etsched -w                                     # the greet-often schedule's runs
   kubectl get tasks.ephemera.dev -w
