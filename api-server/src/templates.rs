@@ -188,18 +188,18 @@ pub async fn resolve(
             get_ns(r.name.clone()).await?.map(|b| (TemplateKind::TaskTemplate, b))
         }
         TemplateChoice::Ref(r) => get_cluster(r.name.clone()).await?.map(|b| (TemplateKind::ClusterTaskTemplate, b)),
-        // A team's own template of the name first: it is the one they see first in the list too.
-        TemplateChoice::Name(n) => match get_ns(n.clone()).await? {
-            Some(b) => Some((TemplateKind::TaskTemplate, b)),
-            None => get_cluster(n.clone()).await?.map(|b| (TemplateKind::ClusterTaskTemplate, b)),
-        },
+        // A bare name is the admins' catalogue, as in a Task's templateRef: a namespace's own
+        // template of the same name must not take the place of the one a CI job means.
+        TemplateChoice::Name(n) => get_cluster(n.clone()).await?.map(|b| (TemplateKind::ClusterTaskTemplate, b)),
     };
     let name = choice.name().to_string();
     let field = |message: String| ApiError::Validation(vec![FieldError { field: "template".into(), message }]);
     let Some((kind, body)) = found else {
         let what = match choice {
             TemplateChoice::Ref(r) => format!("no {} named {name:?}", r.kind.as_str()),
-            TemplateChoice::Name(_) => format!("no TaskTemplate or ClusterTaskTemplate named {name:?}"),
+            TemplateChoice::Name(_) => {
+                format!("no ClusterTaskTemplate named {name:?} (a TaskTemplate is named with its kind)")
+            }
         };
         return Err(field(format!("{what} for namespace {ns:?} (GET /api/v1/templates lists them)")));
     };

@@ -96,7 +96,9 @@ impl Field {
             let mut v = lo;
             while v <= hi {
                 bits |= 1 << v;
-                v += step;
+                // A step beyond the field's range ends it (and never overflows).
+                let Some(next) = v.checked_add(step) else { break };
+                v = next;
             }
         }
         Ok((bits, expr.starts_with('*') || expr.starts_with('?')))
@@ -286,6 +288,7 @@ mod tests {
             ("5-1 * * * *", "range 5-1 runs backwards"),
             ("@fortnightly", "unknown descriptor"),
             ("TZ=UTC 0 * * * *", "set the time zone in timeZone"),
+            ("5/4294967295 99 * * *", "hour field: 99 is outside 0-23"),
         ];
         for (expr, want) in rows {
             let err = expr.parse::<Cron>().unwrap_err().0;

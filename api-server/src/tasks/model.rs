@@ -41,8 +41,7 @@ pub struct CreateTask {
     #[schema(schema_with = command_schema)]
     pub command: Vec<String>,
     /// The template to make the Task from (`GET /api/v1/templates` lists them), with `params` as
-    /// its parameters: a name (the namespace's `TaskTemplate` of that name, else the
-    /// `ClusterTaskTemplate`) or `{kind, name}`. The template gives image, command, args, env,
+    /// its parameters: a name (a `ClusterTaskTemplate`) or `{kind, name}`. The template gives image, command, args, env,
     /// credentials, queue, timeout and retry, so those are not given with it.
     pub template: Option<TemplateChoice>,
     /// Arguments.
@@ -90,8 +89,7 @@ pub struct CreateTask {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
 #[serde(untagged)]
 pub enum TemplateChoice {
-    /// A name: the namespace's `TaskTemplate` of that name if there is one, else the
-    /// `ClusterTaskTemplate`.
+    /// A name: the `ClusterTaskTemplate` of that name.
     Name(String),
     /// A kind and a name.
     Ref(TemplateRequest),

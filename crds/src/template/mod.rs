@@ -161,7 +161,7 @@ impl ParamType {
 }
 
 /// The Task a template produces (`$(params.NAME)` where the module doc says).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateTask {
     /// Container image (default: the operator's default Task image).
@@ -175,9 +175,10 @@ pub struct TemplateTask {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::ARGS_MAX), inner(length(max = limits::ENV_VALUE_MAX)))]
     pub args: Vec<String>,
-    /// Environment (not secrets).
+    /// Environment (not secrets); `HOME`, `EPHEMERA_*` and `LD_*` are reserved, as in a Task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = limits::ENV_MAX))]
+    #[x_kube(validation = Rule::new("self.all(e, e.name != 'HOME' && !e.name.startsWith('EPHEMERA_') && !e.name.startsWith('LD_'))").message("HOME, EPHEMERA_* and LD_* are reserved"))]
     pub env: Vec<TaskEnv>,
     /// Logical credential names, or a whole `$(params.NAME)` whose value is one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -142,6 +142,23 @@ pub fn check(body: &TemplateBody) -> Vec<String> {
             }
         }
     }
+    for e in &body.task.env {
+        if e.name == "HOME" || e.name.starts_with("EPHEMERA_") || e.name.starts_with("LD_") {
+            problems.push(format!("task.env[{}]: HOME, EPHEMERA_* and LD_* are reserved", e.name));
+        }
+    }
+    // Params reach the command as EPHEMERA_PARAM_<NAME in upper case>: two must not meet there.
+    let mut upper: BTreeMap<String, &str> = BTreeMap::new();
+    for p in &body.params {
+        let first = *upper.entry(p.name.to_ascii_uppercase()).or_insert(p.name.as_str());
+        if first != p.name {
+            problems.push(format!(
+                "param {:?} differs from another only in case (both would be EPHEMERA_PARAM_{})",
+                p.name,
+                p.name.to_ascii_uppercase()
+            ));
+        }
+    }
     if body.task.command.is_empty() {
         problems.push("task.command is empty".into());
     }
@@ -514,6 +531,19 @@ mod tests {
         assert_eq!(problems.len(), want.len(), "{problems:#?}");
         let err = render(TemplateKind::ClusterTaskTemplate, "d", "", 1, &body, &spec(&[])).unwrap_err();
         assert!(matches!(err, RenderError::InvalidTemplate(_)));
+    }
+
+    #[test]
+    fn a_template_cannot_set_reserved_variables_or_collide_params() {
+        let mut body = deploy();
+        body.task.env.push(TaskEnv { name: "LD_PRELOAD".into(), value: "/tmp/x.so".into() });
+        body.params.push(param("Org", ParamType::String));
+        let problems = check(&body);
+        assert!(
+            problems.iter().any(|p| p.contains("task.env[LD_PRELOAD]: HOME, EPHEMERA_* and LD_* are reserved")),
+            "{problems:?}"
+        );
+        assert!(problems.iter().any(|p| p.contains("param \"Org\" differs from another only in case")), "{problems:?}");
     }
 
     #[test]
