@@ -138,12 +138,7 @@ impl CreateSchedule {
     fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let n = &self.name;
-        let label = !n.is_empty()
-            && n.len() <= NAME_MAX
-            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !n.starts_with('-')
-            && !n.ends_with('-');
-        if !label {
+        if !ephemera_crds::task::limits::dns_label(n) || n.len() > NAME_MAX {
             errors.push(field("name", format!("must be a DNS label of at most {NAME_MAX} characters")));
         }
         if self.task.name.is_some() {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ephemera_crds::task::limits as lim;
+use ephemera_crds::task::limits::{self as lim, dns_label};
 use ephemera_crds::{FailureClass, Task};
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
@@ -210,14 +210,6 @@ fn env_schema() -> utoipa::openapi::Object {
             "Environment variables (not secrets: name credentials instead); HOME, EPHEMERA_* and LD_* are reserved.",
         ))
         .build()
-}
-
-fn dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= lim::DNS_LABEL_MAX
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 impl CreateTask {

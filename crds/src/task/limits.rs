@@ -35,3 +35,12 @@ pub const ATTEMPTS_MAX: i32 = 10;
 pub const BACKOFF_MAX: i64 = 3600;
 /// Longest `retry.maxBackoffSeconds`.
 pub const MAX_BACKOFF_MAX: i64 = 86_400;
+
+/// Whether `s` is a DNS label of at most [`DNS_LABEL_MAX`] characters (queue and credential names).
+pub fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= DNS_LABEL_MAX
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{ParamType, RenderedTask, TemplateBody, TemplateKind, TemplateParam, TemplateResolution, MAX_PARAM_VALUE};
-use crate::task::limits;
+use crate::task::limits::{self, dns_label};
 use crate::{TaskEnv, TaskSpec};
 
 /// What is wrong with one param a Task gave (or failed to give).
@@ -296,14 +296,6 @@ fn substitute<'a>(s: &'a str, values: &BTreeMap<String, String>) -> (String, Vec
         }
     }
     (out, used)
-}
-
-fn dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= limits::DNS_LABEL_MAX
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// Renders the Task `spec` asks for from the template `body` (`kind`/`name`, at `uid`/`generation`).

@@ -14,6 +14,8 @@ use jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
+use crate::templates::call;
+
 async fn schedule(s: &Stack, name: &str, spec: Value) -> TaskSchedule {
     let api: Api<TaskSchedule> = Api::namespaced(s.client.clone(), "default");
     let obj: TaskSchedule =
@@ -288,16 +290,6 @@ async fn a_schedule_across_an_operator_kill_makes_exactly_one_task_per_slot_and_
     assert!(st.last_successful_time.is_some());
     drop(tasks);
     op.abort();
-}
-
-async fn call(http: &reqwest::Client, method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = http.request(method.parse().unwrap(), url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -244,7 +244,13 @@ async fn the_salesforce_catalogue_installs_and_renders_the_sf_command() {
     op.abort();
 }
 
-async fn call(http: &reqwest::Client, method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = http.request(method.parse().unwrap(), url).bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
