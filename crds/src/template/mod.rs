@@ -291,12 +291,18 @@ pub struct RenderedTask {
 }
 
 impl crate::Task {
+    /// The rendering a templated Task runs from, once made.
+    fn rendering(&self) -> Option<&RenderedTask> {
+        let r = self.status.as_ref().and_then(|s| s.template.as_ref())?;
+        self.spec.template_ref.is_some().then_some(&r.task)
+    }
+
     /// The Task as it runs: for a templated Task whose template was rendered, its spec with the
     /// rendered fields in place (a Task not yet rendered, or not templated, is itself).
     pub fn rendered(&self) -> std::borrow::Cow<'_, crate::Task> {
-        match self.status.as_ref().and_then(|s| s.template.as_ref()) {
-            Some(r) if self.spec.template_ref.is_some() => std::borrow::Cow::Owned(with_rendering(self, &r.task)),
-            _ => std::borrow::Cow::Borrowed(self),
+        match self.rendering() {
+            Some(r) => std::borrow::Cow::Owned(with_rendering(self, r)),
+            None => std::borrow::Cow::Borrowed(self),
         }
     }
 
@@ -307,18 +313,12 @@ impl crate::Task {
 
     /// The queue the Task runs in (a templated Task's once rendered).
     pub fn queue(&self) -> &str {
-        match self.status.as_ref().and_then(|s| s.template.as_ref()) {
-            Some(r) if self.spec.template_ref.is_some() => &r.task.queue,
-            _ => &self.spec.queue,
-        }
+        self.rendering().map_or(&self.spec.queue, |r| &r.queue)
     }
 
     /// The priority the Task asked for (a templated Task's once rendered).
     pub fn priority(&self) -> i32 {
-        match self.status.as_ref().and_then(|s| s.template.as_ref()) {
-            Some(r) if self.spec.template_ref.is_some() => r.task.priority,
-            _ => self.spec.priority,
-        }
+        self.rendering().map_or(self.spec.priority, |r| r.priority)
     }
 }
 
