@@ -8,8 +8,20 @@ use std::time::Duration;
 
 use crate::common::{eventually, ok, Dev};
 
+/// A free port below the kernel's ephemeral range (32768-60999), for a container to bind seconds
+/// later: a port from `bind(0)` can be handed to another test's `bind(0)` or outgoing connection
+/// in between, and the probe then talks to that stranger instead.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() as u16).wrapping_mul(7919);
+    for _ in 0..12_000 {
+        let port = 20_000 + (seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000);
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999")
 }
 
 fn manifests(port: u16, greeting: &str) -> String {
@@ -147,7 +159,8 @@ spec:
   containers:
   - name: httpd
     image: busybox
-    command: [sh, -c, 'mkdir -p /w && (sleep 8; touch /w/ok) & exec httpd -f -p {web} -h /w']
+    # `mkdir` before the `&`: `a && b &` backgrounds both, and httpd then races the mkdir.
+    command: [sh, -c, 'mkdir -p /w; (sleep 8; touch /w/ok) & exec httpd -f -p {web} -h /w']
     ports: [{{name: http, containerPort: {web}}}]
     readinessProbe: {{httpGet: {{path: /ok, port: http}}, periodSeconds: 1, failureThreshold: 1}}
 ---
