@@ -27,6 +27,8 @@ use crate::metrics::Metrics;
 pub const SCHEDULE_LABEL: &str = "ephemera.dev/schedule";
 /// The annotation holding a scheduled Task's slot (RFC 3339).
 pub const SLOT_ANNOTATION: &str = "ephemera.dev/scheduled-time";
+/// `spec.origin.source` of a schedule's Tasks.
+const ORIGIN_SOURCE: &str = "schedule";
 
 /// Why a schedule reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,15 @@ async fn reconcile(schedule: Arc<TaskSchedule>, ctx: Arc<Context>) -> Result<Act
     result
 }
 
+/// The Task was made by this schedule: it is controlled by the schedule's uid and attributed to it.
+/// A namespace member can set labels and owner references, but only the operator may write a
+/// `schedule:` origin (the admission policy), so a planted Task never counts as a run.
+fn made_by(schedule: &TaskSchedule, uid: &str, t: &Task) -> bool {
+    let requester = format!("schedule:{}/{}", schedule.namespace().unwrap_or_default(), schedule.name_any());
+    t.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true))
+        && t.spec.origin.as_ref().is_some_and(|o| o.source == ORIGIN_SOURCE && o.requester == requester)
+}
+
 /// A Task of the schedule as the decision reads it.
 fn member(t: &Task) -> Member {
     let st = t.status.clone().unwrap_or_default();
@@ -105,12 +116,7 @@ async fn apply(schedule: &TaskSchedule, ctx: &Context, ns: &str, name: &str) -> 
     // From the API, not a cache: a run made a moment ago must count as active for Forbid.
     let selector = format!("{SCHEDULE_LABEL}={name}");
     let listed = tasks.list(&ListParams::default().labels(&selector)).await?;
-    let owned: Vec<Member> = listed
-        .items
-        .iter()
-        .filter(|t| t.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true)))
-        .map(member)
-        .collect();
+    let owned: Vec<Member> = listed.items.iter().filter(|t| made_by(schedule, &uid, t)).map(member).collect();
     let status = schedule.status.clone().unwrap_or_default();
     let seen = Seen {
         name,
@@ -128,9 +134,10 @@ async fn execute(
     schedule: &TaskSchedule,
     ctx: &Context,
     tasks: &Api<Task>,
-    plan: Plan,
+    mut plan: Plan,
     stored: &ephemera_crds::TaskScheduleStatus,
 ) -> Result<Action, Error> {
+    let uid = schedule.uid().ok_or(Error::NotStored)?;
     for name in &plan.cancel {
         let cancel = serde_json::json!({"spec": {"cancel": true}});
         match tasks.patch(name, &PatchParams::default(), &Patch::Merge(&cancel)).await {
@@ -144,9 +151,16 @@ async fn execute(
         match tasks.create(&PostParams::default(), &task).await {
             Ok(_) => {
                 ctx.metrics.schedule_runs.inc();
+                plan.notes.push(run.created());
             }
             // Made before a crash or by the previous leader: the same run, not a second one.
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            // Anyone else's Task of that name (a squatter) is not: the run is skipped, loudly.
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                if !tasks.get_opt(&run.name).await?.is_some_and(|t| made_by(schedule, &uid, &t)) {
+                    plan.status.skipped += 1;
+                    plan.notes.push(run.name_taken());
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -188,7 +202,7 @@ pub fn scheduled_task(schedule: &TaskSchedule, run: &Run) -> Task {
     let mut spec = schedule.spec.task.spec.clone();
     spec.cancel = false;
     spec.origin =
-        Some(Origin { source: "schedule".into(), requester: format!("schedule:{ns}/{name}"), ..Default::default() });
+        Some(Origin { source: ORIGIN_SOURCE.into(), requester: format!("schedule:{ns}/{name}"), ..Default::default() });
     let mut task = Task::new(&run.name, spec);
     task.metadata.namespace = Some(ns);
     let mut labels: BTreeMap<String, String> = schedule.spec.task.labels.clone();

@@ -61,6 +61,29 @@ pub struct Run {
     pub name: String,
 }
 
+impl Run {
+    /// The Event once its Task is created.
+    pub fn created(&self) -> Note {
+        Note {
+            warning: false,
+            reason: Reason::Created,
+            message: format!("created Task {} for the run of {}", self.name, self.slot),
+        }
+    }
+
+    /// The Event when its Task's name is held by a Task the schedule did not make.
+    pub fn name_taken(&self) -> Note {
+        Note {
+            warning: true,
+            reason: Reason::NameTaken,
+            message: format!(
+                "the run of {} skipped: a Task named {} exists and was not made by this schedule",
+                self.slot, self.name
+            ),
+        }
+    }
+}
+
 /// Why the operator records an Event on a schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -76,6 +99,8 @@ pub enum Reason {
     ConcurrencyForbidden,
     /// Active Tasks were cancelled for a new run (`Replace`).
     Replaced,
+    /// A run's Task name is held by a Task the schedule did not make, so the run was skipped.
+    NameTaken,
 }
 
 impl Reason {
@@ -88,6 +113,7 @@ impl Reason {
             Reason::MissedRuns => "MissedRuns",
             Reason::ConcurrencyForbidden => "ConcurrencyForbidden",
             Reason::Replaced => "Replaced",
+            Reason::NameTaken => "NameTaken",
         }
     }
 }
@@ -103,8 +129,9 @@ pub struct Note {
     pub message: String,
 }
 
-/// What to do, in this order: cancel, create, write the status, delete, record the notes, look
-/// again after `after`.
+/// What to do, in this order: cancel, create (each created run adds [`Run::created`] to the notes,
+/// each name held by a stranger [`Run::name_taken`] and a skip), write the status, delete, record
+/// the notes, look again after `after`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// Active Tasks to cancel (`Replace`).
@@ -243,6 +270,12 @@ pub fn decide(seen: &Seen<'_>, now: Timestamp) -> Plan {
         }
     }
     let last = due.back().copied();
+    // A due slot whose Task exists was made already: its status write was lost (a conflict, a
+    // crash) or the cache is behind. It is neither made again, nor skipped, nor replaced by itself.
+    let made: std::collections::HashSet<&str> = seen.tasks.iter().map(|t| t.name.as_str()).collect();
+    let unmade = |s: &Timestamp| !made.contains(task_name(seen.name, *s).as_str());
+    due.retain(unmade);
+    dropped.retain(unmade);
     // Within the starting deadline, each missed slot runs; without one, only the latest (CronJob).
     let deadline = spec.starting_deadline_seconds.map(SignedDuration::from_secs);
     let (late, mut runnable): (Vec<Timestamp>, Vec<Timestamp>) = match deadline {
@@ -302,13 +335,7 @@ pub fn decide(seen: &Seen<'_>, now: Timestamp) -> Plan {
         _ => {}
     }
     for slot in runnable {
-        let name = task_name(seen.name, slot);
-        notes.push(Note {
-            warning: false,
-            reason: Reason::Created,
-            message: format!("created Task {name} for the run of {slot}"),
-        });
-        plan.create.push(Run { slot, name });
+        plan.create.push(Run { slot, name: task_name(seen.name, slot) });
     }
     if let Some(last) = last {
         plan.status.last_schedule_time = Some(rfc3339(last));

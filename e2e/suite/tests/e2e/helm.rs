@@ -32,6 +32,18 @@ const UNUSED_BUT_JUSTIFIED: &[(&str, &str)] = &[
         "`ephemera-operator sync-vault-policies` lists the catalogue (an admin runs it in the operator's identity)",
     ),
     (
+        "ephemera-operator get ephemera.dev/tasks in *",
+        "only when a schedule run's Task name is taken, to tell its own Task from a stranger's (schedules::)",
+    ),
+    (
+        "ephemera-operator update ephemera.dev/tasks/finalizers in *",
+        "blockOwnerDeletion on worker Pods, checked only by OwnerReferencesPermissionEnforcement (OpenShift)",
+    ),
+    (
+        "ephemera-operator update ephemera.dev/taskschedules/finalizers in *",
+        "blockOwnerDeletion on schedule runs, checked only by OwnerReferencesPermissionEnforcement (OpenShift)",
+    ),
+    (
         "ephemera-operator patch events.k8s.io/events in *",
         "kube-runtime's recorder patches an Event that repeats (its series count) instead of writing another",
     ),

@@ -146,6 +146,17 @@ async fn run_at_runs_once_in_the_past_or_the_future_and_suspend_holds_runs_until
     )
     .await;
     schedule(&s, "future", json!({"runAt": soon.to_string(), "task": busybox("true")})).await;
+    // A namespace member plants a Task under the name of a future run, with the schedule's label
+    // and even its owner reference copied: the run is skipped and said so, never taken as made.
+    let squat_at = Timestamp::now().checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
+    let squat = schedule(&s, "squat", json!({"runAt": squat_at.to_string(), "task": busybox("true")})).await;
+    let planted: Task = serde_json::from_value(json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": format!("squat-{}", squat_at.as_second()), "labels": {"ephemera.dev/schedule": "squat"},
+            "ownerReferences": [{"apiVersion": "ephemera.dev/v1alpha1", "kind": "TaskSchedule", "name": "squat",
+                "uid": squat.metadata.uid.clone().unwrap(), "controller": true}]},
+        "spec": {"image": "busybox", "command": ["sleep", "30"]}}))
+    .unwrap();
+    Api::<Task>::namespaced(s.client.clone(), "default").create(&PostParams::default(), &planted).await.unwrap();
     let held = schedule(&s, "held", json!({"schedule": "@every 2s", "suspend": true, "task": busybox("true")})).await;
 
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
@@ -169,6 +180,16 @@ async fn run_at_runs_once_in_the_past_or_the_future_and_suspend_holds_runs_until
     assert_eq!(runs(&s, "future").await.len(), 1, "a runAt runs once");
     let st = schedules.get("past").await.unwrap().status.unwrap();
     assert_eq!(st.next_schedule_time, None);
+    let st = eventually(20, "the squatted run is skipped", || async {
+        schedules.get("squat").await.ok()?.status.filter(|st| st.last_schedule_time.is_some())
+    })
+    .await;
+    assert_eq!((st.skipped, st.active_count, st.active.len()), (1, 0, 0), "{st:?}");
+    let events = ok(s.dev.kubectl(&["get", "events", "--field-selector", "involvedObject.name=squat"]));
+    assert!(
+        events.contains("NameTaken") && events.contains("was not made by this schedule") && !events.contains("Created"),
+        "{events}"
+    );
 
     // Suspended: no runs; resumed: the latest missed run at once (no starting deadline), then on time.
     assert!(runs(&s, "held").await.is_empty(), "a suspended schedule makes nothing");
