@@ -69,9 +69,5 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
 /// Whether `s` can be a namespace or Task name at all (anything else cannot exist: 404).
 pub fn plausible_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !s.starts_with(['-', '.'])
-        && !s.ends_with(['-', '.'])
+    ephemera_crds::task::limits::dns_subdomain(s)
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::Json;
-use ephemera_crds::template::{check, params, ParamType, TemplateParam};
-use ephemera_crds::{ClusterTaskTemplate, TaskTemplate, TemplateBody, TemplateKind, TemplateRef};
+use ephemera_crds::template::{check, render, ParamType, RenderError, TemplateParam};
+use ephemera_crds::{ClusterTaskTemplate, TaskSpec, TaskTemplate, TemplateBody, TemplateKind, TemplateRef};
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
@@ -163,14 +163,23 @@ pub async fn list(
     Ok(Json(out))
 }
 
-/// The template a create names, as a reference the Task records (with the kind explicit), after its
-/// params were checked: every wrong param is a field error, and so is a missing or broken template.
+/// The template a create names, as a reference the Task records (with the kind explicit), after a
+/// trial rendering with the create's params: every wrong param is a field error (`params.NAME`),
+/// and so is a malformed, missing or broken template.
 pub async fn resolve(
     state: &AppState,
     ns: &str,
     choice: &TemplateChoice,
     given: &std::collections::BTreeMap<String, String>,
 ) -> Result<TemplateRef, ApiError> {
+    let name = choice.name().to_string();
+    let field = |message: String| ApiError::Validation(vec![FieldError { field: "template".into(), message }]);
+    // Not a name any template can have: said so, without asking the cluster about it.
+    if !crate::extract::plausible_name(&name) {
+        return Err(field(format!(
+            "{name:?} is not a template name (lowercase letters, digits, '-' and '.', at most 253)"
+        )));
+    }
     let namespaced: Api<TaskTemplate> = Api::namespaced(state.client.clone(), ns);
     let cluster: Api<ClusterTaskTemplate> = Api::all(state.client.clone());
     let get_ns = |name: String| async move {
@@ -192,8 +201,6 @@ pub async fn resolve(
         // template of the same name must not take the place of the one a CI job means.
         TemplateChoice::Name(n) => get_cluster(n.clone()).await?.map(|b| (TemplateKind::ClusterTaskTemplate, b)),
     };
-    let name = choice.name().to_string();
-    let field = |message: String| ApiError::Validation(vec![FieldError { field: "template".into(), message }]);
     let Some((kind, body)) = found else {
         let what = match choice {
             TemplateChoice::Ref(r) => format!("no {} named {name:?}", r.kind.as_str()),
@@ -203,17 +210,28 @@ pub async fn resolve(
         };
         return Err(field(format!("{what} for namespace {ns:?} (GET /api/v1/templates lists them)")));
     };
-    let problems = check(&body);
-    if !problems.is_empty() {
-        return Err(field(format!("{} {name:?} is invalid: {}", kind.as_str(), problems.join("; "))));
-    }
-    params(&body, given).map_err(|problems| {
-        ApiError::Validation(
+    trial(kind, &name, &body, given).map_err(|e| match e {
+        RenderError::InvalidTemplate(problems) => {
+            field(format!("{} {name:?} is invalid: {}", kind.as_str(), problems.join("; ")))
+        }
+        RenderError::InvalidParams(problems) => ApiError::Validation(
             problems
                 .into_iter()
                 .map(|p| FieldError { field: format!("params.{}", p.param), message: p.message })
                 .collect(),
-        )
+        ),
     })?;
     Ok(TemplateRef { kind, name })
+}
+
+/// Renders the template as the operator will, with `given` as the params: what a value makes of
+/// the image, the program or a credential name is refused here, not in a failed Task.
+fn trial(
+    kind: TemplateKind,
+    name: &str,
+    body: &TemplateBody,
+    given: &std::collections::BTreeMap<String, String>,
+) -> Result<(), RenderError> {
+    let spec = TaskSpec { params: given.clone(), ..Default::default() };
+    render(kind, name, "", 0, body, &spec).map(drop)
 }

@@ -86,7 +86,7 @@ pub struct CreateTask {
 }
 
 /// Which template a Task is made from.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum TemplateChoice {
     /// A name: the `ClusterTaskTemplate` of that name.
@@ -101,9 +101,29 @@ pub enum TemplateChoice {
 pub struct TemplateRequest {
     /// `TaskTemplate` (of the Task's namespace) or `ClusterTaskTemplate`.
     pub kind: ephemera_crds::TemplateKind,
-    /// Its name.
-    #[schema(max_length = 253)]
+    /// Its name (a Kubernetes object name).
+    #[schema(schema_with = object_name_schema)]
     pub name: String,
+}
+
+// By hand: utoipa cannot put a pattern on the string of an untagged variant, and without one a
+// client (or a fuzzer) reads any string as a template name.
+impl utoipa::PartialSchema for TemplateChoice {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::OneOfBuilder;
+        OneOfBuilder::new()
+            .item(object_name_schema())
+            .item(utoipa::openapi::Ref::from_schema_name(TemplateRequest::name()))
+            .description(Some("Which template a Task is made from."))
+            .into()
+    }
+}
+
+impl ToSchema for TemplateChoice {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((TemplateRequest::name().into(), <TemplateRequest as utoipa::PartialSchema>::schema()));
+        <TemplateRequest as ToSchema>::schemas(schemas);
+    }
 }
 
 impl TemplateChoice {
@@ -144,6 +164,16 @@ fn params_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+/// A Kubernetes object name: a DNS subdomain, as [`ephemera_crds::task::limits::dns_subdomain`].
+fn object_name_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))
+        .max_length(Some(ephemera_crds::task::limits::DNS_SUBDOMAIN_MAX))
+        .description(Some("A template's name (a Kubernetes object name)."))
+        .build()
+}
 /// A DNS label.
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 /// A label key: optional DNS-subdomain prefix, then a name.

@@ -36,6 +36,21 @@ pub const BACKOFF_MAX: i64 = 3600;
 /// Longest `retry.maxBackoffSeconds`.
 pub const MAX_BACKOFF_MAX: i64 = 86_400;
 
+/// Longest Kubernetes object name (a DNS subdomain).
+pub const DNS_SUBDOMAIN_MAX: usize = 253;
+
+/// Whether `s` is a DNS subdomain (RFC 1123) of at most [`DNS_SUBDOMAIN_MAX`] characters: the
+/// names Kubernetes gives most objects, templates and Tasks among them.
+pub fn dns_subdomain(s: &str) -> bool {
+    s.len() <= DNS_SUBDOMAIN_MAX
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
 /// Whether `s` is a DNS label of at most [`DNS_LABEL_MAX`] characters (queue and credential names).
 pub fn dns_label(s: &str) -> bool {
     !s.is_empty()
@@ -43,4 +58,19 @@ pub fn dns_label(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_are_dns_subdomains_as_kubernetes_checks_them() {
+        for ok in ["a", "greet", "sf-deploy.v2", "0", &"a".repeat(253)] {
+            assert!(dns_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "Greet", "a..b", ".a", "a.", "-a", "a-.b", "a_b", "#\u{c6}", &"a".repeat(254)] {
+            assert!(!dns_subdomain(bad), "{bad}");
+        }
+    }
 }

@@ -346,6 +346,28 @@ spec:
     assert_eq!(st, 422);
     let fields: Vec<&str> = b["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["command", "queue"], "{b}");
+    // What a value makes of the Task is refused as that value's fault, before any Task exists:
+    // the operator would fail the Task with the same words.
+    let org_param = r#"
+apiVersion: ephemera.dev/v1alpha1
+kind: ClusterTaskTemplate
+metadata: {name: rest-org}
+spec:
+  params: [{name: org, required: true}]
+  task: {command: ["true"], credentials: ["$(params.org)"]}
+"#;
+    ok(apply(&s, org_param));
+    let (st, b) =
+        call(&api.http, "POST", &base, &token, Some(json!({"template": "rest-org", "params": {"org": "Not A Name"}})))
+            .await;
+    assert_eq!((st, b["errors"][0]["field"].as_str()), (422, Some("params.org")), "{b}");
+    assert!(b["errors"][0]["message"].as_str().unwrap().contains("is not a credential name"), "{b}");
+    // A name no template can have is refused as such, whatever the cluster would say about it.
+    for bad in ["#\u{c6}\u{ab}", "Greet", "a..b", "-greet"] {
+        let (st, b) = call(&api.http, "POST", &base, &token, Some(json!({"template": bad}))).await;
+        assert_eq!((st, b["errors"][0]["field"].as_str()), (422, Some("template")), "{bad}: {b}");
+        assert!(b["errors"][0]["message"].as_str().unwrap().contains("is not a template name"), "{bad}: {b}");
+    }
     let (st, b) = call(&api.http, "POST", &base, &token, Some(json!({"template": "secret-sauce"}))).await;
     assert_eq!(
         (st, b["errors"][0]["field"].as_str()),
