@@ -1,10 +1,10 @@
 //! Cron expressions as Kubernetes CronJob reads them (robfig/cron's standard parser): five fields,
 //! minute hour day-of-month month day-of-week, each `*`, `?`, a value, a range, a list and a
 //! `/step`; month and weekday names; the descriptors `@yearly` .. `@hourly`. When day-of-month and
-//! day-of-week are both restricted, either matching is enough; when either starts with `*`, both
-//! must match. Written here rather than taken from a crate: the Rust cron crates either count
-//! weekdays from 1 = Sunday and match both day fields together, or bring chrono and its time zone
-//! database beside the jiff this project already uses.
+//! day-of-week are both restricted, either matching is enough; when either is `*` or `?` (with no
+//! step above 1), both must match. Written here rather than taken from a crate: the Rust cron
+//! crates either count weekdays from 1 = Sunday and match both day fields together, or bring
+//! chrono and its time zone database beside the jiff this project already uses.
 
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
@@ -18,7 +18,7 @@ pub struct Cron {
     days: u64,
     months: u64,
     weekdays: u64,
-    /// Either day field starts with `*` or `?`: both must match, else either.
+    /// Either day field is unrestricted (`*`, `?`, `*/1`): both must match, else either.
     day_star: bool,
 }
 
@@ -64,9 +64,12 @@ impl Field {
         Ok(v)
     }
 
-    /// The bits a field expression sets, and whether it starts with `*` or `?`.
+    /// The bits a field expression sets, and whether it is unrestricted as robfig/cron (and so
+    /// CronJob) reads it: one of its parts is `*` or `?` with no step above 1 (`*/2` is a
+    /// restriction, unlike in Vixie cron, which looks at the first character only).
     fn parse(&self, expr: &str) -> Result<(u64, bool), CronError> {
         let mut bits = 0u64;
+        let mut star = false;
         for part in expr.split(',') {
             let (range, step) = match part.split_once('/') {
                 Some((r, s)) => {
@@ -78,7 +81,10 @@ impl Field {
                 None => (part, None),
             };
             let (lo, hi) = match range {
-                "*" | "?" => (self.min, self.max),
+                "*" | "?" => {
+                    star |= step.unwrap_or(1) == 1;
+                    (self.min, self.max)
+                }
                 r => match r.split_once('-') {
                     Some((a, b)) => (self.value(a)?, self.value(b)?),
                     // `5/15` means from 5 to the end, every 15.
@@ -101,7 +107,7 @@ impl Field {
                 v = next;
             }
         }
-        Ok((bits, expr.starts_with('*') || expr.starts_with('?')))
+        Ok((bits, star))
     }
 }
 
@@ -226,8 +232,13 @@ mod tests {
             ("30 2 1 * *", "2026-12-01T03:00:00Z", "2027-01-01T02:30:00+00:00[UTC]"),
             // Both day fields restricted: the 1st of the month or any Monday.
             ("0 0 1 * MON", "2026-12-01T01:00:00Z", "2026-12-07T00:00:00+00:00[UTC]"),
-            // A day field starting with `*`: both must match (Mondays that are odd days).
-            ("0 0 */2 * MON", "2026-12-01T01:00:00Z", "2026-12-07T00:00:00+00:00[UTC]"),
+            // A day field that is `*` (or `*/1`): both must match (every Monday).
+            ("0 0 * * MON", "2026-12-01T01:00:00Z", "2026-12-07T00:00:00+00:00[UTC]"),
+            ("0 0 */1 * MON", "2026-12-01T01:00:00Z", "2026-12-07T00:00:00+00:00[UTC]"),
+            // `*/2` restricts, as robfig/cron reads it: odd days or Mondays (the 3rd comes first).
+            ("0 0 */2 * MON", "2026-12-01T01:00:00Z", "2026-12-03T00:00:00+00:00[UTC]"),
+            ("0 0 1 * */2", "2026-12-01T01:00:00Z", "2026-12-03T00:00:00+00:00[UTC]"),
+            ("0 0 1,* * MON", "2026-12-01T01:00:00Z", "2026-12-07T00:00:00+00:00[UTC]"),
             ("0 0 * * 7", "2026-12-01T00:00:00Z", "2026-12-06T00:00:00+00:00[UTC]"),
             ("5/20 * * * *", "2026-12-01T10:06:00Z", "2026-12-01T10:25:00+00:00[UTC]"),
             ("0 12 * JAN,jul *", "2026-12-01T00:00:00Z", "2027-01-01T12:00:00+00:00[UTC]"),
