@@ -3,7 +3,11 @@
 //! cancel (Replace), create each due run's Task (named by its slot, so a second create finds the
 //! first), then write the status (`lastScheduleTime` only once the Tasks exist), then prune the
 //! history and record Events. It looks again when the next run is due, or when one of its Tasks
-//! changes.
+//! changes in a way the decision reads ([`trigger`]). It decides from its cache of schedule Tasks,
+//! and decides again from the API before it makes or cancels a run: a run made a moment ago may
+//! not be in the cache yet, and Forbid and Replace must see it.
+
+mod trigger;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +21,8 @@ use jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use tracing::Instrument;
 
@@ -39,6 +44,9 @@ pub enum Error {
     /// The schedule has no name, namespace or creation time (not from the API).
     #[error("the TaskSchedule is not a stored object")]
     NotStored,
+    /// The watch of schedule Tasks ended (the operator is stopping).
+    #[error("the schedule Task cache is gone")]
+    NoCache,
 }
 
 /// What every schedule reconcile shares.
@@ -46,6 +54,11 @@ pub struct Context {
     client: Client,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    /// Every Task that carries the schedule label, as the watch last saw it.
+    tasks: Store<Task>,
+    /// True once `tasks` was filled by a first list. Not `Store::wait_until_ready`: its one-shot
+    /// channel wakes only the last of several reconciles waiting together, the others hang.
+    filled: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Runs the controller until `stop` resolves (then in-flight reconciles finish).
@@ -59,10 +72,25 @@ pub async fn run(
     let tasks: Api<Task> = Api::all(client.clone());
     let recorder =
         Recorder::new(client.clone(), Reporter { controller: "ephemera-operator".into(), instance: Some(identity) });
-    let ctx = Arc::new(Context { client, recorder, metrics });
+    let (store, writer) = reflector::store();
+    let (filled_tx, filled) = tokio::sync::watch::channel(false);
+    let mut changes = trigger::Changes::default();
+    // A finished Task of the schedule may free a Forbid slot and changes the outcome and history.
+    let wakes = watcher(tasks, watcher::Config::default().labels(SCHEDULE_LABEL))
+        .default_backoff()
+        // What the API server tracks of who wrote which field is most of a cached Task's size.
+        .modify(|t: &mut Task| t.managed_fields_mut().clear())
+        .reflect(writer)
+        .filter_map(move |event| {
+            // The store took the event first: at the first InitDone it holds every schedule Task.
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                filled_tx.send_replace(true);
+            }
+            std::future::ready(event.map(|e| changes.wake(e)).transpose())
+        });
+    let ctx = Arc::new(Context { client, recorder, metrics, tasks: store, filled });
     Controller::new(schedules, watcher::Config::default())
-        // A finished Task of the schedule may free a Forbid slot and changes the outcome and history.
-        .owns(tasks, watcher::Config::default().labels(SCHEDULE_LABEL))
+        .owns_stream(wakes)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -112,22 +140,43 @@ fn member(t: &Task) -> Member {
 async fn apply(schedule: &TaskSchedule, ctx: &Context, ns: &str, name: &str) -> Result<Action, Error> {
     let created = schedule.metadata.creation_timestamp.as_ref().map(|t| t.0).ok_or(Error::NotStored)?;
     let uid = schedule.uid().ok_or(Error::NotStored)?;
+    // A decision from a cache not yet filled would write an empty status before the Tasks are listed.
+    ctx.filled.clone().wait_for(|filled| *filled).await.map_err(|_| Error::NoCache)?;
     let tasks: Api<Task> = Api::namespaced(ctx.client.clone(), ns);
-    // From the API, not a cache: a run made a moment ago must count as active for Forbid.
-    let selector = format!("{SCHEDULE_LABEL}={name}");
-    let listed = tasks.list(&ListParams::default().labels(&selector)).await?;
-    let owned: Vec<Member> = listed.items.iter().filter(|t| made_by(schedule, &uid, t)).map(member).collect();
     let status = schedule.status.clone().unwrap_or_default();
-    let seen = Seen {
-        name,
-        created,
-        generation: schedule.metadata.generation,
-        spec: &schedule.spec,
-        status: &status,
-        tasks: &owned,
+    let decide_with = |members: &[Member]| {
+        let seen = Seen {
+            name,
+            created,
+            generation: schedule.metadata.generation,
+            spec: &schedule.spec,
+            status: &status,
+            tasks: members,
+        };
+        decide(&seen, Timestamp::now())
     };
-    let plan = decide(&seen, Timestamp::now());
+    let cached: Vec<Member> = ctx
+        .tasks
+        .state()
+        .iter()
+        .filter(|t| t.namespace().as_deref() == Some(ns) && made_by(schedule, &uid, t))
+        .map(|t| member(t))
+        .collect();
+    let mut plan = decide_with(&cached);
+    if touches_runs(&plan, &status) {
+        // From the API, not the cache: a run made a moment ago must count as active for Forbid,
+        // be cancelled by Replace, and keep its slot from being made or counted skipped again.
+        let selector = format!("{SCHEDULE_LABEL}={name}");
+        let listed = tasks.list(&ListParams::default().labels(&selector)).await?;
+        let owned: Vec<Member> = listed.items.iter().filter(|t| made_by(schedule, &uid, t)).map(member).collect();
+        plan = decide_with(&owned);
+    }
     execute(schedule, ctx, &tasks, plan, &status).await
+}
+
+/// The plan makes, cancels or skips a run: what only a fresh list of the schedule's Tasks may decide.
+fn touches_runs(plan: &Plan, stored: &ephemera_crds::TaskScheduleStatus) -> bool {
+    !plan.create.is_empty() || !plan.cancel.is_empty() || plan.status.skipped != stored.skipped
 }
 
 async fn execute(
