@@ -269,7 +269,14 @@ pub fn decide(seen: &Seen<'_>, now: Timestamp) -> Plan {
             break;
         }
     }
-    let last = due.back().copied();
+    // Cut short, this scan did not reach now: none of its slots is among the latest, as more are
+    // due after them. All but the newest MAX_CATCH_UP are missed; those are scanned again next
+    // time with the rest, so a long outage still makes only the latest (or the last 100) once.
+    let truncated = scanned >= MAX_SCAN && when.next_after(t).is_some_and(|s| s <= now);
+    if truncated {
+        due.clear();
+    }
+    let last = if truncated { dropped.last().copied() } else { due.back().copied() };
     // A due slot whose Task exists was made already: its status write was lost (a conflict, a
     // crash) or the cache is behind. It is neither made again, nor skipped, nor replaced by itself.
     let made: std::collections::HashSet<&str> = seen.tasks.iter().map(|t| t.name.as_str()).collect();
@@ -341,7 +348,7 @@ pub fn decide(seen: &Seen<'_>, now: Timestamp) -> Plan {
         plan.status.last_schedule_time = Some(rfc3339(last));
     }
     let from = last.map_or(now, |l| l.max(now));
-    let next = if scanned >= MAX_SCAN { Some(now) } else { when.next_after(from) };
+    let next = if truncated { Some(now) } else { when.next_after(from) };
     plan.status.next_schedule_time = next.map(rfc3339);
     plan.after = next.map(|n| n.duration_since(now).unsigned_abs());
     plan.notes = notes;

@@ -163,3 +163,38 @@ fn a_cron_schedule_in_a_time_zone_is_due_on_its_wall_clock() {
     assert_eq!(p.status.next_schedule_time.as_deref(), Some("2026-12-07T14:00:00Z"), "Monday 09:00 EST");
     assert_eq!(p.after, Some(std::time::Duration::from_secs(3 * 86400 - 3600)));
 }
+
+#[test]
+fn a_long_outage_of_a_one_second_schedule_still_makes_only_the_latest_runs_once() {
+    // Three days of one-second slots: more than one decision scans (MAX_SCAN).
+    let now = "2026-12-04T10:00:00Z";
+    let latest =
+        |n: i64| -> Vec<String> { (0..n).rev().map(|k| format!("nightly-{}", at(now).as_second() - k)).collect() };
+    let cases = [
+        ("without a starting deadline only the latest", json!({"schedule": "@every 1s"}), latest(1)),
+        (
+            "within a deadline the newest hundred",
+            json!({"schedule": "@every 1s", "startingDeadlineSeconds": 400_000}),
+            latest(crate::decide::MAX_CATCH_UP as i64),
+        ),
+    ];
+    for (what, s, want) in cases {
+        let spec = spec(s);
+        let mut status = TaskScheduleStatus::default();
+        let (mut made, mut decisions) = (Vec::new(), 0);
+        loop {
+            let p = plan(&spec, &status, &[], now);
+            made.extend(p.create.iter().map(|r| r.name.clone()));
+            status = p.status;
+            decisions += 1;
+            if p.after != Some(std::time::Duration::ZERO) {
+                break;
+            }
+            assert!(decisions < 10, "{what}: the scan goes on");
+        }
+        assert!(decisions > 1, "{what}: the outage is longer than one scan");
+        assert_eq!(made, want, "{what}");
+        assert_eq!(status.skipped, 3 * 86_400 - want.len() as i64, "{what}: every other slot is counted skipped");
+        assert_eq!(status.last_schedule_time.as_deref(), Some(now), "{what}");
+    }
+}
