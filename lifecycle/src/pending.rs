@@ -20,6 +20,22 @@ pub const QUEUE_RECHECK: Duration = Duration::from_secs(30);
 /// The next step of a pending Task.
 pub fn decide(task: &Task, mut status: TaskStatus, seen: &Seen, now: Timestamp) -> Decision {
     let generation = task.metadata.generation;
+    // Only a status writer other than the operator can have put another template's rendering
+    // there (the CRD keeps status.template as first written): the Task never runs it.
+    if let (Some(r), Some(found)) = (&task.spec.template_ref, &status.template) {
+        if !found.is_for(r) {
+            let reason = Reason::InvalidTemplate;
+            let message = format!(
+                "status.template was rendered from {} {:?}, not from the Task's templateRef {} {:?}",
+                found.kind.as_str(),
+                found.name,
+                r.kind.as_str(),
+                r.name
+            );
+            set_condition(&mut status, ConditionType::TemplateResolved, false, &reason, &message, generation, now);
+            return Decision::Plan(finish(task, status, TaskPhase::Failed, reason, message, now));
+        }
+    }
     // A templated Task is rendered once, before anything else is checked: the rendering (and the
     // template generation) is kept in its status, so a later template edit changes nothing.
     if let (Some(r), None) = (&task.spec.template_ref, &status.template) {

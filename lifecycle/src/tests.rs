@@ -389,3 +389,16 @@ fn a_template_that_cannot_be_rendered_fails_the_task_before_anything_else() {
     let c = p.status.conditions.iter().find(|c| c.type_ == "TemplateResolved").unwrap();
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InvalidParams"));
 }
+
+#[test]
+fn a_rendering_of_another_template_in_the_status_is_never_run() {
+    // A hostile status writer puts a rendering of a template the Task does not name.
+    let mut forged = rendering("default", &["prod"]);
+    forged.name = "anything-goes".into();
+    let t = templated(json!({"template": serde_json::to_value(&forged).unwrap()}));
+    assert_eq!(t.rendered().spec.command, Vec::<String>::new(), "the forged command is not the Task's");
+    let d = decide(&t, &open(), at("2026-12-01T10:00:05Z"), &settings());
+    assert!(line(&d).starts_with("Failed/InvalidTemplate"), "{}", line(&d));
+    let p = plan(d);
+    assert!(p.status.message.contains("\"anything-goes\""), "{}", p.status.message);
+}

@@ -23,6 +23,9 @@ use super::status::TaskStatus;
     // On the Task, not on TaskSpec: a TaskSchedule embeds TaskSpec, and its Tasks' spec may change.
     validation = Rule::new("self.spec.queue == oldSelf.spec.queue").message("queue is immutable"),
     validation = Rule::new("has(self.spec.templateRef) == has(oldSelf.spec.templateRef) && (!has(self.spec.templateRef) || self.spec.templateRef == oldSelf.spec.templateRef)").message("templateRef is immutable"),
+    // What the operator rendered a templated Task into is what it runs, for good: no status
+    // writer (the API server's progress intake included) may change or remove it.
+    validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.template) || (has(self.status) && has(self.status.template) && self.status.template == oldSelf.status.template)").message("status.template is written once"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Queue", type_ = "string", json_path = ".spec.queue"),
     printcolumn(name = "Priority", type_ = "integer", json_path = ".spec.priority"),

@@ -290,11 +290,18 @@ pub struct RenderedTask {
     pub resources: Option<TaskResources>,
 }
 
+impl TemplateResolution {
+    /// Rendered from the template `r` names (anything else in a Task's status is never run).
+    pub fn is_for(&self, r: &TemplateRef) -> bool {
+        self.kind == r.kind && self.name == r.name
+    }
+}
+
 impl crate::Task {
-    /// The rendering a templated Task runs from, once made.
+    /// The rendering a templated Task runs from, once made from the template it names.
     fn rendering(&self) -> Option<&RenderedTask> {
         let r = self.status.as_ref().and_then(|s| s.template.as_ref())?;
-        self.spec.template_ref.is_some().then_some(&r.task)
+        self.spec.template_ref.as_ref().is_some_and(|t| r.is_for(t)).then_some(&r.task)
     }
 
     /// The Task as it runs: for a templated Task whose template was rendered, its spec with the

@@ -58,9 +58,14 @@ pub fn test_images(env_file: &str, components: &[&str], sources: &[&str]) -> Vec
     let env_file = repo().join("target/images").join(env_file);
     if stale(&env_file, sources) {
         let registry = ephemera_devcluster::testing::test_registry();
-        // One build at a time across test processes (nextest runs each test in its own).
+        // One build at a time across test processes (nextest runs each test in its own). `-o`: the
+        // build may start the registry, which must not inherit the lock and hold it for good.
         let mut build = Command::new("flock");
-        build.arg(repo().join("target/images.lock")).arg(repo().join("images/build.sh")).args(["--profile", "dev"]);
+        build
+            .arg("-o")
+            .arg(repo().join("target/images.lock"))
+            .arg(repo().join("images/build.sh"))
+            .args(["--profile", "dev"]);
         for c in components {
             build.args(["--component", c]);
         }

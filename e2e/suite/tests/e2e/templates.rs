@@ -140,6 +140,15 @@ spec:
     let after = phase(&tasks, "after-edit", TaskPhase::Succeeded).await.status.unwrap();
     assert_eq!((before.result.as_str(), before.template.unwrap().generation), ("old|--times=2|plain|", 1));
     assert_eq!((after.result.as_str(), after.template.unwrap().generation), ("new|edited|", 2));
+    // Nor may any status writer swap the rendering it ran from, or drop it.
+    let mut forged = tasks.get_status("after-edit").await.unwrap();
+    let st = forged.status.as_mut().unwrap();
+    st.template.as_mut().unwrap().task.image = Some("evil.example/miner".into());
+    let err = tasks.replace_status("after-edit", &PostParams::default(), &forged).await.unwrap_err();
+    assert!(err.to_string().contains("status.template is written once"), "{err}");
+    forged.status.as_mut().unwrap().template = None;
+    let err = tasks.replace_status("after-edit", &PostParams::default(), &forged).await.unwrap_err();
+    assert!(err.to_string().contains("status.template is written once"), "{err}");
 
     // A team's TaskTemplate serves its own namespace, and no other.
     let local = r#"
