@@ -89,7 +89,15 @@ pub async fn run(
             std::future::ready(event.map(|e| changes.wake(e)).transpose())
         });
     let ctx = Arc::new(Context { client, recorder, metrics, tasks: store, filled });
-    Controller::new(schedules, watcher::Config::default())
+    // A schedule's own status writes (one or more per run) do not wake it: only spec changes
+    // do. Its reconciles still read the schedule, status included, from the store.
+    let (schedule_store, schedule_writer) = reflector::store();
+    let edits = watcher(schedules, watcher::Config::default())
+        .default_backoff()
+        .reflect(schedule_writer)
+        .applied_objects()
+        .predicate_filter(kube::runtime::predicates::generation, Default::default());
+    Controller::for_stream(edits, schedule_store)
         .owns_stream(wakes)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
