@@ -67,13 +67,18 @@ fn a_deploy_takes_specified_tests_a_dry_run_and_a_quick_deploy_job() {
 #[test]
 fn the_catalogue_refuses_params_that_would_reach_a_shell_or_name_no_org() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 8] = [
         ("salesforce-deploy", &[], "targetOrg"),
         ("salesforce-deploy", &[("targetOrg", "prod-org"), ("tests", "A;rm -rf /")], "tests"),
         ("salesforce-validate", &[("targetOrg", "Prod Org")], "targetOrg"),
         ("salesforce-run-tests", &[("targetOrg", "o"), ("testLevel", "NoTestRun")], "testLevel"),
         ("salesforce-deploy", &[("targetOrg", "o"), ("sourceDir", "$(reboot)")], "sourceDir"),
+        // The source directory stays inside the project.
+        ("salesforce-deploy", &[("targetOrg", "o"), ("sourceDir", "force-app/../../etc")], "sourceDir"),
+        ("salesforce-validate", &[("targetOrg", "o"), ("sourceDir", "/etc")], "sourceDir"),
+        ("salesforce-validate", &[("targetOrg", "o"), ("sourceDir", "force-app/")], "sourceDir"),
     ];
+    assert!(rendered("salesforce-deploy", &[("targetOrg", "o"), ("sourceDir", "src/main.app/v1")]).is_ok());
     for (name, params, param) in cases {
         match rendered(name, params) {
             Err(RenderError::InvalidParams(p)) => assert_eq!(p[0].param, param, "{name} {params:?}: {p:?}"),
