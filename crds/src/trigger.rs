@@ -188,6 +188,10 @@ pub struct TriggerRule {
     /// At most one running Task per key: a newer delivery with the same key cancels the older Task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<Concurrency>,
+    /// Delete the finished Task after this long (with `template` too; beats `task`'s own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = limits::TTL_MAX))]
+    pub ttl_seconds_after_finished: Option<i64>,
 }
 
 /// The Task a rule creates (queue and priority are the rule's).

@@ -98,7 +98,8 @@ pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task 
         priority: rule.priority.unwrap_or_default(),
         timeout_seconds: t.timeout_seconds.unwrap_or(ephemera_crds::task::limits::TIMEOUT_DEFAULT),
         retry: t.retry.clone().unwrap_or_default(),
-        ttl_seconds_after_finished: t.ttl_seconds_after_finished,
+        // A templated rule's Tasks would otherwise never be cleaned up: templates carry no TTL.
+        ttl_seconds_after_finished: rule.ttl_seconds_after_finished.or(t.ttl_seconds_after_finished),
         cancel: false,
         resources: t.resources.clone(),
         origin: Some(Origin {
@@ -183,5 +184,21 @@ mod tests {
         let labels = t.metadata.labels.clone().unwrap();
         assert_eq!((labels[TRIGGER_LABEL].as_str(), labels[RULE_LABEL].as_str()), ("gh", "branch-push"));
         assert_eq!(labels[CONCURRENCY_LABEL].len(), 32);
+    }
+
+    #[test]
+    fn a_templated_rule_gives_its_tasks_the_rules_ttl() {
+        let tr: TaskTrigger = serde_json::from_value(json!({
+            "apiVersion": "ephemera.dev/v1alpha1", "kind": "TaskTrigger",
+            "metadata": {"name": "gh", "namespace": "team", "uid": "u"},
+            "spec": {"source": "github", "secretRef": {"name": "s", "key": "k"}, "rules": [
+                {"name": "deploy", "template": {"name": "salesforce-deploy"}, "ttlSecondsAfterFinished": 600}]}
+        }))
+        .unwrap();
+        let made =
+            Made { event: "push", delivery: "d", name_key: b"k", params: BTreeMap::new(), concurrency_key: None };
+        let t = build(&tr, &tr.spec.rules[0], made);
+        assert_eq!(t.spec.ttl_seconds_after_finished, Some(600));
+        assert!(t.spec.template_ref.is_some() && t.spec.command.is_empty());
     }
 }
