@@ -71,6 +71,17 @@ impl Run {
         }
     }
 
+    /// The Event when the API server refused its Task (the schedule's Task, not the moment, is
+    /// wrong: invalid labels, a policy), so the run was skipped rather than retried for ever.
+    pub fn refused(&self, why: &str) -> Note {
+        let why: String = why.chars().take(512).collect();
+        Note {
+            warning: true,
+            reason: Reason::TaskRefused,
+            message: format!("the run of {} skipped: the API server refused Task {}: {why}", self.slot, self.name),
+        }
+    }
+
     /// The Event when its Task's name is held by a Task the schedule did not make.
     pub fn name_taken(&self) -> Note {
         Note {
@@ -101,6 +112,8 @@ pub enum Reason {
     Replaced,
     /// A run's Task name is held by a Task the schedule did not make, so the run was skipped.
     NameTaken,
+    /// The API server refused a run's Task as invalid, so the run was skipped.
+    TaskRefused,
 }
 
 impl Reason {
@@ -114,6 +127,7 @@ impl Reason {
             Reason::ConcurrencyForbidden => "ConcurrencyForbidden",
             Reason::Replaced => "Replaced",
             Reason::NameTaken => "NameTaken",
+            Reason::TaskRefused => "TaskRefused",
         }
     }
 }

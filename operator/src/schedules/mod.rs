@@ -218,6 +218,12 @@ async fn execute(
                     plan.notes.push(run.name_taken());
                 }
             }
+            // Invalid as the schedule gives it (labels, a policy): retrying cannot help, and an
+            // error retried every 2 s would say nothing to the schedule's owner.
+            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
+                plan.status.skipped += 1;
+                plan.notes.push(run.refused(&e.message));
+            }
             Err(e) => return Err(e.into()),
         }
     }

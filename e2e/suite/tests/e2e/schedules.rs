@@ -158,6 +158,10 @@ async fn run_at_runs_once_in_the_past_or_the_future_and_suspend_holds_runs_until
     .unwrap();
     Api::<Task>::namespaced(s.client.clone(), "default").create(&PostParams::default(), &planted).await.unwrap();
     let held = schedule(&s, "held", json!({"schedule": "@every 2s", "suspend": true, "task": busybox("true")})).await;
+    // A Task the API server refuses (a label value no object may carry) skips its run, loudly.
+    let mut bad_labels = busybox("true");
+    bad_labels["labels"] = json!({"team": "not a label value!"});
+    schedule(&s, "badlabels", json!({"runAt": hour_ago.to_string(), "task": bad_labels})).await;
 
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
     let past = format!("past-{}", hour_ago.as_second());
@@ -190,6 +194,15 @@ async fn run_at_runs_once_in_the_past_or_the_future_and_suspend_holds_runs_until
         events.contains("NameTaken") && events.contains("was not made by this schedule") && !events.contains("Created"),
         "{events}"
     );
+
+    let st = eventually(20, "the refused run is skipped", || async {
+        schedules.get("badlabels").await.ok()?.status.filter(|st| st.last_schedule_time.is_some())
+    })
+    .await;
+    assert_eq!((st.skipped, st.active_count), (1, 0), "{st:?}");
+    assert!(runs(&s, "badlabels").await.is_empty());
+    let events = ok(s.dev.kubectl(&["get", "events", "--field-selector", "involvedObject.name=badlabels"]));
+    assert!(events.contains("TaskRefused") && events.contains("not a label value!"), "{events}");
 
     // Suspended: no runs; resumed: the latest missed run at once (no starting deadline), then on time.
     assert!(runs(&s, "held").await.is_empty(), "a suspended schedule makes nothing");
