@@ -32,7 +32,10 @@ use super::status::TaskStatus;
     printcolumn(name = "Attempt", type_ = "integer", json_path = ".status.attempt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason", priority = "1"),
-    printcolumn(name = "Pod", type_ = "string", json_path = ".status.podName", priority = "1")
+    printcolumn(name = "Pod", type_ = "string", json_path = ".status.podName", priority = "1"),
+    // A templated Task's Queue column says `default`: the queue it runs in is the rendered one.
+    printcolumn(name = "Template", type_ = "string", json_path = ".spec.templateRef.name", priority = "1"),
+    printcolumn(name = "Rendered-Queue", type_ = "string", json_path = ".status.template.task.queue", priority = "1")
 )]
 #[x_kube(
     validation = Rule::new("has(self.templateRef) != (has(self.command) && size(self.command) > 0)").message("set exactly one of command and templateRef"),

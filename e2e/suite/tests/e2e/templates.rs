@@ -140,6 +140,11 @@ spec:
     let after = phase(&tasks, "after-edit", TaskPhase::Succeeded).await.status.unwrap();
     assert_eq!((before.result.as_str(), before.template.unwrap().generation), ("old|--times=2|plain|", 1));
     assert_eq!((after.result.as_str(), after.template.unwrap().generation), ("new|edited|", 2));
+    // kubectl's wide view names the template and the queue the Task ran in.
+    let wide = ok(s.dev.kubectl(&["get", "task", "after-edit", "-o", "wide"]));
+    let (head, row) = wide.split_once('\n').unwrap();
+    assert!(head.contains("TEMPLATE") && head.contains("RENDERED-QUEUE"), "{wide}");
+    assert!(row.split_whitespace().any(|w| w == "greet"), "{wide}");
     // Nor may any status writer swap the rendering it ran from, or drop it.
     let mut forged = tasks.get_status("after-edit").await.unwrap();
     let st = forged.status.as_mut().unwrap();
