@@ -32,6 +32,8 @@ use crate::metrics::Metrics;
 pub const SCHEDULE_LABEL: &str = "ephemera.dev/schedule";
 /// The annotation holding a scheduled Task's slot (RFC 3339).
 pub const SLOT_ANNOTATION: &str = "ephemera.dev/scheduled-time";
+/// How long a reconcile waits for the first list of schedule Tasks before it fails (and is retried).
+const CACHE_WAIT: Duration = Duration::from_secs(30);
 /// `spec.origin.source` of a schedule's Tasks.
 const ORIGIN_SOURCE: &str = "schedule";
 
@@ -44,8 +46,8 @@ pub enum Error {
     /// The schedule has no name, namespace or creation time (not from the API).
     #[error("the TaskSchedule is not a stored object")]
     NotStored,
-    /// The watch of schedule Tasks ended (the operator is stopping).
-    #[error("the schedule Task cache is gone")]
+    /// The schedule Tasks were not listed yet (the list keeps failing) or their watch ended.
+    #[error("the schedule Tasks are not listed yet")]
     NoCache,
 }
 
@@ -146,23 +148,14 @@ fn member(t: &Task) -> Member {
 }
 
 async fn apply(schedule: &TaskSchedule, ctx: &Context, ns: &str, name: &str) -> Result<Action, Error> {
-    let created = schedule.metadata.creation_timestamp.as_ref().map(|t| t.0).ok_or(Error::NotStored)?;
     let uid = schedule.uid().ok_or(Error::NotStored)?;
-    // A decision from a cache not yet filled would write an empty status before the Tasks are listed.
-    ctx.filled.clone().wait_for(|filled| *filled).await.map_err(|_| Error::NoCache)?;
+    // A decision from a cache not yet filled would write an empty status before the Tasks are
+    // listed; a list that keeps failing (RBAC) must not hold reconciles, or shutdown, for good.
+    let mut filled = ctx.filled.clone();
+    if !tokio::time::timeout(CACHE_WAIT, filled.wait_for(|f| *f)).await.is_ok_and(|r| r.is_ok()) {
+        return Err(Error::NoCache);
+    }
     let tasks: Api<Task> = Api::namespaced(ctx.client.clone(), ns);
-    let status = schedule.status.clone().unwrap_or_default();
-    let decide_with = |members: &[Member]| {
-        let seen = Seen {
-            name,
-            created,
-            generation: schedule.metadata.generation,
-            spec: &schedule.spec,
-            status: &status,
-            tasks: members,
-        };
-        decide(&seen, Timestamp::now())
-    };
     let cached: Vec<Member> = ctx
         .tasks
         .state()
@@ -170,31 +163,48 @@ async fn apply(schedule: &TaskSchedule, ctx: &Context, ns: &str, name: &str) -> 
         .filter(|t| t.namespace().as_deref() == Some(ns) && made_by(schedule, &uid, t))
         .map(|t| member(t))
         .collect();
-    let mut plan = decide_with(&cached);
-    if touches_runs(&plan, &status) {
-        // From the API, not the cache: a run made a moment ago must count as active for Forbid,
-        // be cancelled by Replace, and keep its slot from being made or counted skipped again.
-        let selector = format!("{SCHEDULE_LABEL}={name}");
-        let listed = tasks.list(&ListParams::default().labels(&selector)).await?;
-        let owned: Vec<Member> = listed.items.iter().filter(|t| made_by(schedule, &uid, t)).map(member).collect();
-        plan = decide_with(&owned);
+    let plan = decide_for(schedule, &cached)?;
+    if !touches_runs(&plan, schedule) {
+        return execute(schedule, ctx, &tasks, plan).await;
     }
-    execute(schedule, ctx, &tasks, plan, &status).await
+    // From the API, not the caches: a run made a moment ago must count as active for Forbid, be
+    // cancelled by Replace, and keep its slot from being made or counted skipped again; and the
+    // schedule's own status (its last slot, what it skipped) may be newer than the cache's.
+    let schedules: Api<TaskSchedule> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(fresh) = schedules.get_opt(name).await?.filter(|f| f.uid().as_deref() == Some(uid.as_str())) else {
+        return Ok(Action::await_change());
+    };
+    let selector = format!("{SCHEDULE_LABEL}={name}");
+    let listed = tasks.list(&ListParams::default().labels(&selector)).await?;
+    let owned: Vec<Member> = listed.items.iter().filter(|t| made_by(&fresh, &uid, t)).map(member).collect();
+    let plan = decide_for(&fresh, &owned)?;
+    execute(&fresh, ctx, &tasks, plan).await
+}
+
+/// What the schedule should do now, given its Tasks.
+fn decide_for(schedule: &TaskSchedule, members: &[Member]) -> Result<Plan, Error> {
+    let created = schedule.metadata.creation_timestamp.as_ref().map(|t| t.0).ok_or(Error::NotStored)?;
+    let status = schedule.status.clone().unwrap_or_default();
+    let seen = Seen {
+        name: &schedule.name_any(),
+        created,
+        generation: schedule.metadata.generation,
+        spec: &schedule.spec,
+        status: &status,
+        tasks: members,
+    };
+    Ok(decide(&seen, Timestamp::now()))
 }
 
 /// The plan makes, cancels or skips a run: what only a fresh list of the schedule's Tasks may decide.
-fn touches_runs(plan: &Plan, stored: &ephemera_crds::TaskScheduleStatus) -> bool {
-    !plan.create.is_empty() || !plan.cancel.is_empty() || plan.status.skipped != stored.skipped
+fn touches_runs(plan: &Plan, schedule: &TaskSchedule) -> bool {
+    let skipped = schedule.status.as_ref().map_or(0, |s| s.skipped);
+    !plan.create.is_empty() || !plan.cancel.is_empty() || plan.status.skipped != skipped
 }
 
-async fn execute(
-    schedule: &TaskSchedule,
-    ctx: &Context,
-    tasks: &Api<Task>,
-    mut plan: Plan,
-    stored: &ephemera_crds::TaskScheduleStatus,
-) -> Result<Action, Error> {
+async fn execute(schedule: &TaskSchedule, ctx: &Context, tasks: &Api<Task>, mut plan: Plan) -> Result<Action, Error> {
     let uid = schedule.uid().ok_or(Error::NotStored)?;
+    let stored = schedule.status.clone().unwrap_or_default();
     for name in &plan.cancel {
         let cancel = serde_json::json!({"spec": {"cancel": true}});
         match tasks.patch(name, &PatchParams::default(), &Patch::Merge(&cancel)).await {
@@ -228,7 +238,7 @@ async fn execute(
         }
     }
     let skipped = plan.status.skipped.saturating_sub(stored.skipped);
-    if plan.status != *stored {
+    if plan.status != stored {
         let mut next = schedule.clone();
         next.status = Some(plan.status.clone());
         let api: Api<TaskSchedule> = Api::namespaced(ctx.client.clone(), &schedule.namespace().unwrap_or_default());
