@@ -1,11 +1,12 @@
-//! The TaskSchedule controller: for each schedule it lists the schedule's Tasks, asks the pure
+//! The TaskSchedule controller: for each schedule it gathers the schedule's Tasks, asks the pure
 //! [`ephemera_schedules::decide`] what to do now, and does it in the order that keeps runs exact:
 //! cancel (Replace), create each due run's Task (named by its slot, so a second create finds the
 //! first), then write the status (`lastScheduleTime` only once the Tasks exist), then prune the
 //! history and record Events. It looks again when the next run is due, or when one of its Tasks
 //! changes in a way the decision reads ([`trigger`]). It decides from its cache of schedule Tasks,
-//! and decides again from the API before it makes or cancels a run: a run made a moment ago may
-//! not be in the cache yet, and Forbid and Replace must see it.
+//! and decides again from the schedule and its Tasks as the API has them before it makes, cancels
+//! or skips a run: a run made a moment ago, or a status written a moment ago, may not be in the
+//! caches yet, and Forbid and Replace must see it.
 
 mod trigger;
 
