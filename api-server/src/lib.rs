@@ -5,6 +5,7 @@
 //! counted; every error is a problem document.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod forwarded;
@@ -165,12 +166,14 @@ pub fn documented() -> utoipa_axum::router::OpenApiRouter<Arc<AppState>> {
         .routes(routes!(stream::tickets::issue))
         // Deliveries are read by the handler itself, with each source's own limit.
         .routes(routes!(webhooks::deliver::deliver))
+        .routes(routes!(webhooks::listing::list))
 }
 
 /// The whole API.
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, _) = documented().split_for_parts();
     api.route("/api/v1/stream", get(stream::ws::stream))
+        .merge(dashboard::routes())
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -40,7 +40,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ephemera API", version = "v1", description = "Create and follow Ephemera Tasks. Errors are RFC 9457 problem details."),
-    components(schemas(Ticket, Accepted, ephemera_crds::worker::ProgressBatch, ephemera_crds::worker::WorkerEvent, CreateTask, RetryRequest, TemplateChoice, TemplateRequest, ephemera_crds::TemplateKind, crate::templates::TemplateView, crate::templates::ParamView, crate::schedules::CreateSchedule, crate::schedules::ScheduleView, ephemera_crds::schedule::ConcurrencyPolicy, ephemera_crds::FailureClass, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
+    components(schemas(Ticket, Accepted, ephemera_crds::worker::ProgressBatch, ephemera_crds::worker::WorkerEvent, CreateTask, RetryRequest, TemplateChoice, TemplateRequest, ephemera_crds::TemplateKind, crate::templates::TemplateView, crate::templates::ParamView, crate::schedules::CreateSchedule, crate::schedules::ScheduleView, ephemera_crds::schedule::ConcurrencyPolicy, ephemera_crds::FailureClass, crate::webhooks::listing::TriggerView, crate::webhooks::listing::DeliveryView, TaskView, TaskList, TaskResult, QueueView, Problem, FieldError)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@
 //! Task per delivery id ([`task`]); what happened is kept in the trigger's status ([`log`]).
 
 pub mod deliver;
+pub mod listing;
 pub mod log;
 pub mod task;
 pub mod triggers;

@@ -82,6 +82,14 @@ async fn the_edge_terminates_tls_redirects_routes_limits_bodies_and_keeps_creden
     assert_eq!(r.status(), 200);
     assert!(r.json::<Value>().await.unwrap()["openapi"].is_string());
 
+    // The dashboard is routed to the API server, with the API server's page policy.
+    let r = http.get(format!("{}/", edge.url())).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(r.text().await.unwrap().contains("/dashboard/app.js"));
+    assert_eq!(http.get(format!("{}/dashboard/app.js", edge.url())).send().await.unwrap().status(), 200);
+    assert_eq!(http.post(format!("{}/", edge.url())).send().await.unwrap().status(), 404);
+
     // The edge's own errors are problem documents too.
     let r = http.get(format!("{}/not-a-route", edge.url())).send().await.unwrap();
     assert_eq!(r.status(), 404);

@@ -1,0 +1,1 @@
+// the dashboard app (being written)
