@@ -24,8 +24,16 @@ struct Asset {
 
 /// The app's files, by the name they are served under (`index.html` at `/`).
 const ASSETS: &[Asset] = &[
-    Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_bytes!("../dashboard/index.html") },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../dashboard/app.js") },
+    Asset {
+        name: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../dashboard/index.html"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../dashboard/app.js"),
+    },
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../dashboard/app.css") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../dashboard/icon.svg") },
 ];
