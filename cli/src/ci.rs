@@ -110,10 +110,13 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// Environment variables, and the provider and step they should give.
+    type Row = (&'static [(&'static str, &'static str)], Option<(&'static str, &'static str)>);
+
     #[test]
     fn each_ci_system_names_its_step_within_the_run_attempt() {
         #[rustfmt::skip]
-        let rows: [(&[(&str, &str)], Option<(&str, &str)>); 7] = [
+        let rows: [Row; 7] = [
             (&[("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_ID", "42"), ("GITHUB_RUN_ATTEMPT", "2"), ("GITHUB_JOB", "deploy"), ("GITHUB_ACTION", "__run_2")],
              Some(("github", "42-2-deploy-__run_2"))),
             (&[("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_ID", "42")], None),
