@@ -34,6 +34,19 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../dashboard/app.js"),
     },
+    Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../dashboard/api.js") },
+    Asset { name: "dom.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../dashboard/dom.js") },
+    Asset { name: "live.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../dashboard/live.js") },
+    Asset {
+        name: "tasks.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../dashboard/tasks.js"),
+    },
+    Asset {
+        name: "pages.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../dashboard/pages.js"),
+    },
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../dashboard/app.css") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../dashboard/icon.svg") },
 ];
