@@ -34,9 +34,21 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../dashboard/app.js"),
     },
-    Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../dashboard/api.js") },
-    Asset { name: "dom.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../dashboard/dom.js") },
-    Asset { name: "live.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../dashboard/live.js") },
+    Asset {
+        name: "api.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../dashboard/api.js"),
+    },
+    Asset {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../dashboard/dom.js"),
+    },
+    Asset {
+        name: "live.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../dashboard/live.js"),
+    },
     Asset {
         name: "tasks.js",
         content_type: "text/javascript; charset=utf-8",
