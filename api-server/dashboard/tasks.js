@@ -413,9 +413,24 @@ async function followLogs(ctx, base, pre, status, getState, wait) {
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
       const stop = () => reader.cancel().catch(() => {});
       ctx.onCleanup(stop);
+      // A follow whose Pod went away abruptly (a cancel) may not be closed by the server at once:
+      // once the Task is over, what is still to come arrives within a few seconds.
+      const over = new Promise((resolve) => {
+        const tick = () => {
+          if (ctx.signal.aborted) return;
+          if (isTerminal(getState().phase)) setTimeout(() => resolve({ over: true }), 5000);
+          else setTimeout(tick, 500);
+        };
+        tick();
+      });
       let seen = 0;
       for (;;) {
-        const { value, done } = await reader.read();
+        const next = await Promise.race([reader.read(), over]);
+        if (next.over) {
+          stop();
+          break;
+        }
+        const { value, done } = next;
         if (done) break;
         const from = Math.max(0, shownChars - seen);
         seen += value.length;

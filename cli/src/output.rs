@@ -62,6 +62,81 @@ pub const TASK_COLUMNS: &[Column] = &[
     Column { header: "REASON", wide: true, cell: |v, _| text(v, "reason") },
 ];
 
+/// The columns of `ephemera templates`.
+pub const TEMPLATE_COLUMNS: &[Column] = &[
+    Column { header: "KIND", wide: false, cell: |v, _| text(v, "kind") },
+    Column { header: "NAME", wide: false, cell: |v, _| text(v, "name") },
+    Column { header: "PARAMS", wide: false, cell: |v, _| names(v, "params") },
+    Column { header: "DESCRIPTION", wide: false, cell: |v, _| text(v, "description") },
+    Column { header: "PROBLEMS", wide: true, cell: |v, _| list(v, "problems") },
+];
+
+/// The columns of `ephemera schedules`.
+pub const SCHEDULE_COLUMNS: &[Column] = &[
+    Column { header: "NAME", wide: false, cell: |v, _| text(v, "name") },
+    Column {
+        header: "SCHEDULE",
+        wide: false,
+        cell: |v, _| {
+            let s = text(v, "schedule");
+            if s.is_empty() {
+                format!("at {}", text(v, "runAt"))
+            } else {
+                s
+            }
+        },
+    },
+    Column { header: "SUSPENDED", wide: false, cell: |v, _| text(v, "suspend") },
+    Column { header: "READY", wide: false, cell: |v, _| text(v, "ready") },
+    Column { header: "LAST RUN", wide: false, cell: |v, now| age(&text(v, "lastScheduleTime"), now) },
+    Column { header: "TIMEZONE", wide: true, cell: |v, _| text(v, "timeZone") },
+    Column { header: "CONCURRENCY", wide: true, cell: |v, _| text(v, "concurrencyPolicy") },
+    Column { header: "MESSAGE", wide: true, cell: |v, _| text(v, "message") },
+];
+
+/// The columns of `ephemera queues`.
+pub const QUEUE_COLUMNS: &[Column] = &[
+    Column { header: "NAME", wide: false, cell: |v, _| text(v, "name") },
+    Column { header: "CONCURRENCY", wide: false, cell: |v, _| text(v, "concurrency") },
+    Column { header: "RUNNING", wide: false, cell: |v, _| text(v, "running") },
+    Column { header: "PENDING", wide: false, cell: |v, _| text(v, "pending") },
+];
+
+/// The columns of `ephemera triggers`: each trigger and its latest delivery.
+pub const TRIGGER_COLUMNS: &[Column] = &[
+    Column { header: "NAME", wide: false, cell: |v, _| text(v, "name") },
+    Column { header: "SOURCE", wide: false, cell: |v, _| text(v, "source") },
+    Column { header: "READY", wide: false, cell: |v, _| text(v, "ready") },
+    Column {
+        header: "DELIVERIES",
+        wide: false,
+        cell: |v, _| v["deliveries"].as_array().map_or(0, |d| d.len()).to_string(),
+    },
+    Column {
+        header: "LAST",
+        wide: false,
+        cell: |v, now| {
+            let d = &v["deliveries"][0];
+            if d.is_null() {
+                String::new()
+            } else {
+                format!("{} {} ({} ago)", text(d, "event"), text(d, "outcome"), age(&text(d, "time"), now))
+            }
+        },
+    },
+    Column { header: "TASK", wide: false, cell: |v, _| text(&v["deliveries"][0], "task") },
+    Column { header: "PATH", wide: true, cell: |v, _| text(v, "path") },
+    Column { header: "MESSAGE", wide: true, cell: |v, _| text(v, "message") },
+];
+
+fn list(v: &Value, field: &str) -> String {
+    v[field].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default()
+}
+
+fn names(v: &Value, field: &str) -> String {
+    v[field].as_array().map(|a| a.iter().map(|p| text(p, "name")).collect::<Vec<_>>().join(",")).unwrap_or_default()
+}
+
 /// Control characters (terminal escapes a Task's author may have put in a message) as `?`: a
 /// table cell never moves the cursor or changes the terminal.
 fn printable(s: &str) -> String {

@@ -13,8 +13,10 @@ need_payloads
 need_python_kubernetes
 need_caddy
 need_chart_tools
+need_playwright
 export EPHEMERA_CRD_APISERVER_DIR="$CRD_APISERVER_DIR" BAO ST EPHEMERA_PAYLOADS_DIR="$PAYLOADS_DIR" \
-  EPHEMERA_PYTHON_KUBERNETES="$PYTHON_KUBERNETES" CADDY
+  EPHEMERA_PYTHON_KUBERNETES="$PYTHON_KUBERNETES" CADDY EPHEMERA_DASHBOARD_DIR="$DASHBOARD_DIR" \
+  EPHEMERA_CHROMIUM="$CHROMIUM"
 # The loopback registry with the test images (the kubelet's pull and runc tests use them), stopped at
 # the end if this run started it. Always loopback, whatever EPHEMERA_REGISTRY says: test builds never
 # leave the machine.

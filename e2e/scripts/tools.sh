@@ -144,6 +144,24 @@ need_payloads() {
   echo "$stamp" >"$PAYLOADS_DIR/.stamp"
 }
 
+# The dashboard's browser test (e2e/dashboard): Debian's Chromium (never a browser download) and
+# playwright-core, pinned by e2e/dashboard/package-lock.json's integrity hashes, into
+# e2e/dashboard/node_modules; installed again when the lock file changes.
+need_playwright() {
+  need_command chromium chromium
+  need_command node nodejs
+  need_command npm npm
+  export DASHBOARD_DIR="$REPO/e2e/dashboard"
+  CHROMIUM="${EPHEMERA_CHROMIUM:-$(command -v chromium)}"
+  export CHROMIUM
+  local stamp
+  stamp=$(cat "$DASHBOARD_DIR/package.json" "$DASHBOARD_DIR/package-lock.json" | sha256sum | cut -c1-16)
+  if [ -f "$DASHBOARD_DIR/node_modules/.stamp" ] && [ "$(cat "$DASHBOARD_DIR/node_modules/.stamp")" = "$stamp" ]; then return; fi
+  echo "== playwright-core (e2e/dashboard, npm ci)" >&2
+  (cd "$DASHBOARD_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --silent >&2)
+  echo "$stamp" >"$DASHBOARD_DIR/node_modules/.stamp"
+}
+
 # The official Kubernetes Python client (PyPI `kubernetes`), to hold the local cluster to what it
 # sends; into a venv under target/tools.
 PYTHON_KUBERNETES_VERSION=37.0.2

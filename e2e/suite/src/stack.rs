@@ -39,6 +39,23 @@ pub fn operator_binary() -> PathBuf {
     bin
 }
 
+/// The `ephemera` CLI of this build (built with the workspace's binaries when missing or older
+/// than its sources).
+pub fn cli_binary() -> PathBuf {
+    let bin = operator_binary().with_file_name("ephemera");
+    if stale(&bin, &["cli"]) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.current_dir(repo()).args(["build", "-p", "ephemera-cli", "--bins"]);
+        if bin.parent().is_some_and(|d| d.ends_with("release")) {
+            build.arg("--release");
+        }
+        let ok = build.status().expect("cargo");
+        assert!(ok.success() && bin.exists(), "could not build ephemera at {}", bin.display());
+    }
+    bin
+}
+
 /// Whether `built` is missing or older than the sources under the repository's `dirs`.
 fn stale(built: &Path, dirs: &[&str]) -> bool {
     let at = std::fs::metadata(built).and_then(|m| m.modified()).ok();

@@ -4,7 +4,9 @@
 
 mod api;
 mod api_limits;
+mod cli;
 mod credentials;
+mod dashboard;
 mod edge;
 mod helm;
 mod operator;
