@@ -216,6 +216,19 @@ echo
 sleep 1
 kubectl get etrig github-push
 kubectl get etrig github-push -o jsonpath='{.status.lastRefused.reason}{"\n"}{.status.counters}{"\n"}'
+# The CLI, through the edge like any user's: a run followed to its end (progress, logs, the Task's
+# own exit code), one from the template, the listings.
+{ set +x; } 2>/dev/null
+cargo build --locked --release -p ephemera-cli
+export EPHEMERA_SERVER="$API" EPHEMERA_TOKEN="$TOKEN" EPHEMERA_CA_FILE="$CURL_CA_BUNDLE"
+ephemera="$REPO/target/release/ephemera"
+set -x
+"$ephemera" run --image busybox --follow -- sh -c 'for i in 1 2 3; do echo "::progress pct=$((i*33)) msg=step $i"; echo "line $i"; sleep 1; done'
+"$ephemera" run --template greet --param who=cli --follow
+"$ephemera" run --image busybox --follow -- sh -c 'echo "this one fails"; exit 3' || echo "ephemera exited $?"
+"$ephemera" list
+"$ephemera" queues
+"$ephemera" triggers
 { set +x; } 2>/dev/null
 cat <<MSG
 
@@ -226,7 +239,10 @@ The local cluster and Ephemera (Helm release `ephemera` in namespace `ephemera`)
   kubectl get tasks.ephemera.dev -w
   kubectl apply -f $REPO/e2e/examples/task-credential.yaml   # after: kubectl delete etask publish
   curl -H "Authorization: Bearer \$TOKEN" \$API/api/v1/namespaces/default/tasks
+  export EPHEMERA_SERVER=\$API EPHEMERA_TOKEN=\$TOKEN EPHEMERA_CA_FILE=\$CURL_CA_BUNDLE
+  $ephemera run --image busybox -F -- sh -c 'echo hi'; $ephemera watch
   kubectl get pods -n ephemera; kubectl logs -n ephemera deployment/ephemera-operator
+The dashboard: $API/ (trust $CURL_CA_BUNDLE in the browser, or accept the warning; sign in with the token).
 Edge log: $state/edge.log (access: $state/edge-access.log)   OpenBao: BAO_ADDR=$BAO_ADDR (log: $state/openbao.log)
 State is kept in $state/data. Press Ctrl-C to stop.
 MSG

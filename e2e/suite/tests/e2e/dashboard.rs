@@ -111,6 +111,8 @@ async fn the_dashboard_follows_cancels_and_starts_tasks_in_a_real_browser() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     let artifacts = repo().join("target/e2e-artifacts/dashboard");
+    // Only this run's screenshots (an earlier failure's would mislead).
+    let _ = std::fs::remove_dir_all(&artifacts);
     std::fs::create_dir_all(&artifacts).unwrap();
     let run = tokio::process::Command::new("node")
         .arg(dir.join("dashboard.test.mjs"))
