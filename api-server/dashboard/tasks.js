@@ -405,20 +405,23 @@ async function followLogs(ctx, base, pre, status, getState, wait) {
     const attempt = getState().attempt;
     try {
       const resp = await request('GET', `${base}/logs`, { query: { follow: 'true' }, raw: true, signal: ctx.signal });
-      if (attemptShown !== attempt) {
+      // The server names the attempt this log is of (a retry may have begun since `attempt` was read).
+      const of = Number(resp.headers.get('Ephemera-Attempt')) || attempt;
+      if (attemptShown !== of) {
         pre.replaceChildren();
-        [attemptShown, shownChars, kept, cut] = [attempt, 0, 0, false];
+        [attemptShown, shownChars, kept, cut] = [of, 0, 0, false];
       }
-      status.textContent = isTerminal(getState().phase) ? 'Logs of the last attempt:' : `Following attempt ${attempt}…`;
+      status.textContent = isTerminal(getState().phase) ? 'Logs of the last attempt:' : `Following attempt ${of}…`;
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
       const stop = () => reader.cancel().catch(() => {});
       ctx.onCleanup(stop);
       // A follow whose Pod went away abruptly (a cancel) may not be closed by the server at once:
-      // once the Task is over, what is still to come arrives within a few seconds.
+      // once the Task is over, it ends after 5 s without output (never in the middle of output).
+      let lastData = Date.now();
       const over = new Promise((resolve) => {
         const tick = () => {
           if (ctx.signal.aborted) return;
-          if (isTerminal(getState().phase)) setTimeout(() => resolve({ over: true }), 5000);
+          if (isTerminal(getState().phase) && Date.now() - lastData > 5000) resolve({ over: true });
           else setTimeout(tick, 500);
         };
         tick();
@@ -432,6 +435,7 @@ async function followLogs(ctx, base, pre, status, getState, wait) {
         }
         const { value, done } = next;
         if (done) break;
+        lastData = Date.now();
         const from = Math.max(0, shownChars - seen);
         seen += value.length;
         if (from >= value.length) continue;

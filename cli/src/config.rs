@@ -125,7 +125,9 @@ pub fn path(lookup: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 pub fn read(path: &Path) -> Result<File, ConfigError> {
     let bad = |why: String| ConfigError::File { path: path.to_path_buf(), why };
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_saphyr::from_str(&text).map_err(|e| bad(e.to_string())),
+        // No source snippet in the error: the line next to a typo may be the token's.
+        Ok(text) => serde_saphyr::from_str_with_options(&text, serde_saphyr::options! { with_snippet: false })
+            .map_err(|e| bad(e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
         Err(e) => Err(bad(e.to_string())),
     }
@@ -138,17 +140,11 @@ pub fn write(path: &Path, file: &File) -> Result<(), ConfigError> {
     let dir = path.parent().ok_or_else(|| bad("has no directory".into()))?;
     std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
     let text = serde_saphyr::to_string(file).map_err(|e| bad(e.to_string()))?;
-    let tmp = path.with_extension("yaml.tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(|e| bad(e.to_string()))?;
-    f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| bad(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| bad(e.to_string()))
+    // A fresh, unpredictably named file (created 0600, never through a planted symlink), renamed
+    // over the old one: no moment where the token is readable by others or half-written.
+    let mut f = tempfile::NamedTempFile::new_in(dir).map_err(|e| bad(e.to_string()))?;
+    f.write_all(text.as_bytes()).and_then(|()| f.as_file().sync_all()).map_err(|e| bad(e.to_string()))?;
+    f.persist(path).map(|_| ()).map_err(|e| bad(e.error.to_string()))
 }
 
 #[cfg(test)]

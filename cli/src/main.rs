@@ -3,7 +3,6 @@
 
 mod app;
 
-use std::io::Read;
 use std::process::ExitCode;
 
 use app::args::{Cli, Command, Global};
@@ -81,6 +80,7 @@ async fn dispatch(cli: Cli) -> Done {
     let (settings, use_oidc) = config::resolve(flags, from_env, from_file, oidc.is_some())
         .map_err(|e| usage("not configured", e.to_string()))?;
     let oidc = if use_oidc { oidc.map(|o| (o, g.audience.as_str())) } else { None };
+    warn_cleartext(&settings.server);
     let api = Api::new(&settings, oidc).await?;
     let (ns, o) = (settings.namespace.as_str(), g.output);
     match &cli.command {
@@ -117,9 +117,15 @@ async fn login(flags: Offer, from_env: Offer, path: Option<std::path::PathBuf>) 
     let token = match flags.token.or(from_env.token) {
         Some(t) => t,
         None => {
-            eprintln!("ephemera: paste the API token, then Enter (it is not echoed to any log):");
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line).map_err(|e| usage("no token", e.to_string()))?;
+            use std::io::IsTerminal as _;
+            // On a terminal the token is not echoed; piped in (`... | ephemera login`), one line.
+            let line = if std::io::stdin().is_terminal() {
+                rpassword::prompt_password("API token (not echoed): ").map_err(|e| usage("no token", e.to_string()))?
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map_err(|e| usage("no token", e.to_string()))?;
+                line
+            };
             let t = line.trim().to_string();
             if t.is_empty() {
                 return Err(usage("no token", "pass --token, set EPHEMERA_TOKEN or paste one".into()));
@@ -132,6 +138,7 @@ async fn login(flags: Offer, from_env: Offer, path: Option<std::path::PathBuf>) 
     let check = Offer { server, token: Some(token), ca_file, namespace: flags.namespace.or(file.namespace.clone()) };
     let (settings, _) = config::resolve(check, Offer::default(), Offer::default(), false)
         .map_err(|e| usage("not configured", e.to_string()))?;
+    warn_cleartext(&settings.server);
     let api = Api::new(&settings, None).await?;
     // Any valid token may list the queues: a wrong one is refused here, not at the first run.
     api.get("/api/v1/queues").await?;
@@ -142,6 +149,18 @@ async fn login(flags: Offer, from_env: Offer, path: Option<std::path::PathBuf>) 
     file.namespace = Some(settings.namespace.clone());
     config::write(&path, &file).map_err(|e| usage("cannot save", e.to_string()))?;
     eprintln!("ephemera: logged in to {}; saved in {}", settings.server, path.display());
-    let _ = std::io::stdin().read(&mut []);
     Ok(Outcome::Succeeded)
+}
+
+/// Says so when the token would travel unencrypted to anything but this machine.
+fn warn_cleartext(server: &str) {
+    let Some(rest) = server.strip_prefix("http://") else { return };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    let local = host == "localhost"
+        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        eprintln!("ephemera: warning: {server} is plain HTTP: the token is sent unencrypted (use https://)");
+    }
 }

@@ -140,7 +140,14 @@ fn names(v: &Value, field: &str) -> String {
 /// Control characters (terminal escapes a Task's author may have put in a message) as `?`: a
 /// table cell never moves the cursor or changes the terminal.
 fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars().map(|c| if hazardous(c) { '?' } else { c }).collect()
+}
+
+/// A character a terminal acts on or that makes text read other than it is: controls (escape
+/// sequences), bidirectional overrides and isolates, zero-width characters.
+pub fn hazardous(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// `items` as an aligned table.

@@ -232,7 +232,7 @@ set -x
 { set +x; } 2>/dev/null
 cat <<MSG
 
-The local cluster and Ephemera (Helm release `ephemera` in namespace `ephemera`) are running. In another shell:
+The local cluster and Ephemera (Helm release "ephemera" in namespace "ephemera") are running. In another shell:
   export KUBECONFIG=$KUBECONFIG KUBECACHEDIR=$KUBECACHEDIR CURL_CA_BUNDLE=$CURL_CA_BUNDLE API=$API TOKEN=$TOKEN
   kubectl apply -f $REPO/e2e/examples/task-retry.yaml
   kubectl get etsched -w                                     # the greet-often schedule's runs

@@ -21,6 +21,9 @@ use crate::extract::ApiQuery;
 use crate::stream::ws::HEARTBEAT;
 use crate::AppState;
 
+/// The response header naming the attempt a log is of.
+pub const ATTEMPT_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("ephemera-attempt");
+
 /// A log reader that does not take a chunk for this long is cut off.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -43,7 +46,8 @@ pub struct LogQuery {
     tag = "tasks",
     params(("namespace" = String, Path, description = "Namespace"), ("name" = String, Path, description = "Task name"), LogQuery),
     responses(
-        (status = 200, description = "Log text (secrets masked by the worker)", body = String, content_type = "text/plain"),
+        (status = 200, description = "Log text (secrets masked by the worker)", body = String, content_type = "text/plain",
+            headers(("Ephemera-Attempt" = i32, description = "The attempt this log is of"))),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such Task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No attempt has started yet", body = Problem, content_type = "application/problem+json"),
@@ -63,6 +67,9 @@ pub async fn logs(
     }
     let (_, t) = load(&state, &who, &ns, &name, Verb::Read).await?;
     let pod = t.status.as_ref().map(|s| s.pod_name.clone()).unwrap_or_default();
+    // Read with the Pod's name from the same status: which attempt this log is of, so a follower
+    // that reconnects across a retry knows whether to skip what it has shown.
+    let attempt = t.status.as_ref().map(|s| s.attempt).unwrap_or_default();
     let no_pod = || ApiError::Conflict {
         kind: "no-attempt-yet",
         detail: format!("Task {name:?} has no running or finished attempt yet"),
@@ -113,7 +120,8 @@ pub async fn logs(
             }
         }
     });
-    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())
+    let headers = [(CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (ATTEMPT_HEADER, attempt.to_string())];
+    Ok((headers, Body::from_stream(stream)).into_response())
 }
 
 /// A stream fed by a task (the reader is not `Sync`, so it lives in its own task).

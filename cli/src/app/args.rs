@@ -99,8 +99,8 @@ starting a second one.")]
         /// Keep printing until the Task ends (across retries)
         #[arg(short, long)]
         follow: bool,
-        /// Only the last lines
-        #[arg(long, value_name = "N")]
+        /// Only the last lines (not with -f, which prints each attempt whole)
+        #[arg(long, value_name = "N", conflicts_with = "follow")]
         tail: Option<i64>,
     },
     /// Follow Tasks live over the stream (one Task, or every Task of the namespace)

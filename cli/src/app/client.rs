@@ -2,6 +2,7 @@
 //! log streams and the WebSocket upgrade too; every failure becomes a [`RequestError`] carrying
 //! the server's problem detail.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ephemera_cli::ci::OidcSource;
@@ -24,8 +25,13 @@ pub type Socket = WebSocketStream<reqwest::Upgraded>;
 pub struct Api {
     http: reqwest::Client,
     server: String,
-    token: Option<(SecretString, TokenFrom)>,
+    token: Arc<RwLock<Option<(SecretString, TokenFrom)>>>,
+    /// Where a CI job's ID token comes from, to fetch a fresh one when the server says it expired.
+    oidc: Option<(OidcSource, String)>,
 }
+
+/// The longest a JSON call may take (streams have no limit; TCP keepalive finds dead peers).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What an answer was, for the calls that care (replays).
 pub struct Answer {
@@ -42,9 +48,9 @@ impl Api {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("ephemera-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60));
+            .tcp_keepalive(Duration::from_secs(30));
         if let Some(path) = &settings.ca_file {
-            let local = |why: String| RequestError::Unreachable { server: settings.server.clone(), why };
+            let local = |why: String| super::commands::usage("bad --ca-file", why);
             let pem = std::fs::read(path).map_err(|e| local(format!("--ca-file {}: {e}", path.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| local(format!("--ca-file {}: {e}", path.display())))?;
@@ -53,16 +59,41 @@ impl Api {
         let http = builder
             .build()
             .map_err(|e| RequestError::Unreachable { server: settings.server.clone(), why: e.to_string() })?;
-        let mut api = Api { http, server: settings.server.clone(), token: settings.token.clone() };
-        if let Some((source, audience)) = oidc {
-            api.token = Some((api.ci_token(source, audience).await?, TokenFrom::CiOidc));
-        }
+        let api = Api {
+            http,
+            server: settings.server.clone(),
+            token: Arc::new(RwLock::new(settings.token.clone())),
+            oidc: oidc.map(|(s, a)| (s, a.to_string())),
+        };
+        api.refresh().await?;
         Ok(api)
     }
 
     /// The server's URL.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// Fetches the CI job's ID token (again); whether there is a source to fetch from.
+    async fn refresh(&self) -> Result<bool, RequestError> {
+        let Some((source, audience)) = &self.oidc else { return Ok(false) };
+        let fresh = self.ci_token(source.clone(), audience).await?;
+        if let Ok(mut t) = self.token.write() {
+            *t = Some((fresh, TokenFrom::CiOidc));
+        }
+        Ok(true)
+    }
+
+    /// Sends `build`'s request; a 401 with a CI job's ID token (expired: GitHub's last minutes)
+    /// fetches a fresh one and tries once more.
+    async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, RequestError> {
+        let resp = build().send().await.map_err(|e| self.unreachable(e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED && matches!(self.oidc, Some((OidcSource::GithubRequest { .. }, _)))
+        {
+            self.refresh().await?;
+            return build().send().await.map_err(|e| self.unreachable(e));
+        }
+        Ok(resp)
     }
 
     /// The job's OIDC ID token (GitHub asks its token service; others hand it over in a variable).
@@ -92,9 +123,9 @@ impl Api {
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.server));
-        match &self.token {
-            Some((t, _)) => r.bearer_auth(t.expose_secret()),
-            None => r,
+        match self.token.read().ok().as_deref() {
+            Some(Some((t, _))) => r.bearer_auth(t.expose_secret()),
+            _ => r,
         }
     }
 
@@ -118,8 +149,8 @@ impl Api {
             .is_some_and(|v| v.starts_with("application/problem+json"));
         let body = resp.bytes().await.unwrap_or_default();
         let mut err = from_answer(status, problem, &body);
-        if let (RequestError::Answered(p), 401) = (&mut err, status) {
-            let from = match self.token.as_ref().map(|(_, f)| *f) {
+        if let (RequestError::Answered(p), 401 | 403) = (&mut err, status) {
+            let from = match self.token.read().ok().and_then(|t| t.as_ref().map(|(_, f)| *f)) {
                 Some(TokenFrom::Flag) => "--token",
                 Some(TokenFrom::Environment) => "EPHEMERA_TOKEN",
                 Some(TokenFrom::CiOidc) => "the CI job's OIDC token",
@@ -139,11 +170,15 @@ impl Api {
         body: Option<&Value>,
         headers: HeaderMap,
     ) -> Result<Answer, RequestError> {
-        let mut r = self.request(method, path).headers(headers);
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        let resp = r.send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self
+            .send(|| {
+                let r = self.request(method.clone(), path).headers(headers.clone()).timeout(CALL_TIMEOUT);
+                match body {
+                    Some(b) => r.json(b),
+                    None => r,
+                }
+            })
+            .await?;
         if !resp.status().is_success() {
             return Err(self.refusal(resp).await);
         }
@@ -160,8 +195,8 @@ impl Api {
 
     /// GET a streamed body (logs): the response, to read chunk by chunk.
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response, RequestError> {
-        // A followed log may be quiet for long: no read timeout beyond the server's own heartbeat.
-        let resp = self.request(Method::GET, path).send().await.map_err(|e| self.unreachable(e))?;
+        // A followed log may be quiet for long: no timeout; TCP keepalive notices a dead peer.
+        let resp = self.send(|| self.request(Method::GET, path)).await?;
         if !resp.status().is_success() {
             return Err(self.refusal(resp).await);
         }
@@ -183,12 +218,7 @@ impl Api {
         if let Ok(v) = HeaderValue::from_str(&key) {
             headers.insert("sec-websocket-key", v);
         }
-        let resp = self
-            .request(Method::GET, "/api/v1/stream")
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.send(|| self.request(Method::GET, "/api/v1/stream").headers(headers.clone())).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(self.refusal(resp).await);
         }

@@ -221,7 +221,7 @@ pub async fn logs(api: &Api, ns: &str, name: &str, follow: bool, tail: Option<i6
     if follow {
         let (_tx, rx) = tokio::sync::watch::channel(false);
         let display = std::sync::Arc::new(super::display::Display::Plain);
-        follow::follow_logs(api.clone(), ns.to_string(), name.to_string(), rx, display).await;
+        follow::follow_logs(api.clone(), ns.to_string(), name.to_string(), rx, display).await?;
         return Ok(Outcome::Succeeded);
     }
     let tail = tail.map(|t| format!("?tailLines={t}")).unwrap_or_default();

@@ -91,7 +91,7 @@ impl Display {
 /// A server-given message as one printable line (what a hostile Task wrote cannot move the
 /// cursor, clear the screen or retitle the terminal).
 pub fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars().map(|c| if ephemera_cli::output::hazardous(c) { ' ' } else { c }).collect()
 }
 
 #[cfg(test)]
@@ -101,5 +101,6 @@ mod tests {
     #[test]
     fn progress_messages_cannot_carry_terminal_escapes() {
         assert_eq!(clean("ok\u{1b}]0;pwned\u{7}\r\nnext"), "ok ]0;pwned   next");
+        assert_eq!(clean("deploy \u{202E}dorp\u{200B}"), "deploy  dorp ", "no bidi override, nothing invisible");
     }
 }

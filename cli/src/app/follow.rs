@@ -14,8 +14,12 @@ use super::client::{enc, Api};
 use super::display::Display;
 use super::live::{self, Stop, Subject};
 
-/// How long the logs may take to drain after the Task ended.
-const DRAIN: Duration = Duration::from_secs(15);
+/// The longest the logs may take to drain after the Task ended (a safety net: they end by
+/// themselves once read).
+const DRAIN: Duration = Duration::from_secs(120);
+
+/// A log follow of a Task that is over ends after this long without output.
+const QUIET: Duration = Duration::from_secs(5);
 
 /// Follows `ns/name` until it ends; the outcome, with a line saying how it ended.
 pub async fn follow(api: &Api, ns: &str, name: &str, with_logs: bool) -> Result<Outcome, RequestError> {
@@ -35,7 +39,11 @@ pub async fn follow(api: &Api, ns: &str, name: &str, with_logs: bool) -> Result<
     .await;
     let _ = ended_tx.send(true);
     if let Some(logs) = logs {
-        let _ = tokio::time::timeout(DRAIN, logs).await;
+        match tokio::time::timeout(DRAIN, logs).await {
+            Ok(Ok(Err(e))) => eprintln!("ephemera: logs: {e}"),
+            Err(_) => eprintln!("ephemera: the logs did not finish within {}s; not waiting longer", DRAIN.as_secs()),
+            _ => {}
+        }
     }
     display.finish();
     match stop {
@@ -44,10 +52,14 @@ pub async fn follow(api: &Api, ns: &str, name: &str, with_logs: bool) -> Result<
             eprintln!("ephemera: Task {name} was deleted before it finished");
             Ok(Outcome::Failed(None))
         }
-        Stop::Ended(_) => {
-            let task = api.get(&format!("/api/v1/namespaces/{}/tasks/{}", enc(ns), enc(name))).await?;
-            Ok(report(name, &task))
-        }
+        Stop::Ended(phase) => match api.get(&format!("/api/v1/namespaces/{}/tasks/{}", enc(ns), enc(name))).await {
+            Ok(task) => Ok(report(name, &task)),
+            // The stream said how it ended; only the exit code is unknown then.
+            Err(e) => {
+                eprintln!("ephemera: cannot read the finished Task ({e}); going by the stream");
+                Ok(report(name, &serde_json::json!({"phase": phase})))
+            }
+        },
     }
 }
 
@@ -73,37 +85,60 @@ fn finished(phase: &str) -> bool {
 }
 
 /// Prints each attempt's output once: a log stream that breaks (a drain, a dropped connection) is
-/// opened again and what was already printed of that attempt is skipped.
-pub async fn follow_logs(api: Api, ns: String, name: String, mut ended: watch::Receiver<bool>, display: Arc<Display>) {
+/// opened again and what was already printed of that attempt is skipped. Ends when the Task is
+/// over and its last output is read; a refusal (not found, forbidden, unauthorised) ends it with
+/// that error.
+pub async fn follow_logs(
+    api: Api,
+    ns: String,
+    name: String,
+    mut ended: watch::Receiver<bool>,
+    display: Arc<Display>,
+) -> Result<(), RequestError> {
     let task_path = format!("/api/v1/namespaces/{}/tasks/{}", enc(&ns), enc(&name));
     let (mut attempt, mut printed) = (0i64, 0usize);
     loop {
         let task = match api.get(&task_path).await {
             Ok(t) => t,
-            Err(_) if *ended.borrow() => return,
+            Err(e) if e.outcome() == Outcome::Refused => return Err(e),
+            Err(_) if *ended.borrow() => return Ok(()),
             Err(_) => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        let now = task["attempt"].as_i64().unwrap_or(0);
-        if now != attempt {
-            if attempt != 0 {
-                display.note(&format!("ephemera: attempt {now}"));
-            }
-            (attempt, printed) = (now, 0);
-        }
         let done = finished(task["phase"].as_str().unwrap_or_default());
         let path = format!("{task_path}/logs{}", if done { "" } else { "?follow=true" });
-        let before = printed;
+        let mut before = printed;
         match api.stream(&path).await {
             Ok(mut resp) => {
+                // The server says which attempt this log is of (read with its Pod's name).
+                let of = resp
+                    .headers()
+                    .get("ephemera-attempt")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or_else(|| task["attempt"].as_i64().unwrap_or(0));
+                if of != attempt {
+                    if attempt != 0 {
+                        display.note(&format!("ephemera: attempt {of}"));
+                    }
+                    (attempt, printed, before) = (of, 0, 0);
+                }
                 // The same container's log starts over on each request: skip what is shown.
                 let mut received = 0usize;
                 loop {
-                    let next = tokio::select! {
-                        c = api.chunk(&mut resp) => c,
-                        _ = over(&mut ended) => break,
+                    // Once the Task is over, a follow whose Pod went away abruptly (a cancel) may
+                    // stay open: it ends after a few seconds without output, never mid-output.
+                    let next = if *ended.borrow() {
+                        match tokio::time::timeout(QUIET, api.chunk(&mut resp)).await {
+                            Ok(c) => c,
+                            Err(_) => break,
+                        }
+                    } else {
+                        tokio::select! {
+                            c = api.chunk(&mut resp) => c,
+                            Ok(_) = ended.wait_for(|e| *e) => continue,
+                        }
                     };
                     let Ok(Some(chunk)) = next else { break };
                     let end = received + chunk.len();
@@ -114,24 +149,18 @@ pub async fn follow_logs(api: Api, ns: String, name: String, mut ended: watch::R
                     received = end;
                 }
             }
-            // No attempt yet (or its Pod is gone): wait for one unless the Task is over.
-            Err(_) if done => return,
+            // Its Pod is gone (or never was): nothing more to read.
+            Err(_) if done => return Ok(()),
+            Err(e) if e.outcome() == Outcome::Refused && e.kind() != Some("no-attempt-yet") => return Err(e),
+            // No attempt yet: wait for one.
             Err(_) => {}
         }
         if done {
-            return;
+            return Ok(());
         }
         if printed == before {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Between attempts (or before the first) the log has nothing new: look again later.
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-}
-
-/// Resolves a few seconds after the Task ended: a follow whose Pod went away abruptly (a cancel)
-/// may stay open, and whatever output is still to come arrives by then.
-async fn over(ended: &mut watch::Receiver<bool>) {
-    if ended.wait_for(|e| *e).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-    tokio::time::sleep(Duration::from_secs(5)).await;
 }

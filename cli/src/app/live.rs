@@ -11,9 +11,14 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Api;
+use super::display::clean;
 
 /// How long the server may be unreachable before a follower gives up.
 const GIVE_UP: Duration = Duration::from_secs(300);
+
+/// Tasks a namespace follow resubscribes to by name on a reconnect (the server's default limit is
+/// 100 subscriptions per connection; one is the namespace's).
+const RESUMED_TASKS: usize = 90;
 
 /// What to follow.
 #[derive(Debug, Clone)]
@@ -47,27 +52,41 @@ pub enum Stop {
 /// Follows `subject`, calling `show` for every new thing, until the Task ends (a namespace: until
 /// refused or unreachable for too long).
 pub async fn follow(api: &Api, subject: Subject, mut show: impl FnMut(Shown)) -> Stop {
+    // A Task that does not exist would only ever get `subscribed`: say so instead of waiting.
+    if let Subject::Task((ns, name)) = &subject {
+        let path = format!("/api/v1/namespaces/{}/tasks/{}", super::client::enc(ns), super::client::enc(name));
+        if let Err(e) = api.get(&path).await {
+            if !retryable(&e) {
+                return Stop::Failed(e);
+            }
+        }
+    }
     let mut tracker = Tracker::default();
     let mut down_since: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(250);
     loop {
-        match session(api, &subject, &mut tracker, &mut show).await {
+        let mut connected = false;
+        let result = session(api, &subject, &mut tracker, &mut show, &mut connected).await;
+        // Only time without any connection counts towards giving up.
+        if connected {
+            down_since = None;
+            backoff = Duration::from_millis(250);
+        }
+        match result {
             Ok(Some(phase)) => return Stop::Ended(phase),
-            // Closed by the server (a drain, a slow-consumer cut-off): reconnect at once.
-            Ok(None) => {
-                down_since = None;
-                backoff = Duration::from_millis(250);
-            }
+            // Closed by the server (a drain, a slow-consumer cut-off): reconnect soon (any
+            // replica), backing off if it keeps closing.
+            Ok(None) => {}
             Err(e) if retryable(&e) => {
                 let since = *down_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() > GIVE_UP {
                     return Stop::Failed(e);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Stop::Failed(e),
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -89,14 +108,19 @@ fn subscribe(subject: &Subject, tracker: &Tracker) -> Vec<Value> {
             vec![m]
         }
         Subject::Namespace(ns) => {
-            // The namespace, and each Task already seen by name with its `since`, so a reconnect
-            // resumes those exactly instead of starting them over from a snapshot.
-            let mut out = vec![json!({"type": "subscribe", "namespace": ns})];
-            for ((tns, name), since) in tracker.seen() {
-                if !tracker.has_ended(&(tns.clone(), name.clone())) {
-                    out.push(json!({"type": "subscribe", "namespace": tns, "task": name, "since": since}));
-                }
-            }
+            // Each unfinished Task already seen, by name with its `since` (first: the namespace's
+            // subscription keeps a cursor a Task subscription set), so a reconnect resumes them
+            // exactly instead of starting them over; then the namespace. Within the server's
+            // per-connection limit: the rest come back as snapshots, which the tracker trims.
+            let mut out: Vec<Value> = tracker
+                .seen()
+                .filter(|(key, _)| !tracker.has_ended(key))
+                .take(RESUMED_TASKS)
+                .map(
+                    |((tns, name), since)| json!({"type": "subscribe", "namespace": tns, "task": name, "since": since}),
+                )
+                .collect();
+            out.push(json!({"type": "subscribe", "namespace": ns}));
             out
         }
     }
@@ -108,8 +132,10 @@ async fn session(
     subject: &Subject,
     tracker: &mut Tracker,
     show: &mut impl FnMut(Shown),
+    connected: &mut bool,
 ) -> Result<Option<String>, RequestError> {
     let mut ws = api.websocket().await?;
+    *connected = true;
     let lost = |e: tokio_tungstenite::tungstenite::Error| RequestError::Unreachable {
         server: api.server().to_string(),
         why: format!("the live stream broke: {e}"),
@@ -186,7 +212,7 @@ fn handle(
                 let p = ephemera_cli::problem::Problem { title: code, status, detail: message, ..Default::default() };
                 return Err(RequestError::Answered(p));
             }
-            eprintln!("ephemera: the stream says: {code}: {message}");
+            eprintln!("ephemera: the stream says: {}: {}", clean(&code), clean(&message));
         }
         _ => {}
     }
@@ -248,8 +274,8 @@ mod tests {
         assert_eq!(phase, None, "a namespace follow goes on after one Task ends");
         let subs = subscribe(&subject, &tracker);
         assert_eq!(subs.len(), 2);
-        assert_eq!(subs[1]["task"], "b");
-        assert_eq!(subs[1]["since"], 2);
+        assert_eq!((&subs[0]["task"], &subs[0]["since"]), (&json!("b"), &json!(2)), "resumed Tasks first");
+        assert_eq!(subs[1], json!({"type": "subscribe", "namespace": "default"}));
     }
 
     #[test]

@@ -9,12 +9,13 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ephemera_api::auth::oidc::OidcConfig;
+use ephemera_api::auth::oidc::{OidcConfig, Rule};
 use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
 use ephemera_api::stream::hub::Limits;
 use ephemera_devcluster::testing::eventually;
 use ephemera_e2e::api::{api_token, ApiServer, Live};
+use ephemera_e2e::fakes::oidc::FakeIssuer;
 use ephemera_e2e::stack::{cli_binary, config, operator_with, stack, Stack};
 use serde_json::Value;
 
@@ -34,7 +35,8 @@ fn operator(s: &Stack, id: &str, progress_url: &str) -> tokio::task::JoinHandle<
     operator_with(&s.client, cfg)
 }
 
-/// The CLI with `args`, in a clean environment (no CI variables, no config file) plus `env`.
+/// The CLI with `args`, in a clean environment (no CI variables, no config file) plus `env`; no
+/// `--token` when `token` is empty.
 fn ephemera(server: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let home = std::env::temp_dir().join("ephemera-cli-test-home");
     std::fs::create_dir_all(&home).unwrap();
@@ -43,7 +45,8 @@ fn ephemera(server: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> t
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", &home)
         .env("EPHEMERA_CONFIG", home.join("config.yaml"))
-        .args(["--server", server, "--token", token])
+        .args(["--server", server])
+        .args(if token.is_empty() { vec![] } else { vec!["--token", token] })
         .args(args)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
@@ -244,6 +247,93 @@ async fn watch_across_the_loss_of_a_replica_shows_every_event_exactly_once() {
     assert_eq!(lines.iter().filter(|l| l.get("end").is_some()).count(), 1, "{out}");
     let steps = lines.iter().filter(|l| l["event"]["message"].as_str().is_some_and(|m| m.starts_with("step "))).count();
     assert_eq!(steps, 12, "every progress line: {out}");
+    op.abort();
+}
+
+/// GitHub's ID token service as a job sees it: a bearer-protected GET that mints a token for the
+/// `audience` asked for.
+async fn github_token_service(issuer: Arc<FakeIssuer>) -> String {
+    use axum::extract::Query;
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().route(
+        "/_apis/token",
+        axum::routing::get(move |headers: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>| {
+            let issuer = issuer.clone();
+            async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer job-request-token") {
+                    return Err(StatusCode::FORBIDDEN);
+                }
+                let now = jiff::Timestamp::now().as_second();
+                let claims = serde_json::json!({"sub": "repo:acme/app:ref:refs/heads/main", "aud": q.get("audience"),
+                    "repository": "acme/app", "iat": now, "exp": now + 300});
+                Ok(axum::Json(serde_json::json!({"value": issuer.token(claims)})))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/_apis/token?api-version=2.0", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ci_job_runs_with_its_own_oidc_token_and_no_stored_secret() {
+    ephemera_e2e::tls();
+    let s = stack().await;
+    let issuer = Arc::new(FakeIssuer::start().await);
+    let rule = Rule {
+        matches: [("repository".to_string(), "acme/app".to_string())].into(),
+        namespaces: vec!["default".into()],
+        verbs: vec![Verb::Create, Verb::Read],
+    };
+    let live = Live { key: key(), ring: 100, limits: Limits::default(), send_buffer: None };
+    let api = ApiServer::start_live(&s, issuer.config(rule), RateLimiter::new(10_000, 10_000.0), Some(live)).await;
+    let op = operator(&s, "op-cli-oidc", &api.url);
+    let service = github_token_service(issuer.clone()).await;
+    let gha = |request_token: &'static str| {
+        vec![
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_RUN_ID", "42"),
+            ("GITHUB_RUN_ATTEMPT", "1"),
+            ("GITHUB_JOB", "deploy"),
+            ("GITHUB_ACTION", "__run"),
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", service.as_str()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token),
+        ]
+    };
+    let run = ["run", "--image", "busybox", "-F", "--", "sh", "-c", "echo ran as the CI job"];
+    let (code, out, err) = output(ephemera(&api.url, "", &run, &gha("job-request-token"))).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ran as the CI job"), "{out}");
+    let (_, list, _) = output(ephemera(&api.url, "", &["list", "-o", "json"], &gha("job-request-token"))).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let by = list["items"][0]["requestedBy"].as_str().unwrap().to_string();
+    assert!(by.starts_with("oidc:"), "the Task is the job's: {by}");
+
+    // A job without `id-token: write` (GitHub refuses its request): said, exit 69.
+    let (code, _, err) = output(ephemera(&api.url, "", &["list"], &gha("wrong"))).await;
+    assert_eq!(code, 69, "{err}");
+    assert!(err.contains("id-token: write"), "{err}");
+
+    // GitLab and others hand the token over in EPHEMERA_ID_TOKEN.
+    let now = jiff::Timestamp::now().as_second();
+    let token = issuer.token(serde_json::json!({"sub": "project_path:acme/app", "aud": "ephemera", "repository": "acme/app", "iat": now, "exp": now + 300}));
+    let (code, out, err) = output(ephemera(
+        &api.url,
+        "",
+        &["list", "-o", "json"],
+        &[("GITLAB_CI", "true"), ("CI_JOB_ID", "9"), ("EPHEMERA_ID_TOKEN", &token)],
+    ))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(serde_json::from_str::<Value>(&out).unwrap()["items"].as_array().is_some_and(|i| !i.is_empty()));
+    // A token that does not match the issuer's rule is refused by the server: 64, naming the source.
+    let other = issuer.token(
+        serde_json::json!({"sub": "x", "aud": "ephemera", "repository": "evil/fork", "iat": now, "exp": now + 300}),
+    );
+    let (code, _, err) = output(ephemera(&api.url, "", &["list"], &[("EPHEMERA_ID_TOKEN", &other)])).await;
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("OIDC"), "{err}");
     op.abort();
 }
 
