@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::ws::Utf8Bytes;
 use ephemera_crds::Task;
 use futures::StreamExt;
 use kube::api::Api;
@@ -12,15 +13,60 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use tokio::sync::broadcast;
 
+use super::messages::catch_up;
+
 use crate::error::ApiError;
 
 /// A change to one Task.
 #[derive(Debug, Clone)]
 pub enum Update {
     /// Created or changed.
-    Changed(Arc<Task>),
+    Changed(Arc<Changed>),
     /// Gone.
     Deleted(Arc<Task>),
+}
+
+/// A changed Task, with what WebSocket clients are sent for it rendered once per distinct cursor:
+/// thousands of subscribers of one Task are mostly at the same `seq`, so they share one
+/// serialisation instead of each cloning the status and writing the same JSON.
+#[derive(Debug)]
+pub struct Changed {
+    /// The Task as it is now.
+    pub task: Arc<Task>,
+    rendered: Mutex<HashMap<Cursor, Arc<Frames>>>,
+}
+
+/// Where a client is for a Task: the last `seq` it has (None: nothing yet), and whether it was sent `end`.
+type Cursor = (Option<i64>, bool);
+
+/// The frames a client at one cursor is sent, and its cursor after them.
+#[derive(Debug)]
+pub struct Frames {
+    /// The messages, as JSON text (cheap to clone: shared bytes).
+    pub texts: Vec<Utf8Bytes>,
+    /// The `seq` the client is at after them.
+    pub since: i64,
+    /// Whether `end` has been sent to it.
+    pub ended: bool,
+}
+
+impl Changed {
+    /// Wraps `task`.
+    pub fn new(task: Arc<Task>) -> Changed {
+        Changed { task, rendered: Mutex::new(HashMap::new()) }
+    }
+
+    /// What a client at `since` (with `end` sent or not) gets: [`catch_up`], serialised once.
+    pub fn frames(&self, since: Option<i64>, ended: bool) -> Arc<Frames> {
+        let render = || {
+            let mut e = ended;
+            let (msgs, seq) = catch_up(&self.task, since, &mut e);
+            let texts = msgs.iter().filter_map(|m| serde_json::to_string(m).ok()).map(Utf8Bytes::from).collect();
+            Arc::new(Frames { texts, since: seq, ended: e })
+        };
+        let Ok(mut cache) = self.rendered.lock() else { return render() };
+        cache.entry((since, ended)).or_insert_with(render).clone()
+    }
 }
 
 /// Limits of the live channels.
@@ -81,7 +127,7 @@ impl Hub {
             while let Some(ev) = stream.next().await {
                 match ev {
                     Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => {
-                        let _ = sender.send(Update::Changed(Arc::new(t)));
+                        let _ = sender.send(Update::Changed(Arc::new(Changed::new(Arc::new(t)))));
                     }
                     Ok(watcher::Event::Delete(t)) => {
                         let _ = sender.send(Update::Deleted(Arc::new(t)));
@@ -133,5 +179,48 @@ impl Hub {
     /// Subscribers connected now.
     pub fn subscribers(&self) -> usize {
         self.tx.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ephemera_crds::{EventKind, ProgressEvent, TaskPhase, TaskStatus};
+
+    fn running(events: std::ops::RangeInclusive<i64>) -> Arc<Task> {
+        let mut t = Task::new("t", serde_json::from_value(serde_json::json!({"command": ["true"]})).unwrap());
+        t.metadata.namespace = Some("ns".into());
+        let progress: Vec<ProgressEvent> = events
+            .map(|seq| ProgressEvent {
+                seq,
+                kind: EventKind::Progress,
+                phase: None,
+                attempt: 1,
+                time: String::new(),
+                percent: Some(50),
+                message: format!("step {seq}"),
+            })
+            .collect();
+        let last_seq = progress.last().map(|e| e.seq).unwrap_or(0);
+        t.status = Some(TaskStatus { phase: TaskPhase::Running, last_seq, progress, ..Default::default() });
+        Arc::new(t)
+    }
+
+    #[test]
+    fn subscribers_at_the_same_cursor_share_one_rendering_and_others_get_their_own() {
+        let changed = Changed::new(running(1..=5));
+        let (a, b) = (changed.frames(Some(4), false), changed.frames(Some(4), false));
+        assert!(Arc::ptr_eq(&a, &b), "rendered once for both");
+        let v: serde_json::Value = serde_json::from_str(a.texts[0].as_str()).unwrap();
+        assert_eq!(
+            (a.texts.len(), &v["type"], &v["event"]["seq"], a.since),
+            (1, &serde_json::json!("event"), &serde_json::json!(5), 5)
+        );
+        let behind = changed.frames(Some(2), false);
+        assert_eq!(behind.texts.len(), 3, "seqs 3, 4 and 5");
+        let fresh = changed.frames(None, false);
+        let v: serde_json::Value = serde_json::from_str(fresh.texts[0].as_str()).unwrap();
+        assert_eq!(v["type"], "snapshot");
+        assert!(changed.frames(Some(5), false).texts.is_empty(), "nothing twice");
     }
 }

@@ -1,7 +1,7 @@
 //! The messages of the live channels, and the catch-up rule shared by WebSocket and SSE: given a Task
 //! and the last `seq` a client saw, what to send so it has everything exactly once.
 
-use ephemera_crds::{ProgressEvent, Task};
+use ephemera_crds::{ProgressEvent, Task, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::tasks::model::TaskView;
@@ -109,7 +109,9 @@ pub enum ServerMessage {
 pub fn catch_up(task: &Task, since: Option<i64>, ended: &mut bool) -> (Vec<ServerMessage>, i64) {
     let ns = task.metadata.namespace.clone().unwrap_or_default();
     let name = task.metadata.name.clone().unwrap_or_default();
-    let st = task.status.clone().unwrap_or_default();
+    // Borrowed, never cloned whole: this runs for every subscriber a change reaches.
+    let none = TaskStatus::default();
+    let st = task.status.as_ref().unwrap_or(&none);
     let last_seq = st.last_seq.max(st.progress.last().map(|e| e.seq).unwrap_or(0));
     let snapshot = || ServerMessage::Snapshot {
         namespace: ns.clone(),

@@ -133,11 +133,11 @@ pub async fn events(
                 }
             };
             match update {
-                Ok(Update::Changed(t))
-                    if t.metadata.namespace.as_deref() == Some(ns.as_str())
-                        && t.metadata.name.as_deref() == Some(name.as_str()) =>
+                Ok(Update::Changed(c))
+                    if c.task.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && c.task.metadata.name.as_deref() == Some(name.as_str()) =>
                 {
-                    let (msgs, seq) = catch_up(&t, since, &mut ended);
+                    let (msgs, seq) = catch_up(&c.task, since, &mut ended);
                     since = Some(seq);
                     for m in &msgs {
                         // A client that does not read for this long is cut off; it resumes by id.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -113,6 +113,8 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
     let _enter = span.enter();
     loop {
         let mut out: Vec<ServerMessage> = Vec::new();
+        // Frames rendered once for every subscriber at the same cursor (hub::Changed).
+        let mut shared: Vec<Utf8Bytes> = Vec::new();
         tokio::select! {
             msg = source.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
@@ -125,13 +127,14 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                 Some(Ok(_)) => {}
             },
             update = rx.recv() => match update {
-                Ok(Update::Changed(t)) => {
-                    let key = (t.metadata.namespace.clone().unwrap_or_default(), t.metadata.name.clone().unwrap_or_default());
-                    if subs.iter().any(|s| s.namespace == key.0 && s.task.as_ref().is_none_or(|n| *n == key.1)) {
-                        let c = cursors.entry(key).or_default();
-                        let (msgs, seq) = catch_up(&t, c.since, &mut c.ended);
-                        c.since = Some(seq);
-                        out.extend(msgs);
+                Ok(Update::Changed(changed)) => {
+                    let meta = &changed.task.metadata;
+                    let (ns, name) = (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
+                    if subs.iter().any(|s| s.namespace == ns && s.task.as_deref().is_none_or(|n| n == name)) {
+                        let c = cursors.entry((ns.to_string(), name.to_string())).or_default();
+                        let frames = changed.frames(c.since, c.ended);
+                        (c.since, c.ended) = (Some(frames.since), frames.ended);
+                        shared.extend(frames.texts.iter().cloned());
                     }
                 }
                 Ok(Update::Deleted(t)) => {
@@ -174,9 +177,10 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                 out.push(ServerMessage::Heartbeat { time: jiff::Timestamp::now().to_string() })
             }
         }
-        for m in out {
-            let Ok(text) = serde_json::to_string(&m) else { continue };
-            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+        // Only one branch ran: either this connection's own messages or a change's shared frames.
+        let texts = out.iter().filter_map(|m| serde_json::to_string(m).ok()).map(Utf8Bytes::from).chain(shared);
+        for text in texts {
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return,
                 // Not reading: its send buffer stays full. Cut it off (it resumes with `since`).
