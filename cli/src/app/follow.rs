@@ -38,6 +38,10 @@ pub async fn follow(api: &Api, ns: &str, name: &str, with_logs: bool) -> Result<
     })
     .await;
     let _ = ended_tx.send(true);
+    if let (Some(logs), Stop::Failed(_)) = (&logs, &stop) {
+        // Not over, only no longer followed (refused, unreachable): no output is to come.
+        logs.abort();
+    }
     if let Some(logs) = logs {
         match tokio::time::timeout(DRAIN, logs).await {
             Ok(Ok(Err(e))) => eprintln!("ephemera: logs: {e}"),
