@@ -89,14 +89,7 @@ impl OidcSource {
     /// The GitHub request URL for `audience` (the URL already has a query string).
     pub fn github_url(url: &str, audience: &str) -> String {
         let sep = if url.contains('?') { '&' } else { '?' };
-        let enc: String = audience
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        format!("{url}{sep}audience={enc}")
+        format!("{url}{sep}audience={}", crate::url::component(audience))
     }
 }
 

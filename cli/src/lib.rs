@@ -10,3 +10,4 @@ pub mod manifest;
 pub mod output;
 pub mod problem;
 pub mod tracker;
+pub mod url;

@@ -17,6 +17,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
+/// `s` as one URL path segment or query value.
+pub use ephemera_cli::url::component as enc;
+
 /// A WebSocket over the client's own connection (same TLS, same proxy settings).
 pub type Socket = WebSocketStream<reqwest::Upgraded>;
 
@@ -231,27 +234,5 @@ impl Api {
         }
         let upgraded = resp.upgrade().await.map_err(|e| self.unreachable(e))?;
         Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await)
-    }
-}
-
-/// `s` as one URL path segment or query value.
-pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_values_cannot_break_out_of_their_segment() {
-        assert_eq!(enc("t-1"), "t-1");
-        assert_eq!(enc("../x?y=1&z"), "..%2Fx%3Fy%3D1%26z");
-        assert_eq!(enc("a=b,c"), "a%3Db%2Cc");
     }
 }
