@@ -70,8 +70,9 @@ async fn main() {
     let (real_rate, real_times) = load(real_url, token, n).await;
     println!("{n} creates, {CONCURRENCY} concurrent:");
     common::report(
+        "api create",
         "",
-        Side { label: "real handler (auth + local cluster):", unit: "/s", rate: real_rate, times: &real_times },
-        Side { label: "bare axum, same JSON work:          ", unit: "/s", rate: bare_rate, times: &bare_times },
+        Side { label: "real handler (auth + local cluster):", unit: " creates/s", rate: real_rate, times: &real_times },
+        Side { label: "bare axum, same JSON work:          ", unit: " creates/s", rate: bare_rate, times: &bare_times },
     );
 }

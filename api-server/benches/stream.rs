@@ -228,6 +228,11 @@ async fn main() {
         println!("  WebSocket via the API server: p50 {:.2} ms  p99 {:.2} ms  ({} deliveries)  server memory {:.1} KiB/connection", pct(&ws, 0.5), pct(&ws, 0.99), ws.len(), ws_mem);
         println!("  bare tokio broadcast:         p50 {:.3} ms  p99 {:.3} ms  ({} deliveries)  memory {:.1} KiB/receiver task", pct(&bc, 0.5), pct(&bc, 0.99), bc.len(), bc_mem);
         println!("  ratio p50 {:.0}x  p99 {:.0}x", pct(&ws, 0.5) / pct(&bc, 0.5), pct(&ws, 0.99) / pct(&bc, 0.99));
+        let result = ephemera_devcluster::testing::bench_result;
+        let bench = format!("stream, {n} subscribers");
+        result(&bench, "change -> client p50 (ms)", pct(&ws, 0.5), Some(pct(&bc, 0.5)));
+        result(&bench, "change -> client p99 (ms)", pct(&ws, 0.99), Some(pct(&bc, 0.99)));
+        result(&bench, "memory per connection (KiB)", ws_mem, Some(bc_mem));
     }
     let _ = server.kill();
     let _ = server.wait();

@@ -84,6 +84,7 @@ async fn main() {
     let (real_rate, real_times) = burst(real_url, n, "real").await;
     println!("{n} deliveries, {CONCURRENCY} concurrent:");
     common::report(
+        "webhook burst",
         "ack ",
         Side {
             label: "real endpoint (HMAC, rules, Task created in the local cluster):",

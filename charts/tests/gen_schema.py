@@ -164,6 +164,7 @@ SCHEMA = {
                     "workerUid": i("Worker UID/GID", 1, 2147483647),
                     "workerDefaultRequests": QUANTITY_LIST,
                     "workerDefaultLimits": QUANTITY_LIST,
+                    "normalEvents": b("Also record Normal Events retelling each Task's phase changes"),
                     "workerProxy": s("Egress proxy URL"),
                     "workerNoProxy": s("NO_PROXY list"),
                     "leaseSeconds": i("Lease duration", 3, 300),

@@ -35,6 +35,10 @@ pub use trigger::{TaskTrigger, TaskTriggerSpec, TaskTriggerStatus, TriggerRule, 
 pub const GROUP: &str = "ephemera.dev";
 /// API version served.
 pub const VERSION: &str = "v1alpha1";
+/// The operator's finalizer on every Task: deletion waits until its Pods are gone and its tokens
+/// revoked. Ephemera's own writers (REST, webhooks, schedules) create Tasks with it, which saves the
+/// operator a write per Task; it adds it to a Task created without (`kubectl apply`).
+pub const CLEANUP_FINALIZER: &str = "ephemera.dev/cleanup";
 
 /// An error with its causes (`error sending request: tcp connect error: Connection refused`), for
 /// messages people read in Task status: the outermost message alone rarely says what went wrong.

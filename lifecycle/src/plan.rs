@@ -101,6 +101,10 @@ pub enum Effect {
     Event(Note),
     /// Write `Plan::status` (only if it changed).
     WriteStatus,
+    /// Keep the uid of the Pod just created in memory until a status write carries it, instead of
+    /// a write of its own (Kubernetes controllers' "expectations"): the next look at the Task, a GET
+    /// of its Pod, tells a Pod not yet started from one deleted.
+    ExpectPod(String),
     /// Give the Task's queue slot back.
     ReleaseSlot,
     /// Revoke the Vault tokens of attempts that are over; with `announce`, say so in an Event.

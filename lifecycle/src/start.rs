@@ -103,7 +103,15 @@ pub fn outcome(
                 effects.push(Effect::Metric(Metric::PodCreatedLatency(now.duration_since(created).unsigned_abs())));
             }
             effects.push(Note::normal(Reason::Scheduled, status.message.clone()));
-            effects.push(Effect::WriteStatus);
+            if status.wrap_expires.is_empty() {
+                // No write: the status already says Scheduled in this Pod (written before it was
+                // created); its uid rides on the attempt's next write (Running or its end).
+                effects.push(Effect::ExpectPod(status.pod_uid.clone()));
+            } else {
+                // A token was minted: its expiry is written now, so that after any crash an
+                // unwrap failure is still told apart from a token that merely expired.
+                effects.push(Effect::WriteStatus);
+            }
             Plan { status, effects, next: Next::After(CREATED_RECHECK) }
         }
     }

@@ -78,6 +78,7 @@ fn line(d: &Decision) -> String {
             Effect::StopPod(n) => format!("Stop {n}"),
             Effect::Event(n) => format!("{}:{}", if n.warning { "Warn" } else { "Event" }, n.reason),
             Effect::WriteStatus => "Write".into(),
+            Effect::ExpectPod(uid) => format!("Expect {uid}"),
             Effect::ReleaseSlot => "Release".into(),
             Effect::RevokeEnded { announce: true } => "Revoke!".into(),
             Effect::RevokeEnded { announce: false } => "Revoke".into(),
@@ -312,11 +313,19 @@ fn each_outcome_of_starting_an_attempt_has_its_step() {
         (StartOutcome::NameRace, "Scheduled/ [] 1s"),
         (StartOutcome::Rejected("bad quantity".into()), "Failed/PodInvalid [Warn:PodInvalid Write Release Revoke!] await"),
         (StartOutcome::Forbidden("quota".into()), "Scheduled/PodForbidden [Write] 30s"),
-        (StartOutcome::Created { uid: "p1".into() }, "Scheduled/PodCreated [PodCreatedLatency Event:Scheduled Write] 30s"),
+        (StartOutcome::Created { uid: "p1".into() }, "Scheduled/PodCreated [PodCreatedLatency Event:Scheduled Expect p1] 30s"),
     ];
     for (outcome, want) in rows {
         assert_eq!(step(outcome.clone()), want, "{outcome:?}");
     }
+    let mut minted = scheduled();
+    minted.wrap_expires = "2026-12-01T10:05:00Z".into();
+    let created = start::outcome(&t, minted, StartOutcome::Created { uid: "p1".into() }, t0, deadline);
+    assert_eq!(
+        line(&Decision::Plan(created)),
+        "Scheduled/PodCreated [PodCreatedLatency Event:Scheduled Write] 30s",
+        "a minted token's expiry is written at once"
+    );
     let vault = start::outcome(
         &t,
         scheduled(),

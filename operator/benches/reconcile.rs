@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ephemera_crds::Task;
-use ephemera_devcluster::testing::{kubectl, ok};
+use ephemera_devcluster::testing::{bench_result, kubectl, ok};
 use ephemera_devcluster::{Config, DevCluster};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -143,23 +143,13 @@ async fn main() {
         "operator bench: {n} Tasks created at once (concurrency {CONCURRENCY}), no queue limit; {} Pods created",
         seen.len()
     );
-    println!("{:<32} {:>12} {:>12} {:>8}", "metric", "operator", "direct", "ratio");
-    println!("{:<32} {:>12.0} {:>12.0} {:>7.2}x", "Pods created per second", rate, base_rate, rate / base_rate);
-    println!(
-        "{:<32} {:>12.1} {:>12.1} {:>7.1}x",
-        "create->Pod p50 (ms)",
-        pct(&lat, 0.5),
-        pct(&base_lat, 0.5),
-        pct(&lat, 0.5) / pct(&base_lat, 0.5)
-    );
-    println!(
-        "{:<32} {:>12.1} {:>12.1} {:>7.1}x",
-        "create->Pod p99 (ms)",
-        pct(&lat, 0.99),
-        pct(&base_lat, 0.99),
-        pct(&lat, 0.99) / pct(&base_lat, 0.99)
-    );
-    println!("{:<32} {:>12.1}", "operator RSS idle (MiB)", rss_idle);
-    println!("{:<32} {:>12.1}", "operator RSS after (MiB)", rss);
+    println!("result: bench | metric | operator | direct | ratio");
+    let result =
+        |metric: &str, ours: f64, base: Option<f64>| bench_result("operator, Tasks -> Pods", metric, ours, base);
+    result("Pods created per second", rate, Some(base_rate));
+    result("create->Pod p50 (ms)", pct(&lat, 0.5), Some(pct(&base_lat, 0.5)));
+    result("create->Pod p99 (ms)", pct(&lat, 0.99), Some(pct(&base_lat, 0.99)));
+    result("operator RSS idle (MiB)", rss_idle, None);
+    result("operator RSS after (MiB)", rss, None);
     println!("direct = the same client creating the same number of Pods itself, same run, same cluster");
 }

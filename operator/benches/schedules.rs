@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ephemera_crds::Task;
-use ephemera_devcluster::testing::{kubectl, ok};
+use ephemera_devcluster::testing::{bench_result, kubectl, ok};
 use ephemera_devcluster::{Config, DevCluster};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
@@ -197,32 +197,15 @@ async fn main() {
          ({} expected), {runs} made in all",
         n as u64 * minutes
     );
-    println!("{:<40} {:>12} {:>12} {:>8}", "metric", "operator", "direct", "ratio");
-    println!(
-        "{:<40} {:>12.0} {:>12.0} {:>7.2}x",
-        "slot (or start) -> Task seen p50 (ms)",
-        pct(&late, 0.5),
-        pct(&base, 0.5),
-        pct(&late, 0.5) / pct(&base, 0.5)
-    );
-    println!(
-        "{:<40} {:>12.0} {:>12.0} {:>7.2}x",
-        "slot (or start) -> Task seen p99 (ms)",
-        pct(&late, 0.99),
-        pct(&base, 0.99),
-        pct(&late, 0.99) / pct(&base, 0.99)
-    );
-    println!(
-        "{:<40} {:>12.0} {:>12.0} {:>7.2}x",
-        "first -> last Task of a minute (ms)",
-        spread_max,
-        base_spread,
-        spread_max / base_spread
-    );
-    println!("{:<40} {:>12.2}", "operator CPU seconds per minute", cpu / minutes as f64);
-    println!("{:<40} {:>12.2}", "operator CPU ms per run", cpu * 1000.0 / runs_in_window.max(1) as f64);
-    println!("{:<40} {:>12.2}", "schedule reconciles per run", reconciles / runs_in_window.max(1) as f64);
-    println!("{:<40} {:>12.1}", "operator RSS, schedules loaded (MiB)", rss_loaded);
-    println!("{:<40} {:>12.1}", "operator RSS after (MiB)", rss_after);
+    println!("result: bench | metric | operator | direct | ratio");
+    let result = |metric: &str, ours: f64, base: Option<f64>| bench_result("schedules", metric, ours, base);
+    result("slot (or start) -> Task seen p50 (ms)", pct(&late, 0.5), Some(pct(&base, 0.5)));
+    result("slot (or start) -> Task seen p99 (ms)", pct(&late, 0.99), Some(pct(&base, 0.99)));
+    result("first -> last Task of a minute (ms)", spread_max, Some(base_spread));
+    result("operator CPU seconds per minute", cpu / minutes as f64, None);
+    result("operator CPU ms per run", cpu * 1000.0 / runs_in_window.max(1) as f64, None);
+    result("schedule reconciles per run", reconciles / runs_in_window.max(1) as f64, None);
+    result("operator RSS, schedules loaded (MiB)", rss_loaded, None);
+    result("operator RSS after (MiB)", rss_after, None);
     println!("direct = the same client creating {n} Tasks at once itself, same run, same cluster");
 }

@@ -36,6 +36,10 @@ pub struct Config {
     pub progress: Option<ProgressConfig>,
     /// Events kept in `status.progress` (phase changes and progress), at most 100.
     pub event_ring: usize,
+    /// Also record the `Normal` Kubernetes Events that retell a phase change (Scheduled, Running,
+    /// Succeeded): three writes per Task that its status and conditions already tell. Warnings and
+    /// `CredentialsRevoked` are always recorded.
+    pub normal_events: bool,
     /// Egress proxy for workers' own calls to Vault and the providers, and the hosts that bypass it.
     pub worker_proxy: Option<(String, String)>,
     /// The operator's own namespace: the per-attempt credential records live here (tenants must
@@ -135,6 +139,7 @@ impl Default for Config {
             vault: None,
             progress: None,
             event_ring: defaults::EVENT_RING,
+            normal_events: false,
             worker_proxy: None,
             namespace: defaults::NAMESPACE.into(),
             handoff_addr: None,

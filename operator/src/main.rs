@@ -162,6 +162,11 @@ struct Args {
     /// for (`name=quantity`, comma-separated; empty for none).
     #[arg(long, env = "EPHEMERA_WORKER_DEFAULT_LIMITS", default_value = defaults::WORKER_LIMITS)]
     worker_default_limits: String,
+    /// Also record Normal Kubernetes Events for each Task's progress (Scheduled, Running, Succeeded):
+    /// three more writes per Task; the Task's status and conditions say the same. Warnings (failures,
+    /// refusals, retries) and CredentialsRevoked are always recorded.
+    #[arg(long, env = "EPHEMERA_NORMAL_EVENTS")]
+    normal_events: bool,
     #[command(flatten)]
     event_ring: ephemera_serve::flags::EventRing,
 }
@@ -240,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
             _ => None,
         },
         event_ring: a.event_ring.size(),
+        normal_events: a.normal_events,
         worker_proxy: a.worker_proxy.map(|p| (p, a.worker_no_proxy)),
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;

@@ -120,7 +120,7 @@ pub struct Side<'a> {
 }
 
 /// Prints both sides and their ratios (throughput, p99).
-pub fn report(latency: &str, real: Side<'_>, bare: Side<'_>) {
+pub fn report(bench: &str, latency: &str, real: Side<'_>, bare: Side<'_>) {
     for s in [&real, &bare] {
         println!(
             "  {} {:.0}{}  {latency}p50 {:.2} ms  p99 {:.2} ms",
@@ -136,6 +136,10 @@ pub fn report(latency: &str, real: Side<'_>, bare: Side<'_>) {
         real.rate / bare.rate,
         pct(real.times, 0.99) / pct(bare.times, 0.99)
     );
+    let result = ephemera_devcluster::testing::bench_result;
+    result(bench, &format!("throughput ({})", real.unit.trim()), real.rate, Some(bare.rate));
+    result(bench, &format!("{latency}p50 (ms)"), pct(real.times, 0.5), Some(pct(bare.times, 0.5)));
+    result(bench, &format!("{latency}p99 (ms)"), pct(real.times, 0.99), Some(pct(bare.times, 0.99)));
 }
 
 /// The `p` percentile of sorted durations, in milliseconds (NaN for none).

@@ -71,6 +71,7 @@ pub fn task(ns: &str, req: &CreateTask, template: Option<TemplateRef>, who: &Ide
     t.metadata.name = None;
     t.metadata.namespace = Some(ns.to_string());
     t.metadata.labels = (!req.labels.is_empty()).then(|| req.labels.clone());
+    t.metadata.finalizers = Some(vec![ephemera_crds::CLEANUP_FINALIZER.into()]);
     t
 }
 

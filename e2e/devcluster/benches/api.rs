@@ -239,10 +239,9 @@ async fn main() {
         None => None,
     };
     println!("devcluster API bench: {objects} objects, concurrency {CONCURRENCY}, {WATCHERS} watchers");
-    println!("{:<28} {:>14} {:>14} {:>8}", "metric", "devcluster", "baseline", "ratio");
-    let row = |name: &str, ours: f64, base: Option<f64>| match base {
-        Some(b) => println!("{name:<28} {ours:>14.0} {b:>14.0} {:>7.2}x", ours / b),
-        None => println!("{name:<28} {ours:>14.0} {:>14} {:>8}", "-", "-"),
+    println!("result: bench | metric | devcluster | baseline | ratio");
+    let row = |name: &str, ours: f64, base: Option<f64>| {
+        ephemera_devcluster::testing::bench_result("local cluster API", name, ours, base)
     };
     let b = baseline.as_ref().map(|(_, n)| n);
     row("creates/s", a.creates, b.map(|n| n.creates));

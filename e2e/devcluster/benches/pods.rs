@@ -177,15 +177,18 @@ async fn main() {
         "kubelet bench: {n} busybox Pods created at once (16 concurrent creates); {} reached Running",
         latencies.len()
     );
-    println!("{:<34} {:>12} {:>12} {:>8}", "metric", "devcluster", "runtime only", "ratio");
+    println!("result: bench | metric | devcluster | runtime only | ratio");
+    let result = |metric: &str, ours: f64, base: Option<f64>| {
+        ephemera_devcluster::testing::bench_result("local cluster Pods", metric, ours, base)
+    };
     for (label, p) in [("create->Running p50 (ms)", 0.5), ("create->Running p99 (ms)", 0.99)] {
         let ours = percentile(&latencies, p).as_secs_f64() * 1000.0;
         let base = percentile(&bare, p).as_secs_f64() * 1000.0;
-        println!("{label:<34} {ours:>12.1} {base:>12.1} {:>7.1}x", ours / base);
+        result(label, ours, Some(base));
     }
-    println!("{:<34} {:>12.1}", "devcluster CPU per Pod (ms)", cpu_ms_per_pod);
-    println!("{:<34} {:>12.1}", "image pull, cold (ms)", cold.as_secs_f64() * 1000.0);
-    println!("{:<34} {:>12.1}", "image pull, warm p50 (ms)", warm.as_secs_f64() * 1000.0);
-    println!("{:<34} {:>12.1}", "all creates answered after (ms)", creates_done.as_secs_f64() * 1000.0);
+    result("devcluster CPU per Pod (ms)", cpu_ms_per_pod, None);
+    result("image pull, cold (ms)", cold.as_secs_f64() * 1000.0, None);
+    result("image pull, warm p50 (ms)", warm.as_secs_f64() * 1000.0, None);
+    result("all creates answered after (ms)", creates_done.as_secs_f64() * 1000.0, None);
     println!("runtime only = the same {} containers started at once by runc from the kubelet's bundle directly (no API, no kubelet, no pull), same run", bare.len());
 }

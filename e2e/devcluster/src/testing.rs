@@ -199,3 +199,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// One result of a benchmark: a metric of Ephemera's and, where one is measured in the same run, of
+/// its baseline. Printed as a `result:` line and, when `EPHEMERA_BENCH_RESULTS` names a file (as
+/// `e2e/scripts/bench-all.sh` does), appended to it as a JSON line for the results table.
+pub fn bench_result(bench: &str, metric: &str, ours: f64, baseline: Option<f64>) {
+    let ratio = baseline.filter(|b| *b != 0.0).map(|b| ours / b);
+    let shown = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    println!("result: {bench} | {metric} | {ours:.2} | {} | {}", shown(baseline), shown(ratio));
+    let Some(path) = std::env::var_os("EPHEMERA_BENCH_RESULTS") else { return };
+    let line =
+        serde_json::json!({"bench": bench, "metric": metric, "ours": ours, "baseline": baseline, "ratio": ratio});
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+    if let Err(e) = written {
+        eprintln!("could not append to {}: {e}", std::path::Path::new(&path).display());
+    }
+}

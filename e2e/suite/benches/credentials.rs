@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ephemera_crds::{Credential, Task, TaskPhase};
+use ephemera_devcluster::testing::bench_result;
 use ephemera_e2e::openbao::OpenBao;
 use ephemera_e2e::stack::{config, operator_with, stack};
 use ephemera_operator::vault::{Attempt, Issuer, VaultAuth, VaultConfig};
@@ -164,6 +165,8 @@ async fn main() {
     );
     println!("baseline single KV read:                   p50 {:.2} ms p99 {:.2} ms", pct(&base, 0.5), pct(&base, 0.99));
     println!("ratio p50 {:.1}x", pct(&full, 0.5) / pct(&base, 0.5));
+    let result = |metric: &str, ours: f64, base: f64| bench_result("credentials", metric, ours, Some(base));
+    result("Vault handshake per attempt p50 (ms), vs one KV read", pct(&full, 0.5), pct(&base, 0.5));
 
     // The same with one RS256 signature: the key in Transit against the legacy key in KV.
     let key = ephemera_e2e::fakes::jwt::generate_key();
@@ -202,6 +205,7 @@ async fn main() {
         pct(&legacy, 0.99),
         pct(&transit, 0.5) / pct(&legacy, 0.5)
     );
+    result("handshake with an RS256 signature p50 (ms), Transit vs key in KV", pct(&transit, 0.5), pct(&legacy, 0.5));
 
     let s = stack().await;
     let creds: Api<Credential> = Api::all(s.client.clone());
@@ -216,6 +220,16 @@ async fn main() {
     println!("  with a credential:    p50 {:.0} ms p99 {:.0} ms", pct(&with, 0.5), pct(&with, 0.99));
     println!("  without (baseline):   p50 {:.0} ms p99 {:.0} ms", pct(&plain, 0.5), pct(&plain, 0.99));
     println!("  ratio p50 {:.2}x p99 {:.2}x", pct(&with, 0.5) / pct(&plain, 0.5), pct(&with, 0.99) / pct(&plain, 0.99));
+    result(
+        &format!("{n} Tasks, create -> Succeeded p50 (ms), with a credential vs without"),
+        pct(&with, 0.5),
+        pct(&plain, 0.5),
+    );
+    result(
+        &format!("{n} Tasks, create -> Succeeded p99 (ms), with a credential vs without"),
+        pct(&with, 0.99),
+        pct(&plain, 0.99),
+    );
     assert!(bao.live_task_tokens().await.is_empty(), "every token revoked");
     op.abort();
 }

@@ -126,5 +126,8 @@ async fn main() {
         hostile.1 / polite.1.max(0.001),
         hostile.2 / polite.2.max(1.0)
     );
+    let result = ephemera_devcluster::testing::bench_result;
+    result("progress flood", "status writes/s, hostile vs polite reporter", hostile.1, Some(polite.1));
+    result("progress flood", "bytes/s to every watcher, hostile vs polite", hostile.2, Some(polite.2));
     op.abort();
 }

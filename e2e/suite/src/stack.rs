@@ -136,11 +136,21 @@ pub async fn stack() -> Stack {
 /// Starts the stack; with `slow_pull`, the first pull of each Docker Hub image (the Task images)
 /// takes that long (the node pulls them through [`crate::slow_registry`]).
 pub async fn stack_with(slow_pull: Option<Duration>) -> Stack {
+    stack_configured(slow_pull, None).await
+}
+
+/// Starts the stack with the cluster's audit log (one JSON line per request) written to `path`.
+pub async fn stack_audited(path: PathBuf) -> Stack {
+    stack_configured(None, Some(path)).await
+}
+
+async fn stack_configured(slow_pull: Option<Duration>, audit_log: Option<PathBuf>) -> Stack {
     let slow = match slow_pull {
         Some(delay) => Some(crate::slow_registry::start(&ephemera_devcluster::testing::test_registry(), delay).await),
         None => None,
     };
     let dev = Dev::start_with(|c| {
+        c.audit_log = audit_log;
         if let Some(k) = c.kubelet.as_mut() {
             k.backoff_base = Duration::from_millis(500);
             if let Some(slow) = slow {

@@ -29,5 +29,6 @@ pub async fn cleanup(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     // As it ran: a templated Task's credentials are those of its rendering.
     credentials::revoke_ended(ctx, &task.rendered()).await?;
     ctx.admission.lock().await.release(&task);
+    ctx.forget(&task);
     Ok(Action::await_change())
 }

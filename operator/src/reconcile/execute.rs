@@ -26,12 +26,14 @@ pub async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     // The Task as it runs: a templated Task's rendering in place of its spec (from its status, or
     // from the rendering just made); facts are looked up for it, not for the Task as written.
     let mut view = task.rendered().into_owned();
+    ctx.fill_expected_pod(&mut view);
     let mut plan = loop {
         match ephemera_lifecycle::decide(&view, &seen, now, &settings) {
             Decision::Need(fact) => {
                 learn(ctx, &view, &pods, fact, &mut seen, now).await?;
                 if let Some(Ok(r)) = &seen.template {
                     view = with_rendering(&task, &r.task);
+                    ctx.fill_expected_pod(&mut view);
                 }
             }
             Decision::Plan(plan) => break plan,
@@ -132,6 +134,10 @@ async fn execute(
             }
             Effect::Event(note) => ctx.event(task, note).await,
             Effect::WriteStatus => current = write_status(ctx, api, &current, plan.status.clone()).await?,
+            Effect::ExpectPod(uid) => {
+                let attempt = plan.status.attempt;
+                ctx.expect_pod(task, attempt, uid);
+            }
             Effect::ReleaseSlot => ctx.admission.lock().await.release(task),
             Effect::RevokeEnded { announce } => {
                 let revoked = credentials::revoke_ended(ctx, task).await?;

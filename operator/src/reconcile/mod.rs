@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ephemera_crds::{Task, TaskPhase};
+use ephemera_crds::{Reason, Task, TaskPhase};
 use ephemera_lifecycle::Note;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::Config;
 
 /// Finalizer that makes deletion wait for clean-up.
-pub const FINALIZER: &str = "ephemera.dev/cleanup";
+pub const FINALIZER: &str = ephemera_crds::CLEANUP_FINALIZER;
 const FIELD_MANAGER: &str = "ephemera-operator";
 
 /// Why a reconcile failed (it is retried).
@@ -66,6 +66,8 @@ pub struct Context {
     issuer: Option<crate::vault::Issuer>,
     /// The last seen spec of each queue (for the order in which waiting Tasks are woken).
     queues: std::sync::RwLock<std::collections::HashMap<String, ephemera_crds::TaskQueueSpec>>,
+    /// Pods created whose uid no status write carries yet, by Task uid: (attempt, Pod uid).
+    expected: std::sync::Mutex<std::collections::HashMap<String, (i32, String)>>,
 }
 
 impl Context {
@@ -82,8 +84,8 @@ impl Context {
         );
         let issuer = config.vault.clone().map(crate::vault::Issuer::new).transpose()?;
         let admission = tokio::sync::Mutex::new(Admission::default());
-        let queues = Default::default();
-        Ok(Self { client, config, metrics, store, admission, recorder, issuer, queues })
+        let (queues, expected) = Default::default();
+        Ok(Self { client, config, metrics, store, admission, recorder, issuer, queues, expected })
     }
 
     /// Records a queue's spec as last seen.
@@ -119,8 +121,40 @@ impl Context {
         queues
     }
 
+    /// Remembers that this attempt's Pod was created with `pod_uid` (see `Effect::ExpectPod`).
+    fn expect_pod(&self, task: &Task, attempt: i32, pod_uid: String) {
+        if let (Ok(mut e), Some(uid)) = (self.expected.lock(), task.meta().uid.clone()) {
+            e.insert(uid, (attempt, pod_uid));
+        }
+    }
+
+    /// Fills in the uid of the attempt's Pod when this replica created it and no write carries it
+    /// yet; forgets the expectation once the status carries a uid or has moved on to another attempt.
+    fn fill_expected_pod(&self, task: &mut Task) {
+        let (Ok(mut e), Some(uid)) = (self.expected.lock(), task.meta().uid.clone()) else { return };
+        let Some((attempt, pod_uid)) = e.get(&uid).cloned() else { return };
+        match task.status.as_mut() {
+            Some(s) if s.attempt == attempt && s.pod_uid.is_empty() => s.pod_uid = pod_uid,
+            _ => {
+                e.remove(&uid);
+            }
+        }
+    }
+
+    /// Forgets what was expected of a Task that is going away.
+    fn forget(&self, task: &Task) {
+        if let (Ok(mut e), Some(uid)) = (self.expected.lock(), task.meta().uid.as_ref()) {
+            e.remove(uid);
+        }
+    }
+
     /// Records a Kubernetes Event on the Task (best effort: an Event is never worth a failed reconcile).
+    /// The Normal ones that only retell a phase change only when the admin asked for them.
     async fn event(&self, task: &Task, note: Note) {
+        let retells_phase = matches!(note.reason, Reason::Scheduled | Reason::Running | Reason::Succeeded);
+        if !note.warning && retells_phase && !self.config.normal_events {
+            return;
+        }
         let type_ = if note.warning { EventType::Warning } else { EventType::Normal };
         let reason = note.reason.as_str().to_string();
         let ev = KubeEvent { type_, reason: reason.clone(), note: Some(note.message), action: reason, secondary: None };

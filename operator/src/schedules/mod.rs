@@ -279,6 +279,7 @@ pub fn scheduled_task(schedule: &TaskSchedule, run: &Run) -> Task {
         Some(Origin { source: ORIGIN_SOURCE.into(), requester: format!("schedule:{ns}/{name}"), ..Default::default() });
     let mut task = Task::new(&run.name, spec);
     task.metadata.namespace = Some(ns);
+    task.metadata.finalizers = Some(vec![ephemera_crds::CLEANUP_FINALIZER.into()]);
     let mut labels: BTreeMap<String, String> = schedule.spec.task.labels.clone();
     labels.insert(SCHEDULE_LABEL.into(), name);
     task.metadata.labels = Some(labels);

@@ -36,6 +36,10 @@ const UNUSED_BUT_JUSTIFIED: &[(&str, &str)] = &[
         "only when a schedule run's Task name is taken, to tell its own Task from a stranger's (schedules::)",
     ),
     (
+        "ephemera-operator patch ephemera.dev/tasks in *",
+        "adds the cleanup finalizer to a Task created without it (`kubectl apply`); REST, webhooks and schedules create Tasks with it",
+    ),
+    (
         "ephemera-operator update ephemera.dev/tasks/finalizers in *",
         "blockOwnerDeletion on worker Pods, checked only by OwnerReferencesPermissionEnforcement (OpenShift)",
     ),

@@ -17,3 +17,4 @@ mod stream;
 mod task_crd;
 mod templates;
 mod webhooks;
+mod writes;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ephemera_crds::{Task, TaskPhase, TaskQueue};
 use ephemera_devcluster::testing::{eventually, ok};
-use ephemera_e2e::stack::{config, create, operator, phase, queue, repo, stack, Stack};
+use ephemera_e2e::stack::{config, create, operator, operator_with, phase, queue, repo, stack, Stack};
+use ephemera_operator::Config;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -216,9 +217,9 @@ async fn a_killed_operator_resumes_without_a_second_pod_and_only_the_leader_acts
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kubectl_apply_of_the_example_task_runs_to_succeeded() {
+async fn kubectl_apply_of_the_example_task_runs_to_succeeded_with_normal_events_when_asked() {
     let s = stack().await;
-    let op = operator(&s.client, "op-1");
+    let op = operator_with(&s.client, Config { normal_events: true, ..config("op-1") });
     ok(s.dev.kubectl(&["apply", "-f", repo().join("e2e/examples/task-hello.yaml").to_str().unwrap()]));
     ok(s.dev.kubectl(&[
         "wait",
