@@ -114,6 +114,12 @@ async fn tasks_end_to_end_with_api_tokens() {
     assert!(b["requestedBy"].as_str().unwrap().starts_with("token:"), "attributed: {b}");
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
     let t = tasks.get(&name).await.unwrap();
+    let finalizers = t.metadata.finalizers.clone().unwrap_or_default();
+    assert_eq!(
+        finalizers,
+        [ephemera_crds::CLEANUP_FINALIZER],
+        "created with the finalizer: the operator needs no write to add it"
+    );
     assert_eq!(t.spec.origin.unwrap().requester, b["requestedBy"].as_str().unwrap(), "the Task records who asked");
     let (st, h, b) = api.call("GET", &format!("{base}/{name}/result"), Some(&reader), None).await;
     if st == 409 {
