@@ -20,6 +20,7 @@ BENCHES=(
   "create ephemera-api create"
   "webhooks ephemera-api webhooks"
   "stream ephemera-api stream"
+  "sustained ephemera-e2e sustained"
 )
 wanted=("$@")
 selected=()
@@ -50,54 +51,72 @@ export EPHEMERA_TEST_REGISTRY="127.0.0.1:$port"
 echo "== API server binary (the stream bench runs it as its own process)" >&2
 cargo build --release --locked -p ephemera-api --bin ephemera-api
 
+# Each bench's results are kept apart (target/bench-all/NAME.jsonl), so a run of some benches
+# updates their rows and keeps the others' from earlier runs, each with its own commit and date.
 out="$REPO/target/bench-all"
 mkdir -p "$out"
-results="$out/results.jsonl"
-: >"$results"
-export EPHEMERA_BENCH_RESULTS="$results"
-timings="$out/timings.tsv"
-: >"$timings"
+commit=$(git rev-parse --short HEAD)
+if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then commit="$commit+changes"; fi
 for b in "${selected[@]}"; do
   read -r name package target <<<"$b"
   echo "== bench $name (cargo bench -p $package --bench $target)" >&2
+  export EPHEMERA_BENCH_RESULTS="$out/$name.new"
+  : >"$EPHEMERA_BENCH_RESULTS"
   start=$(date +%s)
   status=0
   cargo bench --locked -p "$package" --bench "$target" 2>&1 | tee "$out/$name.log" || status=$?
-  printf '%s\t%s\t%s\t%s\n' "$name" "$package" "$target" "$(($(date +%s) - start))s, exit $status" >>"$timings"
+  python3 - "$EPHEMERA_BENCH_RESULTS" "$out/$name.jsonl" "$package" "$target" "$commit" "$(($(date +%s) - start))" "$status" <<'EOF'
+import json, sys, time
+new, path, package, target, commit, took, status = sys.argv[1:8]
+rows = [l for l in open(new) if l.strip()]
+meta = {"command": f"cargo bench -p {package} --bench {target}", "commit": commit,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "took_s": int(took), "exit": int(status)}
+with open(path, "w") as f:
+    f.write(json.dumps({"meta": meta}) + "\n")
+    f.writelines(rows)
+EOF
+  rm -f "$EPHEMERA_BENCH_RESULTS"
 done
 
-commit=$(git rev-parse --short HEAD)
-if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then commit="$commit (with uncommitted changes)"; fi
-python3 - "$results" "$timings" "$REPO/docs/bench-results.md" "$commit" <<'EOF'
-import json, os, platform, sys, time
-results, timings, target, commit = sys.argv[1:5]
-rows = [json.loads(l) for l in open(results) if l.strip()]
+order=$(for b in "${BENCHES[@]}"; do printf '%s ' "${b%% *}"; done)
+# shellcheck disable=SC2086 # one argument per bench name
+python3 - "$out" "$REPO/docs/bench-results.md" $order <<'EOF'
+import json, os, platform, sys
+out, target, order = sys.argv[1], sys.argv[2], sys.argv[3:]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
 def num(v):
     if v is None:
         return "-"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
-out = [
+table, runs = [], []
+for name in order:
+    path = os.path.join(out, name + ".jsonl")
+    if not os.path.exists(path):
+        continue
+    lines = [json.loads(l) for l in open(path) if l.strip()]
+    meta = lines[0]["meta"]
+    runs.append(f"| {name} | `{meta['command']}` | {meta['commit']} | {meta['when']} | {meta['took_s']} s | {meta['exit']} |")
+    for r in lines[1:]:
+        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
+        table.append(f"| {r['bench']} | {r['metric']} | {num(r['ours'])} | {num(r.get('baseline'))} | {ratio} |")
+doc = [
     "# Benchmark results",
     "",
-    "Written by `e2e/scripts/bench-all.sh` (do not edit by hand); what each bench does and the",
-    "findings behind the numbers are in [benchmarks.md](benchmarks.md).",
+    "Written by `e2e/scripts/bench-all.sh` (do not edit by hand); what each bench does, and the",
+    "findings behind the numbers, are in [benchmarks.md](benchmarks.md).",
     "",
-    f"- when: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}",
     f"- machine: {os.cpu_count()} cores ({cpu}), {mem} GiB memory, {platform.system()} {platform.release()}",
     "- ratio: Ephemera / baseline, both measured by the same bench in the same run",
     "",
     "| bench | metric | Ephemera | baseline | ratio |",
     "| --- | --- | ---: | ---: | ---: |",
+    *table,
+    "",
+    "| bench | command | commit | when | took | exit |",
+    "| --- | --- | --- | --- | --- | --- |",
+    *runs,
 ]
-for r in rows:
-    ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
-    out.append(f"| {r['bench']} | {r['metric']} | {num(r['ours'])} | {num(r.get('baseline'))} | {ratio} |")
-out += ["", "| bench | command | took |", "| --- | --- | --- |"]
-for l in open(timings):
-    name, package, bench, took = l.rstrip("\n").split("\t")
-    out.append(f"| {name} | `cargo bench -p {package} --bench {bench}` | {took} |")
-open(target, "w").write("\n".join(out) + "\n")
-print(f"wrote {target}: {len(rows)} results")
+open(target, "w").write("\n".join(doc) + "\n")
+print(f"wrote {target}: {len(table)} results from {len(runs)} benches")
 EOF

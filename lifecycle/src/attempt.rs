@@ -60,11 +60,15 @@ pub fn decide(
             let stuck_at = started_at
                 .checked_add(SignedDuration::try_from(settings.pod_start_timeout).unwrap_or_default())
                 .unwrap_or(now);
+            // Written only to surface a problem: a Pod that is just starting changes nothing a
+            // reader needs (its uid, when not yet written, rides on the Running write).
+            let mut effects = Vec::new();
             if let Some((reason, message)) = problem {
                 let reason = Reason::Kubelet(reason.clone());
                 set_condition(&mut status, ConditionType::PodStarted, false, &reason, message, generation, now);
                 status.reason = reason.as_str().into();
                 status.message = message.clone();
+                effects.push(Effect::WriteStatus);
             }
             if now >= stuck_at {
                 let detail = problem.as_ref().map(|(r, m)| format!(": {r}: {m}")).unwrap_or_default();
@@ -76,9 +80,7 @@ pub fn decide(
                 plan.effects.insert(0, Effect::StopPod(p.name.clone()));
                 return Decision::Plan(plan);
             }
-            Plan::new(status)
-                .then(Effect::WriteStatus)
-                .next(Next::After(secs_until(stuck_at, now, 0).min(START_RECHECK)))
+            Plan { status, effects, next: Next::After(secs_until(stuck_at, now, 0).min(START_RECHECK)) }
         }
         Attempt::Running => {
             let mut effects = Vec::new();

@@ -3,6 +3,10 @@
 //! beside the baseline measured in the same run: the same client creating the same 1,000 Pods
 //! directly (no operator). The dev cluster runs without its kubelet, so only the operator is timed.
 //!
+//! Then the steady case: Tasks created at a fixed rate (`BENCH_RATE`, 50/s, for `BENCH_STEADY_SECS`,
+//! 20 s), create→Pod p50/p99 beside Pods created directly at the same rate. Tasks are created as
+//! Ephemera's REST API, webhooks and schedules create them: with the operator's finalizer on.
+//!
 //! Run: `cargo bench -p ephemera-operator --bench reconcile` (`BENCH_TASKS` changes the count).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -47,6 +51,47 @@ async fn seen_pods(pods: Api<Pod>, n: usize) -> HashMap<String, Instant> {
     seen
 }
 
+/// Creates `m` objects at `rate` per second, each create on its own task so a slow one never
+/// delays the next; returns each object's name (as the Pod watch will see it) and when its create
+/// was sent.
+async fn paced<F, Fut>(m: usize, rate: f64, make: F) -> Vec<(String, Instant)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = (String, Instant)> + Send + 'static,
+{
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut running = Vec::with_capacity(m);
+    for i in 0..m {
+        tick.tick().await;
+        running.push(tokio::spawn(make(i)));
+    }
+    futures::future::join_all(running).await.into_iter().map(|r| r.expect("create")).collect()
+}
+
+/// Create→seen of every object seen, sorted.
+fn latencies(starts: &[(String, Instant)], seen: &HashMap<String, Instant>) -> Vec<Duration> {
+    let mut lat: Vec<Duration> =
+        starts.iter().filter_map(|(name, s)| seen.get(name).map(|t| t.duration_since(*s))).collect();
+    lat.sort();
+    lat
+}
+
+fn task(name: &str) -> Task {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ephemera.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": name, "finalizers": [ephemera_crds::CLEANUP_FINALIZER]},
+        "spec": {"command": ["true"]},
+    }))
+    .expect("task")
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(
+        serde_json::json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .expect("pod")
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("BENCH_TASKS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
@@ -60,7 +105,10 @@ async fn main() {
     let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/yaml");
     ok(kubectl(&kubeconfig, &["apply", "--server-side", "-f", crds.to_str().unwrap_or_default()], None));
     ok(kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/tasks.ephemera.dev", "--timeout=30s"], None));
-    for ns in ["baseline", "bench"] {
+    let steady_rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|s| s.parse().ok()).unwrap_or(50.0);
+    let steady_secs: f64 = std::env::var("BENCH_STEADY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20.0);
+    let m = (steady_rate * steady_secs) as usize;
+    for ns in ["baseline", "bench", "steady-baseline", "steady"] {
         ok(kubectl(&kubeconfig, &["create", "namespace", ns], None));
     }
 
@@ -73,9 +121,10 @@ async fn main() {
         .map(|i| {
             let api = direct.clone();
             async move {
-                let pod: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": format!("direct-{i}")}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).expect("pod");
                 let start = Instant::now();
-                api.create(&PostParams::default(), &pod).await.map(|_| (format!("direct-{i}"), start))
+                api.create(&PostParams::default(), &pod(&format!("direct-{i}")))
+                    .await
+                    .map(|_| (format!("direct-{i}"), start))
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -84,9 +133,21 @@ async fn main() {
         .expect("direct creates");
     let seen = watcher.await.expect("watch");
     let base_rate = n as f64 / seen.values().max().map_or(t0.elapsed(), |last| last.duration_since(t0)).as_secs_f64();
-    let mut base_lat: Vec<Duration> =
-        starts.iter().filter_map(|(name, s)| seen.get(name).map(|t| t.duration_since(*s))).collect();
-    base_lat.sort();
+    let base_lat = latencies(&starts, &seen);
+    // The same client creating Pods directly at the steady rate.
+    let direct: Api<Pod> = Api::namespaced(client.clone(), "steady-baseline");
+    let watcher = tokio::spawn(seen_pods(direct.clone(), m));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let starts = paced(m, steady_rate, |i| {
+        let api = direct.clone();
+        async move {
+            let start = Instant::now();
+            api.create(&PostParams::default(), &pod(&format!("steady-{i}"))).await.expect("create");
+            (format!("steady-{i}"), start)
+        }
+    })
+    .await;
+    let steady_base_lat = latencies(&starts, &watcher.await.expect("watch"));
 
     // The operator, as its own process, reconciling n Tasks.
     let mut op = Command::new(env!("CARGO_BIN_EXE_ephemera-operator"))
@@ -119,9 +180,8 @@ async fn main() {
         .map(|i| {
             let api = tasks.clone();
             async move {
-                let task: Task = serde_json::from_value(serde_json::json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task", "metadata": {"name": format!("t-{i}")}, "spec": {"command": ["true"]}})).expect("task");
                 let start = Instant::now();
-                api.create(&PostParams::default(), &task).await.map(|_| (format!("t-{i}-1"), start))
+                api.create(&PostParams::default(), &task(&format!("t-{i}"))).await.map(|_| (format!("t-{i}-1"), start))
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -131,10 +191,23 @@ async fn main() {
     let seen = watcher.await.expect("watch");
     let rate =
         seen.len() as f64 / seen.values().max().map_or(t0.elapsed(), |last| last.duration_since(t0)).as_secs_f64();
-    let mut lat: Vec<Duration> =
-        starts.iter().filter_map(|(name, s)| seen.get(name).map(|t| t.duration_since(*s))).collect();
-    lat.sort();
+    let lat = latencies(&starts, &seen);
     let rss = rss_mib(op.id());
+    // Steady: Tasks at the same rate as the direct Pods above.
+    let steady: Api<Task> = Api::namespaced(client.clone(), "steady");
+    let watcher = tokio::spawn(seen_pods(Api::namespaced(client.clone(), "steady"), m));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let starts = paced(m, steady_rate, |i| {
+        let api = steady.clone();
+        async move {
+            let start = Instant::now();
+            api.create(&PostParams::default(), &task(&format!("s-{i}"))).await.expect("create");
+            (format!("s-{i}-1"), start)
+        }
+    })
+    .await;
+    let steady_lat = latencies(&starts, &watcher.await.expect("watch"));
+    let rss_steady = rss_mib(op.id());
     let _ = op.kill();
     let _ = op.wait();
     drop(cluster);
@@ -149,7 +222,18 @@ async fn main() {
     result("Pods created per second", rate, Some(base_rate));
     result("create->Pod p50 (ms)", pct(&lat, 0.5), Some(pct(&base_lat, 0.5)));
     result("create->Pod p99 (ms)", pct(&lat, 0.99), Some(pct(&base_lat, 0.99)));
+    result(
+        &format!("steady {steady_rate}/s: create->Pod p50 (ms)"),
+        pct(&steady_lat, 0.5),
+        Some(pct(&steady_base_lat, 0.5)),
+    );
+    result(
+        &format!("steady {steady_rate}/s: create->Pod p99 (ms)"),
+        pct(&steady_lat, 0.99),
+        Some(pct(&steady_base_lat, 0.99)),
+    );
     result("operator RSS idle (MiB)", rss_idle, None);
-    result("operator RSS after (MiB)", rss, None);
+    result(&format!("operator RSS, {n} Tasks cached (MiB)"), rss, None);
+    result(&format!("operator RSS, {} Tasks cached (MiB)", n + m), rss_steady, None);
     println!("direct = the same client creating the same number of Pods itself, same run, same cluster");
 }

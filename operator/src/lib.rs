@@ -20,8 +20,8 @@ use ephemera_crds::{Task, TaskQueue};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 
 pub use config::{Config, ProgressConfig};
@@ -72,6 +72,12 @@ async fn queue_status_loop(queues: Api<TaskQueue>, ctx: Arc<Context>) {
     }
 }
 
+/// What the Task cache drops of each Task: the server-side apply bookkeeping, which no decision
+/// reads (`None`, not an empty list, so a write of the cached object never asks to change it).
+fn trim_for_cache(task: &mut Task) {
+    task.metadata.managed_fields = None;
+}
+
 /// Creates the `default` TaskQueue if an admin has not (Tasks name it unless they say otherwise).
 async fn ensure_default_queue(client: &Client, config: &Config) {
     let queues: Api<TaskQueue> = Api::all(client.clone());
@@ -113,22 +119,28 @@ pub async fn run(
     let queues: Api<TaskQueue> = Api::all(client.clone());
     let queues_api = queues.clone();
     ensure_default_queue(&client, &config).await;
-    let controller = Controller::new(tasks.clone(), watcher::Config::default());
-    let store = controller.store();
+    // The cache keeps Tasks without what the API server tracks of who wrote which field (most of
+    // a cached Task's size); a status write sends no managedFields, so the server keeps its own.
+    let (store, writer) = reflector::store();
+    let cached =
+        reflector::reflector(writer, watcher(tasks.clone(), watcher::Config::default()).modify(trim_for_cache));
+    let controller = Controller::for_stream(cached.applied_objects(), store.clone());
     let (schedules_stop_tx, schedules_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let schedule_controller = schedules::run(client.clone(), config.identity.clone(), metrics.clone(), async move {
         let _ = schedules_stop_rx.await;
     });
-    let ctx = Arc::new(Context::new(client, config, metrics.clone(), store.clone())?);
+    let (queue_cache, queue_writer) = reflector::store();
+    let queue_events =
+        reflector::reflector(queue_writer, watcher(queues, watcher::Config::default())).touched_objects();
+    let ctx = Arc::new(Context::new(client, config, metrics.clone(), store.clone(), queue_cache)?);
     let queue_store = store.clone();
     let waiting_store = store.clone();
-    let (queue_ctx, waiting_ctx) = (ctx.clone(), ctx.clone());
+    let waiting_ctx = ctx.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = controller
         .owns(pods, watcher::Config::default().labels(names::MANAGED_BY_SELECTOR))
-        .watches(queues, watcher::Config::default(), move |q: TaskQueue| {
+        .watches_stream(queue_events, move |q: TaskQueue| {
             let name = q.metadata.name.unwrap_or_default();
-            queue_ctx.remember_queue(&name, &q.spec);
             // Only waiting Tasks can be affected by a queue change.
             queue_store
                 .state()

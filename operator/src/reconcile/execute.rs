@@ -93,16 +93,21 @@ async fn learn(
             seen.credentials = Some(credentials::resolve(ctx, task, &ns).await?.map(|_| ()));
         }
         Fact::Queue => {
-            let queues: Api<TaskQueue> = Api::all(ctx.client.clone());
-            let spec = queues.get_opt(task.queue()).await?.map(|q| q.spec);
-            if let Some(spec) = &spec {
-                ctx.remember_queue(task.queue(), spec);
-            }
+            // From the watched queues once they are listed; a GET only while the operator stops.
+            let spec = match ctx.queues.wait_until_ready().await {
+                Ok(()) => ctx.queue_spec(task.queue()),
+                Err(_) => {
+                    let queues: Api<TaskQueue> = Api::all(ctx.client.clone());
+                    queues.get_opt(task.queue()).await?.map(|q| q.spec)
+                }
+            };
             seen.queue = Some(spec);
         }
         Fact::Admission => {
             let spec = seen.queue.clone().flatten().unwrap_or_default();
-            let admitted = ctx.admission.lock().await.try_admit(task, &ctx.store.state(), &spec, &rfc3339(now));
+            // An unlimited queue admits without a look at every Task.
+            let admitted = spec.concurrency <= 0
+                || ctx.admission.lock().await.try_admit(task, &ctx.store.state(), &spec, &rfc3339(now));
             seen.admitted = Some(admitted);
         }
         Fact::RecordedPod => {

@@ -23,7 +23,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tracing::Instrument;
 
@@ -64,8 +64,8 @@ pub struct Context {
     admission: tokio::sync::Mutex<Admission>,
     recorder: Recorder,
     issuer: Option<crate::vault::Issuer>,
-    /// The last seen spec of each queue (for the order in which waiting Tasks are woken).
-    queues: std::sync::RwLock<std::collections::HashMap<String, ephemera_crds::TaskQueueSpec>>,
+    /// Every TaskQueue, as watched (admission reads them here, not with a GET per Task).
+    queues: Store<ephemera_crds::TaskQueue>,
     /// Pods created whose uid no status write carries yet, by Task uid: (attempt, Pod uid).
     expected: std::sync::Mutex<std::collections::HashMap<String, (i32, String)>>,
 }
@@ -77,6 +77,7 @@ impl Context {
         config: Config,
         metrics: Arc<Metrics>,
         store: Store<Task>,
+        queues: Store<ephemera_crds::TaskQueue>,
     ) -> Result<Self, crate::vault::VaultError> {
         let recorder = Recorder::new(
             client.clone(),
@@ -84,22 +85,13 @@ impl Context {
         );
         let issuer = config.vault.clone().map(crate::vault::Issuer::new).transpose()?;
         let admission = tokio::sync::Mutex::new(Admission::default());
-        let (queues, expected) = Default::default();
+        let expected = Default::default();
         Ok(Self { client, config, metrics, store, admission, recorder, issuer, queues, expected })
     }
 
-    /// Records a queue's spec as last seen.
-    pub fn remember_queue(&self, name: &str, spec: &ephemera_crds::TaskQueueSpec) {
-        if let Ok(mut q) = self.queues.write() {
-            if q.get(name) != Some(spec) {
-                q.insert(name.to_string(), spec.clone());
-            }
-        }
-    }
-
-    /// A queue's spec as last seen.
+    /// A queue's spec as last seen (None: no such queue, or the cache is still filling).
     pub fn queue_spec(&self, name: &str) -> Option<ephemera_crds::TaskQueueSpec> {
-        self.queues.read().ok().and_then(|q| q.get(name).cloned())
+        self.queues.get(&ObjectRef::new(name)).map(|q| q.spec.clone())
     }
 
     /// Recomputes the per-phase and per-queue gauges from the cache (called periodically).

@@ -58,6 +58,11 @@ impl Admission {
     /// by capped priority); if so, reserves its slot. `all` is the controller's view of every Task.
     pub fn try_admit(&mut self, task: &Task, all: &[Arc<Task>], queue_spec: &TaskQueueSpec, now: &str) -> bool {
         let concurrency = queue_spec.concurrency;
+        if concurrency <= 0 {
+            // Unlimited: nothing to count, so no pass over the queue's Tasks (it made every
+            // admission O(Tasks)) and no reservation to keep.
+            return true;
+        }
         let queue = task.queue().to_string();
         let key = ObjectRef::from_obj(task);
         let in_queue: Vec<&Arc<Task>> = all.iter().filter(|t| t.queue() == queue).collect();
@@ -65,10 +70,6 @@ impl Admission {
         let reserved = self.reserved.entry(queue).or_default();
         // A reservation ends once the cache shows the Task past Pending.
         reserved.retain(|k| phases.get(k) == Some(&TaskPhase::Pending));
-        if concurrency <= 0 {
-            reserved.insert(key);
-            return true;
-        }
         let mut holders: HashSet<Key> =
             in_queue.iter().filter(|t| holds_slot(t)).map(|t| ObjectRef::from_obj(&***t)).collect();
         holders.extend(reserved.iter().cloned());

@@ -81,17 +81,16 @@ async fn create(
         handoff_url: ctx.config.handoff_url.as_deref(),
     };
     let pod = pod::worker_pod(task, status.attempt, remaining, &ctx.config, &worker)?;
-    if let Some(existing) = pods.get_opt(&status.pod_name).await? {
-        if !pod::is_ours(task, &existing) {
-            return Ok(StartOutcome::PodNameTaken);
-        }
-    }
-    // A plain create: if a Pod of the name appeared meanwhile, this attempt never treats it as its own
-    // (the next reconcile sees it and checks it against the record).
+    // A plain create, never over an existing Pod; only when the name is taken is the Pod looked at.
+    // One of this Task's (an earlier create whose answer was lost) is checked by the next reconcile
+    // against the record; anyone else's fails the Task.
     let post = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     Ok(match pods.create(&post, &pod).await {
         Ok(p) => StartOutcome::Created { uid: p.metadata.uid.unwrap_or_default() },
-        Err(kube::Error::Api(e)) if e.code == 409 => StartOutcome::NameRace,
+        Err(kube::Error::Api(e)) if e.code == 409 => match pods.get_opt(&status.pod_name).await? {
+            Some(existing) if !pod::is_ours(task, &existing) => StartOutcome::PodNameTaken,
+            _ => StartOutcome::NameRace,
+        },
         Err(kube::Error::Api(e)) if e.code == 400 || e.code == 422 => StartOutcome::Rejected(e.message),
         Err(kube::Error::Api(e)) if e.code == 403 => StartOutcome::Forbidden(e.message),
         Err(e) => return Err(e.into()),

@@ -15,6 +15,7 @@
 //! duration typing of `format: date-time`/`duration` strings.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -30,11 +31,34 @@ pub fn validate(new: &Value, old: Option<&Value>, schema: &Value) -> Vec<FieldEr
     cx.errs
 }
 
-/// One validation: the errors so far, and each rule compiled once (a rule on a list's items would
-/// otherwise be compiled again for every item).
+/// One validation: the errors so far, and each rule looked up once (a rule on a list's items would
+/// otherwise be looked up again for every item).
 struct Walk<'s> {
     errs: Vec<FieldError>,
-    programs: HashMap<&'s str, Result<cel::Program, String>>,
+    programs: HashMap<&'s str, Compiled>,
+}
+
+/// A rule compiled, or why it does not compile.
+type Compiled = Arc<Result<cel::Program, String>>;
+
+/// Rules compiled once per process, as kube-apiserver compiles a CRD's rules once when it is written
+/// (parsing a rule took most of a Task write's time). Bounded: CRDs are written by admins, but a
+/// stream of changing rules must not grow the cache without limit.
+fn compiled(text: &str) -> Compiled {
+    const MAX_CACHED: usize = 4096;
+    static CACHE: OnceLock<Mutex<HashMap<String, Compiled>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().ok().and_then(|c| c.get(text).cloned()) {
+        return p;
+    }
+    let p = Arc::new(compile(text));
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MAX_CACHED {
+            c.clear();
+        }
+        c.insert(text.to_string(), p.clone());
+    }
+    p
 }
 
 fn walk<'s>(new: &Value, old: Option<&Value>, node: Node<'s>, at: &str, cx: &mut Walk<'s>) {
@@ -93,7 +117,7 @@ fn correlate<'a>(node: Node<'_>, item: &Value, olds: &'a [Value]) -> Option<&'a 
 
 /// One rule on one value: `None` when it holds (or does not apply).
 fn check_rule<'s>(
-    programs: &mut HashMap<&'s str, Result<cel::Program, String>>,
+    programs: &mut HashMap<&'s str, Compiled>,
     rule: &'s Value,
     new: &Value,
     old: Option<&Value>,
@@ -102,8 +126,8 @@ fn check_rule<'s>(
 ) -> Option<FieldError> {
     let text = rule.get("rule").and_then(Value::as_str)?;
     let own = if at.is_empty() { "<nil>".to_string() } else { at.to_string() };
-    let program = match programs.entry(text).or_insert_with(|| compile(text)) {
-        Ok(p) => &*p,
+    let program = match &**programs.entry(text).or_insert_with(|| compiled(text)) {
+        Ok(p) => p,
         // Upstream refuses such a CRD when it is written; here the rule fails every write instead
         // of passing silently.
         Err(why) => return Some(format::invalid(&own, &Bad::Str(node.type_name().to_string()), why)),
@@ -172,7 +196,7 @@ fn lower_first(s: &str) -> String {
 /// `message`, else `failed rule: <rule>`.
 fn message(rule: &Value, text: &str, ctx: &cel::Context<'_, '_>) -> String {
     if let Some(expr) = rule.get("messageExpression").and_then(Value::as_str) {
-        if let Some(cel::Value::String(s)) = compile(expr).ok().and_then(|p| run(&p, ctx).ok()) {
+        if let Some(cel::Value::String(s)) = compiled(expr).as_ref().as_ref().ok().and_then(|p| run(p, ctx).ok()) {
             // Upstream falls back to `message` for an empty, multi-line or over-long result.
             let s = s.trim();
             if !s.is_empty() && !s.contains('\n') && s.len() <= MESSAGE_EXPRESSION_MAX {

@@ -1,0 +1,178 @@
+//! A sustained run of every component: Tasks created through the REST API at a steady rate
+//! (`BENCH_RATE` per second, 2) for `BENCH_MINUTES` (10), each a real Pod (runc containers from the
+//! loopback registry) that reports progress through the API server and is deleted by its TTL 30 s
+//! after it finishes. Reported per minute: Tasks created and finished, create→Succeeded p50/p99,
+//! Tasks and Pods present, and the process's resident memory (cluster, operator and API server run
+//! in it). The baseline is the run's own first minute: the last minute beside it shows whether
+//! anything grows without bound.
+//!
+//! Run: `cargo bench -p ephemera-e2e --bench sustained` (with the test registry, as for the tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ephemera_api::auth::oidc::OidcConfig;
+use ephemera_api::auth::Verb;
+use ephemera_api::limits::RateLimiter;
+use ephemera_crds::{Task, TaskPhase};
+use ephemera_devcluster::testing::{bench_result, rss_kib};
+use ephemera_e2e::api::{api_token, ApiServer, Live};
+use ephemera_e2e::stack::{config, operator_with, stack};
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+const KEY: &[u8] = b"0123456789abcdef0123456789abcdef-bench-key";
+
+/// What one minute of the run saw.
+#[derive(Default)]
+struct Minute {
+    created: usize,
+    failed_creates: usize,
+    finished: Vec<Duration>,
+    not_succeeded: usize,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let minutes: usize = std::env::var("BENCH_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(2.0);
+    let s = stack().await;
+    let live = Live { key: KEY.to_vec(), ring: 100, limits: Default::default(), send_buffer: None };
+    let api = ApiServer::start_live(&s, OidcConfig::default(), RateLimiter::new(100_000, 100_000.0), Some(live)).await;
+    let mut cfg = config("sustained");
+    cfg.progress = Some(ephemera_operator::ProgressConfig { url: api.url.clone(), key: Arc::new(KEY.to_vec().into()) });
+    let op = operator_with(&s.client, cfg);
+    let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 2).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/namespaces/default/tasks", api.url);
+    // Token Secrets are watched: wait until this one is known.
+    for _ in 0..100 {
+        if http.get(&url).bearer_auth(&token).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let t0 = Instant::now();
+    let minute_of = move |at: Instant| (at.duration_since(t0).as_secs() / 60) as usize;
+    let stats: Arc<Mutex<Vec<Minute>>> = Arc::new(Mutex::new((0..minutes + 1).map(|_| Minute::default()).collect()));
+    let created_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+
+    // Every Task's end, seen on a watch (as a client following it would).
+    let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
+    let (ends, ends_stats, ends_created) = (tasks.clone(), stats.clone(), created_at.clone());
+    let watching = tokio::spawn(async move {
+        let stream = watcher(ends, watcher::Config::default());
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            let Ok(watcher::Event::Apply(t)) = ev else { continue };
+            let Some(st) = t.status.as_ref().filter(|st| st.phase.is_terminal()) else { continue };
+            let name = t.metadata.name.clone().unwrap_or_default();
+            let Some(at) = ends_created.lock().unwrap().remove(&name) else { continue };
+            let mut m = ends_stats.lock().unwrap();
+            let now = Instant::now();
+            let minute = &mut m[minute_of(at).min(minutes)];
+            if st.phase == TaskPhase::Succeeded {
+                minute.finished.push(now.duration_since(at));
+            } else {
+                minute.not_succeeded += 1;
+            }
+        }
+    });
+
+    let body = json!({
+        "image": "busybox",
+        "command": ["sh", "-c", "echo '::progress 50 halfway'; echo done > \"$EPHEMERA_RESULT_FILE\""],
+        "ttlSecondsAfterFinished": 30,
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut samples = Vec::new();
+    let mut next_sample = t0;
+    let end = t0 + Duration::from_secs(60 * minutes as u64);
+    while Instant::now() < end {
+        tick.tick().await;
+        if Instant::now() >= next_sample {
+            let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+            let present = tasks.list_metadata(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
+            let pods = pods.list_metadata(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
+            samples.push((present, pods, rss_kib(std::process::id()) as f64 / 1024.0));
+            next_sample += Duration::from_secs(60);
+        }
+        let (http, url, token, body) = (http.clone(), url.clone(), token.clone(), body.clone());
+        let (stats, created_at) = (stats.clone(), created_at.clone());
+        tokio::spawn(async move {
+            let at = Instant::now();
+            let made = http.post(url).bearer_auth(token).json(&body).send().await;
+            let name = match made {
+                Ok(r) if r.status().as_u16() == 201 => {
+                    r.json::<serde_json::Value>().await.ok().and_then(|v| v["name"].as_str().map(String::from))
+                }
+                _ => None,
+            };
+            let mut m = stats.lock().unwrap();
+            match name {
+                Some(name) => {
+                    created_at.lock().unwrap().insert(name, at);
+                    m[minute_of(at).min(minutes)].created += 1;
+                }
+                None => m[minute_of(at).min(minutes)].failed_creates += 1,
+            }
+        });
+    }
+    // The last Tasks' ends.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    watching.abort();
+    op.abort();
+
+    println!(
+        "sustained run: {minutes} minute(s) at {rate} Tasks/s through the REST API, every component in this process"
+    );
+    println!("minute  created  create-errors  succeeded  other-ends  p50 ms  p99 ms  tasks  pods  RSS MiB");
+    let m = stats.lock().unwrap();
+    for (i, minute) in m.iter().take(minutes).enumerate() {
+        let mut fin = minute.finished.clone();
+        fin.sort();
+        let (tasks, pods, rss) = samples.get(i).copied().unwrap_or((0, 0, f64::NAN));
+        println!(
+            "{:>6}  {:>7}  {:>13}  {:>9}  {:>10}  {:>6.0}  {:>6.0}  {tasks:>5}  {pods:>4}  {rss:>7.1}",
+            i + 1,
+            minute.created,
+            minute.failed_creates,
+            fin.len(),
+            minute.not_succeeded,
+            pct(&fin, 0.5),
+            pct(&fin, 0.99)
+        );
+    }
+    let unfinished = created_at.lock().unwrap().len();
+    println!("Tasks created but not seen to end 30 s after the last create: {unfinished}");
+    let sorted = |i: usize| {
+        let mut f = m[i].finished.clone();
+        f.sort();
+        f
+    };
+    let (first, last) = (sorted(0), sorted(minutes.saturating_sub(1)));
+    let bench = format!("sustained, {rate} Tasks/s for {minutes} min (last minute vs first)");
+    let result = |metric: &str, ours: f64, base: f64| bench_result(&bench, metric, ours, Some(base));
+    let total: usize = m.iter().map(|x| x.finished.len()).sum();
+    let created: usize = m.iter().map(|x| x.created).sum();
+    result("Tasks succeeded per minute", last.len() as f64, first.len() as f64);
+    result("create -> Succeeded p50 (ms)", pct(&last, 0.5), pct(&first, 0.5));
+    result("create -> Succeeded p99 (ms)", pct(&last, 0.99), pct(&first, 0.99));
+    if let (Some(a), Some(b)) = (samples.first(), samples.last()) {
+        result("process RSS (MiB)", b.2, a.2);
+    }
+    bench_result(&bench, "Tasks succeeded of those created", total as f64, Some(created as f64));
+}
