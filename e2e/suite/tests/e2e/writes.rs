@@ -69,11 +69,10 @@ async fn a_task_that_succeeds_first_time_costs_the_cluster_at_most_four_writes()
         made.iter().map(|w| format!("  {} {} {}", w.verb, w.resource, w.name)).collect::<Vec<_>>().join("\n")
     );
     assert!(made.len() <= 4, "{} writes for one Task: {made:#?}", made.len());
-    // Which: the attempt recorded before its Pod exists, the Pod, Running, Succeeded.
+    // Which: the attempt recorded before its Pod exists, the Pod, then Running and Succeeded (only
+    // Succeeded when the operator first looks after the command has already ended).
     let kinds: Vec<(&str, &str)> = made.iter().map(|w| (w.verb.as_str(), w.resource.as_str())).collect();
-    assert_eq!(
-        kinds,
-        [("update", "tasks/status"), ("create", "pods"), ("update", "tasks/status"), ("update", "tasks/status")]
-    );
+    assert_eq!(kinds[..2], [("update", "tasks/status"), ("create", "pods")], "{kinds:?}");
+    assert!(kinds[2..].iter().all(|k| *k == ("update", "tasks/status")) && kinds.len() >= 3, "{kinds:?}");
     op.abort();
 }
