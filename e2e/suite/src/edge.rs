@@ -72,11 +72,14 @@ impl Edge {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start caddy");
+        let mut child = cmd.spawn().expect("start caddy");
         let root = dir.path().join("data/caddy/pki/authorities/local/root.crt");
         let client = reqwest::Client::new();
         let mut ready = false;
-        for _ in 0..200 {
+        // Caddy makes its internal CA on first start; on a loaded machine (a browser test beside it)
+        // that has taken over 10 s. Give it a minute, and stop waiting at once if it exited.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
             let up =
                 client.get(format!("http://127.0.0.1:{metrics}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
             if up && root.exists() {
@@ -91,7 +94,8 @@ impl Edge {
         let edge = Edge { https, http, metrics, ca_pem, access_log, child, _dir: dir };
         // The site's certificate is issued after the CA exists: ready once a handshake succeeds.
         let tls = edge.client();
-        for _ in 0..200 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
             if tls.get(format!("{}/healthz", edge.url())).send().await.is_ok() {
                 return edge;
             }
