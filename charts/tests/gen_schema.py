@@ -165,6 +165,7 @@ SCHEMA = {
                     "workerDefaultRequests": QUANTITY_LIST,
                     "workerDefaultLimits": QUANTITY_LIST,
                     "normalEvents": b("Also record Normal Events retelling each Task's phase changes"),
+                    "maxConcurrentReconciles": i("Task reconciles in flight at once", 1, 1024),
                     "workerProxy": s("Egress proxy URL"),
                     "workerNoProxy": s("NO_PROXY list"),
                     "leaseSeconds": i("Lease duration", 3, 300),

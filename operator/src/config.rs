@@ -40,6 +40,10 @@ pub struct Config {
     /// Succeeded): three writes per Task that its status and conditions already tell. Warnings and
     /// `CredentialsRevoked` are always recorded.
     pub normal_events: bool,
+    /// Task reconciles in flight at once (at least 1). Each holds its Task, the Pod it builds and
+    /// an API request, so this bounds the operator's memory and its load on the API server when
+    /// thousands of Tasks arrive together.
+    pub max_concurrent_reconciles: u16,
     /// Egress proxy for workers' own calls to Vault and the providers, and the hosts that bypass it.
     pub worker_proxy: Option<(String, String)>,
     /// The operator's own namespace: the per-attempt credential records live here (tenants must
@@ -80,6 +84,9 @@ pub mod defaults {
     pub const WORKER_REQUESTS: &str = "cpu=100m,memory=256Mi";
     /// `--worker-default-limits`: bounded so one Task cannot take a node.
     pub const WORKER_LIMITS: &str = "memory=2Gi,ephemeral-storage=4Gi";
+    /// `--max-concurrent-reconciles`: enough to keep the API server busy (a reconcile waits on one
+    /// or two writes), few enough that a burst of Tasks is not thousands of requests at once.
+    pub const MAX_CONCURRENT_RECONCILES: u16 = 32;
 }
 
 /// Why a `name=quantity,...` list is unusable.
@@ -140,6 +147,7 @@ impl Default for Config {
             progress: None,
             event_ring: defaults::EVENT_RING,
             normal_events: false,
+            max_concurrent_reconciles: defaults::MAX_CONCURRENT_RECONCILES,
             worker_proxy: None,
             namespace: defaults::NAMESPACE.into(),
             handoff_addr: None,

@@ -124,7 +124,8 @@ pub async fn run(
     let (store, writer) = reflector::store();
     let cached =
         reflector::reflector(writer, watcher(tasks.clone(), watcher::Config::default()).modify(trim_for_cache));
-    let controller = Controller::for_stream(cached.applied_objects(), store.clone());
+    let controller = Controller::for_stream(cached.applied_objects(), store.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.max_concurrent_reconciles.max(1)));
     let (schedules_stop_tx, schedules_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let schedule_controller = schedules::run(client.clone(), config.identity.clone(), metrics.clone(), async move {
         let _ = schedules_stop_rx.await;

@@ -167,6 +167,10 @@ struct Args {
     /// refusals, retries) and CredentialsRevoked are always recorded.
     #[arg(long, env = "EPHEMERA_NORMAL_EVENTS")]
     normal_events: bool,
+    /// Task reconciles in flight at once: bounds the operator's memory and its load on the API
+    /// server when many Tasks arrive together (1 to 1024).
+    #[arg(long, env = "EPHEMERA_MAX_CONCURRENT_RECONCILES", default_value_t = defaults::MAX_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_concurrent_reconciles: u16,
     #[command(flatten)]
     event_ring: ephemera_serve::flags::EventRing,
 }
@@ -246,6 +250,7 @@ async fn main() -> anyhow::Result<()> {
         },
         event_ring: a.event_ring.size(),
         normal_events: a.normal_events,
+        max_concurrent_reconciles: a.max_concurrent_reconciles,
         worker_proxy: a.worker_proxy.map(|p| (p, a.worker_no_proxy)),
     };
     let client = kube::Client::try_default().await.context("finding the cluster (in-cluster config or KUBECONFIG)")?;
