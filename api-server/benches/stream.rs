@@ -22,8 +22,8 @@ use ephemera_crds::{EventKind, ProgressEvent, Task};
 use ephemera_devcluster::testing::rss_kib;
 use futures::{SinkExt, StreamExt};
 use kube::api::{Api, PostParams};
-use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[allow(unsafe_code)] // getrlimit/setrlimit of this process
@@ -48,39 +48,51 @@ fn payload(seq: i64) -> String {
 async fn broadcast_baseline(n: usize, events: i64) -> (Vec<Duration>, f64) {
     let before = rss_kib(std::process::id());
     let (tx, _) = tokio::sync::broadcast::channel::<(i64, Arc<String>)>(1024);
-    let sent: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut sent: Vec<Instant> = Vec::with_capacity(usize::try_from(events).unwrap_or(0));
     let mut handles = Vec::with_capacity(n);
     for _ in 0..n {
         let mut rx = tx.subscribe();
-        let sent = sent.clone();
         handles.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let mut got = Vec::new();
             while let Ok((seq, text)) = rx.recv().await {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                let at = sent.lock().await.get(usize::try_from(seq - 1).unwrap_or(0)).copied();
-                if let (Some(at), true) = (at, v["event"]["seq"] == seq) {
-                    lat.push(at.elapsed());
+                if v["event"]["seq"] == seq {
+                    got.push((seq - 1, Instant::now()));
                 }
                 if seq == events {
                     break;
                 }
             }
-            lat
+            got
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mem = (rss_kib(std::process::id()).saturating_sub(before)) as f64 / n as f64;
     for seq in 1..=events {
-        sent.lock().await.push(Instant::now());
+        sent.push(Instant::now());
         let _ = tx.send((seq, Arc::new(payload(seq))));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut all = Vec::new();
+    let mut got = Vec::new();
     for h in handles {
-        all.extend(h.await.unwrap_or_default());
+        got.extend(h.await.unwrap_or_default());
     }
+    (latencies(&sent, got), mem)
+}
+
+/// Each receipt's latency from its event's send, sorted. Receivers only note when each event
+/// arrived, and the send times are matched afterwards: a lock shared by thousands of receivers on
+/// the timed path would measure its own queue.
+fn latencies(sent: &[Instant], got: Vec<(i64, Instant)>) -> Vec<Duration> {
+    let mut all: Vec<Duration> =
+        got.into_iter().filter_map(|(i, at)| Some(at.duration_since(*sent.get(usize::try_from(i).ok()?)?))).collect();
     all.sort();
-    (all, mem)
+    all
+}
+
+/// Clients sized like the server's connections: small reads of small JSON frames.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4 * 1024)
 }
 
 async fn websocket(
@@ -97,7 +109,10 @@ async fn websocket(
         let mut req =
             format!("{url}/api/v1/stream").replace("http://", "ws://").into_client_request().expect("request");
         req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+        // tungstenite's default 128 KiB read buffer is zeroed on every read: at 10,000 clients that
+        // memset was most of this process's CPU, and timed the client instead of the server.
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(req, Some(client_config()), false).await.expect("connect");
         ws.send(Message::Text(r#"{"type":"subscribe","namespace":"default","task":"bench"}"#.into()))
             .await
             .expect("subscribe");
@@ -116,26 +131,22 @@ async fn websocket(
         ready.push(ws);
     }
     let mem = (rss_kib(server_pid).saturating_sub(before)) as f64 / n as f64;
-    let sent: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut sent: Vec<Instant> = Vec::with_capacity(usize::try_from(events).unwrap_or(0));
     let base_seq = tasks.get("bench").await.expect("task").status.map(|s| s.last_seq).unwrap_or(0);
     let mut handles = Vec::with_capacity(n);
     for mut ws in ready {
-        let sent = sent.clone();
         handles.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let mut got = Vec::new();
             while let Some(Ok(m)) = ws.next().await {
                 let Message::Text(t) = m else { continue };
                 let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
                 let Some(seq) = v["event"]["seq"].as_i64() else { continue };
-                let i = usize::try_from(seq - base_seq - 1).unwrap_or(usize::MAX);
-                if let Some(at) = sent.lock().await.get(i).copied() {
-                    lat.push(at.elapsed());
-                }
+                got.push((seq - base_seq - 1, Instant::now()));
                 if seq >= base_seq + events {
                     break;
                 }
             }
-            lat
+            got
         }));
     }
     for _ in 0..events {
@@ -152,18 +163,17 @@ async fn websocket(
         };
         st.push_events([e], 100);
         t.status = Some(st);
-        sent.lock().await.push(Instant::now());
+        sent.push(Instant::now());
         tasks.replace_status("bench", &PostParams::default(), &t).await.expect("status");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut all = Vec::new();
+    let mut got = Vec::new();
     for h in handles {
-        all.extend(
+        got.extend(
             tokio::time::timeout(Duration::from_secs(60), h).await.ok().and_then(|r| r.ok()).unwrap_or_default(),
         );
     }
-    all.sort();
-    (all, mem)
+    (latencies(&sent, got), mem)
 }
 
 #[tokio::main]

@@ -107,10 +107,14 @@ pub async fn events(
         }
         let mut recheck = tokio::time::interval(HEARTBEAT);
         recheck.tick().await;
+        // One wait for the whole stream: a fresh one per update would register with (and leave)
+        // the shutdown signal's waiter list, which every stream of the replica shares.
+        let stopping = state.stopping.wait();
+        tokio::pin!(stopping);
         while !ended {
             let update = tokio::select! {
                 u = rx.recv() => u,
-                _ = state.stopping.wait() => {
+                _ = &mut stopping => {
                     let m = ServerMessage::Error {
                         code: "going-away".into(),
                         message: "server shutting down: reconnect with Last-Event-ID".into(),

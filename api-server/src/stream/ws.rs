@@ -4,7 +4,6 @@
 //! `snapshot`, `event`, `resync`, `end`, `heartbeat` and `error` messages (JSON text frames). A client
 //! that falls behind is closed with code 4008 and resumes with `since`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,14 +100,47 @@ struct Cursor {
     ended: bool,
 }
 
+/// A connection's cursors by namespace, then Task: looked up by borrowed names, so the update
+/// path (every subscriber, every change) allocates nothing for a Task it already follows.
+#[derive(Default)]
+struct Cursors(hashbrown::HashMap<String, hashbrown::HashMap<String, Cursor>>);
+
+impl Cursors {
+    fn entry(&mut self, ns: &str, name: &str) -> &mut Cursor {
+        self.0.entry_ref(ns).or_default().entry_ref(name).or_default()
+    }
+
+    fn remove(&mut self, ns: &str, name: &str) -> Option<Cursor> {
+        let tasks = self.0.get_mut(ns)?;
+        let c = tasks.remove(name);
+        if tasks.is_empty() {
+            self.0.remove(ns);
+        }
+        c
+    }
+
+    /// Keeps the cursors of Tasks `subs` still cover.
+    fn retain_subscribed(&mut self, subs: &[Subscription]) {
+        self.0.retain(|ns, tasks| {
+            tasks
+                .retain(|name, _| subs.iter().any(|s| s.namespace == *ns && s.task.as_ref().is_none_or(|t| t == name)));
+            !tasks.is_empty()
+        });
+    }
+}
+
 async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, presented: Presented, _slot: Slot) {
     let (mut sink, mut source) = socket.split();
     // Subscribed before anything is read from the store, so no change falls between the two.
     let mut rx = state.hub.receiver();
     let mut subs: Vec<Subscription> = Vec::new();
-    let mut cursors: HashMap<(String, String), Cursor> = HashMap::new();
+    let mut cursors = Cursors::default();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
+    // One wait for the whole connection: a fresh one per loop would join (and leave) the shutdown
+    // signal's waiter list, which every connection of the replica shares, on every change.
+    let stopping = state.stopping.wait();
+    tokio::pin!(stopping);
     let span = tracing::info_span!("stream", who = %who.id);
     let _enter = span.enter();
     loop {
@@ -131,17 +163,17 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                     let meta = &changed.task.metadata;
                     let (ns, name) = (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
                     if subs.iter().any(|s| s.namespace == ns && s.task.as_deref().is_none_or(|n| n == name)) {
-                        let c = cursors.entry((ns.to_string(), name.to_string())).or_default();
+                        let c = cursors.entry(ns, name);
                         let frames = changed.frames(c.since, c.ended);
                         (c.since, c.ended) = (Some(frames.since), frames.ended);
                         shared.extend(frames.texts.iter().cloned());
                     }
                 }
                 Ok(Update::Deleted(t)) => {
-                    let key = (t.metadata.namespace.clone().unwrap_or_default(), t.metadata.name.clone().unwrap_or_default());
-                    if let Some(c) = cursors.remove(&key) {
+                    let (ns, name) = (t.metadata.namespace.as_deref().unwrap_or_default(), t.metadata.name.as_deref().unwrap_or_default());
+                    if let Some(c) = cursors.remove(ns, name) {
                         if !c.ended {
-                            out.push(ServerMessage::End { namespace: key.0, task: key.1, phase: "Deleted".into(), last_seq: c.since.unwrap_or(0) });
+                            out.push(ServerMessage::End { namespace: ns.into(), task: name.into(), phase: "Deleted".into(), last_seq: c.since.unwrap_or(0) });
                         }
                     }
                 }
@@ -153,7 +185,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                 }
                 Err(RecvError::Closed) => break,
             },
-            _ = state.stopping.wait() => {
+            _ = &mut stopping => {
                 let frame = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server shutting down: reconnect and resubscribe with since".into() };
                 let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                 break;
@@ -171,9 +203,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                 for s in gone {
                     out.push(error("forbidden", &format!("{} may no longer read Tasks in namespace {:?}: unsubscribed", who.id, s.namespace)));
                 }
-                cursors.retain(|(ns, name), _| {
-                    subs.iter().any(|s| s.namespace == *ns && s.task.as_ref().is_none_or(|t| t == name))
-                });
+                cursors.retain_subscribed(&subs);
                 out.push(ServerMessage::Heartbeat { time: jiff::Timestamp::now().to_string() })
             }
         }
@@ -202,7 +232,7 @@ fn handle(
     who: &Identity,
     m: ClientMessage,
     subs: &mut Vec<Subscription>,
-    cursors: &mut HashMap<(String, String), Cursor>,
+    cursors: &mut Cursors,
     out: &mut Vec<ServerMessage>,
 ) {
     match m {
@@ -227,8 +257,7 @@ fn handle(
                 None => state.hub.in_namespace(&namespace),
             };
             for t in tasks {
-                let key = (namespace.clone(), t.metadata.name.clone().unwrap_or_default());
-                let c = cursors.entry(key).or_default();
+                let c = cursors.entry(&namespace, t.metadata.name.as_deref().unwrap_or_default());
                 if c.since.is_none() {
                     c.since = since;
                 }
@@ -237,14 +266,37 @@ fn handle(
                 out.extend(msgs);
             }
             if let (Some(name), Some(s)) = (&task, since) {
-                cursors.entry((namespace, name.clone())).or_default().since.get_or_insert(s);
+                cursors.entry(&namespace, name).since.get_or_insert(s);
             }
         }
         ClientMessage::Unsubscribe { namespace, task } => {
             subs.retain(|s| !(s.namespace == namespace && s.task == task));
-            cursors.retain(|(ns, name), _| {
-                subs.iter().any(|s| s.namespace == *ns && s.task.as_ref().is_none_or(|t| t == name))
-            });
+            cursors.retain_subscribed(subs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(ns: &str, task: Option<&str>) -> Subscription {
+        Subscription { namespace: ns.into(), task: task.map(String::from) }
+    }
+
+    #[test]
+    fn cursors_are_kept_only_for_tasks_a_subscription_still_covers() {
+        let mut c = Cursors::default();
+        c.entry("a", "t1").since = Some(3);
+        c.entry("a", "t2").since = Some(4);
+        c.entry("b", "t3").since = Some(5);
+        assert_eq!(c.entry("a", "t1").since, Some(3), "the same cursor is found again");
+        c.retain_subscribed(&[sub("a", Some("t2")), sub("b", None)]);
+        assert_eq!(c.entry("a", "t2").since, Some(4));
+        assert_eq!(c.entry("b", "t3").since, Some(5));
+        assert_eq!(c.entry("a", "t1").since, None, "t1 was forgotten: a fresh cursor");
+        assert_eq!(c.remove("b", "t3").and_then(|c| c.since), Some(5));
+        assert!(c.remove("b", "t3").is_none());
+        assert!(!c.0.contains_key("b"), "an emptied namespace is dropped");
     }
 }

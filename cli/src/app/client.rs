@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 /// `s` as one URL path segment or query value.
@@ -233,6 +233,9 @@ impl Api {
             });
         }
         let upgraded = resp.upgrade().await.map_err(|e| self.unreachable(e))?;
-        Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await)
+        // Small frames of one Task's events: tungstenite's default 128 KiB read buffer is zeroed on
+        // every read.
+        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+        Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await)
     }
 }
