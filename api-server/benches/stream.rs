@@ -6,7 +6,8 @@
 //! cluster, so its RSS is its own; clients live in this process. A status change is timed from just
 //! before the status write to the moment each client has the event.
 //!
-//! Run: `cargo bench -p ephemera-api --bench stream` (`BENCH_SUBSCRIBERS=1000,10000`, `BENCH_EVENTS=20`).
+//! Run: `cargo bench -p ephemera-api --bench stream` (`BENCH_SUBSCRIBERS=1000,10000`, `BENCH_EVENTS=20`;
+//! `BENCH_DEBUG=1` also prints each event's percentiles, to tell one slow event from a slow fan-out).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
@@ -84,6 +85,24 @@ async fn broadcast_baseline(n: usize, events: i64) -> (Vec<Duration>, f64) {
 /// arrived, and the send times are matched afterwards: a lock shared by thousands of receivers on
 /// the timed path would measure its own queue.
 fn latencies(sent: &[Instant], got: Vec<(i64, Instant)>) -> Vec<Duration> {
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        let mut per: std::collections::BTreeMap<i64, Vec<Duration>> = Default::default();
+        for (i, at) in &got {
+            if let Some(s) = sent.get(usize::try_from(*i).unwrap_or(usize::MAX)) {
+                per.entry(*i).or_default().push(at.duration_since(*s));
+            }
+        }
+        for (i, mut v) in per {
+            v.sort();
+            eprintln!(
+                "event {i}: n {} p50 {:.1} p99 {:.1} max {:.1}",
+                v.len(),
+                pct(&v, 0.5),
+                pct(&v, 0.99),
+                pct(&v, 1.0)
+            );
+        }
+    }
     let mut all: Vec<Duration> =
         got.into_iter().filter_map(|(i, at)| Some(at.duration_since(*sent.get(usize::try_from(i).ok()?)?))).collect();
     all.sort();
@@ -146,7 +165,9 @@ async fn websocket(
                     break;
                 }
             }
-            got
+            // Kept open until every client has the last event: 10,000 closes racing its
+            // delivery would time the closes.
+            (got, ws)
         }));
     }
     for _ in 0..events {
@@ -167,12 +188,14 @@ async fn websocket(
         tasks.replace_status("bench", &PostParams::default(), &t).await.expect("status");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut got = Vec::new();
+    let (mut got, mut open) = (Vec::new(), Vec::with_capacity(n));
     for h in handles {
-        got.extend(
-            tokio::time::timeout(Duration::from_secs(60), h).await.ok().and_then(|r| r.ok()).unwrap_or_default(),
-        );
+        if let Ok(Ok((g, ws))) = tokio::time::timeout(Duration::from_secs(60), h).await {
+            got.extend(g);
+            open.push(ws);
+        }
     }
+    drop(open);
     (latencies(&sent, got), mem)
 }
 

@@ -147,17 +147,17 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
         let mut out: Vec<ServerMessage> = Vec::new();
         // Frames rendered once for every subscriber at the same cursor (hub::Changed).
         let mut shared: Vec<Utf8Bytes> = Vec::new();
+        // Biased, in this order: a change that is waiting is sent without first polling the
+        // socket and the timer again (each change wakes every connection of the replica). A
+        // backlog cannot starve the rest for long: past the channel's capacity the connection
+        // is cut off as slow.
         tokio::select! {
-            msg = source.next() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    match serde_json::from_str::<ClientMessage>(&text) {
-                        Ok(m) => handle(&state, &who, m, &mut subs, &mut cursors, &mut out),
-                        Err(e) => out.push(error("bad-request", &format!("not a message this server understands: {e}"))),
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
+            biased;
+            _ = &mut stopping => {
+                let frame = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server shutting down: reconnect and resubscribe with since".into() };
+                let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                break;
+            }
             update = rx.recv() => match update {
                 Ok(Update::Changed(changed)) => {
                     let meta = &changed.task.metadata;
@@ -185,11 +185,16 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
                 }
                 Err(RecvError::Closed) => break,
             },
-            _ = &mut stopping => {
-                let frame = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server shutting down: reconnect and resubscribe with since".into() };
-                let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
-                break;
-            }
+            msg = source.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(m) => handle(&state, &who, m, &mut subs, &mut cursors, &mut out),
+                        Err(e) => out.push(error("bad-request", &format!("not a message this server understands: {e}"))),
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
             _ = heartbeat.tick() => {
                 let Some(now) = presented.current(&state).await else {
                     let frame = CloseFrame { code: CLOSE_UNAUTHORIZED, reason: "credentials revoked or expired: reconnect with valid ones".into() };
