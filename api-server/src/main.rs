@@ -14,6 +14,11 @@ use ephemera_api::auth::Verb;
 use ephemera_api::limits::RateLimiter;
 use ephemera_api::{router, AppState};
 
+/// As the operator's: every replica caches every Task and holds thousands of connections, and
+/// glibc's per-thread arenas keep what a burst freed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Ephemera API server.
 #[derive(Debug, Parser)]
 #[command(version)]

@@ -55,7 +55,7 @@ pub fn decide(task: &Task, mut status: TaskStatus, seen: &Seen, now: Timestamp) 
                 );
                 let reason = Reason::Rendered;
                 set_condition(&mut status, ConditionType::TemplateResolved, true, &reason, &message, generation, now);
-                status.template = Some(rendering.clone());
+                status.template = Some(Box::new(rendering.clone()));
                 let rendered = with_rendering(task, &rendering.task);
                 decide(&rendered, status, seen, now)
             }

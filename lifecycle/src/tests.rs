@@ -371,7 +371,7 @@ fn a_templated_task_is_rendered_once_then_runs_as_rendered() {
     assert_eq!(line(&decide(&templated(json!({})), &seen, t0, &s)), "Need(Credentials)");
     let seen = Seen { queue: Some(None), ..Seen { template: seen.template, ..open() } };
     let p = plan(decide(&templated(json!({})), &seen, t0, &s));
-    assert_eq!(p.status.template, Some(rendering("deploys", &["prod"])));
+    assert_eq!(p.status.template, Some(Box::new(rendering("deploys", &["prod"]))));
     assert!(p.status.message.contains("\"deploys\""), "the rendered queue is the one looked for: {}", p.status.message);
     let c = p.status.conditions.iter().find(|c| c.type_ == "TemplateResolved").unwrap();
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Rendered"));

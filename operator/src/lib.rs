@@ -72,11 +72,22 @@ async fn queue_status_loop(queues: Api<TaskQueue>, ctx: Arc<Context>) {
     }
 }
 
-/// What the Task cache drops of each Task: the server-side apply bookkeeping, which no decision
-/// reads (`None`, not an empty list, so a write of the cached object never asks to change it).
+/// What the Task cache drops of each Task: the server-side apply bookkeeping and the copy of the
+/// whole manifest `kubectl apply` keeps in an annotation, which no decision reads. Status writes
+/// send the cached object to `/status`, where the API server takes only `status` from it; the
+/// finalizer is changed by a patch.
 fn trim_for_cache(task: &mut Task) {
     task.metadata.managed_fields = None;
+    if let Some(a) = task.metadata.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+        if a.is_empty() {
+            task.metadata.annotations = None;
+        }
+    }
 }
+
+/// Where client-side `kubectl apply` keeps the last manifest it applied (as large as the Task).
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Creates the `default` TaskQueue if an admin has not (Tasks name it unless they say otherwise).
 async fn ensure_default_queue(client: &Client, config: &Config) {
@@ -200,4 +211,30 @@ pub async fn run(
     }
     lease.release().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_drops_what_kubectl_and_server_side_apply_keep_and_nothing_a_decision_reads() {
+        let mut t: Task = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ephemera.dev/v1alpha1", "kind": "Task",
+            "metadata": {"name": "t", "namespace": "ns", "labels": {"team": "a"},
+                "annotations": {LAST_APPLIED: "{\"big\": true}", "team.example/owner": "me"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"command": ["true"]},
+            "status": {"phase": "Running", "attempt": 1},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let before = (t.spec.clone(), t.status.clone(), t.metadata.labels.clone());
+        trim_for_cache(&mut t);
+        assert_eq!(t.metadata.managed_fields, None);
+        assert_eq!(t.metadata.annotations, Some([("team.example/owner".to_string(), "me".to_string())].into()));
+        assert_eq!((t.spec.clone(), t.status.clone(), t.metadata.labels.clone()), before);
+        t.metadata.annotations = Some([(LAST_APPLIED.to_string(), String::new())].into());
+        trim_for_cache(&mut t);
+        assert_eq!(t.metadata.annotations, None, "no empty map left behind");
+    }
 }

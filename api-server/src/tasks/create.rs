@@ -65,7 +65,7 @@ pub fn task(ns: &str, req: &CreateTask, template: Option<TemplateRef>, who: &Ide
         ttl_seconds_after_finished: req.ttl_seconds_after_finished,
         cancel: false,
         resources: None,
-        origin: Some(Origin { source: "api".into(), requester: who.id.clone(), ..Default::default() }),
+        origin: Some(Box::new(Origin { source: "api".into(), requester: who.id.clone(), ..Default::default() })),
     };
     let mut t = Task::new("", spec);
     t.metadata.name = None;

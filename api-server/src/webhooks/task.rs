@@ -102,13 +102,13 @@ pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task 
         ttl_seconds_after_finished: rule.ttl_seconds_after_finished.or(t.ttl_seconds_after_finished),
         cancel: false,
         resources: t.resources.clone(),
-        origin: Some(Origin {
+        origin: Some(Box::new(Origin {
             source: "webhook".into(),
             requester: format!("trigger:{ns}/{name}"),
             trigger: name.clone(),
             event: made.event.chars().take(128).collect(),
             delivery: made.delivery.chars().take(256).collect(),
-        }),
+        })),
     };
     let mut task = Task::new(&task_name(made.name_key, &name, &uid, made.delivery), spec);
     task.metadata.namespace = Some(ns);

@@ -105,8 +105,9 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<TaskResources>,
     /// Who or what asked for this Task (set by the API server and webhooks).
+    // Boxed, as `status.template`: every cached Task would carry its size inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<Origin>,
+    pub origin: Option<Box<Origin>>,
 }
 
 fn default_queue() -> String {

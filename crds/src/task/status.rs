@@ -107,8 +107,9 @@ pub struct TaskStatus {
     pub conditions: Vec<Condition>,
     /// A templated Task: the template version it was rendered from, and the rendering it runs
     /// (written once; a later edit of the template does not change it).
+    // Boxed: most Tasks have none, and the operator and the API server cache every Task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<crate::template::TemplateResolution>,
+    pub template: Option<Box<crate::template::TemplateResolution>>,
     /// Current attempt, from 1.
     #[serde(default)]
     pub attempt: i32,

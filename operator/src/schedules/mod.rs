@@ -275,8 +275,11 @@ pub fn scheduled_task(schedule: &TaskSchedule, run: &Run) -> Task {
     let (ns, name) = (schedule.namespace().unwrap_or_default(), schedule.name_any());
     let mut spec = schedule.spec.task.spec.clone();
     spec.cancel = false;
-    spec.origin =
-        Some(Origin { source: ORIGIN_SOURCE.into(), requester: format!("schedule:{ns}/{name}"), ..Default::default() });
+    spec.origin = Some(Box::new(Origin {
+        source: ORIGIN_SOURCE.into(),
+        requester: format!("schedule:{ns}/{name}"),
+        ..Default::default()
+    }));
     let mut task = Task::new(&run.name, spec);
     task.metadata.namespace = Some(ns);
     task.metadata.finalizers = Some(vec![ephemera_crds::CLEANUP_FINALIZER.into()]);
