@@ -35,7 +35,8 @@ struct Server {
     kubeconfig: PathBuf,
     pid: u32,
     _child: Option<Child>,
-    stop: Option<(PathBuf, PathBuf)>,
+    /// What `start.sh` started, by its directory.
+    reference_dir: Option<PathBuf>,
 }
 
 impl Drop for Server {
@@ -44,8 +45,8 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Some((tool, dir)) = &self.stop {
-            let _ = Command::new(tool.join("stop.sh")).arg(dir).output();
+        if let Some(dir) = &self.reference_dir {
+            ephemera_devcluster::testing::stop_reference(dir);
         }
     }
 }
@@ -63,7 +64,7 @@ fn start_ours(dir: &Path) -> Server {
     let stdout = child.stdout.take().expect("stdout");
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("ready line");
     assert!(line.contains("ready"), "devcluster did not start: {line}");
-    Server { name: "devcluster", kubeconfig, pid: child.id(), _child: Some(child), stop: None }
+    Server { name: "devcluster", kubeconfig, pid: child.id(), _child: Some(child), reference_dir: None }
 }
 
 fn start_reference(dir: &Path) -> Option<Server> {
@@ -87,12 +88,12 @@ fn start_reference(dir: &Path) -> Option<Server> {
         kubeconfig: dir.join("kubeconfig"),
         pid,
         _child: None,
-        stop: Some((tool, dir.to_path_buf())),
+        reference_dir: Some(dir.to_path_buf()),
     })
 }
 
 fn etcd_rss(server: &Server) -> u64 {
-    let Some((_, dir)) = &server.stop else { return 0 };
+    let Some(dir) = &server.reference_dir else { return 0 };
     std::fs::read_to_string(dir.join("pids"))
         .ok()
         .and_then(|p| p.lines().next().and_then(|l| l.trim().parse().ok()))

@@ -138,7 +138,6 @@ pub struct Reference {
     pub dir: tempfile::TempDir,
     /// The kubeconfig a client uses.
     pub kubeconfig: PathBuf,
-    tool: PathBuf,
 }
 
 impl Reference {
@@ -154,7 +153,7 @@ impl Reference {
         let out = Command::new(tool.join("start.sh")).arg(dir.path()).output().expect("run start.sh");
         assert!(out.status.success(), "reference server failed to start: {}", String::from_utf8_lossy(&out.stderr));
         let kubeconfig = dir.path().join("kubeconfig");
-        Reference { dir, kubeconfig, tool }
+        Reference { dir, kubeconfig }
     }
 
     /// A kube client for it.
@@ -170,7 +169,17 @@ impl Reference {
 
 impl Drop for Reference {
     fn drop(&mut self) {
-        let _ = Command::new(self.tool.join("stop.sh")).arg(self.dir.path()).output();
+        stop_reference(self.dir.path());
+    }
+}
+
+/// Stops what `start.sh DIR` started: it records etcd's and the server's pids in `DIR/pids`
+/// (without this both outlive the test).
+pub fn stop_reference(dir: &Path) {
+    let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
+    let pids: Vec<&str> = pids.split_whitespace().filter(|p| p.bytes().all(|b| b.is_ascii_digit())).collect();
+    if !pids.is_empty() {
+        let _ = Command::new("kill").args(&pids).output();
     }
 }
 
