@@ -126,7 +126,7 @@ pub async fn create(
         );
     }
     let api: Api<Task> = Api::namespaced(state.client.clone(), &ns);
-    match api.create(&PostParams::default(), &t).await {
+    match create_task(&api, &t).await {
         Ok(created) => {
             state.metrics.tasks_created.inc();
             tracing::info!(namespace = %ns, task = ?created.metadata.name, requester = %who.id, "task created");
@@ -139,7 +139,12 @@ pub async fn create(
             Ok(resp)
         }
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            let name = t.metadata.name.clone().unwrap_or_default();
+            let Some(name) = t.metadata.name.clone() else {
+                return Err(ApiError::Conflict {
+                    kind: "name-generation",
+                    detail: format!("every name the cluster generated in {ns:?} was taken; retry, or name the Task"),
+                });
+            };
             let existing = api.get(&name).await.map_err(|e| ApiError::from_kube(e, "the Task"))?;
             let ann = existing.metadata.annotations.clone().unwrap_or_default();
             match key_hash {
@@ -159,5 +164,87 @@ pub async fn create(
         }
         Err(kube::Error::Api(e)) if e.code == 404 => Err(ApiError::NotFound(format!("namespace {ns:?} not found"))),
         Err(e) => Err(ApiError::from_kube(e, "the Task")),
+    }
+}
+
+/// Generated names tried before a create gives up: the cluster picks 5 random characters, and one
+/// it picks may be taken (clusters before Kubernetes 1.32 do not try again themselves), more likely
+/// the more generated Tasks a namespace holds.
+const GENERATED_NAME_TRIES: usize = 5;
+
+/// Creates `t`; when the cluster generates its name and the one it generated was taken, asks again.
+async fn create_task(api: &Api<Task>, t: &Task) -> Result<Task, kube::Error> {
+    let mut tries = 1;
+    loop {
+        match api.create(&PostParams::default(), t).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && t.metadata.name.is_none() && tries < GENERATED_NAME_TRIES => {
+                tracing::debug!(tries, "a generated Task name was taken; generating another");
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A cluster that answers the first `taken` creates with AlreadyExists, then creates.
+    fn cluster(taken: usize, calls: Arc<AtomicUsize>) -> kube::Client {
+        let svc = tower::service_fn(move |req: axum::http::Request<kube::client::Body>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert_eq!(req.method(), axum::http::Method::POST);
+                let (code, body) = if n < taken {
+                    (
+                        409,
+                        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "message": "tasks.ephemera.dev \"task-abcde\" already exists", "reason": "AlreadyExists", "code": 409}),
+                    )
+                } else {
+                    (
+                        201,
+                        serde_json::json!({"apiVersion": "ephemera.dev/v1alpha1", "kind": "Task",
+                        "metadata": {"name": format!("task-{n}"), "namespace": "ns"}, "spec": {"command": ["true"]}}),
+                    )
+                };
+                axum::http::Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap_or_default()))
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            }
+        });
+        kube::Client::new(svc, "ns")
+    }
+
+    fn unnamed() -> Task {
+        let mut t = Task::new("", serde_json::from_value(serde_json::json!({"command": ["true"]})).unwrap_or_default());
+        t.metadata.name = None;
+        t.metadata.generate_name = Some("task-".into());
+        t
+    }
+
+    #[tokio::test]
+    async fn a_generated_name_that_was_taken_is_generated_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let api: Api<Task> = Api::namespaced(cluster(2, calls.clone()), "ns");
+        let created = create_task(&api, &unnamed()).await.map(|t| t.metadata.name);
+        assert_eq!(created.ok().flatten().as_deref(), Some("task-2"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_taken_name_the_caller_chose_is_not_tried_again_and_generation_gives_up() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let api: Api<Task> = Api::namespaced(cluster(usize::MAX, calls.clone()), "ns");
+        let mut named = unnamed();
+        named.metadata.name = Some("mine".into());
+        assert!(matches!(create_task(&api, &named).await, Err(kube::Error::Api(e)) if e.code == 409));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a chosen name is the caller's: one try");
+        assert!(matches!(create_task(&api, &unnamed()).await, Err(kube::Error::Api(e)) if e.code == 409));
+        assert_eq!(calls.load(Ordering::SeqCst), 1 + GENERATED_NAME_TRIES);
     }
 }
