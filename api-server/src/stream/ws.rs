@@ -147,12 +147,9 @@ async fn run(socket: WebSocket, state: Arc<AppState>, mut who: Identity, present
         let mut out: Vec<ServerMessage> = Vec::new();
         // Frames rendered once for every subscriber at the same cursor (hub::Changed).
         let mut shared: Vec<Utf8Bytes> = Vec::new();
-        // Biased, in this order: a change that is waiting is sent without first polling the
-        // socket and the timer again (each change wakes every connection of the replica). A
-        // backlog cannot starve the rest for long: past the channel's capacity the connection
-        // is cut off as slow.
+        // Not biased: a connection that stays a few hundred changes behind must still read its
+        // client's messages and run the heartbeat's credential check.
         tokio::select! {
-            biased;
             _ = &mut stopping => {
                 let frame = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server shutting down: reconnect and resubscribe with since".into() };
                 let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;

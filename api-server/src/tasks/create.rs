@@ -89,7 +89,7 @@ pub fn task(ns: &str, req: &CreateTask, template: Option<TemplateRef>, who: &Ide
         (status = 201, description = "Created", body = TaskView),
         (status = 200, description = "An earlier request with this Idempotency-Key created it", body = TaskView),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A Task of that name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A Task of that name exists (or every name the cluster generated was taken: name-generation)", body = Problem, content_type = "application/problem+json"),
         BodyProblems,
         Refusals,
     ),

@@ -178,8 +178,18 @@ impl Drop for Reference {
 pub fn stop_reference(dir: &Path) {
     let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
     let pids: Vec<&str> = pids.split_whitespace().filter(|p| p.bytes().all(|b| b.is_ascii_digit())).collect();
-    if !pids.is_empty() {
-        let _ = Command::new("kill").args(&pids).output();
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill").args(&pids).output();
+    // Gone before the caller removes their directory (etcd writes to it while it stops).
+    let alive = || pids.iter().any(|p| Path::new("/proc").join(p).exists());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive() {
+        let _ = Command::new("kill").arg("-KILL").args(&pids).output();
     }
 }
 

@@ -6,9 +6,11 @@
 //!    worker asks Transit to sign) against the legacy flow (the key read from KV, signed in the worker);
 //! 3. Tasks end to end on the local cluster (create → Succeeded, 40 at once) with one static credential
 //!    (which now includes the Pod's claim at the operator's hand-off) against the same Tasks without
-//!    credentials.
+//!    credentials: after a warm-up of each, in rounds ordered plain, credential, credential, plain
+//!    (`BENCH_TASK_ROUNDS`, 2), percentiles over every Task of every round.
 //!
-//! Run: `cargo bench -p ephemera-e2e --bench credentials` (`BENCH_TASKS`, `BENCH_ROUNDS` change sizes).
+//! Run: `cargo bench -p ephemera-e2e --bench credentials` (`BENCH_TASKS`, `BENCH_ROUNDS`,
+//! `BENCH_TASK_ROUNDS` change sizes).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
@@ -214,9 +216,37 @@ async fn main() {
     cfg.vault = Some(vcfg);
     let op = operator_with(&s.client, cfg);
     let tasks: Api<Task> = Api::namespaced(s.client.clone(), "default");
-    let plain = run_tasks(&tasks, "plain", n, &[]).await;
-    let with = run_tasks(&tasks, "cred", n, &["bench"]).await;
-    println!("{n} Tasks at once, create -> Succeeded:");
+    // A warm-up of each kind (image pulls, first Vault policy, connections), then rounds in the
+    // order plain, credential, credential, plain, so neither side always runs on a warmer cluster.
+    run_tasks(&tasks, "warm-plain", 4, &[]).await;
+    run_tasks(&tasks, "warm-cred", 4, &["bench"]).await;
+    let rounds = env("BENCH_TASK_ROUNDS", 2);
+    let (mut plain_runs, mut with_runs) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let plain_first = r % 2 == 0;
+        if plain_first {
+            plain_runs.push(run_tasks(&tasks, &format!("plain{r}"), n, &[]).await);
+        }
+        with_runs.push(run_tasks(&tasks, &format!("cred{r}"), n, &["bench"]).await);
+        if !plain_first {
+            plain_runs.push(run_tasks(&tasks, &format!("plain{r}"), n, &[]).await);
+        }
+    }
+    for (i, (p, w)) in plain_runs.iter().zip(&with_runs).enumerate() {
+        println!(
+            "  round {i}: with a credential vs without: p50 {:.0} vs {:.0} ms, p99 {:.0} vs {:.0} ms",
+            pct(w, 0.5),
+            pct(p, 0.5),
+            pct(w, 0.99),
+            pct(p, 0.99)
+        );
+    }
+    // Every Task of every round together: the median and tail over all of them.
+    let mut plain: Vec<Duration> = plain_runs.concat();
+    let mut with: Vec<Duration> = with_runs.concat();
+    plain.sort();
+    with.sort();
+    println!("{n} Tasks at once, {rounds} rounds each, create -> Succeeded:");
     println!("  with a credential:    p50 {:.0} ms p99 {:.0} ms", pct(&with, 0.5), pct(&with, 0.99));
     println!("  without (baseline):   p50 {:.0} ms p99 {:.0} ms", pct(&plain, 0.5), pct(&plain, 0.99));
     println!("  ratio p50 {:.2}x p99 {:.2}x", pct(&with, 0.5) / pct(&plain, 0.5), pct(&with, 0.99) / pct(&plain, 0.99));

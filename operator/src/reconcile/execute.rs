@@ -15,6 +15,9 @@ use kube::ResourceExt;
 
 use super::{credentials, pod, start, template, Context, Error};
 
+/// How long a reconcile waits for the first list of TaskQueues before it reads its queue itself.
+const QUEUES_LISTED_WITHIN: Duration = Duration::from_secs(5);
+
 /// One reconcile of a Task that is not being deleted.
 pub async fn apply(task: Arc<Task>, ctx: &Context) -> Result<Action, Error> {
     let ns = task.namespace().unwrap_or_default();
@@ -93,10 +96,13 @@ async fn learn(
             seen.credentials = Some(credentials::resolve(ctx, task, &ns).await?.map(|_| ()));
         }
         Fact::Queue => {
-            // From the watched queues once they are listed; a GET only while the operator stops.
-            let spec = match ctx.queues.wait_until_ready().await {
-                Ok(()) => ctx.queue_spec(task.queue()),
-                Err(_) => {
+            // From the watched queues once they are listed; a GET while they are not (yet: a
+            // reconcile must not wait on the list for good, it holds one of the bounded slots) or
+            // while the operator stops.
+            let listed = tokio::time::timeout(QUEUES_LISTED_WITHIN, ctx.queues.wait_until_ready()).await;
+            let spec = match listed {
+                Ok(Ok(())) => ctx.queue_spec(task.queue()),
+                _ => {
                     let queues: Api<TaskQueue> = Api::all(ctx.client.clone());
                     queues.get_opt(task.queue()).await?.map(|q| q.spec)
                 }
