@@ -48,29 +48,34 @@ echo "== test images and the worker image (the benches' Pods pull them from the 
 export EPHEMERA_TEST_REGISTRY="127.0.0.1:$port"
 "$REPO/images/build.sh" --profile dev --component worker --tag test --registry "127.0.0.1:$port/ephemera-dev" \
   --env-file "$REPO/target/images/test-images.env" >/dev/null
-echo "== API server binary (the stream bench runs it as its own process)" >&2
-cargo build --release --locked -p ephemera-api --bin ephemera-api
+echo "== the workspace's binaries (the stream and sustained benches run the API server and the operator as their own processes)" >&2
+cargo build --release --locked --workspace --bins
 
-# Each bench's results are kept apart (target/bench-all/NAME.jsonl), so a run of some benches
-# updates their rows and keeps the others' from earlier runs, each with its own commit and date.
-out="$REPO/target/bench-all"
-mkdir -p "$out"
+# Each bench's results are kept apart, in the repository (docs/bench-results/NAME.jsonl), so a run of
+# some benches, on any clone, updates their rows and keeps the others' from earlier runs, each with
+# its own commit and date. Full logs go to target/bench-all/NAME.log.
+out="$REPO/docs/bench-results"
+logs="$REPO/target/bench-all"
+mkdir -p "$out" "$logs"
 commit=$(git rev-parse --short HEAD)
 if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then commit="$commit+changes"; fi
 for b in "${selected[@]}"; do
   read -r name package target <<<"$b"
   echo "== bench $name (cargo bench -p $package --bench $target)" >&2
-  export EPHEMERA_BENCH_RESULTS="$out/$name.new"
+  export EPHEMERA_BENCH_RESULTS="$logs/$name.new"
   : >"$EPHEMERA_BENCH_RESULTS"
   start=$(date +%s)
   status=0
-  cargo bench --locked -p "$package" --bench "$target" 2>&1 | tee "$out/$name.log" || status=$?
+  cargo bench --locked -p "$package" --bench "$target" 2>&1 | tee "$logs/$name.log" || status=$?
   python3 - "$EPHEMERA_BENCH_RESULTS" "$out/$name.jsonl" "$package" "$target" "$commit" "$(($(date +%s) - start))" "$status" <<'EOF'
-import json, sys, time
+import json, os, platform, sys, time
 new, path, package, target, commit, took, status = sys.argv[1:8]
 rows = [l for l in open(new) if l.strip()]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
 meta = {"command": f"cargo bench -p {package} --bench {target}", "commit": commit,
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "took_s": int(took), "exit": int(status)}
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "took_s": int(took), "exit": int(status),
+        "machine": f"{os.cpu_count()} cores ({cpu}), {mem} GiB memory, {platform.system()} {platform.release()}"}
 with open(path, "w") as f:
     f.write(json.dumps({"meta": meta}) + "\n")
     f.writelines(rows)
@@ -81,22 +86,22 @@ done
 order=$(for b in "${BENCHES[@]}"; do printf '%s ' "${b%% *}"; done)
 # shellcheck disable=SC2086 # one argument per bench name
 python3 - "$out" "$REPO/docs/bench-results.md" $order <<'EOF'
-import json, os, platform, sys
+import json, os, sys
 out, target, order = sys.argv[1], sys.argv[2], sys.argv[3:]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
 def num(v):
     if v is None:
         return "-"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
-table, runs = [], []
+table, runs, machines = [], [], []
 for name in order:
     path = os.path.join(out, name + ".jsonl")
     if not os.path.exists(path):
         continue
     lines = [json.loads(l) for l in open(path) if l.strip()]
     meta = lines[0]["meta"]
-    runs.append(f"| {name} | `{meta['command']}` | {meta['commit']} | {meta['when']} | {meta['took_s']} s | {meta['exit']} |")
+    if meta["machine"] not in machines:
+        machines.append(meta["machine"])
+    runs.append(f"| {name} | `{meta['command']}` | {meta['commit']} | {meta['when']} | {meta['took_s']} s | {meta['exit']} | {machines.index(meta['machine']) + 1} |")
     for r in lines[1:]:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
         table.append(f"| {r['bench']} | {r['metric']} | {num(r['ours'])} | {num(r.get('baseline'))} | {ratio} |")
@@ -106,15 +111,15 @@ doc = [
     "Written by `e2e/scripts/bench-all.sh` (do not edit by hand); what each bench does, and the",
     "findings behind the numbers, are in [benchmarks.md](benchmarks.md).",
     "",
-    f"- machine: {os.cpu_count()} cores ({cpu}), {mem} GiB memory, {platform.system()} {platform.release()}",
-    "- ratio: Ephemera / baseline, both measured by the same bench in the same run",
+    "- ratio: Ephemera / baseline, both measured by the same bench in the same run (so on the same machine)",
+    *[f"- machine {i + 1}: {m}" for i, m in enumerate(machines)],
     "",
     "| bench | metric | Ephemera | baseline | ratio |",
     "| --- | --- | ---: | ---: | ---: |",
     *table,
     "",
-    "| bench | command | commit | when | took | exit |",
-    "| --- | --- | --- | --- | --- | --- |",
+    "| bench | command | commit | when | took | exit | machine |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
     *runs,
 ]
 open(target, "w").write("\n".join(doc) + "\n")

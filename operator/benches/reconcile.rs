@@ -15,24 +15,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ephemera_crds::Task;
-use ephemera_devcluster::testing::{bench_result, kubectl, ok};
+use ephemera_devcluster::testing::{bench_result, kubectl, ok, percentile_ms, rss_mib};
 use ephemera_devcluster::{Config, DevCluster};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
 const CONCURRENCY: usize = 32;
-
-fn rss_mib(pid: u32) -> f64 {
-    ephemera_devcluster::testing::rss_kib(pid) as f64 / 1024.0
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-}
 
 /// Waits for `n` Pods to appear in `ns`; returns the instant each was first seen.
 async fn seen_pods(pods: Api<Pod>, n: usize) -> HashMap<String, Instant> {
@@ -220,17 +209,17 @@ async fn main() {
     let result =
         |metric: &str, ours: f64, base: Option<f64>| bench_result("operator, Tasks -> Pods", metric, ours, base);
     result("Pods created per second", rate, Some(base_rate));
-    result("create->Pod p50 (ms)", pct(&lat, 0.5), Some(pct(&base_lat, 0.5)));
-    result("create->Pod p99 (ms)", pct(&lat, 0.99), Some(pct(&base_lat, 0.99)));
+    result("create->Pod p50 (ms)", percentile_ms(&lat, 0.5), Some(percentile_ms(&base_lat, 0.5)));
+    result("create->Pod p99 (ms)", percentile_ms(&lat, 0.99), Some(percentile_ms(&base_lat, 0.99)));
     result(
         &format!("steady {steady_rate}/s: create->Pod p50 (ms)"),
-        pct(&steady_lat, 0.5),
-        Some(pct(&steady_base_lat, 0.5)),
+        percentile_ms(&steady_lat, 0.5),
+        Some(percentile_ms(&steady_base_lat, 0.5)),
     );
     result(
         &format!("steady {steady_rate}/s: create->Pod p99 (ms)"),
-        pct(&steady_lat, 0.99),
-        Some(pct(&steady_base_lat, 0.99)),
+        percentile_ms(&steady_lat, 0.99),
+        Some(percentile_ms(&steady_base_lat, 0.99)),
     );
     result("operator RSS idle (MiB)", rss_idle, None);
     result(&format!("operator RSS, {n} Tasks cached (MiB)"), rss, None);

@@ -142,10 +142,4 @@ pub fn report(bench: &str, latency: &str, real: Side<'_>, bare: Side<'_>) {
     result(bench, &format!("{latency}p99 (ms)"), pct(real.times, 0.99), Some(pct(bare.times, 0.99)));
 }
 
-/// The `p` percentile of sorted durations, in milliseconds (NaN for none).
-pub fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-}
+pub use ephemera_devcluster::testing::percentile_ms as pct;

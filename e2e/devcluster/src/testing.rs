@@ -219,6 +219,20 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resident memory of a process in MiB (0 if it cannot be read), for benchmarks.
+pub fn rss_mib(pid: u32) -> f64 {
+    rss_kib(pid) as f64 / 1024.0
+}
+
+/// The `p` percentile (0 to 1, nearest rank) of sorted durations, in milliseconds (NaN for none),
+/// as every bench reports it.
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
 /// One result of a benchmark: a metric of Ephemera's and, where one is measured in the same run, of
 /// its baseline. Printed as a `result:` line and, when `EPHEMERA_BENCH_RESULTS` names a file (as
 /// `e2e/scripts/bench-all.sh` does), appended to it as a JSON line for the results table.

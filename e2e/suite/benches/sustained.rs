@@ -2,9 +2,10 @@
 //! (`BENCH_RATE` per second, 2) for `BENCH_MINUTES` (10), each a real Pod (runc containers from the
 //! loopback registry) that reports progress through the API server and is deleted by its TTL 30 s
 //! after it finishes. Reported per minute: Tasks created and finished, create→Succeeded p50/p99,
-//! Tasks and Pods present, and the process's resident memory (cluster, operator and API server run
-//! in it). The baseline is the run's own first minute: the last minute beside it shows whether
-//! anything grows without bound.
+//! Tasks and Pods present, and the resident memory of the operator and of the API server (each
+//! its own process, as in a cluster, started from this build's binaries) and of this process (the
+//! local cluster, its kubelet and the client). The baseline is the run's own first minute: the
+//! last minute beside it shows whether anything grows without bound.
 //!
 //! Run: `cargo bench -p ephemera-e2e --bench sustained` (with the test registry, as for the tests).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
@@ -13,13 +14,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ephemera_api::auth::oidc::OidcConfig;
+use std::process::{Child, Command, Stdio};
+
 use ephemera_api::auth::Verb;
-use ephemera_api::limits::RateLimiter;
 use ephemera_crds::{Task, TaskPhase};
-use ephemera_devcluster::testing::{bench_result, rss_kib};
-use ephemera_e2e::api::{api_token, ApiServer, Live};
-use ephemera_e2e::stack::{config, operator_with, stack};
+use ephemera_devcluster::testing::{bench_result, percentile_ms, rss_mib};
+use ephemera_e2e::api::api_token;
+use ephemera_e2e::stack::{operator_binary, stack, worker_image, OPERATOR_NAMESPACE};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -37,11 +38,45 @@ struct Minute {
     not_succeeded: usize,
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+/// A child process, killed when dropped (a panicking bench leaves nothing running).
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+/// What the run saw at the start of one minute.
+#[derive(Clone, Copy)]
+struct Sample {
+    tasks: usize,
+    pods: usize,
+    operator: f64,
+    api: f64,
+    cluster: f64,
+}
+
+impl Sample {
+    const NONE: Sample = Sample { tasks: 0, pods: 0, operator: f64::NAN, api: f64::NAN, cluster: f64::NAN };
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
+}
+
+/// Starts one of this build's binaries against the local cluster, its output discarded.
+fn spawn(bin: &std::path::Path, args: &[&str], kubeconfig: &std::path::Path) -> Process {
+    let child = Command::new(bin)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    Process(child)
 }
 
 #[tokio::main]
@@ -49,21 +84,71 @@ async fn main() {
     let minutes: usize = std::env::var("BENCH_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(2.0);
     let s = stack().await;
-    let live = Live { key: KEY.to_vec(), ring: 100, limits: Default::default(), send_buffer: None };
-    let api = ApiServer::start_live(&s, OidcConfig::default(), RateLimiter::new(100_000, 100_000.0), Some(live)).await;
-    let mut cfg = config("sustained");
-    cfg.progress = Some(ephemera_operator::ProgressConfig { url: api.url.clone(), key: Arc::new(KEY.to_vec().into()) });
-    let op = operator_with(&s.client, cfg);
+    // The key the operator signs reporting tokens with and the API server checks them with.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("progress-key");
+    std::fs::write(&key_file, KEY).expect("key file");
+    let key_file = key_file.to_str().expect("utf-8 path");
+    let operator_bin = operator_binary();
+    let api_bin = operator_bin.with_file_name("ephemera-api");
+    let api_url = format!("http://127.0.0.1:{}", free_port());
+    let api = spawn(
+        &api_bin,
+        &[
+            "serve",
+            "--listen",
+            api_url.trim_start_matches("http://"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--rate-burst",
+            "100000",
+            "--rate-per-second",
+            "100000",
+            "--progress-key-file",
+            key_file,
+        ],
+        &s.dev.kubeconfig,
+    );
+    let handoff = format!("127.0.0.1:{}", free_port());
+    let op = spawn(
+        &operator_bin,
+        &[
+            "--worker-image",
+            &worker_image(),
+            "--default-task-image",
+            "busybox",
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--identity",
+            "sustained",
+            "--lease-seconds",
+            "3",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--handoff-addr",
+            &handoff,
+            "--handoff-url",
+            &format!("http://{handoff}"),
+            "--progress-url",
+            &api_url,
+            "--progress-key-file",
+            key_file,
+        ],
+        &s.dev.kubeconfig,
+    );
     let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 2).await;
     let http = reqwest::Client::new();
-    let url = format!("{}/api/v1/namespaces/default/tasks", api.url);
-    // Token Secrets are watched: wait until this one is known.
-    for _ in 0..100 {
-        if http.get(&url).bearer_auth(&token).send().await.is_ok_and(|r| r.status().is_success()) {
-            break;
+    let url = format!("{api_url}/api/v1/namespaces/default/tasks");
+    // The API server serves once its caches are filled, and token Secrets are watched: wait until
+    // it answers with this one.
+    let ready = async {
+        while !http.get(&url).bearer_auth(&token).send().await.is_ok_and(|r| r.status().is_success()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), ready).await.expect("the API server did not come up");
+    // The operator holds its Lease and has listed the Tasks (idle, before the first create).
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let t0 = Instant::now();
     let minute_of = move |at: Instant| (at.duration_since(t0).as_secs() / 60) as usize;
@@ -107,7 +192,13 @@ async fn main() {
             let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
             let present = tasks.list_metadata(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
             let pods = pods.list_metadata(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
-            samples.push((present, pods, rss_kib(std::process::id()) as f64 / 1024.0));
+            samples.push(Sample {
+                tasks: present,
+                pods,
+                operator: rss_mib(op.0.id()),
+                api: rss_mib(api.0.id()),
+                cluster: rss_mib(std::process::id()),
+            });
             next_sample += Duration::from_secs(60);
         }
         let (http, url, token, body) = (http.clone(), url.clone(), token.clone(), body.clone());
@@ -134,26 +225,28 @@ async fn main() {
     // The last Tasks' ends.
     tokio::time::sleep(Duration::from_secs(30)).await;
     watching.abort();
-    op.abort();
+    drop((op, api));
 
     println!(
-        "sustained run: {minutes} minute(s) at {rate} Tasks/s through the REST API, every component in this process"
+        "sustained run: {minutes} minute(s) at {rate} Tasks/s through the REST API; resident memory (MiB) of the operator, the API server and this process (local cluster, kubelet, client)"
     );
-    println!("minute  created  create-errors  succeeded  other-ends  p50 ms  p99 ms  tasks  pods  RSS MiB");
+    println!(
+        "minute  created  create-errors  succeeded  other-ends  p50 ms  p99 ms  tasks  pods  operator     api  cluster"
+    );
     let m = stats.lock().unwrap();
     for (i, minute) in m.iter().take(minutes).enumerate() {
         let mut fin = minute.finished.clone();
         fin.sort();
-        let (tasks, pods, rss) = samples.get(i).copied().unwrap_or((0, 0, f64::NAN));
+        let Sample { tasks, pods, operator, api, cluster } = samples.get(i).copied().unwrap_or(Sample::NONE);
         println!(
-            "{:>6}  {:>7}  {:>13}  {:>9}  {:>10}  {:>6.0}  {:>6.0}  {tasks:>5}  {pods:>4}  {rss:>7.1}",
+            "{:>6}  {:>7}  {:>13}  {:>9}  {:>10}  {:>6.0}  {:>6.0}  {tasks:>5}  {pods:>4}  {operator:>8.1}  {api:>6.1}  {cluster:>7.1}",
             i + 1,
             minute.created,
             minute.failed_creates,
             fin.len(),
             minute.not_succeeded,
-            pct(&fin, 0.5),
-            pct(&fin, 0.99)
+            percentile_ms(&fin, 0.5),
+            percentile_ms(&fin, 0.99)
         );
     }
     let unfinished = created_at.lock().unwrap().len();
@@ -169,10 +262,12 @@ async fn main() {
     let total: usize = m.iter().map(|x| x.finished.len()).sum();
     let created: usize = m.iter().map(|x| x.created).sum();
     result("Tasks succeeded per minute", last.len() as f64, first.len() as f64);
-    result("create -> Succeeded p50 (ms)", pct(&last, 0.5), pct(&first, 0.5));
-    result("create -> Succeeded p99 (ms)", pct(&last, 0.99), pct(&first, 0.99));
+    result("create -> Succeeded p50 (ms)", percentile_ms(&last, 0.5), percentile_ms(&first, 0.5));
+    result("create -> Succeeded p99 (ms)", percentile_ms(&last, 0.99), percentile_ms(&first, 0.99));
     if let (Some(a), Some(b)) = (samples.first(), samples.last()) {
-        result("process RSS (MiB)", b.2, a.2);
+        result("operator RSS (MiB)", b.operator, a.operator);
+        result("API server RSS (MiB)", b.api, a.api);
+        result("local cluster + client RSS (MiB)", b.cluster, a.cluster);
     }
     bench_result(&bench, "Tasks succeeded of those created", total as f64, Some(created as f64));
 }
