@@ -67,11 +67,9 @@ pub fn task(ns: &str, req: &CreateTask, template: Option<TemplateRef>, who: &Ide
         resources: None,
         origin: Some(Box::new(Origin { source: "api".into(), requester: who.id.clone(), ..Default::default() })),
     };
-    let mut t = Task::new("", spec);
+    let mut t = Task::new_in("", ns, spec);
     t.metadata.name = None;
-    t.metadata.namespace = Some(ns.to_string());
     t.metadata.labels = (!req.labels.is_empty()).then(|| req.labels.clone());
-    t.metadata.finalizers = Some(vec![ephemera_crds::CLEANUP_FINALIZER.into()]);
     t
 }
 

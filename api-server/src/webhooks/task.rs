@@ -110,9 +110,7 @@ pub fn build(trigger: &TaskTrigger, rule: &TriggerRule, made: Made<'_>) -> Task 
             delivery: made.delivery.chars().take(256).collect(),
         })),
     };
-    let mut task = Task::new(&task_name(made.name_key, &name, &uid, made.delivery), spec);
-    task.metadata.namespace = Some(ns);
-    task.metadata.finalizers = Some(vec![ephemera_crds::CLEANUP_FINALIZER.into()]);
+    let mut task = Task::new_in(&task_name(made.name_key, &name, &uid, made.delivery), &ns, spec);
     let mut labels =
         BTreeMap::from([(TRIGGER_LABEL.to_string(), label_value(&name)), (RULE_LABEL.to_string(), rule.name.clone())]);
     if let Some(key) = made.concurrency_key {

@@ -15,3 +15,14 @@ pub use vocabulary::{ConditionType, Reason};
 pub const MAX_RESULT_BYTES: usize = 4096;
 /// Progress events kept in `status.progress` (older ones are compacted away).
 pub const MAX_PROGRESS_EVENTS: usize = 100;
+
+impl Task {
+    /// A Task as Ephemera's own writers (REST, webhooks, schedules) create it: in `namespace`, with
+    /// [`crate::CLEANUP_FINALIZER`] already on (which saves the operator a write).
+    pub fn new_in(name: &str, namespace: &str, spec: TaskSpec) -> Task {
+        let mut task = Task::new(name, spec);
+        task.metadata.namespace = Some(namespace.into());
+        task.metadata.finalizers = Some(vec![crate::CLEANUP_FINALIZER.into()]);
+        task
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod audit;
 pub mod edge;
 pub mod fakes;
 pub mod helm;

@@ -137,13 +137,14 @@ fn made_by(schedule: &TaskSchedule, uid: &str, t: &Task) -> bool {
 
 /// A Task of the schedule as the decision reads it.
 fn member(t: &Task) -> Member {
-    let st = t.status.clone().unwrap_or_default();
+    // Borrowed: this runs for every cached Task of the schedule on each reconcile.
+    let st = t.status.as_ref();
     let slot = t.annotations().get(SLOT_ANNOTATION).and_then(|s| s.parse().ok());
     Member {
         name: t.name_any(),
         slot,
-        phase: st.phase,
-        finished: st.completion_time.as_deref().and_then(|s| s.parse().ok()),
+        phase: st.map(|st| st.phase).unwrap_or_default(),
+        finished: st.and_then(|st| st.completion_time.as_deref()).and_then(|s| s.parse().ok()),
         cancelling: t.spec.cancel,
     }
 }
@@ -280,9 +281,7 @@ pub fn scheduled_task(schedule: &TaskSchedule, run: &Run) -> Task {
         requester: format!("schedule:{ns}/{name}"),
         ..Default::default()
     }));
-    let mut task = Task::new(&run.name, spec);
-    task.metadata.namespace = Some(ns);
-    task.metadata.finalizers = Some(vec![ephemera_crds::CLEANUP_FINALIZER.into()]);
+    let mut task = Task::new_in(&run.name, &ns, spec);
     let mut labels: BTreeMap<String, String> = schedule.spec.task.labels.clone();
     labels.insert(SCHEDULE_LABEL.into(), name);
     task.metadata.labels = Some(labels);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ephemera_api::auth::tokens::{self, NewToken};
 use ephemera_api::auth::Verb;
 use ephemera_devcluster::testing::{eventually, ok, Dev};
+use ephemera_e2e::audit::Request;
 use ephemera_e2e::helm::{component_images, local_values, release};
 use ephemera_e2e::openbao::OpenBao;
 use ephemera_e2e::stack::{repo, worker_image};
@@ -95,48 +96,6 @@ fn daemon_pods(dev: &Dev) -> Vec<(String, String, bool, String)> {
             )
         })
         .filter(|p| p.1 != "Succeeded" && p.1 != "Failed")
-        .collect()
-}
-
-/// What one audit event records.
-#[derive(Debug)]
-struct Request {
-    user: String,
-    group: String,
-    /// `resource` or `resource/subresource` ("" for a non-resource path).
-    resource: String,
-    verb: String,
-    namespace: String,
-    code: u64,
-    /// `allow` or `forbid` (the authorizer's verdict, whatever the response code).
-    decision: String,
-    /// What allowed it, e.g. `RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "x" to ...`.
-    reason: String,
-}
-
-fn audit_requests(path: &std::path::Path) -> Vec<Request> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|e| {
-            let r = &e["objectRef"];
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            let resource = match r["subresource"].as_str() {
-                Some(sub) => format!("{}/{sub}", text(&r["resource"])),
-                None => text(&r["resource"]),
-            };
-            Request {
-                user: text(&e["user"]["username"]),
-                group: text(&r["apiGroup"]),
-                resource,
-                verb: text(&e["verb"]),
-                namespace: text(&r["namespace"]),
-                code: e["responseStatus"]["code"].as_u64().unwrap_or_default(),
-                decision: text(&e["annotations"]["authorization.k8s.io/decision"]),
-                reason: text(&e["annotations"]["authorization.k8s.io/reason"]),
-            }
-        })
         .collect()
 }
 
@@ -551,7 +510,7 @@ async fn the_chart_runs_the_stack_in_pods_with_only_the_rights_it_grants_and_upg
     step("rbac proof");
     // Least privilege, proven from the audit log: nothing the daemons asked for was denied, and
     // every rule granted to them was used.
-    let requests = audit_requests(&audit);
+    let requests = ephemera_e2e::audit::requests(&audit);
     let daemon = |r: &Request| r.user == OPERATOR_SA || r.user == API_SA;
     let denied: Vec<&Request> =
         requests.iter().filter(|r| daemon(r) && (r.decision != "allow" || r.code == 403)).collect();

@@ -5,32 +5,16 @@
 use std::time::Duration;
 
 use ephemera_crds::{Task, TaskPhase};
+use ephemera_e2e::audit::{requests, Request};
 use ephemera_e2e::stack::{create, operator, phase, stack_audited};
 use kube::api::{Api, PostParams};
-use serde_json::{json, Value};
+use serde_json::json;
 
-/// One mutating request from the audit log: verb, `resource[/subresource]`, name.
-#[derive(Debug, PartialEq)]
-struct Write {
-    verb: String,
-    resource: String,
-    name: String,
-}
-
-fn writes(path: &std::path::Path) -> Vec<Write> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| matches!(e["verb"].as_str(), Some("create" | "update" | "patch" | "delete" | "deletecollection")))
-        .map(|e| {
-            let r = &e["objectRef"];
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            let resource = match r["subresource"].as_str() {
-                Some(sub) => format!("{}/{sub}", s(&r["resource"])),
-                None => s(&r["resource"]),
-            };
-            Write { verb: s(&e["verb"]), resource, name: s(&r["name"]) }
-        })
+/// The mutating requests in the audit log at `path`, but those no one Task causes.
+fn writes(path: &std::path::Path) -> Vec<Request> {
+    requests(path)
+        .into_iter()
+        .filter(Request::is_write)
         // Leader election renews its Lease on a timer, and a queue's counts are published at most
         // every 2 s whatever the number of Tasks: neither is a write of one Task's.
         .filter(|w| w.resource != "leases" && w.resource != "taskqueues/status")
@@ -64,7 +48,7 @@ async fn a_task_that_succeeds_first_time_costs_the_cluster_at_most_four_writes()
     // Anything the operator still does for it (a late status write, a clean-up) is counted too.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let all = writes(&audit);
-    let made: Vec<&Write> = all[before..].iter().filter(|w| !(w.verb == "create" && w.resource == "tasks")).collect();
+    let made: Vec<&Request> = all[before..].iter().filter(|w| !(w.verb == "create" && w.resource == "tasks")).collect();
     eprintln!(
         "writes for one Task:\n{}",
         made.iter().map(|w| format!("  {} {} {}", w.verb, w.resource, w.name)).collect::<Vec<_>>().join("\n")
