@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ephemera_crds::Task;
-use ephemera_devcluster::testing::{bench_result, kubectl, ok, percentile_ms, rss_mib};
+use ephemera_devcluster::testing::{bench_result, cpu_seconds, kubectl, ok, percentile_ms, rss_mib};
 use ephemera_devcluster::{Config, DevCluster};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -164,6 +164,7 @@ async fn main() {
     let tasks: Api<Task> = Api::namespaced(client.clone(), "bench");
     let watcher = tokio::spawn(seen_pods(pods, n));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let cpu0 = cpu_seconds(op.id());
     let t0 = Instant::now();
     let starts: Vec<(String, Instant)> = futures::stream::iter(0..n)
         .map(|i| {
@@ -178,6 +179,8 @@ async fn main() {
         .await
         .expect("task creates");
     let seen = watcher.await.expect("watch");
+    // What the burst cost the operator: every Task to its Pod, and the status writes on the way.
+    let cpu_per_task = (cpu_seconds(op.id()) - cpu0) * 1000.0 / n as f64;
     let rate =
         seen.len() as f64 / seen.values().max().map_or(t0.elapsed(), |last| last.duration_since(t0)).as_secs_f64();
     let lat = latencies(&starts, &seen);
@@ -221,6 +224,7 @@ async fn main() {
         percentile_ms(&steady_lat, 0.99),
         Some(percentile_ms(&steady_base_lat, 0.99)),
     );
+    result("operator CPU per Task in the burst (ms)", cpu_per_task, None);
     result("operator RSS idle (MiB)", rss_idle, None);
     result(&format!("operator RSS, {n} Tasks cached (MiB)"), rss, None);
     result(&format!("operator RSS, {} Tasks cached (MiB)", n + m), rss_steady, None);

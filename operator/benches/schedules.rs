@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ephemera_crds::Task;
-use ephemera_devcluster::testing::{bench_result, kubectl, ok};
+use ephemera_devcluster::testing::{bench_result, cpu_seconds, kubectl, ok};
 use ephemera_devcluster::{Config, DevCluster};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
@@ -29,19 +29,6 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// User plus system CPU seconds a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the `(comm)` field: state is field 3, utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest.split_whitespace().map(|s| s.parse().unwrap_or(0.0)).collect();
-    let ticks = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output().expect("getconf").stdout)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0);
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / ticks
 }
 
 /// The operator's counter `name` from its metrics endpoint.
@@ -157,12 +144,12 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(ms_to_minute as u64 + 30_000)).await;
     let rss_loaded = ephemera_devcluster::testing::rss_kib(op.id()) as f64 / 1024.0;
     let (cpu0, reconciles0) =
-        (cpu_secs(op.id()), counter(&metrics, "ephemera_schedule_reconcile_duration_seconds_count").await);
+        (cpu_seconds(op.id()), counter(&metrics, "ephemera_schedule_reconcile_duration_seconds_count").await);
     let first_slot = (now_ms() / 60_000 + 1) * 60_000;
     let tasks: Api<Task> = Api::namespaced(client.clone(), "bench");
     let until = Instant::now() + Duration::from_millis((first_slot - now_ms()) as u64 + minutes * 60_000);
     let seen = seen_tasks(tasks, until, usize::MAX).await;
-    let cpu = cpu_secs(op.id()) - cpu0;
+    let cpu = cpu_seconds(op.id()) - cpu0;
     let reconciles = counter(&metrics, "ephemera_schedule_reconcile_duration_seconds_count").await - reconciles0;
     let runs = counter(&metrics, "ephemera_schedule_runs_total").await;
     let rss_after = ephemera_devcluster::testing::rss_kib(op.id()) as f64 / 1024.0;

@@ -219,6 +219,22 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User plus system CPU seconds a process has used (0 if it cannot be read), for benchmarks.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the `(comm)` field: state is field 3, utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|s| s.parse().unwrap_or(0.0)).collect();
+    let ticks = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0);
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / ticks
+}
+
 /// Resident memory of a process in MiB (0 if it cannot be read), for benchmarks.
 pub fn rss_mib(pid: u32) -> f64 {
     rss_kib(pid) as f64 / 1024.0
