@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 
 use ephemera_api::auth::Verb;
 use ephemera_crds::{Task, TaskPhase};
-use ephemera_devcluster::testing::{bench_result, percentile_ms, rss_mib};
+use ephemera_devcluster::testing::{bench_result, cpu_seconds, percentile_ms, rss_mib};
 use ephemera_e2e::api::api_token;
 use ephemera_e2e::stack::{operator_binary, stack, worker_image, OPERATOR_NAMESPACE};
 use futures::StreamExt as _;
@@ -48,35 +48,48 @@ impl Drop for Process {
     }
 }
 
-/// What the run saw at the start of one minute.
+/// What the run saw at the start of one minute: objects present, then resident memory (MiB) and
+/// CPU seconds used so far of the operator, the API server and this process.
 #[derive(Clone, Copy)]
 struct Sample {
     tasks: usize,
     pods: usize,
-    operator: f64,
-    api: f64,
-    cluster: f64,
+    rss: [f64; 3],
+    cpu: [f64; 3],
 }
 
 impl Sample {
-    const NONE: Sample = Sample { tasks: 0, pods: 0, operator: f64::NAN, api: f64::NAN, cluster: f64::NAN };
+    const NONE: Sample = Sample { tasks: 0, pods: 0, rss: [f64::NAN; 3], cpu: [f64::NAN; 3] };
+
+    fn take(tasks: usize, pods: usize, pids: [u32; 3]) -> Sample {
+        Sample { tasks, pods, rss: pids.map(rss_mib), cpu: pids.map(cpu_seconds) }
+    }
 }
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
 }
 
-/// Starts one of this build's binaries against the local cluster, its output discarded.
-fn spawn(bin: &std::path::Path, args: &[&str], kubeconfig: &std::path::Path) -> Process {
+/// Starts one of this build's binaries against the local cluster, its warnings and errors written
+/// to `log` (shown if it does not come up or stops during the run).
+fn spawn(bin: &std::path::Path, args: &[&str], kubeconfig: &std::path::Path, log: &std::path::Path) -> Process {
+    let log = std::fs::File::create(log).expect("log file");
     let child = Command::new(bin)
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
     Process(child)
+}
+
+/// Panics, with its log, if the process has exited.
+fn still_running(p: &mut Process, what: &str, log: &std::path::Path) {
+    if let Ok(Some(status)) = p.0.try_wait() {
+        panic!("the {what} exited ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
+    }
 }
 
 #[tokio::main]
@@ -92,7 +105,8 @@ async fn main() {
     let operator_bin = operator_binary();
     let api_bin = operator_bin.with_file_name("ephemera-api");
     let api_url = format!("http://127.0.0.1:{}", free_port());
-    let api = spawn(
+    let (api_log, op_log) = (dir.path().join("api.log"), dir.path().join("operator.log"));
+    let mut api = spawn(
         &api_bin,
         &[
             "serve",
@@ -108,9 +122,10 @@ async fn main() {
             key_file,
         ],
         &s.dev.kubeconfig,
+        &api_log,
     );
     let handoff = format!("127.0.0.1:{}", free_port());
-    let op = spawn(
+    let mut op = spawn(
         &operator_bin,
         &[
             "--worker-image",
@@ -135,6 +150,7 @@ async fn main() {
             key_file,
         ],
         &s.dev.kubeconfig,
+        &op_log,
     );
     let token = api_token(&s, &["default"], &[Verb::Create, Verb::Read], 2).await;
     let http = reqwest::Client::new();
@@ -146,9 +162,13 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), ready).await.expect("the API server did not come up");
+    if tokio::time::timeout(Duration::from_secs(60), ready).await.is_err() {
+        still_running(&mut api, "API server", &api_log);
+        panic!("the API server did not answer in 60 s:\n{}", std::fs::read_to_string(&api_log).unwrap_or_default());
+    }
     // The operator holds its Lease and has listed the Tasks (idle, before the first create).
     tokio::time::sleep(Duration::from_secs(2)).await;
+    still_running(&mut op, "operator", &op_log);
 
     let t0 = Instant::now();
     let minute_of = move |at: Instant| (at.duration_since(t0).as_secs() / 60) as usize;
@@ -189,16 +209,12 @@ async fn main() {
     while Instant::now() < end {
         tick.tick().await;
         if Instant::now() >= next_sample {
+            still_running(&mut op, "operator", &op_log);
+            still_running(&mut api, "API server", &api_log);
             let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
             let present = tasks.list_metadata(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
             let pods = pods.list_metadata(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
-            samples.push(Sample {
-                tasks: present,
-                pods,
-                operator: rss_mib(op.0.id()),
-                api: rss_mib(api.0.id()),
-                cluster: rss_mib(std::process::id()),
-            });
+            samples.push(Sample::take(present, pods, [op.0.id(), api.0.id(), std::process::id()]));
             next_sample += Duration::from_secs(60);
         }
         let (http, url, token, body) = (http.clone(), url.clone(), token.clone(), body.clone());
@@ -222,24 +238,34 @@ async fn main() {
             }
         });
     }
+    // Closes the last minute (for its CPU seconds).
+    samples.push(Sample::take(0, 0, [op.0.id(), api.0.id(), std::process::id()]));
     // The last Tasks' ends.
     tokio::time::sleep(Duration::from_secs(30)).await;
     watching.abort();
     drop((op, api));
 
     println!(
-        "sustained run: {minutes} minute(s) at {rate} Tasks/s through the REST API; resident memory (MiB) of the operator, the API server and this process (local cluster, kubelet, client)"
+        "sustained run: {minutes} minute(s) at {rate} Tasks/s through the REST API; resident memory (MiB) at the minute's start and CPU seconds in the minute of the operator, the API server and this process (local cluster, kubelet, client)"
     );
     println!(
-        "minute  created  create-errors  succeeded  other-ends  p50 ms  p99 ms  tasks  pods  operator     api  cluster"
+        "minute  created  create-errors  succeeded  other-ends  p50 ms  p99 ms  tasks  pods  operator     api  cluster  cpu: op   api  cluster"
     );
+    // CPU seconds each process used in minute i (the samples open each minute; one more closes the last).
+    let cpu_in = |i: usize| -> [f64; 3] {
+        match (samples.get(i), samples.get(i + 1)) {
+            (Some(a), Some(b)) => [0, 1, 2].map(|k| b.cpu[k] - a.cpu[k]),
+            _ => [f64::NAN; 3],
+        }
+    };
     let m = stats.lock().unwrap();
     for (i, minute) in m.iter().take(minutes).enumerate() {
         let mut fin = minute.finished.clone();
         fin.sort();
-        let Sample { tasks, pods, operator, api, cluster } = samples.get(i).copied().unwrap_or(Sample::NONE);
+        let Sample { tasks, pods, rss: [operator, api, cluster], .. } = samples.get(i).copied().unwrap_or(Sample::NONE);
+        let [op_cpu, api_cpu, cluster_cpu] = cpu_in(i);
         println!(
-            "{:>6}  {:>7}  {:>13}  {:>9}  {:>10}  {:>6.0}  {:>6.0}  {tasks:>5}  {pods:>4}  {operator:>8.1}  {api:>6.1}  {cluster:>7.1}",
+            "{:>6}  {:>7}  {:>13}  {:>9}  {:>10}  {:>6.0}  {:>6.0}  {tasks:>5}  {pods:>4}  {operator:>8.1}  {api:>6.1}  {cluster:>7.1}  {op_cpu:>7.1}  {api_cpu:>4.1}  {cluster_cpu:>7.1}",
             i + 1,
             minute.created,
             minute.failed_creates,
@@ -264,10 +290,13 @@ async fn main() {
     result("Tasks succeeded per minute", last.len() as f64, first.len() as f64);
     result("create -> Succeeded p50 (ms)", percentile_ms(&last, 0.5), percentile_ms(&first, 0.5));
     result("create -> Succeeded p99 (ms)", percentile_ms(&last, 0.99), percentile_ms(&first, 0.99));
-    if let (Some(a), Some(b)) = (samples.first(), samples.last()) {
-        result("operator RSS (MiB)", b.operator, a.operator);
-        result("API server RSS (MiB)", b.api, a.api);
-        result("local cluster + client RSS (MiB)", b.cluster, a.cluster);
+    // The memory of the last minute's start beside the first's; CPU of the last minute beside the first's.
+    if let (Some(a), Some(b)) = (samples.first(), samples.get(minutes.saturating_sub(1))) {
+        let (first_cpu, last_cpu) = (cpu_in(0), cpu_in(minutes.saturating_sub(1)));
+        for (k, who) in ["operator", "API server", "local cluster + client"].into_iter().enumerate() {
+            result(&format!("{who} RSS (MiB)"), b.rss[k], a.rss[k]);
+            result(&format!("{who} CPU seconds per minute"), last_cpu[k], first_cpu[k]);
+        }
     }
     bench_result(&bench, "Tasks succeeded of those created", total as f64, Some(created as f64));
 }

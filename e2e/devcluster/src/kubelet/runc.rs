@@ -270,6 +270,20 @@ fn start_error(bundle: &Path) -> Option<String> {
     })
 }
 
+/// `name` as found on `PATH` (or `name` itself if it is not there). A command that sets `PATH` in
+/// its environment and names its program without a path is started with fork instead of
+/// posix_spawn (std cannot hand that lookup to posix_spawnp), and fork copies this process's page
+/// tables: every container start cost more the more memory the local cluster held (a 10-minute
+/// sustained run: create -> Succeeded p50 175 -> 289 ms as it grew to 700 MiB).
+fn on_path(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 fn spawn(run: &Launch, state: &Path) -> Started {
     for dir in ["rootfs", "upper", "work"] {
         std::fs::create_dir_all(run.bundle.join(dir)).map_err(|e| format!("creating the bundle: {e}"))?;
@@ -280,7 +294,7 @@ fn spawn(run: &Launch, state: &Path) -> Started {
     config["linux"]["cgroupsPath"] = serde_json::json!(cgroup);
     std::fs::write(run.bundle.join("config.json"), config.to_string())
         .map_err(|e| format!("writing the bundle: {e}"))?;
-    let mut cmd = Command::new("setpriv");
+    let mut cmd = Command::new(on_path("setpriv"));
     cmd.args(["--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private"])
         .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--", "/bin/sh", "-c"])
         .arg(wrapper_script(run, state))
@@ -391,5 +405,11 @@ mod tests {
             s,
             "mount -t overlay overlay -o lowerdir='/k/images/abc/rootfs',upperdir='/k/pods/u 1/bundles/c-0/upper',workdir='/k/pods/u 1/bundles/c-0/work' '/k/pods/u 1/bundles/c-0/rootfs' 2>'/k/pods/u 1/bundles/c-0/mount.err' || exit 199; exec runc --root '/k/runc' --log '/k/pods/u 1/bundles/c-0/runc.log' --log-format json run --keep --bundle '/k/pods/u 1/bundles/c-0' 'u-1-c-0'"
         );
+    }
+    #[test]
+    fn the_container_launcher_is_named_by_its_path_so_it_starts_without_copying_the_clusters_memory() {
+        let sh = on_path("sh");
+        assert!(sh.is_absolute() && sh.is_file(), "{}", sh.display());
+        assert_eq!(on_path("no-such-program-here"), PathBuf::from("no-such-program-here"));
     }
 }
