@@ -86,10 +86,6 @@ fn trim_for_cache(task: &mut Task) {
     }
 }
 
-/// Task changes the shared watch holds for its slowest reader (the controller's own queue and its
-/// queue wake-ups) before it waits: a burst beyond it is paced, not dropped.
-const TASK_EVENTS_BUFFER: usize = 1024;
-
 /// Where client-side `kubectl apply` keeps the last manifest it applied (as large as the Task).
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -136,20 +132,10 @@ pub async fn run(
     ensure_default_queue(&client, &config).await;
     // The cache keeps Tasks without what the API server tracks of who wrote which field (most of
     // a cached Task's size); a status write sends no managedFields, so the server keeps its own.
-    // One watch of the Tasks feeds the cache, the controller and the queue wake-ups below: a second
-    // watch would have the cluster send, and the operator decode, every Task change twice.
-    let (store, writer) = reflector::store_shared(TASK_EVENTS_BUFFER);
-    let Some(task_events) = writer.subscribe() else { unreachable!("a shared store can be subscribed to") };
-    let task_watch = watcher(tasks, watcher::Config::default())
-        .default_backoff()
-        .modify(trim_for_cache)
-        .reflect_shared(writer)
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                tracing::debug!(error = %e, "Task watch error (retried with backoff)");
-            }
-        });
-    let controller = Controller::for_shared_stream(task_events.clone(), store.clone())
+    let (store, writer) = reflector::store();
+    let cached =
+        reflector::reflector(writer, watcher(tasks.clone(), watcher::Config::default()).modify(trim_for_cache));
+    let controller = Controller::for_stream(cached.applied_objects(), store.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(config.max_concurrent_reconciles.max(1)));
     let (schedules_stop_tx, schedules_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let schedule_controller = schedules::run(client.clone(), config.identity.clone(), metrics.clone(), async move {
@@ -179,7 +165,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         // A Task that stops holding a slot (finished, backing off, deleted) wakes its queue's waiters.
-        .watches_shared_stream(task_events, move |t: Arc<Task>| {
+        .watches(tasks, watcher::Config::default(), move |t: Task| {
             // Also when its queue refused it: it may have been ranked ahead of the others.
             let changes_order = reconcile::schedule::Admission::frees_slot(&t) || reconcile::schedule::refused(&t);
             if !changes_order && t.metadata.deletion_timestamp.is_none() {
@@ -201,13 +187,11 @@ pub async fn run(
             }
         });
     tokio::pin!(controller);
-    tokio::pin!(task_watch);
     tokio::pin!(schedule_controller);
     let queue_status = queue_status_loop(queues_api, ctx.clone());
     // Renewal runs in this same task: whatever stops the operator also stops its claim.
     tokio::select! {
         _ = &mut controller => return Ok(()),
-        _ = &mut task_watch => return Ok(()),
         _ = &mut schedule_controller => return Ok(()),
         _ = lease.hold() => {
             // Not the leader any more: stop acting at once.
@@ -223,8 +207,6 @@ pub async fn run(
     // Keep the claim while in-flight reconciles drain, then hand the Lease over.
     tokio::select! {
         _ = async { tokio::join!(&mut controller, &mut schedule_controller) } => {}
-        // Keeps the cache current for the reconciles still running (it does not end on its own).
-        _ = &mut task_watch => {}
         _ = lease.hold() => tracing::warn!("lost leadership while draining"),
     }
     lease.release().await;
