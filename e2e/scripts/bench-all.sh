@@ -58,7 +58,10 @@ out="$REPO/docs/bench-results"
 logs="$REPO/target/bench-all"
 mkdir -p "$out" "$logs"
 commit=$(git rev-parse --short HEAD)
-if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then commit="$commit+changes"; fi
+# The results this script writes are not changes to what is measured.
+if [[ -n "$(git status --porcelain --untracked-files=no -- . ':!docs/bench-results' ':!docs/bench-results.md')" ]]; then
+  commit="$commit+changes"
+fi
 for b in "${selected[@]}"; do
   read -r name package target <<<"$b"
   echo "== bench $name (cargo bench -p $package --bench $target)" >&2
@@ -71,6 +74,10 @@ for b in "${selected[@]}"; do
 import json, os, platform, sys, time
 new, path, package, target, commit, took, status = sys.argv[1:8]
 rows = [l for l in open(new) if l.strip()]
+# A bench that failed before reporting anything keeps its earlier rows (its log says why).
+if int(status) != 0 and not rows:
+    print(f"{target} failed (exit {status}) and reported nothing: its earlier results are kept", file=sys.stderr)
+    sys.exit(0)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
 meta = {"command": f"cargo bench -p {package} --bench {target}", "commit": commit,
@@ -99,9 +106,10 @@ for name in order:
         continue
     lines = [json.loads(l) for l in open(path) if l.strip()]
     meta = lines[0]["meta"]
-    if meta["machine"] not in machines:
-        machines.append(meta["machine"])
-    runs.append(f"| {name} | `{meta['command']}` | {meta['commit']} | {meta['when']} | {meta['took_s']} s | {meta['exit']} | {machines.index(meta['machine']) + 1} |")
+    machine = meta.get("machine", "not recorded")
+    if machine not in machines:
+        machines.append(machine)
+    runs.append(f"| {name} | `{meta['command']}` | {meta['commit']} | {meta['when']} | {meta['took_s']} s | {meta['exit']} | {machines.index(machine) + 1} |")
     for r in lines[1:]:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
         table.append(f"| {r['bench']} | {r['metric']} | {num(r['ours'])} | {num(r.get('baseline'))} | {ratio} |")

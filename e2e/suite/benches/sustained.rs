@@ -20,7 +20,7 @@ use ephemera_api::auth::Verb;
 use ephemera_crds::{Task, TaskPhase};
 use ephemera_devcluster::testing::{bench_result, cpu_seconds, percentile_ms, rss_mib};
 use ephemera_e2e::api::api_token;
-use ephemera_e2e::stack::{operator_binary, stack, worker_image, OPERATOR_NAMESPACE};
+use ephemera_e2e::stack::{api_binary, operator_binary, stack, worker_image, OPERATOR_NAMESPACE};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -103,7 +103,7 @@ async fn main() {
     std::fs::write(&key_file, KEY).expect("key file");
     let key_file = key_file.to_str().expect("utf-8 path");
     let operator_bin = operator_binary();
-    let api_bin = operator_bin.with_file_name("ephemera-api");
+    let api_bin = api_binary();
     let api_url = format!("http://127.0.0.1:{}", free_port());
     let (api_log, op_log) = (dir.path().join("api.log"), dir.path().join("operator.log"));
     let mut api = spawn(
@@ -182,7 +182,8 @@ async fn main() {
         let stream = watcher(ends, watcher::Config::default());
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
-            let Ok(watcher::Event::Apply(t)) = ev else { continue };
+            // A relist (after a 410) reports Tasks as InitApply: ends seen then count too.
+            let Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) = ev else { continue };
             let Some(st) = t.status.as_ref().filter(|st| st.phase.is_terminal()) else { continue };
             let name = t.metadata.name.clone().unwrap_or_default();
             let Some(at) = ends_created.lock().unwrap().remove(&name) else { continue };

@@ -25,7 +25,7 @@ pub fn operator_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
     let bin = profile_dir.join("ephemera-operator");
-    if stale(&bin, &["operator", "crds"]) {
+    if stale(&bin, &["operator", "crds", "lifecycle", "schedules", "serve"]) {
         // The same command the test script runs first, so no dependency is built twice.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
@@ -35,6 +35,23 @@ pub fn operator_binary() -> PathBuf {
         }
         let ok = build.status().expect("cargo");
         assert!(ok.success() && bin.exists(), "could not build ephemera-operator at {}", bin.display());
+    }
+    bin
+}
+
+/// The `ephemera-api` binary of this build (built with the workspace's binaries when missing or
+/// older than its sources).
+pub fn api_binary() -> PathBuf {
+    let bin = operator_binary().with_file_name("ephemera-api");
+    if stale(&bin, &["api-server", "crds", "schedules", "webhooks", "serve"]) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.current_dir(repo()).args(["build", "-p", "ephemera-api", "--bins"]);
+        if bin.parent().is_some_and(|d| d.ends_with("release")) {
+            build.arg("--release");
+        }
+        let ok = build.status().expect("cargo");
+        assert!(ok.success() && bin.exists(), "could not build ephemera-api at {}", bin.display());
     }
     bin
 }

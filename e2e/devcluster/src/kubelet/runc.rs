@@ -279,8 +279,12 @@ fn on_path(name: &str) -> PathBuf {
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
+        .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt as _;
+            p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
