@@ -58,8 +58,8 @@ out="$REPO/docs/bench-results"
 logs="$REPO/target/bench-all"
 mkdir -p "$out" "$logs"
 commit=$(git rev-parse --short HEAD)
-# The results this script writes are not changes to what is measured.
-if [[ -n "$(git status --porcelain --untracked-files=no -- . ':!docs/bench-results' ':!docs/bench-results.md')" ]]; then
+# Its own results, and docs, are not changes to what is measured.
+if [[ -n "$(git status --porcelain --untracked-files=no -- . ':!docs')" ]]; then
   commit="$commit+changes"
 fi
 for b in "${selected[@]}"; do

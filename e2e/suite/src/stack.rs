@@ -39,36 +39,29 @@ pub fn operator_binary() -> PathBuf {
     bin
 }
 
-/// The `ephemera-api` binary of this build (built with the workspace's binaries when missing or
-/// older than its sources).
+/// The `ephemera-api` binary of this build (built when missing or older than its sources).
 pub fn api_binary() -> PathBuf {
-    let bin = operator_binary().with_file_name("ephemera-api");
-    if stale(&bin, &["api-server", "crds", "schedules", "webhooks", "serve"]) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.current_dir(repo()).args(["build", "-p", "ephemera-api", "--bins"]);
-        if bin.parent().is_some_and(|d| d.ends_with("release")) {
-            build.arg("--release");
-        }
-        let ok = build.status().expect("cargo");
-        assert!(ok.success() && bin.exists(), "could not build ephemera-api at {}", bin.display());
-    }
-    bin
+    sibling_binary("ephemera-api", "ephemera-api", &["api-server", "crds", "schedules", "webhooks", "serve"])
 }
 
-/// The `ephemera` CLI of this build (built with the workspace's binaries when missing or older
-/// than its sources).
+/// The `ephemera` CLI of this build (built when missing or older than its sources).
 pub fn cli_binary() -> PathBuf {
-    let bin = operator_binary().with_file_name("ephemera");
-    if stale(&bin, &["cli"]) {
+    sibling_binary("ephemera", "ephemera-cli", &["cli"])
+}
+
+/// The binary `name` of `package`, beside the operator's, built (in the same profile) when missing
+/// or older than the sources under `dirs`.
+fn sibling_binary(name: &str, package: &str, dirs: &[&str]) -> PathBuf {
+    let bin = operator_binary().with_file_name(name);
+    if stale(&bin, dirs) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.current_dir(repo()).args(["build", "-p", "ephemera-cli", "--bins"]);
+        build.current_dir(repo()).args(["build", "-p", package, "--bins"]);
         if bin.parent().is_some_and(|d| d.ends_with("release")) {
             build.arg("--release");
         }
         let ok = build.status().expect("cargo");
-        assert!(ok.success() && bin.exists(), "could not build ephemera at {}", bin.display());
+        assert!(ok.success() && bin.exists(), "could not build {name} at {}", bin.display());
     }
     bin
 }
