@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ephemera_crds::{Credential, Task, TaskPhase};
-use ephemera_devcluster::testing::{bench_result, percentile_ms};
+use ephemera_devcluster::testing::{bench_result, percentile_ms as pct};
 use ephemera_e2e::openbao::OpenBao;
 use ephemera_e2e::stack::{config, operator_with, stack};
 use ephemera_operator::vault::{Attempt, Issuer, VaultAuth, VaultConfig};
@@ -155,21 +155,13 @@ async fn main() {
     full.sort();
     println!(
         "vault handshake per attempt ({rounds} rounds): p50 {:.2} ms p99 {:.2} ms",
-        percentile_ms(&full, 0.5),
-        percentile_ms(&full, 0.99)
+        pct(&full, 0.5),
+        pct(&full, 0.99)
     );
-    println!(
-        "baseline single KV read:                   p50 {:.2} ms p99 {:.2} ms",
-        percentile_ms(&base, 0.5),
-        percentile_ms(&base, 0.99)
-    );
-    println!("ratio p50 {:.1}x", percentile_ms(&full, 0.5) / percentile_ms(&base, 0.5));
+    println!("baseline single KV read:                   p50 {:.2} ms p99 {:.2} ms", pct(&base, 0.5), pct(&base, 0.99));
+    println!("ratio p50 {:.1}x", pct(&full, 0.5) / pct(&base, 0.5));
     let result = |metric: &str, ours: f64, base: f64| bench_result("credentials", metric, ours, Some(base));
-    result(
-        "Vault handshake per attempt p50 (ms), vs one KV read",
-        percentile_ms(&full, 0.5),
-        percentile_ms(&base, 0.5),
-    );
+    result("Vault handshake per attempt p50 (ms), vs one KV read", pct(&full, 0.5), pct(&base, 0.5));
 
     // The same with one RS256 signature: the key in Transit against the legacy key in KV.
     let key = ephemera_e2e::fakes::jwt::generate_key();
@@ -202,17 +194,13 @@ async fn main() {
     transit.sort();
     println!(
         "handshake with one RS256 signature ({rounds} rounds): Transit p50 {:.2} ms p99 {:.2} ms, legacy KV key p50 {:.2} ms p99 {:.2} ms, ratio p50 {:.2}x",
-        percentile_ms(&transit, 0.5),
-        percentile_ms(&transit, 0.99),
-        percentile_ms(&legacy, 0.5),
-        percentile_ms(&legacy, 0.99),
-        percentile_ms(&transit, 0.5) / percentile_ms(&legacy, 0.5)
+        pct(&transit, 0.5),
+        pct(&transit, 0.99),
+        pct(&legacy, 0.5),
+        pct(&legacy, 0.99),
+        pct(&transit, 0.5) / pct(&legacy, 0.5)
     );
-    result(
-        "handshake with an RS256 signature p50 (ms), Transit vs key in KV",
-        percentile_ms(&transit, 0.5),
-        percentile_ms(&legacy, 0.5),
-    );
+    result("handshake with an RS256 signature p50 (ms), Transit vs key in KV", pct(&transit, 0.5), pct(&legacy, 0.5));
 
     let s = stack().await;
     let creds: Api<Credential> = Api::all(s.client.clone());
@@ -240,10 +228,10 @@ async fn main() {
     for (i, (p, w)) in plain_runs.iter().zip(&with_runs).enumerate() {
         println!(
             "  round {i}: with a credential vs without: p50 {:.0} vs {:.0} ms, p99 {:.0} vs {:.0} ms",
-            percentile_ms(w, 0.5),
-            percentile_ms(p, 0.5),
-            percentile_ms(w, 0.99),
-            percentile_ms(p, 0.99)
+            pct(w, 0.5),
+            pct(p, 0.5),
+            pct(w, 0.99),
+            pct(p, 0.99)
         );
     }
     // Every Task of every round together: the median and tail over all of them.
@@ -252,30 +240,18 @@ async fn main() {
     plain.sort();
     with.sort();
     println!("{n} Tasks at once, {rounds} rounds each, create -> Succeeded:");
-    println!(
-        "  with a credential:    p50 {:.0} ms p99 {:.0} ms",
-        percentile_ms(&with, 0.5),
-        percentile_ms(&with, 0.99)
-    );
-    println!(
-        "  without (baseline):   p50 {:.0} ms p99 {:.0} ms",
-        percentile_ms(&plain, 0.5),
-        percentile_ms(&plain, 0.99)
-    );
-    println!(
-        "  ratio p50 {:.2}x p99 {:.2}x",
-        percentile_ms(&with, 0.5) / percentile_ms(&plain, 0.5),
-        percentile_ms(&with, 0.99) / percentile_ms(&plain, 0.99)
-    );
+    println!("  with a credential:    p50 {:.0} ms p99 {:.0} ms", pct(&with, 0.5), pct(&with, 0.99));
+    println!("  without (baseline):   p50 {:.0} ms p99 {:.0} ms", pct(&plain, 0.5), pct(&plain, 0.99));
+    println!("  ratio p50 {:.2}x p99 {:.2}x", pct(&with, 0.5) / pct(&plain, 0.5), pct(&with, 0.99) / pct(&plain, 0.99));
     result(
         &format!("{n} Tasks, create -> Succeeded p50 (ms), with a credential vs without"),
-        percentile_ms(&with, 0.5),
-        percentile_ms(&plain, 0.5),
+        pct(&with, 0.5),
+        pct(&plain, 0.5),
     );
     result(
         &format!("{n} Tasks, create -> Succeeded p99 (ms), with a credential vs without"),
-        percentile_ms(&with, 0.99),
-        percentile_ms(&plain, 0.99),
+        pct(&with, 0.99),
+        pct(&plain, 0.99),
     );
     assert!(bao.live_task_tokens().await.is_empty(), "every token revoked");
     op.abort();

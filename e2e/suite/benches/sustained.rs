@@ -20,6 +20,7 @@ use ephemera_api::auth::Verb;
 use ephemera_crds::{Task, TaskPhase};
 use ephemera_devcluster::testing::{bench_result, cpu_seconds, percentile_ms, rss_mib};
 use ephemera_e2e::api::api_token;
+use ephemera_e2e::helm::free_port;
 use ephemera_e2e::stack::{api_binary, operator_binary, stack, worker_image, OPERATOR_NAMESPACE};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
@@ -64,10 +65,6 @@ impl Sample {
     fn take(tasks: usize, pods: usize, pids: [u32; 3]) -> Sample {
         Sample { tasks, pods, rss: pids.map(rss_mib), cpu: pids.map(cpu_seconds) }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
 }
 
 /// Starts one of this build's binaries against the local cluster, its warnings and errors written

@@ -298,7 +298,9 @@ fn spawn(run: &Launch, state: &Path) -> Started {
     config["linux"]["cgroupsPath"] = serde_json::json!(cgroup);
     std::fs::write(run.bundle.join("config.json"), config.to_string())
         .map_err(|e| format!("writing the bundle: {e}"))?;
-    let mut cmd = Command::new(on_path("setpriv"));
+    // Looked up once per process: every container start uses it.
+    static SETPRIV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let mut cmd = Command::new(SETPRIV.get_or_init(|| on_path("setpriv")));
     cmd.args(["--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private"])
         .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--", "/bin/sh", "-c"])
         .arg(wrapper_script(run, state))
@@ -410,6 +412,7 @@ mod tests {
             "mount -t overlay overlay -o lowerdir='/k/images/abc/rootfs',upperdir='/k/pods/u 1/bundles/c-0/upper',workdir='/k/pods/u 1/bundles/c-0/work' '/k/pods/u 1/bundles/c-0/rootfs' 2>'/k/pods/u 1/bundles/c-0/mount.err' || exit 199; exec runc --root '/k/runc' --log '/k/pods/u 1/bundles/c-0/runc.log' --log-format json run --keep --bundle '/k/pods/u 1/bundles/c-0' 'u-1-c-0'"
         );
     }
+
     #[test]
     fn the_container_launcher_is_named_by_its_path_so_it_starts_without_copying_the_clusters_memory() {
         let sh = on_path("sh");
