@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod forwarded;
@@ -181,6 +182,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(catch_panics())
+        // Refusals that come before the body is read still read it, so the connection stays usable.
+        .layer(axum::middleware::from_fn(drain::drain_unread))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         // Credentials are marked sensitive before anything could log a request's headers.
         .layer(tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer::new([
