@@ -208,7 +208,8 @@ SCHEMA = {
                         }
                     ),
                     "hstsMaxAgeSeconds": i("HSTS max-age", 0),
-                    "bodyLimits": obj({"api": i("Largest /api body, bytes", 1024), "webhooks": i("Largest webhook body, bytes", 1024)}),
+                    # At most what the API server reads of a body it refuses (api-server/src/drain.rs).
+                    "bodyLimits": obj({"api": i("Largest /api body, bytes", 1024, 2 * 1024 * 1024), "webhooks": i("Largest webhook body, bytes", 1024, 32 * 1024 * 1024)}),
                     "streamCloseDelay": {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h)$"},
                     "containerPorts": ports("https", "http", "metrics"),
                     "salesforceMtls": obj({"enabled": b("Serve Salesforce with client certificates"), "port": i("Port", 1, 65535), "caSecret": SECRET_NAME}),

@@ -132,6 +132,8 @@ class Schemas(unittest.TestCase):
             ({"apiServer": {"trustedProxies": ["not a cidr"]}}, "/apiServer/trustedProxies/0"),
             ({"apiServer": {"oidc": {"issuers": [{"issuer": "http://insecure", "audience": "a", "rules": []}]}}}, "issuer"),
             ({"edge": {"bodyLimits": {"api": "lots"}}}, "/edge/bodyLimits/api"),
+            # Beyond what the API server drains of a refused body, a refusal would reset the connection.
+            ({"edge": {"bodyLimits": {"webhooks": 64 * 1024 * 1024}}}, "/edge/bodyLimits/webhooks"),
         ]
         for values, where in cases:
             with self.subTest(values=values):
